@@ -1,0 +1,66 @@
+# Flags live on two INTERFACE targets that every qseal target links privately, so nothing
+# leaks into third-party code and a component's CMakeLists stays a few lines long.
+add_library(qseal_warnings INTERFACE)
+add_library(qseal::warnings ALIAS qseal_warnings)
+target_compile_options(qseal_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wnon-virtual-dtor -Wold-style-cast
+  -Woverloaded-virtual -Wimplicit-fallthrough -Wformat=2
+  $<$<CXX_COMPILER_ID:Clang>:-Wthread-safety>
+  $<$<BOOL:${QSEAL_WERROR}>:-Werror>)
+
+add_library(qseal_options INTERFACE)
+add_library(qseal::options ALIAS qseal_options)
+target_compile_features(qseal_options INTERFACE cxx_std_20)
+if(QSEAL_SANITIZER)
+  target_compile_options(qseal_options INTERFACE -fsanitize=${QSEAL_SANITIZER} -fno-omit-frame-pointer)
+  target_link_options(qseal_options INTERFACE -fsanitize=${QSEAL_SANITIZER})
+endif()
+
+# qseal_add_component(NAME SOURCES a.cc ... [DEPS x y] [PRIVATE_DEPS z])
+# Creates the static library qseal_NAME with alias qseal::NAME. Includes are relative to the
+# repository root ("hsm/signer.h").
+function(qseal_add_component name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(qseal_${name} STATIC ${ARG_SOURCES})
+  add_library(qseal::${name} ALIAS qseal_${name})
+  target_include_directories(qseal_${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(qseal_${name} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS}
+                        qseal::warnings qseal::options)
+endfunction()
+
+# qseal_add_executable(NAME SOURCES a.cc ... DEPS x y)
+function(qseal_add_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} qseal::warnings qseal::options)
+endfunction()
+
+# qseal_add_test(NAME SOURCES a_test.cc ... DEPS x y LABELS unit|integration|hsm|e2e [TIMEOUT s])
+# One GoogleTest binary; every TEST becomes one ctest test carrying the labels.
+function(qseal_add_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main GTest::gmock
+                        qseal::warnings qseal::options)
+  target_compile_definitions(${name} PRIVATE
+    QSEAL_SOURCE_DIR="${PROJECT_SOURCE_DIR}" QSEAL_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  gtest_discover_tests(${name}
+    DISCOVERY_MODE PRE_TEST
+    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+endfunction()
+
+# qseal_add_bench(NAME SOURCES a_bench.cc ... DEPS x y)
+function(qseal_add_bench name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} benchmark::benchmark
+                        qseal::warnings qseal::options)
+  target_compile_definitions(${name} PRIVATE
+    QSEAL_SOURCE_DIR="${PROJECT_SOURCE_DIR}" QSEAL_BINARY_DIR="${PROJECT_BINARY_DIR}")
+endfunction()
