@@ -1,0 +1,85 @@
+#include "tests/testing/testing.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <fstream>
+#include <sstream>
+
+namespace qseal::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = std::string(base && *base ? base : "/tmp") + "/qseal-test.XXXXXX";
+  std::vector<char> buf(templ.begin(), templ.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) std::abort();
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+CommandResult RunCommand(const std::string& command) {
+  CommandResult result;
+  std::string full = command + " 2>&1";
+  FILE* pipe = popen(full.c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> buf;
+  std::size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) result.output.append(buf.data(), n);
+  int status = pclose(pipe);
+  if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  return result;
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  out += "'";
+  return out;
+}
+
+void WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Result<SoftHsm> ProvisionSoftHsm(const std::string& dir, const std::vector<std::string>& tokens,
+                                 const std::string& key_type, const std::string& key_label) {
+  std::string cmd = ShellQuote(std::string(QSEAL_SOURCE_DIR) + "/scripts/provision-softhsm") +
+                    " --dir " + ShellQuote(dir) + " --key-type " + ShellQuote(key_type) +
+                    " --key-label " + ShellQuote(key_label);
+  for (const auto& t : tokens) cmd += " --token " + ShellQuote(t);
+  CommandResult r = RunCommand(cmd);
+  if (r.exit_code != 0) {
+    return UnavailableError("provision-softhsm failed (" + std::to_string(r.exit_code) + "): " + r.output);
+  }
+  SoftHsm hsm;
+  hsm.dir = std::filesystem::absolute(dir).string();
+  hsm.conf = hsm.dir + "/softhsm2.conf";
+  hsm.module = "/usr/lib/softhsm/libsofthsm2.so";
+  hsm.pin = ReadFile(hsm.dir + "/pin");
+  hsm.ca_pem = hsm.dir + "/pki/ca.pem";
+  setenv("SOFTHSM2_CONF", hsm.conf.c_str(), 1);
+  return hsm;
+}
+
+}  // namespace qseal::testing

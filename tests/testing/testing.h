@@ -1,0 +1,66 @@
+// Test helpers shared by every test folder: temp dirs, running commands (openssl, pkcs11-tool),
+// and SoftHSM2 tokens provisioned by scripts/provision-softhsm.
+//
+// Test-only code; thread-compatible.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace qseal::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;    // -1 when the command could not be run or was killed by a signal.
+  std::string output;    // stdout and stderr, interleaved.
+};
+
+// Runs `command` through /bin/sh -c, capturing stdout+stderr.
+CommandResult RunCommand(const std::string& command);
+
+// Single-quotes a string for /bin/sh.
+std::string ShellQuote(const std::string& s);
+
+void WriteFile(const std::string& path, const std::string& contents);
+std::string ReadFile(const std::string& path);
+
+// SoftHSM2 tokens made by scripts/provision-softhsm under one directory.
+struct SoftHsm {
+  std::string dir;          // the --dir given
+  std::string conf;         // dir/softhsm2.conf (also exported as SOFTHSM2_CONF by Provision)
+  std::string module;       // /usr/lib/softhsm/libsofthsm2.so
+  std::string pin;          // the user PIN (also in dir/pin)
+  std::string ca_pem;       // dir/pki/ca.pem
+
+  std::string CertPem(const std::string& key_label) const { return dir + "/pki/" + key_label + ".pem"; }
+  std::string ChainPem(const std::string& key_label) const {
+    return dir + "/pki/" + key_label + "-chain.pem";
+  }
+  std::string PinFile() const { return dir + "/pin"; }
+};
+
+// Provisions (idempotently) `tokens` holding one key of `key_type` ("ec-p256", "ec-p384",
+// "rsa-3072", "rsa-2048") labelled `key_label`, and sets SOFTHSM2_CONF for this process.
+// Call again on the same dir with other tokens and another label to add a different key.
+Result<SoftHsm> ProvisionSoftHsm(const std::string& dir, const std::vector<std::string>& tokens,
+                                 const std::string& key_type = "ec-p256",
+                                 const std::string& key_label = "seal");
+
+}  // namespace qseal::testing
