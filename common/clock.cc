@@ -21,7 +21,8 @@ Clock& Clock::Real() {
 }
 
 ManualClock::ManualClock(std::chrono::system_clock::time_point start)
-    : wall_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count()) {}
+    : wall_ns_(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count()) {}
 
 std::chrono::system_clock::time_point ManualClock::Now() const {
   return std::chrono::system_clock::time_point(

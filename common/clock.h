@@ -25,7 +25,8 @@ class Clock {
 class ManualClock final : public Clock {
  public:
   explicit ManualClock(std::chrono::system_clock::time_point start =
-                           std::chrono::system_clock::time_point(std::chrono::hours(24 * 365 * 56)));
+                           std::chrono::system_clock::time_point(std::chrono::hours(24 * 365 *
+                                                                                    56)));
 
   std::chrono::system_clock::time_point Now() const override;
   std::chrono::steady_clock::time_point SteadyNow() const override;

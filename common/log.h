@@ -22,7 +22,8 @@ struct LogField {
   LogField(std::string_view k, const std::string& v) : key(k), value(v) {}
   LogField(std::string_view k, bool v) : key(k), value(v) {}
   LogField(std::string_view k, double v) : key(k), value(v) {}
-  template <typename T, typename = std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>>
+  template <typename T,
+            typename = std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>>
   LogField(std::string_view k, T v) : key(k), value(static_cast<std::int64_t>(v)) {}
 
   std::string_view key;
@@ -36,12 +37,21 @@ bool ParseLogLevel(std::string_view name, LogLevel* level);
 
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {});
 
-inline void LogInfo(std::string_view msg, std::initializer_list<LogField> f = {}) { Log(LogLevel::kInfo, msg, f); }
-inline void LogWarn(std::string_view msg, std::initializer_list<LogField> f = {}) { Log(LogLevel::kWarn, msg, f); }
-inline void LogError(std::string_view msg, std::initializer_list<LogField> f = {}) { Log(LogLevel::kError, msg, f); }
-inline void LogDebug(std::string_view msg, std::initializer_list<LogField> f = {}) { Log(LogLevel::kDebug, msg, f); }
+inline void LogInfo(std::string_view msg, std::initializer_list<LogField> f = {}) {
+  Log(LogLevel::kInfo, msg, f);
+}
+inline void LogWarn(std::string_view msg, std::initializer_list<LogField> f = {}) {
+  Log(LogLevel::kWarn, msg, f);
+}
+inline void LogError(std::string_view msg, std::initializer_list<LogField> f = {}) {
+  Log(LogLevel::kError, msg, f);
+}
+inline void LogDebug(std::string_view msg, std::initializer_list<LogField> f = {}) {
+  Log(LogLevel::kDebug, msg, f);
+}
 
 // Formats a log line without writing it (for tests).
-std::string FormatLogLine(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields);
+std::string FormatLogLine(LogLevel level, std::string_view msg,
+                          std::initializer_list<LogField> fields);
 
 }  // namespace qseal

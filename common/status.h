@@ -29,9 +29,9 @@ enum class StatusCode {
   kDataLoss,            // corruption: stop and alert.
   kNotFound,
   kAlreadyExists,
-  kPermissionDenied,    // authenticated but not allowed (or a locked/wrong PIN).
+  kPermissionDenied,  // authenticated but not allowed (or a locked/wrong PIN).
   kUnauthenticated,
-  kInternal,            // a bug or an impossible state.
+  kInternal,  // a bug or an impossible state.
 };
 
 // "OK", "INVALID_ARGUMENT", ...: stable names used in logs, metrics labels and API errors.
@@ -71,17 +71,31 @@ class [[nodiscard]] Status {
 
 std::ostream& operator<<(std::ostream& os, const Status& status);
 
-inline Status InvalidArgumentError(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
-inline Status FailedPreconditionError(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
-inline Status ResourceExhaustedError(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
+inline Status InvalidArgumentError(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
+inline Status FailedPreconditionError(std::string m) {
+  return {StatusCode::kFailedPrecondition, std::move(m)};
+}
+inline Status ResourceExhaustedError(std::string m) {
+  return {StatusCode::kResourceExhausted, std::move(m)};
+}
 inline Status UnavailableError(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
-inline Status DeadlineExceededError(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
+inline Status DeadlineExceededError(std::string m) {
+  return {StatusCode::kDeadlineExceeded, std::move(m)};
+}
 inline Status CancelledError(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 inline Status DataLossError(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
 inline Status NotFoundError(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
-inline Status AlreadyExistsError(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
-inline Status PermissionDeniedError(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
-inline Status UnauthenticatedError(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
+inline Status AlreadyExistsError(std::string m) {
+  return {StatusCode::kAlreadyExists, std::move(m)};
+}
+inline Status PermissionDeniedError(std::string m) {
+  return {StatusCode::kPermissionDenied, std::move(m)};
+}
+inline Status UnauthenticatedError(std::string m) {
+  return {StatusCode::kUnauthenticated, std::move(m)};
+}
 inline Status InternalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
 // A value of T or a non-OK Status. Accessing the value of an error Result aborts: that is a bug
@@ -89,7 +103,7 @@ inline Status InternalError(std::string m) { return {StatusCode::kInternal, std:
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     if (status_.ok()) status_ = InternalError("Result constructed from an OK Status");
   }
@@ -102,9 +116,18 @@ class [[nodiscard]] Result {
   const Status& status() const { return status_; }
   const Status& error() const { return status_; }
 
-  T& value() & { CheckValue(); return *value_; }
-  const T& value() const& { CheckValue(); return *value_; }
-  T&& value() && { CheckValue(); return std::move(*value_); }
+  T& value() & {
+    CheckValue();
+    return *value_;
+  }
+  const T& value() const& {
+    CheckValue();
+    return *value_;
+  }
+  T&& value() && {
+    CheckValue();
+    return std::move(*value_);
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T&& operator*() && { return std::move(*this).value(); }
@@ -131,10 +154,10 @@ class [[nodiscard]] Result {
 #define QSEAL_STATUS_CONCAT(a, b) QSEAL_STATUS_CONCAT_INNER(a, b)
 
 // Returns the Status of `expr` from the enclosing function when it is not OK.
-#define QSEAL_RETURN_IF_ERROR(expr)                          \
-  do {                                                       \
-    ::qseal::Status qseal_status_ = (expr);                  \
-    if (!qseal_status_.ok()) return qseal_status_;           \
+#define QSEAL_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::qseal::Status qseal_status_ = (expr);        \
+    if (!qseal_status_.ok()) return qseal_status_; \
   } while (false)
 
 // Evaluates `rexpr` (a Result<T>); on error returns its Status, else moves the value into `lhs`.

@@ -9,7 +9,8 @@ TEST(AlgorithmsTest, NamesRoundTrip) {
   for (auto d : {DigestAlgorithm::kSha256, DigestAlgorithm::kSha384, DigestAlgorithm::kSha512}) {
     EXPECT_EQ(ParseDigest(DigestName(d)), d);
   }
-  for (auto s : {SignatureScheme::kRsaPkcs1v15, SignatureScheme::kRsaPss, SignatureScheme::kEcdsa}) {
+  for (auto s :
+       {SignatureScheme::kRsaPkcs1v15, SignatureScheme::kRsaPss, SignatureScheme::kEcdsa}) {
     EXPECT_EQ(ParseScheme(SchemeName(s)), s);
   }
   EXPECT_EQ(DigestSize(DigestAlgorithm::kSha384), 48u);

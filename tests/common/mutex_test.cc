@@ -1,9 +1,9 @@
 #include "common/mutex.h"
 
-#include <gtest/gtest.h>
-
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace qseal {
 namespace {
@@ -28,7 +28,8 @@ TEST(CondVarTest, WaitUntilTimesOutWithoutSignal) {
   Mutex mu;
   CondVar cv;
   MutexLock lock(mu);
-  bool signalled = cv.WaitUntil(mu, std::chrono::steady_clock::now() + std::chrono::milliseconds(5));
+  bool signalled =
+      cv.WaitUntil(mu, std::chrono::steady_clock::now() + std::chrono::milliseconds(5));
   EXPECT_FALSE(signalled);
 }
 

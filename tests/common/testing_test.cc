@@ -9,9 +9,9 @@ TEST(TestingTest, ProvisionedTokenHoldsANonExtractableKeyAndANonRepudiationCert)
   TempDir tmp;
   Result<SoftHsm> hsm = ProvisionSoftHsm(tmp.Sub("hsm"), {"t1"});
   ASSERT_TRUE(hsm.ok()) << hsm.status();
-  CommandResult objects = RunCommand("pkcs11-tool --module " + hsm->module +
-                                     " --token-label t1 --login --pin " + ShellQuote(hsm->pin) +
-                                     " --list-objects --type privkey");
+  CommandResult objects =
+      RunCommand("pkcs11-tool --module " + hsm->module + " --token-label t1 --login --pin " +
+                 ShellQuote(hsm->pin) + " --list-objects --type privkey");
   ASSERT_EQ(objects.exit_code, 0) << objects.output;
   EXPECT_NE(objects.output.find("sensitive"), std::string::npos) << objects.output;
   EXPECT_EQ(objects.output.find("extractable"), std::string::npos) << objects.output;

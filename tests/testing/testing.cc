@@ -1,12 +1,13 @@
 #include "tests/testing/testing.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/wait.h>
 
 #include <array>
 #include <fstream>
 #include <sstream>
+
+#include <stdio.h>
+#include <stdlib.h>
 
 namespace qseal::testing {
 
@@ -70,7 +71,8 @@ Result<SoftHsm> ProvisionSoftHsm(const std::string& dir, const std::vector<std::
   for (const auto& t : tokens) cmd += " --token " + ShellQuote(t);
   CommandResult r = RunCommand(cmd);
   if (r.exit_code != 0) {
-    return UnavailableError("provision-softhsm failed (" + std::to_string(r.exit_code) + "): " + r.output);
+    return UnavailableError("provision-softhsm failed (" + std::to_string(r.exit_code) +
+                            "): " + r.output);
   }
   SoftHsm hsm;
   hsm.dir = std::filesystem::absolute(dir).string();

@@ -28,8 +28,8 @@ class TempDir {
 };
 
 struct CommandResult {
-  int exit_code = -1;    // -1 when the command could not be run or was killed by a signal.
-  std::string output;    // stdout and stderr, interleaved.
+  int exit_code = -1;  // -1 when the command could not be run or was killed by a signal.
+  std::string output;  // stdout and stderr, interleaved.
 };
 
 // Runs `command` through /bin/sh -c, capturing stdout+stderr.
@@ -43,13 +43,15 @@ std::string ReadFile(const std::string& path);
 
 // SoftHSM2 tokens made by scripts/provision-softhsm under one directory.
 struct SoftHsm {
-  std::string dir;          // the --dir given
-  std::string conf;         // dir/softhsm2.conf (also exported as SOFTHSM2_CONF by Provision)
-  std::string module;       // /usr/lib/softhsm/libsofthsm2.so
-  std::string pin;          // the user PIN (also in dir/pin)
-  std::string ca_pem;       // dir/pki/ca.pem
+  std::string dir;     // the --dir given
+  std::string conf;    // dir/softhsm2.conf (also exported as SOFTHSM2_CONF by Provision)
+  std::string module;  // /usr/lib/softhsm/libsofthsm2.so
+  std::string pin;     // the user PIN (also in dir/pin)
+  std::string ca_pem;  // dir/pki/ca.pem
 
-  std::string CertPem(const std::string& key_label) const { return dir + "/pki/" + key_label + ".pem"; }
+  std::string CertPem(const std::string& key_label) const {
+    return dir + "/pki/" + key_label + ".pem";
+  }
   std::string ChainPem(const std::string& key_label) const {
     return dir + "/pki/" + key_label + "-chain.pem";
   }

@@ -1,0 +1,524 @@
+#include "daemon/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace qseal::daemon {
+namespace {
+
+// Expands ${NAME} and ${NAME:-default} from the environment.
+std::string ExpandEnv(const std::string& in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '$' && i + 1 < in.size() && in[i + 1] == '{') {
+      std::size_t end = in.find('}', i + 2);
+      if (end != std::string::npos) {
+        std::string inner = in.substr(i + 2, end - i - 2);
+        std::string fallback;
+        std::size_t sep = inner.find(":-");
+        if (sep != std::string::npos) {
+          fallback = inner.substr(sep + 2);
+          inner = inner.substr(0, sep);
+        }
+        const char* v = std::getenv(inner.c_str());
+        out += (v != nullptr && *v != '\0') ? std::string(v) : fallback;
+        i = end;
+        continue;
+      }
+    }
+    out += in[i];
+  }
+  return out;
+}
+
+const char* TypeName(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::table:
+      return "a table";
+    default:
+      return "a date/time";
+  }
+}
+
+// Parses "250ms", "30s", "5m", "2h", "7d" (or a bare integer: milliseconds).
+bool ParseDurationMs(const std::string& s, std::int64_t* ms) {
+  if (s.empty()) return false;
+  std::size_t pos = 0;
+  while (pos < s.size() && (std::isdigit(static_cast<unsigned char>(s[pos])) != 0)) ++pos;
+  if (pos == 0) return false;
+  std::int64_t n = std::stoll(s.substr(0, pos));
+  std::string unit = s.substr(pos);
+  static const std::map<std::string, std::int64_t> kUnits = {
+      {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}};
+  auto it = kUnits.find(unit);
+  if (it == kUnits.end()) return false;
+  *ms = n * it->second;
+  return true;
+}
+
+// Parses "512", "64KiB", "256MiB", "8GiB".
+bool ParseBytes(const std::string& s, std::uint64_t* bytes) {
+  std::size_t pos = 0;
+  while (pos < s.size() && (std::isdigit(static_cast<unsigned char>(s[pos])) != 0)) ++pos;
+  if (pos == 0) return false;
+  std::uint64_t n = std::stoull(s.substr(0, pos));
+  std::string unit = s.substr(pos);
+  static const std::map<std::string, std::uint64_t> kUnits = {{"", 1},
+                                                              {"B", 1},
+                                                              {"KiB", 1ull << 10},
+                                                              {"MiB", 1ull << 20},
+                                                              {"GiB", 1ull << 30},
+                                                              {"TiB", 1ull << 40}};
+  auto it = kUnits.find(unit);
+  if (it == kUnits.end()) return false;
+  *bytes = n * it->second;
+  return true;
+}
+
+// Reads one table: typed getters record errors with the key path; Finish() reports the keys that
+// no getter asked for (unknown keys, usually typos).
+class TableReader {
+ public:
+  TableReader(const toml::table* table, std::string path, std::string origin,
+              std::vector<std::string>* errors)
+      : table_(table), path_(std::move(path)), origin_(std::move(origin)), errors_(errors) {}
+
+  void Str(const char* key, std::string* out, bool required = false) {
+    const toml::node* n = Get(key, required);
+    if (n == nullptr) return;
+    if (!n->is_string()) return TypeError(key, *n, "a string");
+    *out = ExpandEnv(n->value<std::string>().value_or(""));
+  }
+
+  template <typename Int>
+  void Integer(const char* key, Int* out, std::int64_t min, std::int64_t max) {
+    const toml::node* n = Get(key, false);
+    if (n == nullptr) return;
+    if (!n->is_integer()) return TypeError(key, *n, "an integer");
+    std::int64_t v = n->value<std::int64_t>().value_or(0);
+    if (v < min || v > max) {
+      return Error(*n, key,
+                   "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                       ", got " + std::to_string(v));
+    }
+    *out = static_cast<Int>(v);
+  }
+
+  void Bool(const char* key, bool* out) {
+    const toml::node* n = Get(key, false);
+    if (n == nullptr) return;
+    if (!n->is_boolean()) return TypeError(key, *n, "a boolean");
+    *out = n->value<bool>().value_or(false);
+  }
+
+  template <typename Duration>
+  void Dur(const char* key, Duration* out) {
+    const toml::node* n = Get(key, false);
+    if (n == nullptr) return;
+    std::int64_t ms = 0;
+    if (n->is_integer()) {
+      ms = n->value<std::int64_t>().value_or(0);
+    } else if (!n->is_string() || !ParseDurationMs(ExpandEnv(*n->value<std::string>()), &ms)) {
+      return Error(*n, key,
+                   std::string("expected a duration such as \"500ms\", \"30s\", \"5m\", got ") +
+                       (n->is_string() ? "\"" + *n->value<std::string>() + "\"" : TypeName(*n)));
+    }
+    if (ms < 0) return Error(*n, key, "must not be negative");
+    *out = std::chrono::duration_cast<Duration>(std::chrono::milliseconds(ms));
+  }
+
+  void Size(const char* key, std::uint64_t* out) {
+    const toml::node* n = Get(key, false);
+    if (n == nullptr) return;
+    if (n->is_integer()) {
+      std::int64_t v = n->value<std::int64_t>().value_or(0);
+      if (v < 0) return Error(*n, key, "must not be negative");
+      *out = static_cast<std::uint64_t>(v);
+      return;
+    }
+    if (!n->is_string() || !ParseBytes(ExpandEnv(*n->value<std::string>()), out)) {
+      return Error(*n, key,
+                   std::string("expected a size such as 65536 or \"64MiB\", got ") + TypeName(*n));
+    }
+  }
+
+  void StrList(const char* key, std::vector<std::string>* out, bool required = false) {
+    const toml::node* n = Get(key, required);
+    if (n == nullptr) return;
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) return TypeError(key, *n, "an array of strings");
+    out->clear();
+    for (const toml::node& e : *arr) {
+      if (!e.is_string()) return TypeError(key, e, "an array of strings");
+      out->push_back(ExpandEnv(*e.value<std::string>()));
+    }
+  }
+
+  // Reports keys present in the table that no getter read.
+  void Finish() {
+    if (table_ == nullptr) return;
+    for (auto&& [k, v] : *table_) {
+      std::string key(k.str());
+      if (seen_.count(key) == 0) Error(v, key.c_str(), "unknown key");
+    }
+  }
+
+  void Error(const toml::node& n, const std::string& key, const std::string& what) {
+    std::ostringstream line;
+    line << origin_ << ":" << n.source().begin.line << ": " << Path(key) << ": " << what;
+    errors_->push_back(line.str());
+  }
+
+  std::string Path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+ private:
+  const toml::node* Get(const char* key, bool required) {
+    seen_.insert(key);
+    const toml::node* n = table_ == nullptr ? nullptr : table_->get(key);
+    if (n == nullptr && required) {
+      errors_->push_back(origin_ + ": " + Path(key) + ": required key is missing");
+    }
+    return n;
+  }
+
+  void TypeError(const char* key, const toml::node& n, const char* expected) {
+    Error(n, key, std::string("expected ") + expected + ", got " + TypeName(n));
+  }
+
+  const toml::table* table_;
+  std::string path_;
+  std::string origin_;
+  std::vector<std::string>* errors_;
+  std::set<std::string> seen_;
+};
+
+template <typename F>
+void ForEachTableInArray(const toml::table& root, const char* name, const std::string& origin,
+                         std::vector<std::string>* errors, F&& fn) {
+  const toml::node* n = root.get(name);
+  if (n == nullptr) return;
+  const toml::array* arr = n->as_array();
+  if (arr == nullptr) {
+    errors->push_back(origin + ":" + std::to_string(n->source().begin.line) + ": " + name +
+                      ": expected an array of tables ([[" + name + "]])");
+    return;
+  }
+  std::size_t i = 0;
+  for (const toml::node& e : *arr) {
+    std::string path = std::string(name) + "[" + std::to_string(i++) + "]";
+    const toml::table* t = e.as_table();
+    if (t == nullptr) {
+      errors->push_back(origin + ": " + path + ": expected a table");
+      continue;
+    }
+    fn(TableReader(t, path, origin, errors), path);
+  }
+}
+
+bool HexOk(const std::string& s) {
+  for (char ch : s) {
+    if (std::isxdigit(static_cast<unsigned char>(ch)) == 0) return false;
+  }
+  return true;
+}
+
+void CheckUnique(const std::vector<std::string>& names, const char* what, const std::string& origin,
+                 std::vector<std::string>* errors) {
+  std::set<std::string> seen;
+  for (const auto& n : names) {
+    if (n.empty()) continue;
+    if (!seen.insert(n).second)
+      errors->push_back(origin + ": " + what + " \"" + n + "\" is defined twice");
+  }
+}
+
+void Validate(const Config& c, const std::string& origin, std::vector<std::string>* errors) {
+  auto err = [&](const std::string& m) { errors->push_back(origin + ": " + m); };
+  std::string host;
+  std::uint16_t port = 0;
+  if (!SplitHostPort(c.server.listen, &host, &port).ok())
+    err("server.listen: expected host:port, got \"" + c.server.listen + "\"");
+  if (!SplitHostPort(c.metrics.listen, &host, &port).ok())
+    err("metrics.listen: expected host:port, got \"" + c.metrics.listen + "\"");
+  if (c.queue.low_watermark_documents > c.queue.high_watermark_documents)
+    err("queue.low_watermark_documents: must not exceed high_watermark_documents");
+  if (c.queue.low_watermark_bytes > c.queue.high_watermark_bytes)
+    err("queue.low_watermark_bytes: must not exceed high_watermark_bytes");
+
+  std::set<std::string> partitions, keys, profiles;
+  std::vector<std::string> names;
+  for (const auto& p : c.partitions) {
+    partitions.insert(p.name);
+    names.push_back(p.name);
+    if (p.token.empty() && p.serial.empty())
+      err("partition \"" + p.name + "\": set token (label) or serial");
+    if (p.pin_source.rfind("file:", 0) != 0 && p.pin_source.rfind("env:", 0) != 0) {
+      err("partition \"" + p.name +
+          "\".pin_source: must be \"file:/path\" or \"env:NAME\" (never the PIN itself)");
+    }
+  }
+  CheckUnique(names, "partition", origin, errors);
+  names.clear();
+  for (const auto& k : c.keys) {
+    keys.insert(k.name);
+    names.push_back(k.name);
+    if (k.uri.rfind("pkcs11:", 0) != 0)
+      err("key \"" + k.name + "\".uri: must be an RFC 7512 pkcs11: URI");
+    if (k.partitions.empty())
+      err("key \"" + k.name + "\".partitions: at least one partition is required");
+    for (const auto& p : k.partitions) {
+      if (partitions.count(p) == 0)
+        err("key \"" + k.name + "\".partitions: unknown partition \"" + p + "\"");
+    }
+  }
+  CheckUnique(names, "key", origin, errors);
+  names.clear();
+  for (const auto& p : c.profiles) {
+    profiles.insert(p.name);
+    names.push_back(p.name);
+    if (keys.count(p.key) == 0)
+      err("profile \"" + p.name + "\".key: unknown key \"" + p.key + "\"");
+  }
+  CheckUnique(names, "profile", origin, errors);
+  for (const auto& w : c.watches) {
+    if (profiles.count(w.profile) == 0)
+      err("watch \"" + w.root + "\".profile: unknown profile \"" + w.profile + "\"");
+  }
+  names.clear();
+  for (const auto& cl : c.clients) {
+    names.push_back(cl.name);
+    if (cl.token_sha256.empty() == cl.token_sha256_file.empty()) {
+      err("client \"" + cl.name + "\": set exactly one of token_sha256 and token_sha256_file");
+    }
+    if (!cl.token_sha256.empty() && (cl.token_sha256.size() != 64 || !HexOk(cl.token_sha256))) {
+      err("client \"" + cl.name + "\".token_sha256: expected 64 hex digits");
+    }
+    for (const auto& p : cl.profiles) {
+      if (p != "*" && profiles.count(p) == 0)
+        err("client \"" + cl.name + "\".profiles: unknown profile \"" + p + "\"");
+    }
+  }
+  CheckUnique(names, "client", origin, errors);
+}
+
+}  // namespace
+
+Status SplitHostPort(const std::string& addr, std::string* host, std::uint16_t* port) {
+  std::size_t colon = addr.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == addr.size()) {
+    return InvalidArgumentError("expected host:port, got \"" + addr + "\"");
+  }
+  std::string h = addr.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  std::string p = addr.substr(colon + 1);
+  for (char ch : p) {
+    if (std::isdigit(static_cast<unsigned char>(ch)) == 0)
+      return InvalidArgumentError("bad port in \"" + addr + "\"");
+  }
+  if (p.size() > 5 || std::stoul(p) > 65535)
+    return InvalidArgumentError("bad port in \"" + addr + "\"");
+  *host = h;
+  *port = static_cast<std::uint16_t>(std::stoul(p));
+  return Status::Ok();
+}
+
+std::string_view SealFormatName(SealFormat f) {
+  return f == SealFormat::kCadesEnveloping ? "cades-enveloping" : "cades-detached";
+}
+
+Result<Config> ParseConfig(const std::string& text, const std::string& origin,
+                           std::vector<std::string>* errors_out) {
+  std::vector<std::string> local;
+  std::vector<std::string>* errors = errors_out != nullptr ? errors_out : &local;
+  toml::table root;
+  try {
+    root = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream m;
+    m << origin << ":" << e.source().begin.line << ": " << e.description();
+    errors->push_back(m.str());
+    return InvalidArgumentError(m.str());
+  }
+
+  Config c;
+  c.source_path = origin;
+  TableReader top(&root, "", origin, errors);
+  top.Str("log_level", &c.log_level);
+  for (const char* section : {"server", "metrics", "queue", "engine", "hsm"}) {
+    const toml::node* n = root.get(section);
+    if (n != nullptr && !n->is_table())
+      top.Error(*n, section, std::string("expected a table ([") + section + "])");
+  }
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+      c.log_level != "error") {
+    errors->push_back(origin + ": log_level: expected debug, info, warn or error, got \"" +
+                      c.log_level + "\"");
+  }
+
+  {
+    TableReader r(root["server"].as_table(), "server", origin, errors);
+    r.Str("listen", &c.server.listen);
+    r.Size("max_body_bytes", &c.server.max_body_bytes);
+    r.Size("max_header_bytes", &c.server.max_header_bytes);
+    r.Dur("header_timeout", &c.server.header_timeout);
+    r.Dur("body_timeout", &c.server.body_timeout);
+    r.Integer("max_connections", &c.server.max_connections, 1, 1'000'000);
+    r.Dur("max_wait", &c.server.max_wait);
+    r.Integer("threads", &c.server.threads, 1, 256);
+    r.Finish();
+  }
+  {
+    TableReader r(root["metrics"].as_table(), "metrics", origin, errors);
+    r.Str("listen", &c.metrics.listen);
+    r.Finish();
+  }
+  {
+    TableReader r(root["queue"].as_table(), "queue", origin, errors);
+    r.Str("path", &c.queue.path);
+    r.Integer("high_watermark_documents", &c.queue.high_watermark_documents, 1, INT64_MAX);
+    r.Integer("low_watermark_documents", &c.queue.low_watermark_documents, 0, INT64_MAX);
+    r.Size("high_watermark_bytes", &c.queue.high_watermark_bytes);
+    r.Size("low_watermark_bytes", &c.queue.low_watermark_bytes);
+    r.Dur("retention", &c.queue.retention);
+    r.Dur("lease_duration", &c.queue.lease_duration);
+    r.Integer("max_attempts", &c.queue.max_attempts, 1, 1000);
+    r.Dur("retry_backoff", &c.queue.retry_backoff);
+    r.Finish();
+  }
+  {
+    TableReader r(root["engine"].as_table(), "engine", origin, errors);
+    r.Integer("lease_batch", &c.engine.lease_batch, 1, 100'000);
+    r.Integer("max_documents_in_flight", &c.engine.max_documents_in_flight, 1, 10'000'000);
+    r.Size("max_bytes_in_flight", &c.engine.max_bytes_in_flight);
+    r.Dur("drain_timeout", &c.engine.drain_timeout);
+    r.Finish();
+  }
+  {
+    TableReader r(root["hsm"].as_table(), "hsm", origin, errors);
+    r.Integer("max_batch", &c.hsm.max_batch, 1, 10'000);
+    r.Dur("max_linger", &c.hsm.max_linger);
+    r.Integer("max_pending", &c.hsm.max_pending, 1, 10'000'000);
+    r.Dur("sign_timeout", &c.hsm.sign_timeout);
+    r.Dur("reinit_interval", &c.hsm.reinit_interval);
+    r.Integer("max_attempts", &c.hsm.max_attempts, 1, 100);
+    r.Finish();
+  }
+  ForEachTableInArray(root, "partition", origin, errors, [&](TableReader r, const std::string&) {
+    PartitionConfig p;
+    r.Str("name", &p.name, true);
+    r.Str("module", &p.module, true);
+    r.Str("token", &p.token);
+    r.Str("serial", &p.serial);
+    r.Str("pin_source", &p.pin_source, true);
+    r.Integer("sessions", &p.sessions, 1, 1024);
+    r.Finish();
+    c.partitions.push_back(std::move(p));
+  });
+  ForEachTableInArray(root, "key", origin, errors, [&](TableReader r, const std::string&) {
+    KeyConfig k;
+    r.Str("name", &k.name, true);
+    r.Str("uri", &k.uri, true);
+    r.Str("certificate_chain", &k.certificate_chain, true);
+    r.StrList("partitions", &k.partitions, true);
+    r.Bool("allow_rsa_below_3072", &k.allow_rsa_below_3072);
+    r.Finish();
+    c.keys.push_back(std::move(k));
+  });
+  ForEachTableInArray(root, "profile", origin, errors, [&](TableReader r, const std::string& path) {
+    ProfileConfig p;
+    std::string format = "cades-detached", digest = "sha256", scheme = "ecdsa";
+    r.Str("name", &p.name, true);
+    r.Str("format", &format);
+    r.Str("digest", &digest);
+    r.Str("scheme", &scheme);
+    r.Str("key", &p.key, true);
+    r.Finish();
+    if (format == "cades-detached") {
+      p.format = SealFormat::kCadesDetached;
+    } else if (format == "cades-enveloping") {
+      p.format = SealFormat::kCadesEnveloping;
+    } else {
+      errors->push_back(origin + ": " + path +
+                        ".format: expected cades-detached or cades-enveloping, got \"" + format +
+                        "\"");
+    }
+    if (auto d = ParseDigest(digest)) {
+      p.digest = *d;
+    } else {
+      errors->push_back(origin + ": " + path +
+                        ".digest: expected sha256, sha384 or sha512, got \"" + digest + "\"");
+    }
+    if (auto s = ParseScheme(scheme)) {
+      p.scheme = *s;
+    } else {
+      errors->push_back(origin + ": " + path +
+                        ".scheme: expected ecdsa, rsa-pss or rsa-pkcs1, got \"" + scheme + "\"");
+    }
+    c.profiles.push_back(std::move(p));
+  });
+  ForEachTableInArray(root, "watch", origin, errors, [&](TableReader r, const std::string&) {
+    WatchConfig w;
+    r.Str("root", &w.root, true);
+    r.Str("profile", &w.profile, true);
+    r.Dur("poll_interval", &w.poll_interval);
+    r.Size("max_file_bytes", &w.max_file_bytes);
+    r.Finish();
+    c.watches.push_back(std::move(w));
+  });
+  ForEachTableInArray(root, "client", origin, errors, [&](TableReader r, const std::string&) {
+    ClientConfig cl;
+    r.Str("name", &cl.name, true);
+    r.Str("token_sha256", &cl.token_sha256);
+    r.Str("token_sha256_file", &cl.token_sha256_file);
+    r.StrList("profiles", &cl.profiles, true);
+    r.Finish();
+    c.clients.push_back(std::move(cl));
+  });
+
+  // Top-level unknown keys (sections are known).
+  for (auto&& [k, v] : root) {
+    static const std::set<std::string> kKnown = {"log_level", "server", "metrics",   "queue",
+                                                 "engine",    "hsm",    "partition", "key",
+                                                 "profile",   "watch",  "client"};
+    if (kKnown.count(std::string(k.str())) == 0) {
+      errors->push_back(origin + ":" + std::to_string(v.source().begin.line) + ": " +
+                        std::string(k.str()) + ": unknown key");
+    }
+  }
+
+  Validate(c, origin, errors);
+  if (!errors->empty()) {
+    return InvalidArgumentError(std::to_string(errors->size()) +
+                                " configuration error(s); first: " + errors->front());
+  }
+  return c;
+}
+
+Result<Config> LoadConfig(const std::string& path, std::vector<std::string>* errors) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::string m = path + ": cannot read the configuration file";
+    if (errors != nullptr) errors->push_back(m);
+    return InvalidArgumentError(m);
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path, errors);
+}
+
+}  // namespace qseal::daemon

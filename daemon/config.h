@@ -1,0 +1,134 @@
+// qseald's configuration: one TOML file (conf/qseald.toml documents every key and its default).
+//
+// Loading validates everything it can without touching the HSM or the disk: types, ranges,
+// unknown keys, references between sections (a profile's key exists, a watch's profile exists).
+// Every problem is reported with its key path and line, all at once, so an operator fixes the file
+// in one pass. String values may reference the environment as ${NAME} or ${NAME:-default};
+// secrets (PINs, API tokens) are only ever given by reference (file:/path, env:NAME, a hash).
+//
+// Config is a plain value type; thread-compatible.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/algorithms.h"
+#include "common/status.h"
+
+namespace qseal::daemon {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8440";        // host:port of the HTTP API.
+  std::uint64_t max_body_bytes = 256ull << 20;  // Larger documents get 413 before the body is read.
+  std::uint64_t max_header_bytes = 16 << 10;
+  std::chrono::milliseconds header_timeout{
+      10'000};                                      // Whole request header must arrive within this.
+  std::chrono::milliseconds body_timeout{300'000};  // Whole body must arrive within this.
+  std::uint32_t max_connections = 1024;
+  std::chrono::milliseconds max_wait{60'000};  // Upper bound for ?wait=SECONDS.
+  std::uint32_t threads = 2;                   // Asio threads serving the API.
+};
+
+struct MetricsConfig {
+  std::string listen = "127.0.0.1:9464";
+};
+
+struct QueueConfig {
+  std::string path = "var/queue";
+  std::uint64_t high_watermark_documents = 1'000'000;
+  std::uint64_t low_watermark_documents = 900'000;
+  std::uint64_t high_watermark_bytes = 8ull << 30;
+  std::uint64_t low_watermark_bytes = 6ull << 30;
+  std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};
+  std::chrono::milliseconds lease_duration{300'000};
+  std::uint32_t max_attempts = 5;
+  std::chrono::milliseconds retry_backoff{2'000};
+};
+
+struct EngineConfig {
+  std::uint32_t lease_batch = 256;
+  std::uint32_t max_documents_in_flight = 4096;
+  std::uint64_t max_bytes_in_flight = 256ull << 20;
+  std::chrono::milliseconds drain_timeout{30'000};
+};
+
+struct HsmConfig {
+  std::uint32_t max_batch = 32;
+  std::chrono::microseconds max_linger{1'000};
+  std::uint32_t max_pending = 8192;
+  std::chrono::milliseconds sign_timeout{10'000};
+  std::chrono::milliseconds reinit_interval{30'000};
+  std::uint32_t max_attempts = 4;
+};
+
+struct PartitionConfig {
+  std::string name;
+  std::string module;      // Path of the PKCS#11 module (.so).
+  std::string token;       // Token label; or
+  std::string serial;      // token serial number.
+  std::string pin_source;  // "file:/path" or "env:NAME".
+  std::uint32_t sessions = 4;
+};
+
+struct KeyConfig {
+  std::string name;
+  std::string uri;                // RFC 7512, e.g. "pkcs11:object=seal;type=private".
+  std::string certificate_chain;  // PEM file, leaf first.
+  std::vector<std::string> partitions;
+  bool allow_rsa_below_3072 = false;
+};
+
+enum class SealFormat { kCadesDetached, kCadesEnveloping };
+
+struct ProfileConfig {
+  std::string name;
+  SealFormat format = SealFormat::kCadesDetached;
+  DigestAlgorithm digest = DigestAlgorithm::kSha256;
+  SignatureScheme scheme = SignatureScheme::kEcdsa;
+  std::string key;
+};
+
+struct WatchConfig {
+  std::string root;
+  std::string profile;
+  std::chrono::milliseconds poll_interval{0};  // 0: inotify only; >0 also rescans (network shares).
+  std::uint64_t max_file_bytes = 256ull << 20;
+};
+
+struct ClientConfig {
+  std::string name;
+  std::string token_sha256;       // hex SHA-256 of the bearer token, or
+  std::string token_sha256_file;  // a file holding it.
+  std::vector<std::string> profiles;
+};
+
+struct Config {
+  std::string source_path;  // The file it was loaded from.
+  std::string log_level = "info";
+  ServerConfig server;
+  MetricsConfig metrics;
+  QueueConfig queue;
+  EngineConfig engine;
+  HsmConfig hsm;
+  std::vector<PartitionConfig> partitions;
+  std::vector<KeyConfig> keys;
+  std::vector<ProfileConfig> profiles;
+  std::vector<WatchConfig> watches;
+  std::vector<ClientConfig> clients;
+};
+
+// Loads and validates the file. On failure the Status is kInvalidArgument and `errors` (when
+// given) receives one line per problem: "FILE:LINE: key.path: what is wrong".
+Result<Config> LoadConfig(const std::string& path, std::vector<std::string>* errors = nullptr);
+// Same, from text (for tests); `origin` names it in messages.
+Result<Config> ParseConfig(const std::string& text, const std::string& origin,
+                           std::vector<std::string>* errors = nullptr);
+
+// Splits "host:port"; kInvalidArgument when malformed.
+Status SplitHostPort(const std::string& addr, std::string* host, std::uint16_t* port);
+
+std::string_view SealFormatName(SealFormat f);
+
+}  // namespace qseal::daemon

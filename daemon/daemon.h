@@ -1,0 +1,34 @@
+// Daemon wires every component from a validated Config: queue, HSM signer, engine, API server,
+// folder watchers, metrics. The only place that knows all of them.
+//
+// Not thread-safe; owned by main().
+#pragma once
+
+#include <memory>
+
+#include "common/status.h"
+#include "daemon/config.h"
+
+namespace qseal::daemon {
+
+class Daemon {
+ public:
+  explicit Daemon(Config config);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Opens the queue, brings the HSM partitions up, starts the pipeline and the listeners.
+  // Errors: kInvalidArgument for configuration problems found only now (unreadable certificate,
+  // key refused by policy), kUnavailable when a listener or the HSM cannot be reached.
+  Status Start();
+
+  // Stops intake, drains in-flight work within engine.drain_timeout, closes everything.
+  Status Stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qseal::daemon

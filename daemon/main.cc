@@ -1,0 +1,84 @@
+// qseald: the sealing daemon. Loads the configuration, wires the components, serves until
+// SIGTERM/SIGINT, then drains and exits 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <openssl/crypto.h>
+
+#include "common/exit_codes.h"
+#include "common/log.h"
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+
+namespace {
+
+constexpr const char* kVersion = QSEAL_VERSION;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"qseald: batch sealing daemon (qualified electronic seals through PKCS#11)"};
+  std::string config_path = "conf/qseald.toml";
+  bool check_only = false;
+  bool version = false;
+  app.add_option("-c,--config", config_path, "configuration file (TOML)");
+  app.add_flag("--check-config", check_only, "validate the configuration, print every error, exit");
+  app.add_flag("--version", version, "print the version and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return e.get_exit_code() == 0 ? rc : qseal::kExitUsage;
+  }
+  if (version) {
+    std::cout << "qseald " << kVersion << " (" << OpenSSL_version(OPENSSL_VERSION) << ")\n";
+    return qseal::kExitOk;
+  }
+
+  std::vector<std::string> errors;
+  qseal::Result<qseal::daemon::Config> config = qseal::daemon::LoadConfig(config_path, &errors);
+  if (!config.ok()) {
+    for (const auto& e : errors) std::cerr << e << "\n";
+    std::cerr << "qseald: " << errors.size() << " configuration error(s) in " << config_path
+              << "\n";
+    return qseal::kExitConfig;
+  }
+  if (check_only) {
+    std::cout << config_path << ": configuration OK\n";
+    return qseal::kExitOk;
+  }
+  qseal::LogLevel level = qseal::LogLevel::kInfo;
+  qseal::ParseLogLevel(config->log_level, &level);
+  qseal::SetLogLevel(level);
+
+  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  qseal::daemon::Daemon daemon(std::move(*config));
+  qseal::Status started = daemon.Start();
+  if (!started.ok()) {
+    qseal::LogError("startup failed", {{"error", started.ToString()}});
+    daemon.Stop().IgnoreError();
+    return started.code() == qseal::StatusCode::kInvalidArgument ? qseal::kExitConfig
+                                                                 : qseal::ExitCodeFor(started);
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  qseal::LogInfo("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  qseal::Status stopped = daemon.Stop();
+  if (!stopped.ok()) {
+    qseal::LogError("stopped with an error", {{"error", stopped.ToString()}});
+    return qseal::kExitFailure;
+  }
+  qseal::LogInfo("stopped");
+  return qseal::kExitOk;
+}

@@ -1,0 +1,281 @@
+#include "ingest/detail/http_server.h"
+
+#include <array>
+#include <thread>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+
+namespace qseal::ingest::detail {
+
+namespace beast = boost::beast;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+bool WantsKeepAlive(const RequestHeader& req) {
+  auto connection = req[http::field::connection];
+  auto has = [&](const char* token) { return http::token_list(connection).exists(token); };
+  if (req.version() >= 11) return !has("close");
+  return has("keep-alive");
+}
+
+HttpResponse MakeResponse(http::status status, const RequestHeader& req, std::string body,
+                          std::string content_type) {
+  HttpResponse res(status, req.version());
+  res.set(http::field::content_type, content_type);
+  res.set(http::field::cache_control, "no-store");
+  res.keep_alive(WantsKeepAlive(req));
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+HttpResponse MakeProblem(http::status status, const RequestHeader& req, std::string_view detail) {
+  nlohmann::ordered_json j;
+  j["type"] = "about:blank";
+  j["title"] = std::string(http::obsolete_reason(status));
+  j["status"] = static_cast<int>(status);
+  j["detail"] = std::string(detail);
+  return MakeResponse(status, req, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                      "application/problem+json");
+}
+
+class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, HttpServer* server) : stream_(std::move(socket)), server_(server) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  ~Connection() { server_->connections_--; }
+
+  void Start() { ReadHeader(); }
+
+ private:
+  const HttpServerOptions& opts() const { return server_->options_; }
+
+  void ReadHeader() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(opts().max_header_bytes));
+    // The server checks Content-Length itself; the limit also bounds chunked bodies.
+    parser_->body_limit(opts().max_body_bytes);
+    stream_.expires_after(opts().header_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) {
+      if (ec == http::error::header_limit) {
+        RequestHeader dummy;
+        return WriteAndClose(MakeProblem(http::status::request_header_fields_too_large, dummy,
+                                         "request header too large"));
+      }
+      if (ec != http::error::end_of_stream && ec != net::error::eof &&
+          ec != beast::error::timeout && ec != net::error::operation_aborted) {
+        RequestHeader dummy;
+        return WriteAndClose(MakeProblem(http::status::bad_request, dummy, "malformed request"));
+      }
+      return Close();
+    }
+    const RequestHeader& header = parser_->get().base();
+    bool has_body =
+        parser_->chunked() || (parser_->content_length() && *parser_->content_length() > 0);
+    if (parser_->content_length() && *parser_->content_length() > opts().max_body_bytes) {
+      return WriteAndClose(MakeProblem(
+          http::status::payload_too_large, header,
+          "body larger than the limit of " + std::to_string(opts().max_body_bytes) + " bytes"));
+    }
+    keep_alive_ = WantsKeepAlive(header);
+    Decision d = server_->handler_->OnRequest(header, remote_);
+    if (d.response) {
+      if (has_body) keep_alive_ = false;  // The body was not read: the connection cannot be reused.
+      return Write(std::move(*d.response));
+    }
+    if (d.deferred) {
+      if (has_body) keep_alive_ = false;
+      stream_.expires_never();
+      d.deferred(MakeRespond());
+      return;
+    }
+    sink_ = std::move(d.sink);
+    if (!sink_)
+      return WriteAndClose(MakeProblem(http::status::internal_server_error, header, "no handler"));
+    stream_.expires_after(opts().body_timeout);  // One deadline for the whole body (slow bodies).
+    if (beast::iequals(header[http::field::expect], "100-continue")) {
+      auto cont = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
+      net::async_write(stream_, net::buffer(*cont),
+                       [self = shared_from_this(), cont](beast::error_code wec, std::size_t) {
+                         if (wec) return self->AbortBody();
+                         self->ReadBody();
+                       });
+      return;
+    }
+    if (!has_body) return FinishBody();
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (parser_->is_done()) return FinishBody();
+    parser_->get().body().data = chunk_.data();
+    parser_->get().body().size = chunk_.size();
+    parser_->get().body().more = true;
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnBody(ec); });
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      const RequestHeader& header = parser_->get().base();
+      AbortBody();
+      if (ec == http::error::body_limit) {
+        return WriteAndClose(
+            MakeProblem(http::status::payload_too_large, header, "body larger than the limit"));
+      }
+      return Close();
+    }
+    std::size_t got = chunk_.size() - parser_->get().body().size;
+    if (got > 0) {
+      Status s = sink_->Append(ByteSpan(chunk_.data(), got));
+      if (!s.ok()) {
+        const RequestHeader& header = parser_->get().base();
+        AbortBody();
+        http::status code =
+            s.code() == StatusCode::kResourceExhausted ? http::status::service_unavailable
+            : s.code() == StatusCode::kInvalidArgument ? http::status::bad_request
+                                                       : http::status::service_unavailable;
+        return WriteAndClose(MakeProblem(code, header, s.message()));
+      }
+    }
+    if (parser_->is_done()) return FinishBody();
+    ReadBody();
+  }
+
+  void FinishBody() {
+    stream_.expires_never();
+    std::unique_ptr<BodySink> sink = std::move(sink_);
+    BodySink* raw = sink.get();
+    // The sink stays alive until it has answered.
+    std::shared_ptr<BodySink> owned(std::move(sink));
+    Respond respond = MakeRespond();
+    raw->Finish([owned, respond](HttpResponse res) mutable { respond(std::move(res)); });
+  }
+
+  void AbortBody() {
+    if (sink_) {
+      sink_->Abort();
+      sink_.reset();
+    }
+  }
+
+  Respond MakeRespond() {
+    return [self = shared_from_this()](HttpResponse res) {
+      auto shared = std::make_shared<HttpResponse>(std::move(res));
+      net::post(self->stream_.get_executor(), [self, shared] { self->Write(std::move(*shared)); });
+    };
+  }
+
+  void WriteAndClose(HttpResponse res) {
+    keep_alive_ = false;
+    Write(std::move(res));
+  }
+
+  void Write(HttpResponse res) {
+    if (server_->stopped_) keep_alive_ = false;
+    res.keep_alive(keep_alive_ && res.keep_alive());
+    res.set(http::field::server, opts().server_name);
+    res.prepare_payload();
+    response_ = std::make_shared<HttpResponse>(std::move(res));
+    stream_.expires_after(opts().write_timeout);
+    http::async_write(
+        stream_, *response_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnWrite(ec); });
+  }
+
+  void OnWrite(beast::error_code ec) {
+    bool again = !ec && response_->keep_alive();
+    response_.reset();
+    if (!again) return Close();
+    ReadHeader();
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer* server_;
+  std::string remote_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::buffer_body>> parser_;
+  std::array<std::uint8_t, 64 * 1024> chunk_{};
+  std::unique_ptr<BodySink> sink_;
+  std::shared_ptr<HttpResponse> response_;
+  bool keep_alive_ = true;
+};
+
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler* handler)
+    : options_(std::move(options)), handler_(handler), acceptor_(io_) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Start() {
+  beast::error_code ec;
+  auto address = net::ip::make_address(options_.host, ec);
+  if (ec)
+    return InvalidArgumentError("bad listen address \"" + options_.host + "\": " + ec.message());
+  tcp::endpoint endpoint(address, options_.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return UnavailableError("cannot listen on " + options_.host + ":" +
+                            std::to_string(options_.port) + ": " + ec.message());
+  }
+  port_ = acceptor_.local_endpoint().port();
+  Accept();
+  for (std::uint32_t i = 0; i < options_.threads; ++i) {
+    threads_.emplace_back([this] { io_.run(); });
+  }
+  return Status::Ok();
+}
+
+void HttpServer::Accept() {
+  acceptor_.async_accept(net::make_strand(io_), [this](beast::error_code ec, tcp::socket socket) {
+    if (stopped_) return;
+    if (!ec) {
+      if (connections_.load() >= options_.max_connections) {
+        beast::error_code ignored;
+        socket.close(ignored);  // Over the limit: refuse rather than queue without bound.
+      } else {
+        connections_++;
+        std::make_shared<Connection>(std::move(socket), this)->Start();
+      }
+    }
+    Accept();
+  });
+}
+
+void HttpServer::Stop() {
+  if (stopped_.exchange(true)) return;
+  net::post(io_, [this] {
+    beast::error_code ec;
+    acceptor_.close(ec);
+  });
+  io_.stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+}  // namespace qseal::ingest::detail

@@ -1,0 +1,112 @@
+// A small HTTP/1.1 server on Boost.Beast with the limits a public-facing daemon needs set
+// explicitly: header size, body size (413 before the body is read), header and body timeouts,
+// connection count. Bodies are streamed to a BodySink chunk by chunk, never buffered whole.
+//
+// The handler runs on the connection's strand (an Asio thread): it must not block. Work that
+// blocks (a synced queue commit) is done elsewhere and its completion handed back through the
+// Respond callback, which may be called from any thread, exactly once.
+//
+// HttpServer is thread-safe: Start/Stop may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http.hpp>
+
+#include "common/bytes.h"
+#include "common/status.h"
+
+namespace qseal::ingest::detail {
+
+namespace http = boost::beast::http;
+
+using HttpResponse = http::response<http::string_body>;
+using Respond = std::function<void(HttpResponse)>;
+using RequestHeader = http::request_header<>;
+
+// Receives a request body chunk by chunk. Append runs on the connection's strand and should be
+// quick (a buffered file write); Finish may hand off to another thread and call `respond` later.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  virtual Status Append(ByteSpan chunk) = 0;
+  virtual void Finish(Respond respond) = 0;
+  // The client went away or broke a limit: discard what was received.
+  virtual void Abort() = 0;
+};
+
+// What the handler decided after seeing the request header.
+struct Decision {
+  // Exactly one of these is set.
+  std::optional<HttpResponse> response;   // answer now (errors, simple GETs)
+  std::unique_ptr<BodySink> sink;         // read the body into it, then Finish
+  std::function<void(Respond)> deferred;  // answer later (e.g. ?wait)
+};
+
+class HttpHandler {
+ public:
+  virtual ~HttpHandler() = default;
+  virtual Decision OnRequest(const RequestHeader& header, const std::string& remote) = 0;
+};
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;  // 0: pick a free port (tests).
+  std::uint64_t max_header_bytes = 16 << 10;
+  std::uint64_t max_body_bytes = 256ull << 20;
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds body_timeout{300'000};
+  std::chrono::milliseconds write_timeout{60'000};
+  std::uint32_t max_connections = 1024;
+  std::uint32_t threads = 2;
+  std::string server_name = "qseald";
+};
+
+// Whether the client asked to keep the connection open (HTTP/1.1 default, 1.0 opt-in).
+bool WantsKeepAlive(const RequestHeader& req);
+// Builds a response with the common headers set.
+HttpResponse MakeResponse(http::status status, const RequestHeader& req, std::string body,
+                          std::string content_type);
+// An RFC 9457 problem+json response: {"type","title","status","detail"}.
+HttpResponse MakeProblem(http::status status, const RequestHeader& req, std::string_view detail);
+
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, HttpHandler* handler);
+  ~HttpServer();
+
+  // Binds and starts the threads. kUnavailable when the address cannot be bound.
+  Status Start();
+  // The bound port (after Start).
+  std::uint16_t port() const { return port_; }
+  // Stops accepting, closes connections, joins the threads. Idempotent.
+  void Stop();
+
+  std::uint64_t connections() const { return connections_.load(); }
+
+ private:
+  class Connection;
+  void Accept();
+
+  HttpServerOptions options_;
+  HttpHandler* handler_;
+  // Declared before io_: connections still queued in io_ touch them while io_ is destroyed.
+  std::atomic<std::uint64_t> connections_{0};
+  std::atomic<bool> stopped_{false};
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::thread> threads_;
+  std::uint16_t port_ = 0;
+};
+
+}  // namespace qseal::ingest::detail
