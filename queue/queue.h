@@ -138,7 +138,7 @@ struct QueueOptions {
   // Upper bounds for one group-committed WriteBatch. Default: 4096 operations, 64 MiB.
   std::size_t max_batch_ops = 4096;
   std::uint64_t max_batch_bytes = 64ull << 20;
-  // Admission watermarks on pending (queued + leased) documents. Above either high watermark,
+  // Admission watermarks on pending (queued + leased) documents. At or above either high watermark,
   // Admit() and Enqueue/Begin return kResourceExhausted until both are at or below their low
   // watermark. Default: 200000 / 150000 documents, 8 GiB / 6 GiB.
   std::uint64_t high_watermark_count = 200000;
@@ -278,13 +278,14 @@ class Queue {
   Status Health() const;
 
   // Finishes the batches in flight, stops the committer, syncs and closes RocksDB. Later calls
-  // return kFailedPrecondition (Close itself returns OK again). Blocks.
+  // return kFailedPrecondition (Close itself returns OK again). Blocks. Must not run concurrently
+  // with other calls on this queue (stop the doors and the engine first).
   Status Close();
 
-  class Impl;  // implementation detail (queue/detail/)
+  class Impl;  // implementation detail (queue.cc); only Open() can make one
+  explicit Queue(std::unique_ptr<Impl> impl);
 
  private:
-  explicit Queue(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
