@@ -4,6 +4,7 @@
 // Test-only code; thread-compatible.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -64,5 +65,34 @@ struct SoftHsm {
 Result<SoftHsm> ProvisionSoftHsm(const std::string& dir, const std::vector<std::string>& tokens,
                                  const std::string& key_type = "ec-p256",
                                  const std::string& key_label = "seal");
+
+}  // namespace qseal::testing
+
+namespace qseal::testing {
+
+// A child process (fork + execv) whose stderr goes to a file, for daemon-level tests.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ~ChildProcess();  // Kills (SIGKILL) a child still running.
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  // Starts `argv[0]` with `argv`; `env` entries ("K=V") are added to this process's environment.
+  Status Start(const std::vector<std::string>& argv, const std::string& stderr_path,
+               const std::vector<std::string>& env = {});
+  // Polls the stderr file until a line contains `needle`; returns that line, or "" on timeout.
+  std::string WaitForLine(const std::string& needle, std::chrono::milliseconds timeout) const;
+  void Signal(int sig) const;
+  // Waits for exit; returns the exit code, 128+signal when killed, -1 on timeout.
+  int Wait(std::chrono::milliseconds timeout);
+  bool running() const { return pid_ > 0; }
+  int pid() const { return pid_; }
+  std::string Stderr() const { return ReadFile(stderr_path_); }
+
+ private:
+  int pid_ = -1;
+  std::string stderr_path_;
+};
 
 }  // namespace qseal::testing

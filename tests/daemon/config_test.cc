@@ -1,0 +1,144 @@
+#include "daemon/config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+namespace qseal::daemon {
+namespace {
+
+constexpr const char* kMinimal = R"(
+[[partition]]
+name = "p1"
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token = "t1"
+pin_source = "env:PIN"
+
+[[key]]
+name = "seal"
+uri = "pkcs11:object=seal;type=private"
+certificate_chain = "/tmp/chain.pem"
+partitions = ["p1"]
+
+[[profile]]
+name = "default"
+key = "seal"
+
+[[client]]
+name = "c"
+token_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+profiles = ["default"]
+)";
+
+TEST(ConfigTest, DefaultsApplyWhenKeysAreOmitted) {
+  std::vector<std::string> errors;
+  Result<Config> c = ParseConfig(kMinimal, "t.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]);
+  EXPECT_EQ(c->server.listen, "127.0.0.1:8440");
+  EXPECT_EQ(c->metrics.listen, "127.0.0.1:9464");
+  EXPECT_EQ(c->server.max_body_bytes, 256ull << 20);
+  EXPECT_EQ(c->partitions.at(0).sessions, 4u);
+  EXPECT_EQ(c->profiles.at(0).format, SealFormat::kCadesDetached);
+  EXPECT_EQ(c->profiles.at(0).digest, DigestAlgorithm::kSha256);
+  EXPECT_EQ(c->profiles.at(0).scheme, SignatureScheme::kEcdsa);
+}
+
+TEST(ConfigTest, ShippedConfigIsValid) {
+  std::vector<std::string> errors;
+  Result<Config> c = LoadConfig(std::string(QSEAL_SOURCE_DIR) + "/conf/qseald.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->partitions.size(), 2u);
+  ASSERT_EQ(c->profiles.size(), 2u);
+  EXPECT_EQ(c->profiles[1].format, SealFormat::kCadesEnveloping);
+  EXPECT_EQ(c->watches.size(), 1u);
+}
+
+TEST(ConfigTest, ReportsWrongTypeAndUnknownKeyWithPathAndLine) {
+  std::string text =
+      std::string(kMinimal) + "\n[server]\nmax_connections = \"many\"\nlisten_bakclog = 3\n";
+  std::vector<std::string> errors;
+  Result<Config> c = ParseConfig(text, "bad.toml", &errors);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_NE(errors[0].find("server.max_connections: expected an integer, got a string"),
+            std::string::npos)
+      << errors[0];
+  std::size_t line = 1;
+  for (std::size_t i = 0; i < text.find("max_connections"); ++i) line += text[i] == '\n' ? 1 : 0;
+  EXPECT_EQ(errors[0].rfind("bad.toml:" + std::to_string(line) + ": ", 0), 0u) << errors[0];
+  EXPECT_NE(errors[1].find("server.listen_bakclog: unknown key"), std::string::npos) << errors[1];
+}
+
+TEST(ConfigTest, ReportsBrokenReferencesAndPolicy) {
+  std::string text = R"(
+[[partition]]
+name = "p1"
+module = "/m.so"
+pin_source = "1234"
+
+[[key]]
+name = "seal"
+uri = "object=seal"
+certificate_chain = "/c.pem"
+partitions = ["p9"]
+
+[[profile]]
+name = "x"
+key = "nokey"
+digest = "sha1"
+
+[[watch]]
+root = "/w"
+profile = "nope"
+)";
+  std::vector<std::string> errors;
+  ASSERT_FALSE(ParseConfig(text, "t.toml", &errors).ok());
+  std::string all;
+  for (const auto& e : errors) all += e + "\n";
+  EXPECT_NE(all.find("profile[0].digest: expected sha256, sha384 or sha512, got \"sha1\""),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("set token (label) or serial"), std::string::npos) << all;
+  EXPECT_NE(all.find("never the PIN itself"), std::string::npos) << all;
+  EXPECT_NE(all.find("RFC 7512"), std::string::npos) << all;
+  EXPECT_NE(all.find("unknown partition \"p9\""), std::string::npos) << all;
+  EXPECT_NE(all.find("unknown key \"nokey\""), std::string::npos) << all;
+  EXPECT_NE(all.find("unknown profile \"nope\""), std::string::npos) << all;
+}
+
+TEST(ConfigTest, ExpandsEnvironmentAndParsesUnits) {
+  setenv("QSEAL_TEST_DIR", "/srv/q", 1);
+  unsetenv("QSEAL_TEST_UNSET");
+  std::string text = std::string(kMinimal) +
+                     "\n[queue]\npath = \"${QSEAL_TEST_DIR}/queue\"\nretention = \"2h\"\n"
+                     "high_watermark_bytes = \"2GiB\"\nlow_watermark_bytes = \"1GiB\"\n"
+                     "[metrics]\nlisten = \"${QSEAL_TEST_UNSET:-127.0.0.1:1}\"\n";
+  Result<Config> c = ParseConfig(text, "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->queue.path, "/srv/q/queue");
+  EXPECT_EQ(c->queue.retention, std::chrono::hours(2));
+  EXPECT_EQ(c->queue.high_watermark_bytes, 2ull << 30);
+  EXPECT_EQ(c->metrics.listen, "127.0.0.1:1");
+}
+
+TEST(ConfigTest, SyntaxErrorNamesTheLine) {
+  std::vector<std::string> errors;
+  ASSERT_FALSE(ParseConfig("a = \n", "s.toml", &errors).ok());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("s.toml:1:", 0), 0u) << errors[0];
+}
+
+TEST(ConfigTest, SplitHostPort) {
+  std::string host;
+  std::uint16_t port = 0;
+  ASSERT_TRUE(SplitHostPort("127.0.0.1:8440", &host, &port).ok());
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, 8440);
+  ASSERT_TRUE(SplitHostPort("[::1]:0", &host, &port).ok());
+  EXPECT_EQ(host, "::1");
+  EXPECT_FALSE(SplitHostPort("localhost", &host, &port).ok());
+  EXPECT_FALSE(SplitHostPort("h:99999", &host, &port).ok());
+}
+
+}  // namespace
+}  // namespace qseal::daemon
