@@ -1,0 +1,34 @@
+// Publisher: where a sealed (or finally failed) document goes besides the queue.
+//
+// The engine calls the publisher registered for a document's source before it marks the record
+// sealed or failed in the queue, so an output exists before the queue forgets the document. After a
+// crash between the two, the engine seals the document again and calls Publish again: a publisher
+// must therefore be idempotent per document id (a second call for a document already published
+// returns OK and publishes nothing new). API documents need no publisher: their seal lives in the
+// queue and is fetched over HTTP.
+//
+// Implementations must be thread-safe: the engine calls them from several threads at once.
+#pragma once
+
+#include <string_view>
+
+#include "common/bytes.h"
+#include "common/status.h"
+#include "queue/queue.h"
+
+namespace qseal::engine {
+
+class Publisher {
+ public:
+  virtual ~Publisher() = default;
+
+  // Makes `seal` durable for `record` (e.g. outbox/<name>.p7s written with temp + fsync + rename,
+  // the original moved beside it). `extension` is "p7s" (detached) or "p7m" (enveloping: the seal
+  // contains the document). kUnavailable on I/O errors (the engine retries later).
+  virtual Status Publish(const queue::Record& record, ByteSpan seal, std::string_view extension) = 0;
+
+  // Records a final failure for `record` (e.g. the original to failed/ with an .error.json).
+  virtual Status PublishFailure(const queue::Record& record, const Status& error) = 0;
+};
+
+}  // namespace qseal::engine
