@@ -1,0 +1,687 @@
+// Integration tests of queue/: a real RocksDB in a temp dir per test, a manual clock.
+#include "queue/queue.h"
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include "tests/queue/queue_test_util.h"
+#include "tests/testing/testing.h"
+
+namespace qseal::queue {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Doc;
+using testing::MustEnqueue;
+using testing::MustOpen;
+using testing::ReadAll;
+
+constexpr char kHelloSha[] = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+class QueueTest : public ::testing::Test {
+ protected:
+  QueueOptions Options() {
+    QueueOptions o;
+    o.path = dir_.Sub("q");
+    o.retention_sweep_interval = 0ms;
+    return o;
+  }
+  std::unique_ptr<Queue> Open() { return MustOpen(Options(), clock_); }
+  std::unique_ptr<Queue> Open(const QueueOptions& o) { return MustOpen(o, clock_); }
+
+  qseal::testing::TempDir dir_;
+  ManualClock clock_;
+};
+
+TEST_F(QueueTest, EnqueuedDocumentIsQueuedWithItsBytesAndDigest) {
+  auto q = Open();
+  NewDocument d = Doc("a.pdf");
+  d.source = Source::kWatch;
+  d.source_ref = "/w/processing/a.pdf";
+  auto r = MustEnqueue(*q, d, "hello");
+  EXPECT_FALSE(r.duplicate);
+  EXPECT_EQ(r.sha256_hex, kHelloSha);
+  EXPECT_EQ(r.size, 5u);
+
+  auto rec = q->Get(r.id);
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_EQ(rec->id, r.id);
+  EXPECT_EQ(rec->state, State::kQueued);
+  EXPECT_EQ(rec->profile, "invoices");
+  EXPECT_EQ(rec->source, Source::kWatch);
+  EXPECT_EQ(rec->client, "acme");
+  EXPECT_EQ(rec->name, "a.pdf");
+  EXPECT_EQ(rec->media_type, "application/pdf");
+  EXPECT_EQ(rec->sha256_hex, kHelloSha);
+  EXPECT_EQ(rec->size, 5u);
+  EXPECT_EQ(rec->attempts, 0u);
+  EXPECT_EQ(rec->created_at, clock_.Now());
+  EXPECT_EQ(rec->source_ref, "/w/processing/a.pdf");
+
+  auto reader = q->OpenPayload(r.id);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ((*reader)->size(), 5u);
+  Bytes bytes = ReadAll(**reader);
+  EXPECT_EQ(std::string(AsChars(bytes)), "hello");
+
+  QueueStats s = q->Stats();
+  EXPECT_EQ(s.queued, 1u);
+  EXPECT_EQ(s.pending_bytes, 5u);
+  EXPECT_TRUE(s.healthy);
+  EXPECT_TRUE(q->Health().ok());
+  EXPECT_TRUE(q->Close().ok());
+}
+
+TEST_F(QueueTest, RejectsDocumentsWithoutProfileAndUnknownIds) {
+  auto q = Open();
+  NewDocument d = Doc();
+  d.profile.clear();
+  EXPECT_EQ(q->Enqueue(d, AsBytes("x")).status().code(), StatusCode::kInvalidArgument);
+  DocumentId unknown = DocumentId::Parse("01ARZ3NDEKTSV4RRFFQ69G5FAV").value();
+  EXPECT_EQ(q->Get(unknown).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(q->GetSeal(unknown).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(q->OpenPayload(unknown).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(QueueTest, IdsIncreaseInEnqueueOrder) {
+  auto q = Open();
+  DocumentId last;
+  for (int i = 0; i < 100; ++i) {
+    auto r = MustEnqueue(*q, Doc(), "x" + std::to_string(i));
+    EXPECT_LT(last, r.id);
+    EXPECT_LT(last.ToString(), r.id.ToString());
+    last = r.id;
+  }
+}
+
+TEST_F(QueueTest, LeaseIsFifoAndBoundedByCountAndBytes) {
+  auto q = Open();
+  std::vector<DocumentId> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(MustEnqueue(*q, Doc(), std::string(100, 'a')).id);
+
+  auto first = q->Lease(2, 1 << 20, 30s);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].id, ids[0]);
+  EXPECT_EQ((*first)[1].id, ids[1]);
+  EXPECT_EQ((*first)[0].state, State::kLeased);
+  EXPECT_EQ((*first)[0].attempts, 1u);
+  EXPECT_EQ((*first)[0].lease_deadline, clock_.Now() + 30s);
+
+  auto by_bytes = q->Lease(10, 250, 30s);  // 2 x 100 fit, the third would not
+  ASSERT_TRUE(by_bytes.ok());
+  ASSERT_EQ(by_bytes->size(), 2u);
+  EXPECT_EQ((*by_bytes)[0].id, ids[2]);
+
+  auto oversized = q->Lease(10, 1, 30s);  // the first is handed out even when larger
+  ASSERT_TRUE(oversized.ok());
+  ASSERT_EQ(oversized->size(), 1u);
+  EXPECT_EQ((*oversized)[0].id, ids[4]);
+
+  auto none = q->Lease(10, 1 << 20, 30s);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  EXPECT_EQ(q->Get(ids[0])->state, State::kLeased);
+  QueueStats s = q->Stats();
+  EXPECT_EQ(s.queued, 0u);
+  EXPECT_EQ(s.leased, 5u);
+}
+
+TEST_F(QueueTest, CompleteStoresTheSealAndDeletesThePayload) {
+  auto q = Open();
+  auto id = MustEnqueue(*q, Doc(), "hello").id;
+  EXPECT_EQ(q->GetSeal(id).status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_EQ(q->Lease(1, 1 << 20, 30s)->size(), 1u);
+  clock_.Advance(2s);
+  Bytes seal = {0x30, 0x80, 1, 2, 3};
+  ASSERT_TRUE(q->Complete({{id, seal, "application/pkcs7-signature"}}).ok());
+
+  auto rec = q->Get(id);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->state, State::kSealed);
+  EXPECT_EQ(rec->sealed_at, clock_.Now());
+  EXPECT_EQ(rec->seal_media_type, "application/pkcs7-signature");
+  auto got = q->GetSeal(id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, seal);
+  EXPECT_EQ(q->OpenPayload(id).status().code(), StatusCode::kNotFound);
+
+  // A second outcome for the same document changes nothing.
+  ASSERT_TRUE(q->Complete({{id, Bytes{9, 9}, "x"}}).ok());
+  ASSERT_TRUE(q->Fail({{id, UnavailableError("late"), false}}).ok());
+  EXPECT_EQ(*q->GetSeal(id), seal);
+  EXPECT_EQ(q->Get(id)->state, State::kSealed);
+
+  QueueStats s = q->Stats();
+  EXPECT_EQ(s.sealed, 1u);
+  EXPECT_EQ(s.leased, 0u);
+  EXPECT_EQ(s.pending_bytes, 0u);
+}
+
+TEST_F(QueueTest, RetryableFailureBacksOffThenFailsAfterMaxAttempts) {
+  QueueOptions o = Options();
+  o.max_attempts = 2;
+  o.initial_backoff = 10s;
+  auto q = Open(o);
+  auto id = MustEnqueue(*q, Doc(), "hello").id;
+
+  ASSERT_EQ(q->Lease(1, 1 << 20, 30s)->size(), 1u);
+  ASSERT_TRUE(q->Fail({{id, UnavailableError("hsm down"), true}}).ok());
+  auto rec = q->Get(id);
+  EXPECT_EQ(rec->state, State::kQueued);
+  EXPECT_EQ(rec->error_code, "UNAVAILABLE");
+  EXPECT_EQ(rec->error_message, "hsm down");
+  EXPECT_EQ(rec->not_before, clock_.Now() + 10s);
+  EXPECT_TRUE(q->Lease(1, 1 << 20, 30s)->empty()) << "leased during back-off";
+
+  clock_.Advance(10s);
+  auto again = q->Lease(1, 1 << 20, 30s);
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].attempts, 2u);
+  ASSERT_TRUE(q->Fail({{id, UnavailableError("still down"), true}}).ok());
+  rec = q->Get(id);
+  EXPECT_EQ(rec->state, State::kFailed);
+  EXPECT_EQ(rec->error_message, "still down");
+  EXPECT_EQ(q->OpenPayload(id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(q->GetSeal(id).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(q->Stats().failed, 1u);
+}
+
+TEST_F(QueueTest, BackoffDoublesUpToTheCap) {
+  QueueOptions o = Options();
+  o.max_attempts = 10;
+  o.initial_backoff = 1s;
+  o.max_backoff = 3s;
+  auto q = Open(o);
+  auto id = MustEnqueue(*q, Doc(), "x").id;
+  for (auto want : {1s, 2s, 3s, 3s}) {
+    auto leased = q->Lease(1, 1 << 20, 30s);
+    ASSERT_EQ(leased->size(), 1u);
+    ASSERT_TRUE(q->Fail({{id, UnavailableError("x"), true}}).ok());
+    EXPECT_EQ(q->Get(id)->not_before, clock_.Now() + want);
+    clock_.Advance(want);
+  }
+}
+
+TEST_F(QueueTest, PermanentFailureFailsAtOnce) {
+  auto q = Open();
+  auto id = MustEnqueue(*q, Doc(), "x").id;
+  ASSERT_EQ(q->Lease(1, 1 << 20, 30s)->size(), 1u);
+  ASSERT_TRUE(q->Fail({{id, InvalidArgumentError("not a PDF"), false}}).ok());
+  auto rec = q->Get(id);
+  EXPECT_EQ(rec->state, State::kFailed);
+  EXPECT_EQ(rec->error_code, "INVALID_ARGUMENT");
+  EXPECT_EQ(rec->attempts, 1u);
+}
+
+TEST_F(QueueTest, ExpiredLeaseIsRequeued) {
+  auto q = Open();
+  auto id = MustEnqueue(*q, Doc(), "x").id;
+  ASSERT_EQ(q->Lease(1, 1 << 20, 5s)->size(), 1u);
+  clock_.Advance(4s);
+  EXPECT_TRUE(q->Lease(1, 1 << 20, 5s)->empty());
+  clock_.Advance(1s);
+  auto again = q->Lease(1, 1 << 20, 5s);
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].id, id);
+  EXPECT_EQ((*again)[0].attempts, 2u);
+}
+
+TEST_F(QueueTest, LeasedDocumentsAreRequeuedOnReopen) {
+  std::vector<DocumentId> ids;
+  {
+    auto q = Open();
+    for (int i = 0; i < 3; ++i) ids.push_back(MustEnqueue(*q, Doc(), "d" + std::to_string(i)).id);
+    ASSERT_EQ(q->Lease(2, 1 << 20, 60s)->size(), 2u);
+    EXPECT_EQ(q->Get(ids[0])->state, State::kLeased);
+    ASSERT_TRUE(q->Close().ok());
+  }
+  auto q = Open();
+  QueueStats s = q->Stats();
+  EXPECT_EQ(s.queued, 3u);
+  EXPECT_EQ(s.leased, 0u);
+  EXPECT_EQ(q->Get(ids[0])->state, State::kQueued);
+  auto leased = q->Lease(10, 1 << 20, 60s);
+  ASSERT_EQ(leased->size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ((*leased)[i].id, ids[i]);
+  EXPECT_EQ((*leased)[0].attempts, 2u);  // the lease before the restart counts
+  EXPECT_EQ((*leased)[2].attempts, 1u);
+  auto payload = q->OpenPayload(ids[1]);
+  ASSERT_TRUE(payload.ok());
+  EXPECT_EQ(std::string(AsChars(ReadAll(**payload))), "d1");
+}
+
+TEST_F(QueueTest, RetentionDeletesFinalRecordsWithSealAndIdempotencyKey) {
+  QueueOptions o = Options();
+  o.retention = 1h;
+  auto q = Open(o);
+  auto sealed = MustEnqueue(*q, Doc("a", "key-a"), "a").id;
+  auto failed = MustEnqueue(*q, Doc("b"), "b").id;
+  auto waiting = MustEnqueue(*q, Doc("c"), "c").id;
+  ASSERT_EQ(q->Lease(2, 1 << 20, 60s)->size(), 2u);
+  ASSERT_TRUE(q->Complete({{sealed, Bytes{1}, "application/pkcs7-signature"}}).ok());
+  ASSERT_TRUE(q->Fail({{failed, InvalidArgumentError("bad"), false}}).ok());
+
+  clock_.Advance(59min);
+  EXPECT_EQ(*q->SweepRetention(), 0u);
+  EXPECT_TRUE(q->GetSeal(sealed).ok());
+  clock_.Advance(1min);
+  EXPECT_EQ(*q->SweepRetention(), 2u);
+  EXPECT_EQ(q->Get(sealed).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(q->GetSeal(sealed).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(q->Get(failed).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(q->Get(waiting)->state, State::kQueued) << "retention touches only final records";
+  QueueStats s = q->Stats();
+  EXPECT_EQ(s.sealed, 0u);
+  EXPECT_EQ(s.failed, 0u);
+  // The idempotency key went with its record.
+  auto reused = MustEnqueue(*q, Doc("a2", "key-a"), "other content");
+  EXPECT_FALSE(reused.duplicate);
+  EXPECT_EQ(*q->SweepRetention(), 0u);
+}
+
+TEST_F(QueueTest, TimedSweepRunsByItself) {
+  QueueOptions o = Options();
+  o.retention = 0s;
+  o.retention_sweep_interval = 1ms;
+  auto q = Open(o);
+  auto id = MustEnqueue(*q, Doc(), "a").id;
+  ASSERT_EQ(q->Lease(1, 1 << 20, 60s)->size(), 1u);
+  ASSERT_TRUE(q->Complete({{id, Bytes{1}, "x"}}).ok());
+  // The committer sweeps every millisecond; wait for it (bounded) rather than sleeping blindly.
+  for (int i = 0; i < 5000 && q->Get(id).ok(); ++i) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(q->Get(id).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(QueueTest, CountsAndSealedTotalsSurviveReopen) {
+  DocumentId id;
+  {
+    auto q = Open();
+    id = MustEnqueue(*q, Doc(), "a").id;
+    MustEnqueue(*q, Doc(), "b");
+    ASSERT_EQ(q->Lease(1, 1 << 20, 60s)->size(), 1u);
+    ASSERT_TRUE(q->Complete({{id, Bytes{7}, "x"}}).ok());
+    ASSERT_TRUE(q->Close().ok());
+  }
+  auto q = Open();
+  QueueStats s = q->Stats();
+  EXPECT_EQ(s.sealed, 1u);
+  EXPECT_EQ(s.queued, 1u);
+  EXPECT_EQ(*q->GetSeal(id), Bytes{7});
+}
+
+TEST_F(QueueTest, WatermarksOnCountHaveHysteresis) {
+  QueueOptions o = Options();
+  o.high_watermark_count = 3;
+  o.low_watermark_count = 1;
+  auto q = Open(o);
+  std::vector<DocumentId> ids;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(q->Admit().ok());
+    ids.push_back(MustEnqueue(*q, Doc(), "d" + std::to_string(i)).id);
+  }
+  EXPECT_EQ(q->Admit().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(q->Enqueue(Doc(), AsBytes("x")).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(q->Begin(Doc()).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(q->Stats().saturated);
+
+  // Leasing does not drain: leased documents are still pending.
+  ASSERT_EQ(q->Lease(3, 1 << 20, 60s)->size(), 3u);
+  EXPECT_EQ(q->Admit().code(), StatusCode::kResourceExhausted);
+  ASSERT_TRUE(q->Complete({{ids[0], Bytes{1}, "x"}}).ok());  // 2 pending: between the marks
+  EXPECT_EQ(q->Admit().code(), StatusCode::kResourceExhausted);
+  ASSERT_TRUE(q->Complete({{ids[1], Bytes{1}, "x"}}).ok());  // 1 pending: at the low mark
+  EXPECT_TRUE(q->Admit().ok());
+  EXPECT_FALSE(q->Stats().saturated);
+  MustEnqueue(*q, Doc(), "e");  // 2 pending: below the high mark again, still admitted
+  EXPECT_TRUE(q->Admit().ok());
+}
+
+TEST_F(QueueTest, WatermarksOnBytes) {
+  QueueOptions o = Options();
+  o.high_watermark_bytes = 1000;
+  o.low_watermark_bytes = 400;
+  auto q = Open(o);
+  auto a = MustEnqueue(*q, Doc(), std::string(600, 'a')).id;
+  EXPECT_TRUE(q->Admit().ok());
+  auto b = MustEnqueue(*q, Doc(), std::string(500, 'b')).id;
+  EXPECT_EQ(q->Admit().code(), StatusCode::kResourceExhausted);
+  ASSERT_EQ(q->Lease(1, 1 << 20, 60s)->size(), 1u);
+  ASSERT_TRUE(q->Complete({{a, Bytes{1}, "x"}}).ok());  // 500 bytes left: above the low mark
+  EXPECT_EQ(q->Admit().code(), StatusCode::kResourceExhausted);
+  ASSERT_EQ(q->Lease(1, 1 << 20, 60s)->size(), 1u);
+  ASSERT_TRUE(q->Fail({{b, InvalidArgumentError("x"), false}}).ok());
+  EXPECT_TRUE(q->Admit().ok());
+}
+
+TEST_F(QueueTest, SaturationIsRestoredOnReopen) {
+  QueueOptions o = Options();
+  o.high_watermark_count = 2;
+  o.low_watermark_count = 0;
+  {
+    auto q = Open(o);
+    MustEnqueue(*q, Doc(), "a");
+    MustEnqueue(*q, Doc(), "b");
+    ASSERT_TRUE(q->Close().ok());
+  }
+  auto q = Open(o);
+  EXPECT_EQ(q->Admit().code(), StatusCode::kResourceExhausted);
+}
+
+TEST_F(QueueTest, IdempotencyKeyReturnsFirstIdOrConflicts) {
+  auto q = Open();
+  auto first = MustEnqueue(*q, Doc("a", "k1"), "hello");
+  EXPECT_FALSE(first.duplicate);
+  auto again = MustEnqueue(*q, Doc("a", "k1"), "hello");
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.id, first.id);
+  EXPECT_EQ(again.sha256_hex, kHelloSha);
+
+  auto conflict = q->Enqueue(Doc("a", "k1"), AsBytes("other"));
+  EXPECT_EQ(conflict.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(conflict.status().message().find(first.id.ToString()), std::string::npos);
+
+  NewDocument other_client = Doc("a", "k1");
+  other_client.client = "globex";
+  auto separate = MustEnqueue(*q, other_client, "other");
+  EXPECT_FALSE(separate.duplicate);
+  EXPECT_NE(separate.id, first.id);
+
+  EXPECT_EQ(q->Stats().queued, 2u);
+  // The key outlives the document's sealing (until retention).
+  ASSERT_EQ(q->Lease(10, 1 << 20, 60s)->size(), 2u);
+  ASSERT_TRUE(q->Complete({{first.id, Bytes{1}, "x"}}).ok());
+  EXPECT_EQ(MustEnqueue(*q, Doc("a", "k1"), "hello").id, first.id);
+}
+
+TEST_F(QueueTest, ConcurrentSubmissionsOfOneKeyYieldOneDocument) {
+  auto q = Open();
+  constexpr int kThreads = 16;
+  std::vector<EnqueueResult> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      results[static_cast<std::size_t>(t)] = MustEnqueue(*q, Doc("a", "same"), "body");
+    });
+  }
+  for (auto& t : threads) t.join();
+  int originals = 0;
+  for (const auto& r : results) {
+    EXPECT_EQ(r.id, results[0].id);
+    originals += r.duplicate ? 0 : 1;
+  }
+  EXPECT_EQ(originals, 1);
+  EXPECT_EQ(q->Stats().queued, 1u);
+}
+
+TEST_F(QueueTest, ConcurrentEnqueuesAreGroupCommitted) {
+  auto q = Open();
+  constexpr int kThreads = 32;
+  constexpr int kPerThread = 50;
+  std::vector<std::vector<DocumentId>> ids(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto r = q->Enqueue(Doc(), AsBytes(std::to_string(t) + "/" + std::to_string(i)));
+        ASSERT_TRUE(r.ok()) << r.status();
+        ids[static_cast<std::size_t>(t)].push_back(r->id);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<DocumentId> all;
+  for (const auto& v : ids) all.insert(v.begin(), v.end());
+  EXPECT_EQ(all.size(), std::size_t{kThreads * kPerThread});
+  QueueStats s = q->Stats();
+  EXPECT_EQ(s.queued, std::uint64_t{kThreads * kPerThread});
+  EXPECT_EQ(s.operations_committed, std::uint64_t{kThreads * kPerThread});
+  EXPECT_LT(s.batches_committed, s.operations_committed) << "no two enqueues shared a sync";
+  for (int t = 0; t < kThreads; ++t) {
+    auto p = q->OpenPayload(ids[static_cast<std::size_t>(t)][7]);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(std::string(AsChars(ReadAll(**p))), std::to_string(t) + "/7");
+  }
+}
+
+TEST_F(QueueTest, LargeDocumentsAreSpooledStreamedAndRemovedWhenSealed) {
+  QueueOptions o = Options();
+  o.inline_payload_max_bytes = 1024;
+  auto q = Open(o);
+  auto pending = q->Begin(Doc("big.bin"));
+  ASSERT_TRUE(pending.ok());
+  std::string expected;
+  for (int i = 0; i < 100; ++i) {
+    std::string chunk(1000, static_cast<char>('a' + i % 26));
+    expected += chunk;
+    ASSERT_TRUE((*pending)->Append(AsBytes(chunk)).ok());
+  }
+  EXPECT_EQ((*pending)->size(), 100000u);
+  auto r = q->Commit(std::move(*pending));
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::string spool = o.path + "/spool/" + r->id.ToString() + ".payload";
+  EXPECT_TRUE(std::filesystem::exists(spool));
+  EXPECT_EQ(std::filesystem::file_size(spool), 100000u);
+
+  auto reader = q->OpenPayload(r->id);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ(std::string(AsChars(ReadAll(**reader))), expected);
+
+  // A big in-memory Enqueue also goes to the spool.
+  auto r2 = MustEnqueue(*q, Doc(), std::string(5000, 'z'));
+  EXPECT_TRUE(std::filesystem::exists(o.path + "/spool/" + r2.id.ToString() + ".payload"));
+
+  ASSERT_EQ(q->Lease(10, 1 << 30, 60s)->size(), 2u);
+  ASSERT_TRUE(q->Complete({{r->id, Bytes{1}, "x"}}).ok());
+  ASSERT_TRUE(q->Fail({{r2.id, InvalidArgumentError("x"), false}}).ok());
+  EXPECT_FALSE(std::filesystem::exists(spool));
+  EXPECT_TRUE(std::filesystem::is_empty(o.path + "/spool"));
+}
+
+TEST_F(QueueTest, AbandonedAndDuplicateStreamsLeaveNoSpoolFiles) {
+  QueueOptions o = Options();
+  o.inline_payload_max_bytes = 10;
+  auto q = Open(o);
+  {
+    auto p = q->Begin(Doc());
+    ASSERT_TRUE((*p)->Append(AsBytes(std::string(100, 'x'))).ok());
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(o.path + "/spool"));
+  auto first = MustEnqueue(*q, Doc("a", "k"), std::string(100, 'x'));
+  auto dup = MustEnqueue(*q, Doc("a", "k"), std::string(100, 'x'));
+  EXPECT_TRUE(dup.duplicate);
+  EXPECT_EQ(q->Enqueue(Doc("a", "k"), AsBytes(std::string(100, 'y'))).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(o.path + "/spool"),
+                          std::filesystem::directory_iterator{}),
+            1);
+  EXPECT_TRUE(std::filesystem::exists(o.path + "/spool/" + first.id.ToString() + ".payload"));
+}
+
+TEST_F(QueueTest, UnreferencedSpoolFilesAreRemovedOnOpen) {
+  QueueOptions o = Options();
+  o.inline_payload_max_bytes = 10;
+  DocumentId kept;
+  {
+    auto q = Open(o);
+    kept = MustEnqueue(*q, Doc(), std::string(100, 'k')).id;
+    ASSERT_TRUE(q->Close().ok());
+  }
+  qseal::testing::WriteFile(o.path + "/spool/01ARZ3NDEKTSV4RRFFQ69G5FAV.payload", "orphan");
+  qseal::testing::WriteFile(o.path + "/spool/01ARZ3NDEKTSV4RRFFQ69G5FAV.tmp", "partial");
+  auto q = Open(o);
+  EXPECT_FALSE(std::filesystem::exists(o.path + "/spool/01ARZ3NDEKTSV4RRFFQ69G5FAV.payload"));
+  EXPECT_FALSE(std::filesystem::exists(o.path + "/spool/01ARZ3NDEKTSV4RRFFQ69G5FAV.tmp"));
+  auto p = q->OpenPayload(kept);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(ReadAll(**p).size(), 100u);
+}
+
+TEST_F(QueueTest, MissingSpoolFileOfAPendingRecordRefusesOpen) {
+  QueueOptions o = Options();
+  o.inline_payload_max_bytes = 10;
+  DocumentId id;
+  {
+    auto q = Open(o);
+    id = MustEnqueue(*q, Doc(), std::string(100, 'k')).id;
+    ASSERT_TRUE(q->Close().ok());
+  }
+  std::filesystem::remove(o.path + "/spool/" + id.ToString() + ".payload");
+  auto q = Queue::Open(o, clock_);
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(q.status().message().find(id.ToString()), std::string::npos);
+}
+
+TEST_F(QueueTest, WaitForWorkWakesOnEnqueue) {
+  auto q = Open();
+  EXPECT_FALSE(q->WaitForWork(1ms));
+  std::atomic<bool> woke{false};
+  std::thread waiter([&] { woke = q->WaitForWork(60s); });
+  MustEnqueue(*q, Doc(), "x");
+  waiter.join();
+  EXPECT_TRUE(woke.load());
+  EXPECT_TRUE(q->WaitForWork(0ms)) << "already ready";
+}
+
+TEST_F(QueueTest, ClosedQueueRefusesCalls) {
+  auto q = Open();
+  ASSERT_TRUE(q->Close().ok());
+  EXPECT_TRUE(q->Close().ok());
+  EXPECT_EQ(q->Enqueue(Doc(), AsBytes("x")).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(q->Lease(1, 1, 1s).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(q->Admit().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(QueueTest, RejectsBadOptions) {
+  QueueOptions o = Options();
+  o.path.clear();
+  EXPECT_EQ(Queue::Open(o, clock_).status().code(), StatusCode::kInvalidArgument);
+  o = Options();
+  o.low_watermark_count = o.high_watermark_count + 1;
+  EXPECT_EQ(Queue::Open(o, clock_).status().code(), StatusCode::kInvalidArgument);
+}
+
+// --- Corruption ------------------------------------------------------------------------------
+
+std::vector<rocksdb::ColumnFamilyDescriptor> AllFamilies() {
+  std::vector<rocksdb::ColumnFamilyDescriptor> d;
+  for (const char* n :
+       {"default", "records", "pending", "payloads", "results", "expiry", "idempotency"}) {
+    d.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  }
+  return d;
+}
+
+// Overwrites the value of one record, behind the queue's back.
+void ClobberRecord(const std::string& path, const DocumentId& id, const std::string& value) {
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), path, AllFamilies(), &handles, &db).ok());
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  ASSERT_TRUE(db->Put(wo, handles[1],
+                      rocksdb::Slice(reinterpret_cast<const char*>(id.data()), DocumentId::kSize),
+                      value)
+                  .ok());
+  for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  ASSERT_TRUE(db->Close().ok());
+  delete db;
+}
+
+TEST_F(QueueTest, PendingRecordThatDoesNotDecodeRefusesOpen) {
+  DocumentId id;
+  {
+    auto q = Open();
+    id = MustEnqueue(*q, Doc(), "x").id;
+    ASSERT_TRUE(q->Close().ok());
+  }
+  ClobberRecord(Options().path, id, "garbage that is not a record");
+  auto q = Queue::Open(Options(), clock_);
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(q.status().message().find(id.ToString()), std::string::npos) << q.status();
+}
+
+TEST_F(QueueTest, FinalRecordThatDoesNotDecodeIsDataLossOnGet) {
+  DocumentId id;
+  {
+    auto q = Open();
+    id = MustEnqueue(*q, Doc(), "x").id;
+    ASSERT_EQ(q->Lease(1, 1 << 20, 60s)->size(), 1u);
+    ASSERT_TRUE(q->Complete({{id, Bytes{1}, "x"}}).ok());
+    ASSERT_TRUE(q->Close().ok());
+  }
+  ClobberRecord(Options().path, id, "garbage that is not a record");
+  auto q = Open();
+  EXPECT_EQ(q->Get(id).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(q->GetSeal(id).status().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(QueueTest, CorruptCurrentFileRefusesOpenNamingTheProblem) {
+  {
+    auto q = Open();
+    MustEnqueue(*q, Doc(), "x");
+    ASSERT_TRUE(q->Close().ok());
+  }
+  qseal::testing::WriteFile(Options().path + "/CURRENT", "MANIFEST-999999\n");
+  auto q = Queue::Open(Options(), clock_);
+  ASSERT_FALSE(q.ok());
+  EXPECT_NE(q.status().message().find(Options().path), std::string::npos) << q.status();
+  EXPECT_NE(q.status().message().find("MANIFEST"), std::string::npos) << q.status();
+}
+
+TEST_F(QueueTest, MissingCurrentFileIsDataLossNotAFreshQueue) {
+  {
+    auto q = Open();
+    MustEnqueue(*q, Doc(), "x");
+    ASSERT_TRUE(q->Close().ok());
+  }
+  std::filesystem::remove(Options().path + "/CURRENT");
+  auto q = Queue::Open(Options(), clock_);
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(q.status().message().find("CURRENT"), std::string::npos) << q.status();
+}
+
+TEST_F(QueueTest, CorruptManifestRefusesOpen) {
+  {
+    auto q = Open();
+    MustEnqueue(*q, Doc(), "x");
+    ASSERT_TRUE(q->Close().ok());
+  }
+  std::string manifest;
+  for (const auto& e : std::filesystem::directory_iterator(Options().path)) {
+    if (e.path().filename().string().rfind("MANIFEST-", 0) == 0) manifest = e.path().string();
+  }
+  ASSERT_FALSE(manifest.empty());
+  std::string bytes = qseal::testing::ReadFile(manifest);
+  for (std::size_t i = 10; i < bytes.size(); i += 7) bytes[i] = static_cast<char>(bytes[i] ^ 0x5A);
+  qseal::testing::WriteFile(manifest, bytes);
+  auto q = Queue::Open(Options(), clock_);
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.status().code(), StatusCode::kDataLoss) << q.status();
+  EXPECT_NE(q.status().message().find("corrupt"), std::string::npos) << q.status();
+}
+
+TEST_F(QueueTest, ForeignRocksDbIsRefused) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, Options().path, &db).ok());
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "k", "v").ok());
+  ASSERT_TRUE(db->Close().ok());
+  delete db;
+  auto q = Queue::Open(Options(), clock_);
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(q.status().message().find("not a qseal queue"), std::string::npos) << q.status();
+}
+
+}  // namespace
+}  // namespace qseal::queue
