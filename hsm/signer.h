@@ -97,9 +97,6 @@ struct SignerOptions {
   // A request waiting in the queue longer than this (e.g. every partition of its key is down)
   // fails with kUnavailable and the last partition error. Default: 30 s.
   std::chrono::milliseconds max_queue_time{30'000};
-  // Time Create waits for the first self-test of each partition before returning (partitions not
-  // up by then keep recovering in the background). Default: 10 s.
-  std::chrono::milliseconds startup_timeout{10'000};
   // Verify every signature with the certificate's public key before returning it. A BENCHMARK
   // SWITCH ONLY (to measure the verify cost): never exposed as a config option; qseald always
   // leaves it on (DESIGN.md §1). Default: true.
@@ -156,9 +153,10 @@ struct PartitionStats {
   std::uint64_t reinits = 0;     // module re-initialisations caused by this partition
   std::uint64_t session_reopens = 0;
   std::uint64_t verify_failures = 0;
-  std::uint64_t timeouts = 0;                   // calls past sign_timeout
-  std::map<std::string, std::uint64_t> errors;  // by CKR_* name
-  std::string last_error;                       // empty when none
+  std::uint64_t timeouts = 0;                     // calls past sign_timeout
+  std::vector<std::uint64_t> session_signatures;  // signatures returned, per session
+  std::map<std::string, std::uint64_t> errors;    // by CKR_* name
+  std::string last_error;                         // empty when none
 };
 
 struct SignerStats {
@@ -184,7 +182,7 @@ class Signer {
   // "key 'seal' refused: check 'key usage' failed: ..."). A partition that is unreachable at
   // startup does not fail Create: it starts down and recovers in the background (Ready() tells).
   // A partition with a wrong PIN is disabled; Create fails when a key is left with no partition
-  // that is not disabled. Blocks up to about options.startup_timeout.
+  // that is not disabled. Blocks while it probes the partitions one after the other.
   static Result<std::unique_ptr<Signer>> Create(SignerOptions options,
                                                 std::vector<PartitionOptions> partitions,
                                                 std::vector<KeyOptions> keys,
@@ -201,8 +199,9 @@ class Signer {
 
   // Queues a request; never blocks. kResourceExhausted when max_pending requests are outstanding,
   // kInvalidArgument for an unknown key or a request that does not fit the key (digest size,
-  // RSA scheme on an EC key, ...), kCancelled after Shutdown. On OK `done` is called exactly once
-  // later; on error it is not called.
+  // RSA scheme on an EC key, ...), kCancelled after Shutdown, kPermissionDenied/kUnavailable when
+  // every partition holding the key is out for good (disabled or quarantined). On OK `done` is
+  // called exactly once later; on error it is not called.
   Status TrySubmit(SignRequest request, SignCallback done);
 
   // As TrySubmit, but waits for room until `deadline` (then kDeadlineExceeded).

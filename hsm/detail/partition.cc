@@ -1,0 +1,321 @@
+#include "hsm/detail/partition.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <p11-kit/uri.h>
+
+#include "common/log.h"
+
+namespace qseal::hsm::detail {
+namespace {
+
+// PKCS#11 fixed-width, blank-padded token fields.
+std::string Trim(const CK_UTF8CHAR* field, std::size_t size) {
+  std::string s(reinterpret_cast<const char*>(field), size);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+Result<KeyUri> ParseKeyUri(const std::string& uri) {
+  P11KitUri* parsed = p11_kit_uri_new();
+  int r = p11_kit_uri_parse(uri.c_str(), P11_KIT_URI_FOR_OBJECT, parsed);
+  if (r != P11_KIT_URI_OK) {
+    std::string why = p11_kit_uri_message(r);
+    p11_kit_uri_free(parsed);
+    return InvalidArgumentError("bad PKCS#11 URI '" + uri + "': " + why);
+  }
+  KeyUri key;
+  if (CK_ATTRIBUTE* a = p11_kit_uri_get_attribute(parsed, CKA_LABEL); a != nullptr) {
+    key.label.assign(static_cast<const char*>(a->pValue), a->ulValueLen);
+  }
+  if (CK_ATTRIBUTE* a = p11_kit_uri_get_attribute(parsed, CKA_ID); a != nullptr) {
+    const auto* p = static_cast<const std::uint8_t*>(a->pValue);
+    key.id.assign(p, p + a->ulValueLen);
+  }
+  bool wrong_type = false;
+  if (CK_ATTRIBUTE* a = p11_kit_uri_get_attribute(parsed, CKA_CLASS);
+      a != nullptr && a->ulValueLen == sizeof(CK_OBJECT_CLASS)) {
+    wrong_type = *static_cast<const CK_OBJECT_CLASS*>(a->pValue) != CKO_PRIVATE_KEY;
+  }
+  p11_kit_uri_free(parsed);
+  if (wrong_type) return InvalidArgumentError("PKCS#11 URI '" + uri + "' names no private key");
+  if (key.label.empty() && key.id.empty()) {
+    return InvalidArgumentError("PKCS#11 URI '" + uri + "' names neither object= nor id=");
+  }
+  return key;
+}
+
+Result<std::string> ReadPin(const std::string& pin_source) {
+  if (pin_source.rfind("file:", 0) == 0) {
+    std::string path = pin_source.substr(5);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return InvalidArgumentError("pin_source: cannot read " + path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string pin = ss.str();
+    if (!pin.empty() && pin.back() == '\n') pin.pop_back();
+    if (!pin.empty() && pin.back() == '\r') pin.pop_back();
+    return pin;
+  }
+  if (pin_source.rfind("env:", 0) == 0) {
+    std::string name = pin_source.substr(4);
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr)
+      return InvalidArgumentError("pin_source: environment variable " + name + " unset");
+    return std::string(v);
+  }
+  return InvalidArgumentError("pin_source must start with file: or env:");
+}
+
+Session& Session::operator=(Session&& o) noexcept {
+  if (this != &o) {
+    Close();
+    partition_ = o.partition_;
+    handle_ = o.handle_;
+    generation_ = o.generation_;
+    o.partition_ = nullptr;
+  }
+  return *this;
+}
+
+void Session::Close() {
+  if (partition_ == nullptr) return;
+  Module& m = partition_->module();
+  {
+    Module::Call call(m);
+    if (call.initialized() && call.generation() == generation_) m.fn()->C_CloseSession(handle_);
+  }
+  partition_ = nullptr;
+}
+
+Partition::Partition(PartitionOptions options, std::shared_ptr<Module> module, std::string pin,
+                     std::vector<KeyUri> keys)
+    : options_(std::move(options)),
+      module_(std::move(module)),
+      pin_(std::move(pin)),
+      keys_(std::move(keys)) {
+  MutexLock lock(mu_);
+  handles_.resize(keys_.size());
+}
+
+bool Partition::PinFailed() const {
+  MutexLock lock(mu_);
+  return !pin_error_.ok();
+}
+
+Status Partition::FindSlot(std::uint64_t generation, CK_RV* rv) {
+  CK_FUNCTION_LIST* fn = module_->fn();
+  CK_ULONG count = 0;
+  *rv = fn->C_GetSlotList(CK_TRUE, nullptr, &count);
+  if (*rv != CKR_OK) return CkrStatus(*rv, "C_GetSlotList");
+  std::vector<CK_SLOT_ID> slots(count);
+  *rv = fn->C_GetSlotList(CK_TRUE, slots.data(), &count);
+  if (*rv != CKR_OK) return CkrStatus(*rv, "C_GetSlotList");
+  slots.resize(count);
+  for (CK_SLOT_ID slot : slots) {
+    CK_TOKEN_INFO info{};
+    if (fn->C_GetTokenInfo(slot, &info) != CKR_OK) continue;
+    std::string label = Trim(info.label, sizeof(info.label));
+    std::string serial = Trim(info.serialNumber, sizeof(info.serialNumber));
+    if (!options_.token_label.empty() && label != options_.token_label) continue;
+    if (!options_.token_serial.empty() && serial != options_.token_serial) continue;
+    MutexLock lock(mu_);
+    slot_ = slot;
+    slot_generation_ = generation;
+    return Status::Ok();
+  }
+  *rv = CKR_TOKEN_NOT_PRESENT;
+  return UnavailableError("partition '" + options_.name + "': no token with label '" +
+                          options_.token_label + "' serial '" + options_.token_serial +
+                          "': CKR_TOKEN_NOT_PRESENT");
+}
+
+Result<Session> Partition::Open(CK_RV* rv) {
+  *rv = CKR_OK;
+  {
+    MutexLock lock(mu_);
+    if (!pin_error_.ok()) {
+      *rv = pin_rv_;
+      return pin_error_;
+    }
+  }
+  Session session;
+  {
+    Module::Call call(*module_);
+    if (!call.initialized()) {
+      *rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+      return CkrStatus(*rv, "partition '" + options_.name + "'");
+    }
+    bool need_slot;
+    {
+      MutexLock lock(mu_);
+      need_slot = slot_generation_ != call.generation();
+    }
+    if (need_slot) QSEAL_RETURN_IF_ERROR(FindSlot(call.generation(), rv));
+    CK_SLOT_ID slot;
+    {
+      MutexLock lock(mu_);
+      slot = slot_;
+    }
+    CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
+    *rv = module_->fn()->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &h);
+    if (*rv != CKR_OK) {
+      if (*rv == CKR_SLOT_ID_INVALID || *rv == CKR_TOKEN_NOT_PRESENT) {
+        MutexLock lock(mu_);
+        slot_generation_ = 0;
+      }
+      return CkrStatus(*rv, "partition '" + options_.name + "': C_OpenSession");
+    }
+    session.partition_ = this;
+    session.handle_ = h;
+    session.generation_ = call.generation();
+    CK_SESSION_INFO info{};
+    *rv = module_->fn()->C_GetSessionInfo(h, &info);
+    if (*rv != CKR_OK) return CkrStatus(*rv, "partition '" + options_.name + "': C_GetSessionInfo");
+    if (info.state == CKS_RO_USER_FUNCTIONS || info.state == CKS_RW_USER_FUNCTIONS) {
+      return session;
+    }
+  }
+  QSEAL_RETURN_IF_ERROR(LoginOnce(session, rv));
+  return session;
+}
+
+Status Partition::Relogin(Session& session, CK_RV* rv) { return LoginOnce(session, rv); }
+
+Status Partition::LoginOnce(Session& session, CK_RV* rv) {
+  *rv = CKR_OK;
+  {
+    MutexLock lock(mu_);
+    if (!pin_error_.ok()) {
+      *rv = pin_rv_;
+      return pin_error_;
+    }
+    std::uint64_t epoch = login_epoch_;
+    while (login_in_progress_) cv_.Wait(mu_);
+    if (login_epoch_ != epoch) return Status::Ok();  // another thread just logged the token in
+    if (!pin_error_.ok()) {
+      *rv = pin_rv_;
+      return pin_error_;
+    }
+    login_in_progress_ = true;
+  }
+  // Not under mu_: C_Login is an HSM call. login_in_progress_ makes it single-flight.
+  {
+    Module::Call call(*module_);
+    if (!call.initialized() || call.generation() != session.generation()) {
+      *rv = CKR_SESSION_HANDLE_INVALID;
+    } else {
+      std::string pin = pin_;
+      *rv = module_->fn()->C_Login(session.handle(), CKU_USER,
+                                   reinterpret_cast<CK_UTF8CHAR*>(pin.data()),
+                                   static_cast<CK_ULONG>(pin.size()));
+    }
+  }
+  MutexLock lock(mu_);
+  login_in_progress_ = false;
+  cv_.SignalAll();
+  if (*rv == CKR_OK || *rv == CKR_USER_ALREADY_LOGGED_IN) {
+    ++login_epoch_;
+    *rv = CKR_OK;
+    return Status::Ok();
+  }
+  Status s = CkrStatus(*rv, "partition '" + options_.name + "': C_Login");
+  if (Classify(*rv) == CkrClass::kPin) {
+    pin_error_ = s;
+    pin_rv_ = *rv;
+    LogError("partition disabled: PIN refused, never retried",
+             {{"partition", options_.name}, {"error", CkrName(*rv)}});
+  }
+  return s;
+}
+
+Result<CK_OBJECT_HANDLE> Partition::KeyHandle(Session& session, std::size_t key_index, CK_RV* rv) {
+  *rv = CKR_OK;
+  {
+    MutexLock lock(mu_);
+    const CachedHandle& c = handles_[key_index];
+    if (c.generation == session.generation() && c.handle != CK_INVALID_HANDLE) return c.handle;
+  }
+  const KeyUri& uri = keys_[key_index];
+  CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+  std::string label = uri.label;
+  Bytes id = uri.id;
+  std::vector<CK_ATTRIBUTE> tmpl;
+  tmpl.push_back({CKA_CLASS, &cls, sizeof(cls)});
+  if (!label.empty()) tmpl.push_back({CKA_LABEL, label.data(), label.size()});
+  if (!id.empty()) tmpl.push_back({CKA_ID, id.data(), id.size()});
+  CK_OBJECT_HANDLE found[2] = {CK_INVALID_HANDLE, CK_INVALID_HANDLE};
+  CK_ULONG n = 0;
+  {
+    Module::Call call(*module_);
+    if (!call.initialized() || call.generation() != session.generation()) {
+      *rv = CKR_SESSION_HANDLE_INVALID;
+      return CkrStatus(*rv, "C_FindObjectsInit");
+    }
+    CK_FUNCTION_LIST* fn = module_->fn();
+    *rv = fn->C_FindObjectsInit(session.handle(), tmpl.data(), static_cast<CK_ULONG>(tmpl.size()));
+    if (*rv != CKR_OK)
+      return CkrStatus(*rv, "partition '" + options_.name + "': C_FindObjectsInit");
+    *rv = fn->C_FindObjects(session.handle(), found, 2, &n);
+    CK_RV frv = fn->C_FindObjectsFinal(session.handle());
+    if (*rv != CKR_OK) return CkrStatus(*rv, "partition '" + options_.name + "': C_FindObjects");
+    if (frv != CKR_OK) {
+      *rv = frv;
+      return CkrStatus(*rv, "partition '" + options_.name + "': C_FindObjectsFinal");
+    }
+  }
+  if (n == 0) {
+    return NotFoundError("partition '" + options_.name + "': no private key with label '" +
+                         uri.label + "' id " + HexEncode(uri.id));
+  }
+  if (n > 1) {
+    return InvalidArgumentError("partition '" + options_.name + "': key URI matches several keys");
+  }
+  MutexLock lock(mu_);
+  handles_[key_index] = {session.generation(), found[0]};
+  return found[0];
+}
+
+void Partition::ForgetKeyHandle(std::size_t key_index) {
+  MutexLock lock(mu_);
+  handles_[key_index] = {};
+}
+
+SignResult Partition::Sign(Session& session, CK_OBJECT_HANDLE key, CK_MECHANISM* mechanism,
+                           ByteSpan input, std::size_t max_len) {
+  SignResult out;
+  Module::Call call(*module_);
+  if (!call.initialized()) {
+    out.rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+    return out;
+  }
+  if (call.generation() != session.generation()) {
+    out.rv = CKR_SESSION_HANDLE_INVALID;
+    return out;
+  }
+  CK_FUNCTION_LIST* fn = module_->fn();
+  out.rv = fn->C_SignInit(session.handle(), mechanism, key);
+  if (out.rv != CKR_OK) return out;
+  Bytes data(input.begin(), input.end());
+  out.signature.resize(max_len);
+  auto len = static_cast<CK_ULONG>(max_len);
+  out.rv = fn->C_Sign(session.handle(), data.data(), static_cast<CK_ULONG>(data.size()),
+                      out.signature.data(), &len);
+  if (out.rv == CKR_BUFFER_TOO_SMALL) {
+    out.signature.resize(len);
+    out.rv = fn->C_Sign(session.handle(), data.data(), static_cast<CK_ULONG>(data.size()),
+                        out.signature.data(), &len);
+  }
+  if (out.rv == CKR_OK) {
+    out.signature.resize(len);
+  } else {
+    out.signature.clear();
+  }
+  return out;
+}
+
+}  // namespace qseal::hsm::detail
