@@ -233,7 +233,7 @@ Bytes SoftwareSign(EVP_PKEY* key, ByteSpan digest, DigestAlgorithm algorithm,
   return sig;
 }
 
-Cmd Run(const std::string& command) {
+Cmd Sh(const std::string& command) {
   auto r = qseal::testing::RunCommand(command);
   return Cmd{r.exit_code, r.output};
 }

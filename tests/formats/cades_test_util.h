@@ -89,6 +89,6 @@ struct Cmd {
   int exit_code = -1;
   std::string output;
 };
-Cmd Run(const std::string& command);
+Cmd Sh(const std::string& command);
 
 }  // namespace qseal::formats::testing

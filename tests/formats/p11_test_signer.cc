@@ -59,6 +59,7 @@ struct P11TestSigner::State {
   CK_FUNCTION_LIST* f = nullptr;
   CK_SESSION_HANDLE session = 0;
   CK_OBJECT_HANDLE key = 0;
+  bool initialized_here = false;
 };
 
 P11TestSigner::P11TestSigner(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -66,7 +67,7 @@ P11TestSigner::P11TestSigner(std::unique_ptr<State> state) : state_(std::move(st
 P11TestSigner::~P11TestSigner() {
   if (state_->f != nullptr) {
     if (state_->session != 0) state_->f->C_CloseSession(state_->session);
-    state_->f->C_Finalize(nullptr);
+    if (state_->initialized_here) state_->f->C_Finalize(nullptr);
   }
   if (state_->handle != nullptr) dlclose(state_->handle);
 }
@@ -89,6 +90,7 @@ Result<std::unique_ptr<P11TestSigner>> P11TestSigner::Open(const std::string& mo
     s.f = nullptr;
     return UnavailableError(Rv("C_Initialize", rv));
   }
+  s.initialized_here = rv == CKR_OK;
   CK_ULONG count = 0;
   rv = s.f->C_GetSlotList(CK_TRUE, nullptr, &count);
   if (rv != CKR_OK) return UnavailableError(Rv("C_GetSlotList", rv));

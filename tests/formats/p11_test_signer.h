@@ -2,7 +2,8 @@
 // list (formats tests must not depend on hsm/). Produces what the hsm layer hands to formats:
 // RSASSA-PKCS1-v1_5 over a DigestInfo, RSASSA-PSS over the digest, ECDSA as DER.
 //
-// Not thread-safe; one instance per test.
+// The first instance in a process initialises the module and finalises it when destroyed: destroy
+// it last. Not thread-safe; owned by one test.
 #pragma once
 
 #include <memory>
