@@ -276,6 +276,7 @@ class Queue::Impl {
   Status Complete(std::vector<Completion> completions);
   Status Fail(std::vector<Failure> failures);
   Result<Record> Get(const DocumentId& id) const;
+  Result<StoredRecord> LoadStored(const DocumentId& id) const;
   Result<Bytes> GetSeal(const DocumentId& id) const;
   Result<std::uint64_t> SweepRetention();
   QueueStats Stats() const;
@@ -287,7 +288,7 @@ class Queue::Impl {
  private:
   // One unit of work for the committer; lives on the submitting caller's stack.
   struct Op {
-    enum class Kind { kEnqueue, kLease, kComplete, kFail, kSweep };
+    enum class Kind { kEnqueue, kComplete, kFail, kSweep };
     Kind kind = Kind::kEnqueue;
     // kEnqueue
     const NewDocument* doc = nullptr;
@@ -298,11 +299,6 @@ class Queue::Impl {
     bool spooled = false;
     EnqueueResult enqueue_result;
     bool discard_spool = false;  // rejected or duplicate: the spool file is not referenced
-    // kLease
-    std::size_t max_count = 0;
-    std::uint64_t max_bytes = 0;
-    std::chrono::milliseconds lease_duration{0};
-    std::vector<Record> leased;
     // kComplete / kFail
     std::vector<Completion>* completions = nullptr;
     std::vector<Failure>* failures = nullptr;
@@ -323,6 +319,7 @@ class Queue::Impl {
   // State of one batch being assembled.
   struct BatchContext {
     rocksdb::WriteBatch batch;
+    bool deferred = false;  // record writes go to deferred_records_ (Lease), not to batch
     bool sync = false;
     bool counts_changed = false;
     bool work_added = false;
@@ -339,7 +336,9 @@ class Queue::Impl {
   void Run();
   void ProcessBatch(const std::vector<Op*>& ops);
   void PrepareEnqueue(Op& op, BatchContext& ctx);
-  void PrepareLease(Op& op, BatchContext& ctx);
+  void DoLease(std::size_t max_count, std::uint64_t max_bytes,
+               std::chrono::milliseconds lease_duration, BatchContext& ctx,
+               std::vector<Record>* leased);
   void PrepareComplete(Op& op, BatchContext& ctx);
   void PrepareFail(Op& op, BatchContext& ctx);
   void PrepareSweep(Op& op, BatchContext& ctx);
@@ -362,7 +361,12 @@ class Queue::Impl {
   std::vector<rocksdb::ColumnFamilyHandle*> cf_;
   std::shared_ptr<rocksdb::EventListener> listener_;
 
-  // Owned by the committer thread (and by Open before the thread starts).
+  // Queue state. Changed by the committer (while preparing a batch) and by Lease; both hold
+  // state_mu_, never across a RocksDB write. Lease's record writes wait in deferred_records_ for
+  // the committer's next batch (unsynced on their own), so Lease never waits for a disk sync.
+  mutable Mutex state_mu_;
+  std::map<DocumentId, std::string> deferred_records_;
+  bool deferred_signalled_ QSEAL_GUARDED_BY(submit_mu_) = false;
   std::map<DocumentId, Entry> pending_;
   std::set<DocumentId> ready_;
   std::set<std::pair<SteadyTime, DocumentId>> delayed_;
@@ -779,13 +783,30 @@ Result<EnqueueResult> Queue::Impl::Commit(std::unique_ptr<PendingDocument> pendi
 Result<std::vector<Record>> Queue::Impl::Lease(std::size_t max_count, std::uint64_t max_bytes,
                                                std::chrono::milliseconds lease_duration) {
   QSEAL_RETURN_IF_ERROR(CheckOpen());
-  Op op;
-  op.kind = Op::Kind::kLease;
-  op.max_count = max_count;
-  op.max_bytes = max_bytes;
-  op.lease_duration = lease_duration;
-  QSEAL_RETURN_IF_ERROR(Submit(op));
-  return std::move(op.leased);
+  if (read_only_.load()) return Health();
+  std::vector<Record> leased;
+  bool wrote = false;
+  bool work_added = false;
+  {
+    MutexLock lock(state_mu_);
+    BatchContext ctx;
+    ctx.deferred = true;
+    ctx.now = clock_.Now();
+    ctx.steady_now = clock_.SteadyNow();
+    DoLease(max_count, max_bytes, lease_duration, ctx, &leased);
+    wrote = !deferred_records_.empty();
+    work_added = ctx.work_added;
+    PublishStats();
+  }
+  if (wrote) {
+    {
+      MutexLock lock(submit_mu_);
+      deferred_signalled_ = true;
+    }
+    committer_cv_.Signal();
+  }
+  if (work_added) work_cv_.SignalAll();
+  return leased;
 }
 
 bool Queue::Impl::WaitForWork(std::chrono::milliseconds max_wait) {
@@ -830,13 +851,24 @@ Result<std::uint64_t> Queue::Impl::SweepRetention() {
 }
 
 Result<Record> Queue::Impl::Get(const DocumentId& id) const {
+  QSEAL_ASSIGN_OR_RETURN(StoredRecord stored, LoadStored(id));
+  return std::move(stored.record);
+}
+
+// Pending records are read from memory (their newest state, including leases not yet written);
+// final ones from RocksDB.
+Result<StoredRecord> Queue::Impl::LoadStored(const DocumentId& id) const {
   QSEAL_RETURN_IF_ERROR(CheckOpen());
+  {
+    MutexLock lock(state_mu_);
+    auto it = pending_.find(id);
+    if (it != pending_.end()) return it->second.stored;
+  }
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kRecords), IdKey(id), &value);
   if (s.IsNotFound()) return NotFoundError("document " + id.ToString() + " not found");
   QSEAL_RETURN_IF_ERROR(FromRocksDb(s, "queue read of " + id.ToString()));
-  QSEAL_ASSIGN_OR_RETURN(StoredRecord stored, DecodeRecord(id, value));
-  return std::move(stored.record);
+  return DecodeRecord(id, value);
 }
 
 Result<Bytes> Queue::Impl::GetSeal(const DocumentId& id) const {
@@ -855,12 +887,7 @@ Result<Bytes> Queue::Impl::GetSeal(const DocumentId& id) const {
 }
 
 Result<std::unique_ptr<PayloadReader>> Queue::Impl::OpenPayload(const DocumentId& id) const {
-  QSEAL_RETURN_IF_ERROR(CheckOpen());
-  std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kRecords), IdKey(id), &value);
-  if (s.IsNotFound()) return NotFoundError("document " + id.ToString() + " not found");
-  QSEAL_RETURN_IF_ERROR(FromRocksDb(s, "queue read of " + id.ToString()));
-  QSEAL_ASSIGN_OR_RETURN(StoredRecord stored, DecodeRecord(id, value));
+  QSEAL_ASSIGN_OR_RETURN(StoredRecord stored, LoadStored(id));
   switch (stored.payload) {
     case PayloadKind::kNone:
       return NotFoundError("payload of document " + id.ToString() + " was deleted (it is " +
@@ -956,7 +983,7 @@ void Queue::Impl::Run() {
     std::vector<Op*> batch;
     {
       MutexLock lock(submit_mu_);
-      while (ops_.empty() && !stopping_) {
+      while (ops_.empty() && !deferred_signalled_ && !stopping_) {
         if (!timed_sweep) {
           committer_cv_.Wait(submit_mu_);
         } else if (!committer_cv_.WaitUntil(submit_mu_, next_sweep) &&
@@ -964,7 +991,8 @@ void Queue::Impl::Run() {
           break;
         }
       }
-      if (ops_.empty() && stopping_) return;
+      if (ops_.empty() && !deferred_signalled_ && stopping_) return;
+      deferred_signalled_ = false;
       std::size_t take = 0;
       std::uint64_t bytes = 0;
       while (take < ops_.size() && take < options_.max_batch_ops &&
@@ -981,7 +1009,6 @@ void Queue::Impl::Run() {
       batch.push_back(&sweep);
       next_sweep = std::chrono::steady_clock::now() + options_.retention_sweep_interval;
     }
-    if (batch.empty()) continue;
     ProcessBatch(batch);
     {
       MutexLock lock(submit_mu_);
@@ -998,29 +1025,32 @@ void Queue::Impl::ProcessBatch(const std::vector<Op*>& ops) {
     return;
   }
   BatchContext ctx;
-  ctx.now = clock_.Now();
-  ctx.steady_now = clock_.SteadyNow();
-  for (Op* op : ops) {
-    switch (op->kind) {
-      case Op::Kind::kEnqueue:
-        PrepareEnqueue(*op, ctx);
-        break;
-      case Op::Kind::kLease:
-        PrepareLease(*op, ctx);
-        break;
-      case Op::Kind::kComplete:
-        PrepareComplete(*op, ctx);
-        break;
-      case Op::Kind::kFail:
-        PrepareFail(*op, ctx);
-        break;
-      case Op::Kind::kSweep:
-        PrepareSweep(*op, ctx);
-        break;
+  {
+    MutexLock lock(state_mu_);
+    // Lease's record writes first: anything an op below writes for the same id is newer.
+    for (const auto& [id, value] : deferred_records_) ctx.batch.Put(cf(kRecords), IdKey(id), value);
+    deferred_records_.clear();
+    ctx.now = clock_.Now();
+    ctx.steady_now = clock_.SteadyNow();
+    for (Op* op : ops) {
+      switch (op->kind) {
+        case Op::Kind::kEnqueue:
+          PrepareEnqueue(*op, ctx);
+          break;
+        case Op::Kind::kComplete:
+          PrepareComplete(*op, ctx);
+          break;
+        case Op::Kind::kFail:
+          PrepareFail(*op, ctx);
+          break;
+        case Op::Kind::kSweep:
+          PrepareSweep(*op, ctx);
+          break;
+      }
     }
-  }
-  if (ctx.counts_changed) {
-    ctx.batch.Put(cf(kMeta), kCountsKey, EncodeCounts(sealed_count_, failed_count_));
+    if (ctx.counts_changed) {
+      ctx.batch.Put(cf(kMeta), kCountsKey, EncodeCounts(sealed_count_, failed_count_));
+    }
   }
   if (ctx.batch.Count() > 0) {
     rocksdb::WriteOptions wo;
@@ -1036,23 +1066,31 @@ void Queue::Impl::ProcessBatch(const std::vector<Op*>& ops) {
         if (op->status.ok()) op->status = h;
         op->discard_spool = false;
       }
-      PublishStats();
       return;
     }
-    ++batches_;
-    operations_ += ops.size();
   }
   for (const std::string& path : ctx.unlink_after) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       LogWarn("queue could not remove spool file", {{"file", path}, {"error", ErrnoText(errno)}});
     }
   }
-  PublishStats();
+  {
+    MutexLock lock(state_mu_);
+    if (ctx.batch.Count() > 0 && !ops.empty()) {
+      ++batches_;
+      operations_ += ops.size();
+    }
+    PublishStats();
+  }
   if (ctx.work_added) work_cv_.SignalAll();
 }
 
 void Queue::Impl::PutRecord(BatchContext& ctx, const StoredRecord& stored) {
-  ctx.batch.Put(cf(kRecords), IdKey(stored.record.id), EncodeRecord(stored));
+  if (ctx.deferred) {
+    deferred_records_[stored.record.id] = EncodeRecord(stored);
+  } else {
+    ctx.batch.Put(cf(kRecords), IdKey(stored.record.id), EncodeRecord(stored));
+  }
 }
 
 void Queue::Impl::PrepareEnqueue(Op& op, BatchContext& ctx) {
@@ -1151,7 +1189,9 @@ void Queue::Impl::Requeue(Entry& entry, SysTime not_before, BatchContext& ctx) {
   PutRecord(ctx, entry.stored);
 }
 
-void Queue::Impl::PrepareLease(Op& op, BatchContext& ctx) {
+void Queue::Impl::DoLease(std::size_t max_count, std::uint64_t max_bytes,
+                          std::chrono::milliseconds lease_duration, BatchContext& ctx,
+                          std::vector<Record>* leased) {
   while (!leases_.empty() && leases_.begin()->first <= ctx.steady_now) {
     DocumentId id = leases_.begin()->second;
     Entry& entry = pending_.at(id);
@@ -1165,22 +1205,22 @@ void Queue::Impl::PrepareLease(Op& op, BatchContext& ctx) {
     delayed_.erase(delayed_.begin());
   }
   std::uint64_t bytes = 0;
-  while (op.leased.size() < op.max_count && !ready_.empty()) {
+  while (leased->size() < max_count && !ready_.empty()) {
     DocumentId id = *ready_.begin();
     Entry& entry = pending_.at(id);
     Record& r = entry.stored.record;
-    if (!op.leased.empty() && bytes + r.size > op.max_bytes) break;
+    if (!leased->empty() && bytes + r.size > max_bytes) break;
     bytes += r.size;
     Unindex(entry);
     r.state = State::kLeased;
     ++r.attempts;
     r.updated_at = ctx.now;
-    r.lease_deadline = ctx.now + op.lease_duration;
-    entry.lease_deadline = ctx.steady_now + op.lease_duration;
+    r.lease_deadline = ctx.now + lease_duration;
+    entry.lease_deadline = ctx.steady_now + lease_duration;
     leases_.emplace(entry.lease_deadline, id);
     ++leased_count_;
     PutRecord(ctx, entry.stored);
-    op.leased.push_back(r);
+    leased->push_back(r);
   }
 }
 
