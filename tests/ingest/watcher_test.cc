@@ -1,0 +1,442 @@
+// FolderWatcher against a real RocksDB queue and real inotify on a temp dir. A fake engine loop
+// leases records and publishes a stand-in seal (the record's sha256 hex), so the test can check
+// that every output pairs the right seal with the right original; real signing is covered by the
+// daemon's e2e tests.
+#include "ingest/watcher.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include "common/bytes.h"
+#include "queue/queue.h"
+#include "tests/testing/testing.h"
+
+namespace qseal::ingest {
+namespace {
+
+namespace fs = std::filesystem;
+using qseal::testing::ReadFile;
+using qseal::testing::TempDir;
+using qseal::testing::WriteFile;
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return HexEncode(ByteSpan(md, len));
+}
+
+// Polls `pred` until true or the timeout (file system effects of another thread have no latch).
+bool WaitFor(const std::function<bool()>& pred,
+             std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pred();
+}
+
+std::set<std::string> List(const std::string& dir) {
+  std::set<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) names.insert(e.path().filename().string());
+  return names;
+}
+
+// Leases records and publishes them through the watcher, as the engine does: Publish (or
+// PublishFailure) first, then the queue's final state.
+class FakeEngine {
+ public:
+  FakeEngine(queue::Queue* q, FolderWatcher* w, bool fail = false)
+      : queue_(q), watcher_(w), fail_(fail), thread_([this] { Run(); }) {}
+  ~FakeEngine() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::uint64_t done() const { return done_.load(); }
+  std::uint64_t errors() const { return errors_.load(); }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      auto leased = queue_->Lease(256, 1ull << 30, std::chrono::seconds(60));
+      if (!leased.ok() || leased->empty()) {
+        queue_->WaitForWork(std::chrono::milliseconds(20));
+        continue;
+      }
+      std::vector<queue::Queue::Completion> completions;
+      std::vector<queue::Queue::Failure> failures;
+      for (const auto& r : *leased) {
+        if (fail_) {
+          Status err = InvalidArgumentError("not a document we can seal");
+          if (!watcher_->PublishFailure(r, err).ok()) errors_++;
+          failures.push_back({r.id, err, false});
+        } else {
+          Status s = watcher_->Publish(r, AsBytes(r.sha256_hex), "p7s");
+          if (!s.ok()) {
+            errors_++;
+            continue;
+          }
+          completions.push_back({r.id, Bytes(r.sha256_hex.begin(), r.sha256_hex.end()),
+                                 "application/pkcs7-signature"});
+        }
+      }
+      if (!completions.empty() && !queue_->Complete(std::move(completions)).ok()) errors_++;
+      if (!failures.empty() && !queue_->Fail(std::move(failures)).ok()) errors_++;
+      done_ += leased->size();
+    }
+  }
+
+  queue::Queue* queue_;
+  FolderWatcher* watcher_;
+  bool fail_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> done_{0};
+  std::atomic<std::uint64_t> errors_{0};
+  std::thread thread_;
+};
+
+class WatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = tmp_.Sub("watch");
+    staging_ = tmp_.Sub("staging");
+    fs::create_directories(staging_);
+    OpenQueue();
+  }
+
+  void OpenQueue(queue::QueueOptions options = {}) {
+    options.path = tmp_.Sub("queue");
+    auto q = queue::Queue::Open(options);
+    ASSERT_TRUE(q.ok()) << q.status();
+    queue_ = std::move(*q);
+  }
+
+  WatchOptions Options() const {
+    WatchOptions o;
+    o.root = root_;
+    o.profile = "default";
+    return o;
+  }
+
+  std::string Inbox() const { return root_ + "/inbox"; }
+  std::string Processing() const { return root_ + "/processing"; }
+  std::string Outbox() const { return root_ + "/outbox"; }
+  std::string Failed() const { return root_ + "/failed"; }
+
+  // The producer protocol: write under a temporary name elsewhere, rename in.
+  void Drop(const std::string& name, const std::string& content) {
+    std::string tmp = staging_ + "/" + name;
+    WriteFile(tmp, content);
+    ASSERT_EQ(::rename(tmp.c_str(), (Inbox() + "/" + name).c_str()), 0);
+  }
+
+  // Asserts outbox/<name> holds `content` and outbox/<name>.p7s the stand-in seal for it.
+  void ExpectPublished(const std::string& name, const std::string& content) {
+    EXPECT_EQ(ReadFile(Outbox() + "/" + name), content) << name;
+    EXPECT_EQ(ReadFile(Outbox() + "/" + name + ".p7s"), Sha256Hex(content)) << name;
+  }
+
+  TempDir tmp_;
+  std::string root_;
+  std::string staging_;
+  std::unique_ptr<queue::Queue> queue_;
+};
+
+TEST(WatcherOptionsTest, StartRefusesMissingProfile) {
+  TempDir tmp;
+  auto q = queue::Queue::Open({.path = tmp.Sub("queue")});
+  ASSERT_TRUE(q.ok());
+  FolderWatcher w({.root = tmp.Sub("w"), .profile = ""}, q->get());
+  EXPECT_EQ(w.Start().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(WatcherTest, StartCreatesTheFourFolders) {
+  FolderWatcher w(Options(), queue_.get());
+  ASSERT_TRUE(w.Start().ok());
+  for (const auto& d : {Inbox(), Processing(), Outbox(), Failed()}) {
+    EXPECT_TRUE(fs::is_directory(d)) << d;
+  }
+  EXPECT_EQ(w.Start().code(), StatusCode::kFailedPrecondition);
+  w.Stop();
+  w.Stop();
+}
+
+TEST_F(WatcherTest, LeavesSymlinkFifoDotFileTmpAndOpenFileAlone) {
+  WatchOptions o = Options();
+  o.poll_interval = std::chrono::milliseconds(20);  // rescans must not claim them either
+  FolderWatcher w(o, queue_.get());
+  fs::create_directories(Inbox());
+  WriteFile(staging_ + "/target.txt", "symlink target");
+  ASSERT_EQ(::symlink((staging_ + "/target.txt").c_str(), (Inbox() + "/link.txt").c_str()), 0);
+  ASSERT_EQ(::mkfifo((Inbox() + "/pipe").c_str(), 0600), 0);
+  WriteFile(Inbox() + "/.hidden", "dot file");
+  WriteFile(Inbox() + "/upload.tmp", "temp file");
+  fs::create_directories(Inbox() + "/subdir");
+  // Written in place and not closed yet: seen by the start scan, must not be claimed.
+  int writing = ::open((Inbox() + "/writing.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(writing, 0);
+  ASSERT_EQ(::write(writing, "partial", 7), 7);
+
+  FakeEngine engine(queue_.get(), &w);
+  ASSERT_TRUE(w.Start().ok());
+  Drop("done.txt", "a complete document");
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(Outbox() + "/done.txt"); }));
+  std::uint64_t scans = w.Stats().scans;
+  ASSERT_TRUE(WaitFor([&] { return w.Stats().scans >= scans + 5; }));
+
+  ExpectPublished("done.txt", "a complete document");
+  EXPECT_EQ(List(Inbox()), (std::set<std::string>{".hidden", "link.txt", "pipe", "subdir",
+                                                  "upload.tmp", "writing.txt"}));
+  EXPECT_TRUE(List(Processing()).empty());
+  EXPECT_EQ(List(Outbox()), (std::set<std::string>{"done.txt", "done.txt.p7s"}));
+  EXPECT_EQ(ReadFile(staging_ + "/target.txt"), "symlink target");
+  EXPECT_GT(w.Stats().skipped, 0u);
+  EXPECT_EQ(queue_->Stats().sealed, 1u);
+
+  // Closing the file written in place makes it claimable (IN_CLOSE_WRITE).
+  ASSERT_EQ(::write(writing, " and the rest", 13), 13);
+  ::close(writing);
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(Outbox() + "/writing.txt"); }));
+  ExpectPublished("writing.txt", "partial and the rest");
+  EXPECT_EQ(engine.errors(), 0u);
+  w.Stop();
+}
+
+TEST_F(WatcherTest, RenamedFileIsPublishedOnceAndPublishIsIdempotent) {
+  FolderWatcher w(Options(), queue_.get());
+  ASSERT_TRUE(w.Start().ok());
+  {
+    FakeEngine engine(queue_.get(), &w);
+    Drop("invoice.pdf", "%PDF-1.7 pretend");
+    ASSERT_TRUE(WaitFor([&] { return engine.done() == 1 && queue_->Stats().sealed == 1; }));
+    EXPECT_EQ(engine.errors(), 0u);
+  }
+  ExpectPublished("invoice.pdf", "%PDF-1.7 pretend");
+  EXPECT_TRUE(List(Processing()).empty());
+
+  // The engine crashed between Publish and the queue commit and publishes again: nothing new.
+  auto leased = queue_->Lease(10, 1 << 20, std::chrono::seconds(10));
+  ASSERT_TRUE(leased.ok());
+  EXPECT_TRUE(leased->empty());
+  auto stats = w.Stats();
+  EXPECT_EQ(stats.claimed, 1u);
+  EXPECT_EQ(stats.published, 1u);
+  // A copy of the sealed record, as the engine would pass it again.
+  queue::Record r;
+  r.client = root_;
+  r.name = "invoice.pdf";
+  r.sha256_hex = Sha256Hex("%PDF-1.7 pretend");
+  EXPECT_TRUE(w.Publish(r, AsBytes(std::string("other seal")), "p7s").ok());
+  ExpectPublished("invoice.pdf", "%PDF-1.7 pretend");
+  EXPECT_EQ(List(Outbox()).size(), 2u);
+  EXPECT_EQ(w.Stats().published, 1u);
+
+  // A record from another root or with a path in its name is refused.
+  queue::Record other = r;
+  other.client = "/elsewhere";
+  EXPECT_EQ(w.Publish(other, AsBytes(std::string("x")), "p7s").code(),
+            StatusCode::kInvalidArgument);
+  queue::Record sneaky = r;
+  sneaky.name = "../escape";
+  EXPECT_EQ(w.Publish(sneaky, AsBytes(std::string("x")), "p7s").code(),
+            StatusCode::kInvalidArgument);
+  w.Stop();
+}
+
+TEST_F(WatcherTest, FiveThousandFilesDroppedAtOnceArePublishedExactlyOnce) {
+  constexpr int kFiles = 5000;
+  std::map<std::string, std::string> contents;
+  for (int i = 0; i < kFiles; ++i) {
+    std::string name = "doc-" + std::to_string(i) + ".xml";
+    std::string content = "<doc n=\"" + std::to_string(i) + "\">" +
+                          std::string(static_cast<std::size_t>(i % 97) * 13, 'x') + "</doc>";
+    WriteFile(staging_ + "/" + name, content);
+    contents[name] = content;
+  }
+  FolderWatcher w(Options(), queue_.get());
+  ASSERT_TRUE(w.Start().ok());
+  FakeEngine engine(queue_.get(), &w);
+  for (const auto& [name, content] : contents) {
+    ASSERT_EQ(::rename((staging_ + "/" + name).c_str(), (Inbox() + "/" + name).c_str()), 0);
+  }
+  ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == kFiles; }, std::chrono::seconds(90)))
+      << "sealed " << queue_->Stats().sealed;
+  auto outbox = List(Outbox());
+  EXPECT_EQ(outbox.size(), 2u * kFiles);
+  for (const auto& [name, content] : contents) ExpectPublished(name, content);
+  EXPECT_TRUE(List(Inbox()).empty());
+  EXPECT_TRUE(List(Processing()).empty());
+  auto stats = w.Stats();
+  EXPECT_EQ(stats.claimed, static_cast<std::uint64_t>(kFiles));
+  EXPECT_EQ(stats.published, static_cast<std::uint64_t>(kFiles));
+  EXPECT_EQ(stats.duplicates, 0u);
+  EXPECT_EQ(engine.errors(), 0u);
+  auto qs = queue_->Stats();
+  EXPECT_EQ(qs.queued + qs.leased + qs.failed, 0u);
+  w.Stop();
+}
+
+TEST_F(WatcherTest, CollisionsGetASuffixAndNothingIsOverwritten) {
+  FolderWatcher w(Options(), queue_.get());
+  ASSERT_TRUE(w.Start().ok());
+  WriteFile(Outbox() + "/report.txt", "someone else's file");
+  FakeEngine engine(queue_.get(), &w);
+  Drop("report.txt", "first report");
+  ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 1; }));
+  Drop("report.txt", "second report");
+  ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 2; }));
+  Drop("README", "no extension");
+  ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 3; }));
+  Drop("README", "no extension again");
+  ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 4; }));
+
+  EXPECT_EQ(ReadFile(Outbox() + "/report.txt"), "someone else's file");
+  EXPECT_FALSE(fs::exists(Outbox() + "/report.txt.p7s"));
+  ExpectPublished("report-1.txt", "first report");
+  ExpectPublished("report-2.txt", "second report");
+  ExpectPublished("README", "no extension");
+  ExpectPublished("README-1", "no extension again");
+  EXPECT_EQ(List(Outbox()).size(), 9u);
+  w.Stop();
+}
+
+TEST_F(WatcherTest, BackpressurePausesClaimingAndResumes) {
+  queue::QueueOptions qo;
+  qo.high_watermark_count = 3;
+  qo.low_watermark_count = 1;
+  queue_.reset();
+  OpenQueue(qo);
+  WatchOptions o = Options();
+  o.backpressure_recheck = std::chrono::milliseconds(10);
+  FolderWatcher w(o, queue_.get());
+  ASSERT_TRUE(w.Start().ok());
+  for (int i = 0; i < 10; ++i) Drop("f" + std::to_string(i), "content " + std::to_string(i));
+  ASSERT_TRUE(WaitFor([&] { return w.Stats().paused; }));
+  EXPECT_EQ(w.Stats().claimed, 3u);
+  EXPECT_EQ(List(Inbox()).size(), 7u);
+  EXPECT_EQ(queue_->Stats().queued, 3u);
+
+  FakeEngine engine(queue_.get(), &w);
+  ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 10; }));
+  for (int i = 0; i < 10; ++i) {
+    ExpectPublished("f" + std::to_string(i), "content " + std::to_string(i));
+  }
+  EXPECT_FALSE(w.Stats().paused);
+  EXPECT_EQ(w.Stats().claimed, 10u);
+  w.Stop();
+}
+
+TEST_F(WatcherTest, RestartReenqueuesProcessingWithTheSameIds) {
+  std::set<std::string> first_ids;
+  {
+    FolderWatcher w(Options(), queue_.get());
+    ASSERT_TRUE(w.Start().ok());
+    for (int i = 0; i < 3; ++i) Drop("r" + std::to_string(i), "doc " + std::to_string(i));
+    ASSERT_TRUE(WaitFor([&] { return w.Stats().claimed == 3; }));
+    w.Stop();
+    // The engine had leased them when the process died.
+    auto leased = queue_->Lease(10, 1 << 20, std::chrono::seconds(60));
+    ASSERT_TRUE(leased.ok());
+    ASSERT_EQ(leased->size(), 3u);
+    for (const auto& r : *leased) first_ids.insert(r.id.ToString());
+  }
+  EXPECT_EQ(List(Processing()).size(), 3u);
+  // A file claimed by the dead process but never enqueued (crash between rename and commit).
+  WriteFile(Processing() + "/orphan.txt", "claimed, not enqueued");
+  queue_.reset();
+  OpenQueue();
+
+  FolderWatcher w(Options(), queue_.get());
+  ASSERT_TRUE(w.Start().ok());
+  auto stats = w.Stats();
+  EXPECT_EQ(stats.reconciled, 4u);
+  EXPECT_EQ(stats.duplicates, 3u);
+  EXPECT_EQ(queue_->Stats().queued, 4u);
+
+  std::set<std::string> second_ids;
+  auto leased = queue_->Lease(10, 1 << 20, std::chrono::seconds(60));
+  ASSERT_TRUE(leased.ok());
+  ASSERT_EQ(leased->size(), 4u);
+  std::vector<queue::Queue::Completion> completions;
+  for (const auto& r : *leased) {
+    if (r.name != "orphan.txt") second_ids.insert(r.id.ToString());
+    ASSERT_TRUE(w.Publish(r, AsBytes(r.sha256_hex), "p7s").ok());
+    completions.push_back({r.id, Bytes(r.sha256_hex.begin(), r.sha256_hex.end()), "x"});
+  }
+  ASSERT_TRUE(queue_->Complete(std::move(completions)).ok());
+  EXPECT_EQ(first_ids, second_ids);
+  for (int i = 0; i < 3; ++i) ExpectPublished("r" + std::to_string(i), "doc " + std::to_string(i));
+  ExpectPublished("orphan.txt", "claimed, not enqueued");
+  EXPECT_TRUE(List(Processing()).empty());
+  w.Stop();
+}
+
+TEST_F(WatcherTest, OversizedFileGoesToFailedUnread) {
+  WatchOptions o = Options();
+  o.max_file_bytes = 100;
+  FolderWatcher w(o, queue_.get());
+  ASSERT_TRUE(w.Start().ok());
+  FakeEngine engine(queue_.get(), &w);
+  Drop("big.bin", std::string(101, 'b'));
+  Drop("small.bin", std::string(100, 's'));
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(Failed() + "/big.bin.error.json"); }));
+  ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 1; }));
+  EXPECT_EQ(ReadFile(Failed() + "/big.bin"), std::string(101, 'b'));
+  auto j = nlohmann::json::parse(ReadFile(Failed() + "/big.bin.error.json"));
+  EXPECT_EQ(j["code"], "INVALID_ARGUMENT");
+  EXPECT_NE(j["message"].get<std::string>().find("101 bytes"), std::string::npos);
+  EXPECT_TRUE(j["sha256"].is_null());
+  EXPECT_EQ(j["attempts"], 0);
+  EXPECT_TRUE(j.contains("failed_at"));
+  ExpectPublished("small.bin", std::string(100, 's'));
+  EXPECT_EQ(w.Stats().failed, 1u);
+  EXPECT_EQ(List(Failed()).size(), 2u);
+  w.Stop();
+}
+
+TEST_F(WatcherTest, PublishFailureMovesOriginalWithErrorJson) {
+  FolderWatcher w(Options(), queue_.get());
+  ASSERT_TRUE(w.Start().ok());
+  {
+    FakeEngine engine(queue_.get(), &w, /*fail=*/true);
+    Drop("bad.xml", "<not-sealable/>");
+    ASSERT_TRUE(WaitFor([&] { return queue_->Stats().failed == 1; }));
+    EXPECT_EQ(engine.errors(), 0u);
+  }
+  EXPECT_EQ(ReadFile(Failed() + "/bad.xml"), "<not-sealable/>");
+  auto j = nlohmann::json::parse(ReadFile(Failed() + "/bad.xml.error.json"));
+  EXPECT_EQ(j["code"], "INVALID_ARGUMENT");
+  EXPECT_EQ(j["message"], "not a document we can seal");
+  EXPECT_EQ(j["sha256"], Sha256Hex("<not-sealable/>"));
+  EXPECT_EQ(j["attempts"], 1);
+  EXPECT_EQ(j["failed_at"].get<std::string>().size(), 24u);
+  EXPECT_TRUE(List(Processing()).empty());
+  EXPECT_TRUE(List(Outbox()).empty());
+
+  // Again after a crash before the queue commit: nothing new.
+  queue::Record r;
+  r.client = root_;
+  r.name = "bad.xml";
+  EXPECT_TRUE(w.PublishFailure(r, InternalError("again")).ok());
+  EXPECT_EQ(List(Failed()).size(), 2u);
+  EXPECT_EQ(nlohmann::json::parse(ReadFile(Failed() + "/bad.xml.error.json"))["message"],
+            "not a document we can seal");
+  w.Stop();
+}
+
+}  // namespace
+}  // namespace qseal::ingest
