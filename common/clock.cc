@@ -1,5 +1,8 @@
 #include "common/clock.h"
 
+#include <cstdio>
+#include <ctime>
+
 namespace qseal {
 namespace {
 
@@ -42,5 +45,17 @@ void ManualClock::Advance(std::chrono::nanoseconds delta) {
 }
 
 void ManualClock::JumpWall(std::chrono::nanoseconds delta) { wall_ns_ += delta.count(); }
+
+std::string FormatUtc(std::chrono::system_clock::time_point t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  auto secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
 
 }  // namespace qseal

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <string>
 
 namespace qseal {
 
@@ -39,5 +40,8 @@ class ManualClock final : public Clock {
   std::atomic<std::int64_t> wall_ns_;
   std::atomic<std::int64_t> steady_ns_{0};
 };
+
+// RFC 3339 / ISO 8601 UTC with milliseconds: "2026-11-25T21:50:00.123Z".
+std::string FormatUtc(std::chrono::system_clock::time_point t);
 
 }  // namespace qseal

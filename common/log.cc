@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/clock.h"
+
 namespace qseal {
 namespace {
 
@@ -27,19 +29,6 @@ const char* LevelName(LogLevel level) {
   return "info";
 }
 
-std::string UtcTimestamp() {
-  auto now = std::chrono::system_clock::now();
-  std::time_t secs = std::chrono::system_clock::to_time_t(now);
-  auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
-}
-
 }  // namespace
 
 void SetLogLevel(LogLevel level) { g_level = static_cast<int>(level); }
@@ -57,7 +46,7 @@ bool ParseLogLevel(std::string_view name, LogLevel* level) {
 std::string FormatLogLine(LogLevel level, std::string_view msg,
                           std::initializer_list<LogField> fields) {
   nlohmann::ordered_json line;
-  line["ts"] = UtcTimestamp();
+  line["ts"] = FormatUtc(std::chrono::system_clock::now());
   line["level"] = LevelName(level);
   line["msg"] = std::string(msg);
   for (const LogField& f : fields) {

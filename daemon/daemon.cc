@@ -1,38 +1,238 @@
 #include "daemon/daemon.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "common/log.h"
+#include "engine/engine.h"
+#include "hsm/signer.h"
 #include "ingest/api_server.h"
+#include "ingest/watcher.h"
+#include "queue/queue.h"
 
 namespace qseal::daemon {
+namespace {
+
+Result<std::string> ReadSmallFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InvalidArgumentError("cannot read " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())) != 0) s.pop_back();
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) s.erase(s.begin());
+  return s;
+}
+
+}  // namespace
 
 class Daemon::Impl {
  public:
   explicit Impl(Config config) : config_(std::move(config)) {}
 
+  ~Impl() { Stop().IgnoreError(); }
+
   Status Start() {
+    QSEAL_RETURN_IF_ERROR(OpenQueue());
+    QSEAL_RETURN_IF_ERROR(CreateSigner());
+    QSEAL_RETURN_IF_ERROR(CreateWatchers());
+    QSEAL_RETURN_IF_ERROR(CreateEngine());
+    QSEAL_RETURN_IF_ERROR(CreateApi());
+    engine_->SetFinishedListener(
+        [api = api_.get()](const queue::DocumentId& id) { api->Notify(id); });
+    QSEAL_RETURN_IF_ERROR(engine_->Start());
+    for (auto& w : watchers_) QSEAL_RETURN_IF_ERROR(w->Start().WithContext("watch " + w->root()));
+    QSEAL_RETURN_IF_ERROR(api_->Start());
+    started_ = true;
+    LogInfo("qseald started", {{"api", api_host_ + ":" + std::to_string(api_->port())},
+                               {"config", config_.source_path},
+                               {"partitions", static_cast<std::int64_t>(config_.partitions.size())},
+                               {"profiles", static_cast<std::int64_t>(config_.profiles.size())},
+                               {"watches", static_cast<std::int64_t>(watchers_.size())}});
+    return Status::Ok();
+  }
+
+  // Order matters: doors first (nothing new comes in), then the pipeline drains, then the HSM
+  // and finally the queue, which every other part writes to.
+  Status Stop() {
+    if (stopped_) return Status::Ok();
+    stopped_ = true;
+    Status result = Status::Ok();
+    if (api_) api_->Stop();
+    for (auto& w : watchers_) w->Stop();
+    if (engine_) {
+      Status drained = engine_->Stop();
+      if (!drained.ok()) {
+        LogWarn("drain incomplete", {{"error", drained.ToString()}});
+      }
+    }
+    if (signer_) signer_->Shutdown();
+    engine_.reset();
+    api_.reset();
+    watchers_.clear();
+    signer_.reset();
+    if (queue_) {
+      Status closed = queue_->Close();
+      if (!closed.ok()) result = closed;
+      queue_.reset();
+    }
+    return result;
+  }
+
+ private:
+  Status OpenQueue() {
+    queue::QueueOptions q;
+    q.path = config_.queue.path;
+    q.high_watermark_count = config_.queue.high_watermark_documents;
+    q.low_watermark_count = config_.queue.low_watermark_documents;
+    q.high_watermark_bytes = config_.queue.high_watermark_bytes;
+    q.low_watermark_bytes = config_.queue.low_watermark_bytes;
+    q.max_attempts = config_.queue.max_attempts;
+    q.initial_backoff = config_.queue.retry_backoff;
+    q.retention = std::chrono::duration_cast<std::chrono::seconds>(config_.queue.retention);
+    Result<std::unique_ptr<queue::Queue>> opened = queue::Queue::Open(q);
+    if (!opened.ok()) return opened.status().WithContext("queue " + q.path);
+    queue_ = std::move(*opened);
+    return Status::Ok();
+  }
+
+  Status CreateSigner() {
+    hsm::SignerOptions o;
+    o.max_batch = config_.hsm.max_batch;
+    o.max_linger = std::chrono::duration_cast<std::chrono::milliseconds>(config_.hsm.max_linger);
+    // Every document in flight holds at most one sign request: never refuse one of them.
+    o.max_pending =
+        std::max<std::size_t>(config_.hsm.max_pending, config_.engine.max_documents_in_flight);
+    o.sign_timeout = config_.hsm.sign_timeout;
+    o.reinit_interval = config_.hsm.reinit_interval;
+    o.max_attempts = static_cast<int>(config_.hsm.max_attempts);
+    std::vector<hsm::PartitionOptions> partitions;
+    for (const auto& p : config_.partitions) {
+      hsm::PartitionOptions po;
+      po.name = p.name;
+      po.module_path = p.module;
+      po.token_label = p.token;
+      po.token_serial = p.serial;
+      po.pin_source = p.pin_source;
+      po.sessions = static_cast<int>(p.sessions);
+      partitions.push_back(std::move(po));
+    }
+    std::vector<hsm::KeyOptions> keys;
+    for (const auto& k : config_.keys) {
+      hsm::KeyOptions ko;
+      ko.name = k.name;
+      ko.uri = k.uri;
+      ko.certificate_chain_file = k.certificate_chain;
+      ko.partitions = k.partitions;
+      ko.allow_rsa_below_3072 = k.allow_rsa_below_3072;
+      keys.push_back(std::move(ko));
+    }
+    Result<std::unique_ptr<hsm::Signer>> signer =
+        hsm::Signer::Create(o, std::move(partitions), std::move(keys));
+    if (!signer.ok()) return signer.status().WithContext("hsm");
+    signer_ = std::move(*signer);
+    return Status::Ok();
+  }
+
+  Status CreateWatchers() {
+    for (const auto& w : config_.watches) {
+      ingest::WatchOptions o;
+      o.root = w.root;
+      o.profile = w.profile;
+      o.poll_interval = w.poll_interval;
+      o.max_file_bytes = w.max_file_bytes;
+      watchers_.push_back(std::make_unique<ingest::FolderWatcher>(o, queue_.get()));
+    }
+    return Status::Ok();
+  }
+
+  Status CreateEngine() {
+    engine::EngineOptions o;
+    o.lease_batch = config_.engine.lease_batch;
+    o.max_documents_in_flight = config_.engine.max_documents_in_flight;
+    o.max_bytes_in_flight = config_.engine.max_bytes_in_flight;
+    o.lease_duration = config_.queue.lease_duration;
+    o.drain_timeout = config_.engine.drain_timeout;
+    o.max_attempts = config_.queue.max_attempts;
+    std::vector<engine::Profile> profiles;
+    for (const auto& p : config_.profiles) {
+      engine::Profile ep;
+      ep.name = p.name;
+      ep.packaging = p.format == SealFormat::kCadesEnveloping ? engine::SealPackaging::kEnveloping
+                                                              : engine::SealPackaging::kDetached;
+      ep.digest = p.digest;
+      ep.scheme = p.scheme;
+      ep.key = p.key;
+      profiles.push_back(std::move(ep));
+    }
+    auto lookup = [this](const queue::Record& r) -> engine::Publisher* {
+      for (auto& w : watchers_) {
+        if (w->root() == r.client) return w.get();
+      }
+      return nullptr;
+    };
+    Result<std::unique_ptr<engine::Engine>> e =
+        engine::Engine::Create(o, queue_.get(), signer_.get(), std::move(profiles), lookup);
+    if (!e.ok()) return e.status().WithContext("engine");
+    engine_ = std::move(*e);
+    return Status::Ok();
+  }
+
+  Status CreateApi() {
     ingest::ApiServerOptions api;
     QSEAL_RETURN_IF_ERROR(SplitHostPort(config_.server.listen, &api.host, &api.port));
+    api_host_ = api.host;
     api.max_header_bytes = config_.server.max_header_bytes;
     api.max_body_bytes = config_.server.max_body_bytes;
     api.header_timeout = config_.server.header_timeout;
     api.body_timeout = config_.server.body_timeout;
     api.max_connections = config_.server.max_connections;
     api.threads = config_.server.threads;
-    api_ = std::make_unique<ingest::ApiServer>(
-        api, [] { return UnavailableError("the sealing pipeline is not running"); });
-    QSEAL_RETURN_IF_ERROR(api_->Start());
-    LogInfo("qseald started", {{"api", api.host + ":" + std::to_string(api_->port())},
-                               {"config", config_.source_path}});
+    api.max_wait = config_.server.max_wait;
+    for (const auto& c : config_.clients) {
+      std::string hex = c.token_sha256;
+      if (!c.token_sha256_file.empty()) {
+        QSEAL_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(c.token_sha256_file));
+        hex = Trim(text);
+      }
+      Result<Bytes> hash = HexDecode(hex);
+      if (!hash.ok() || hash->size() != 32) {
+        return InvalidArgumentError("client \"" + c.name + "\": token hash is not 64 hex digits");
+      }
+      api.clients.push_back({c.name, std::move(*hash), c.profiles});
+    }
+    for (const auto& p : config_.profiles) {
+      ingest::ApiProfile ap;
+      ap.name = p.name;
+      ap.format = std::string(SealFormatName(p.format));
+      ap.digest = std::string(DigestName(p.digest));
+      ap.scheme = std::string(SchemeName(p.scheme));
+      for (const auto& k : config_.keys) {
+        if (k.name == p.key) {
+          Result<std::string> pem = ReadSmallFile(k.certificate_chain);
+          if (pem.ok()) ap.certificate_chain_pem = *pem;
+        }
+      }
+      api.profiles.push_back(std::move(ap));
+    }
+    api_ = std::make_unique<ingest::ApiServer>(api, queue_.get(), [this]() -> Status {
+      if (!signer_->Ready()) return UnavailableError("no HSM partition has passed its self-test");
+      return Status::Ok();
+    });
     return Status::Ok();
   }
 
-  Status Stop() {
-    if (api_) api_->Stop();
-    return Status::Ok();
-  }
-
- private:
   Config config_;
+  std::string api_host_;
+  bool started_ = false;
+  bool stopped_ = false;
+  std::unique_ptr<queue::Queue> queue_;
+  std::unique_ptr<hsm::Signer> signer_;
+  std::vector<std::unique_ptr<ingest::FolderWatcher>> watchers_;
+  std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<ingest::ApiServer> api_;
 };
 

@@ -25,7 +25,8 @@ class Publisher {
   // Makes `seal` durable for `record` (e.g. outbox/<name>.p7s written with temp + fsync + rename,
   // the original moved beside it). `extension` is "p7s" (detached) or "p7m" (enveloping: the seal
   // contains the document). kUnavailable on I/O errors (the engine retries later).
-  virtual Status Publish(const queue::Record& record, ByteSpan seal, std::string_view extension) = 0;
+  virtual Status Publish(const queue::Record& record, ByteSpan seal,
+                         std::string_view extension) = 0;
 
   // Records a final failure for `record` (e.g. the original to failed/ with an .error.json).
   virtual Status PublishFailure(const queue::Record& record, const Status& error) = 0;

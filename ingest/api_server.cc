@@ -1,62 +1,520 @@
 #include "ingest/api_server.h"
 
-#include <nlohmann/json.hpp>
+#include <ctime>
+#include <map>
+#include <set>
+#include <thread>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <nlohmann/json.hpp>
+#include <openssl/sha.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mutex.h"
 #include "ingest/detail/http_server.h"
 
 namespace qseal::ingest {
 
+using detail::BodySink;
 using detail::Decision;
 using detail::HttpResponse;
 using detail::MakeProblem;
 using detail::MakeResponse;
 using detail::RequestHeader;
+using detail::Respond;
 namespace http = detail::http;
+
+namespace {
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string UrlDecode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && HexDigit(s[i + 1]) >= 0 && HexDigit(s[i + 2]) >= 0) {
+      out += static_cast<char>(HexDigit(s[i + 1]) * 16 + HexDigit(s[i + 2]));
+      i += 2;
+    } else if (s[i] == '+') {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> ParseQuery(std::string_view query) {
+  std::map<std::string, std::string> out;
+  while (!query.empty()) {
+    std::size_t amp = query.find('&');
+    std::string_view part = query.substr(0, amp);
+    std::size_t eq = part.find('=');
+    std::string key = UrlDecode(part.substr(0, eq));
+    std::string value = eq == std::string_view::npos ? "" : UrlDecode(part.substr(eq + 1));
+    if (!key.empty()) out[key] = value;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
+// Keeps only the last path component, drops control characters, bounds the length: the name is
+// metadata (and later a file name in an outbox), never a path.
+std::string SanitizeName(std::string_view raw) {
+  std::size_t slash = raw.find_last_of("/\\");
+  if (slash != std::string_view::npos) raw.remove_prefix(slash + 1);
+  std::string out;
+  for (char c : raw) {
+    if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) out += c;
+  }
+  if (out == "." || out == "..") out.clear();
+  if (out.size() > 200) out.resize(200);
+  return out;
+}
+
+std::string_view ApiState(queue::State s) {
+  switch (s) {
+    case queue::State::kQueued:
+      return "queued";
+    case queue::State::kLeased:
+      return "sealing";
+    case queue::State::kSealed:
+      return "sealed";
+    case queue::State::kFailed:
+      return "failed";
+  }
+  return "queued";
+}
+
+bool IsFinal(queue::State s) { return s == queue::State::kSealed || s == queue::State::kFailed; }
+
+nlohmann::ordered_json StatusJson(const queue::Record& r) {
+  nlohmann::ordered_json j;
+  j["id"] = r.id.ToString();
+  j["status"] = std::string(ApiState(r.state));
+  j["profile"] = r.profile;
+  j["sha256"] = r.sha256_hex;
+  j["size"] = r.size;
+  if (!r.name.empty()) j["name"] = r.name;
+  j["created_at"] = FormatUtc(r.created_at);
+  if (r.state == queue::State::kSealed) j["sealed_at"] = FormatUtc(r.sealed_at);
+  if (!r.error_code.empty()) {
+    j[r.state == queue::State::kFailed ? "error" : "last_error"] = {{"code", r.error_code},
+                                                                    {"message", r.error_message}};
+  }
+  j["attempts"] = r.attempts;
+  return j;
+}
+
+std::string Dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace
 
 class ApiServer::Impl : public detail::HttpHandler {
  public:
-  Impl(ApiServerOptions options, ReadinessCheck readiness)
-      : readiness_(std::move(readiness)), server_(ToHttpOptions(options), this) {}
+  Impl(ApiServerOptions options, queue::Queue* queue, ReadinessCheck readiness)
+      : options_(std::move(options)),
+        queue_(queue),
+        readiness_(std::move(readiness)),
+        pool_(options_.commit_threads),
+        server_(ToHttpOptions(options_), this) {}
 
-  Status Start() { return server_.Start(); }
-  void Stop() { server_.Stop(); }
+  ~Impl() { Stop(); }
+
+  Status Start() {
+    QSEAL_RETURN_IF_ERROR(server_.Start());
+    waiter_thread_ = std::thread([this] { WaiterLoop(); });
+    return Status::Ok();
+  }
+
+  void Stop() {
+    {
+      MutexLock lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+      waiter_cv_.SignalAll();
+    }
+    if (waiter_thread_.joinable()) waiter_thread_.join();
+    ExpireWaiters(/*all=*/true);
+    pool_.join();  // Commits already accepted finish and answer.
+    server_.Stop();
+  }
+
   std::uint16_t port() const { return server_.port(); }
+
+  void Notify(const queue::DocumentId& id) {
+    std::vector<Waiter> ready;
+    {
+      MutexLock lock(mu_);
+      auto range = waiters_.equal_range(id);
+      for (auto it = range.first; it != range.second; ++it) ready.push_back(std::move(it->second));
+      waiters_.erase(range.first, range.second);
+    }
+    for (auto& w : ready) AnswerWaiter(w);
+  }
 
   Decision OnRequest(const RequestHeader& req, const std::string& /*remote*/) override {
     Decision d;
     std::string_view target(req.target().data(), req.target().size());
-    std::string_view path = target.substr(0, target.find('?'));
+    std::size_t qmark = target.find('?');
+    std::string_view path = target.substr(0, qmark);
+    auto query = ParseQuery(qmark == std::string_view::npos ? "" : target.substr(qmark + 1));
+
     if (path == "/livez") {
-      d.response =
-          MethodIs(req, http::verb::get)
-              ? MakeResponse(http::status::ok, req, "{\"status\":\"alive\"}\n", "application/json")
-              : MethodNotAllowed(req);
+      d.response = IsGet(req) ? MakeResponse(http::status::ok, req, "{\"status\":\"alive\"}\n",
+                                             "application/json")
+                              : MethodNotAllowed(req);
       return d;
     }
     if (path == "/readyz") {
-      if (!MethodIs(req, http::verb::get)) {
-        d.response = MethodNotAllowed(req);
-        return d;
-      }
-      Status ready = readiness_ ? readiness_() : UnavailableError("starting");
-      nlohmann::json j;
+      if (!IsGet(req)) return Answer(MethodNotAllowed(req));
+      Status ready = Ready();
+      nlohmann::ordered_json j;
       j["status"] = ready.ok() ? "ready" : "not ready";
       if (!ready.ok()) j["reason"] = ready.message();
-      d.response = MakeResponse(ready.ok() ? http::status::ok : http::status::service_unavailable,
-                                req, j.dump() + "\n", "application/json");
-      return d;
+      return Answer(MakeResponse(ready.ok() ? http::status::ok : http::status::service_unavailable,
+                                 req, Dump(j), "application/json"));
     }
-    d.response = MakeProblem(http::status::not_found, req, "no such resource");
-    return d;
+    if (path.rfind("/v1/", 0) != 0)
+      return Answer(MakeProblem(http::status::not_found, req, "no such resource"));
+
+    // Everything under /v1 needs a valid token, checked before any body is read.
+    const ApiClient* client = Authenticate(req);
+    if (client == nullptr) {
+      LogWarn("request refused: no valid credentials", {{"path", std::string(path)}});
+      HttpResponse res =
+          MakeProblem(http::status::unauthorized, req, "a valid bearer token is required");
+      res.set(http::field::www_authenticate, "Bearer realm=\"qseal\"");
+      return Answer(std::move(res));
+    }
+    if (queue_ == nullptr) {
+      return Answer(MakeProblem(http::status::service_unavailable, req, "the queue is not open"));
+    }
+
+    if (path == "/v1/documents") {
+      if (req.method() != http::verb::post) return Answer(MethodNotAllowed(req));
+      return Submit(req, *client, query);
+    }
+    if (path == "/v1/profiles") {
+      if (!IsGet(req)) return Answer(MethodNotAllowed(req));
+      return Answer(Profiles(req, *client));
+    }
+    constexpr std::string_view kDocs = "/v1/documents/";
+    if (path.rfind(kDocs, 0) == 0) {
+      if (!IsGet(req)) return Answer(MethodNotAllowed(req));
+      std::string_view rest = path.substr(kDocs.size());
+      bool seal = false;
+      constexpr std::string_view kSeal = "/seal";
+      if (rest.size() > kSeal.size() && rest.substr(rest.size() - kSeal.size()) == kSeal) {
+        seal = true;
+        rest.remove_suffix(kSeal.size());
+      }
+      return Answer(Document(req, *client, rest, seal));
+    }
+    return Answer(MakeProblem(http::status::not_found, req, "no such resource"));
   }
 
  private:
-  static bool MethodIs(const RequestHeader& req, http::verb v) {
-    return req.method() == v || (v == http::verb::get && req.method() == http::verb::head);
+  struct Waiter {
+    queue::DocumentId id;
+    std::shared_ptr<RequestHeader> req;
+    Respond respond;
+    std::chrono::steady_clock::time_point deadline;
+    std::string client;
+  };
+
+  class SubmitSink : public BodySink {
+   public:
+    SubmitSink(Impl* api, std::unique_ptr<queue::PendingDocument> pending, RequestHeader req,
+               std::chrono::milliseconds wait, std::string client)
+        : api_(api),
+          pending_(std::move(pending)),
+          req_(std::make_shared<RequestHeader>(std::move(req))),
+          wait_(wait),
+          client_(std::move(client)) {}
+
+    Status Append(ByteSpan chunk) override { return pending_->Append(chunk); }
+
+    void Finish(Respond respond) override {
+      // The synced commit blocks: run it on the commit pool, where concurrent submissions share
+      // one fsync (group commit), never on an Asio thread.
+      auto pending = std::make_shared<std::unique_ptr<queue::PendingDocument>>(std::move(pending_));
+      boost::asio::post(api_->pool_, [api = api_, pending, req = req_, wait = wait_,
+                                      client = client_, respond = std::move(respond)]() mutable {
+        api->CommitSubmission(std::move(*pending), req, wait, client, std::move(respond));
+      });
+    }
+
+    void Abort() override { pending_.reset(); }
+
+   private:
+    Impl* api_;
+    std::unique_ptr<queue::PendingDocument> pending_;
+    std::shared_ptr<RequestHeader> req_;
+    std::chrono::milliseconds wait_;
+    std::string client_;
+  };
+
+  static Decision Answer(HttpResponse res) {
+    Decision d;
+    d.response = std::move(res);
+    return d;
+  }
+  static bool IsGet(const RequestHeader& req) {
+    return req.method() == http::verb::get || req.method() == http::verb::head;
   }
   static HttpResponse MethodNotAllowed(const RequestHeader& req) {
     return MakeProblem(http::status::method_not_allowed, req, "method not allowed");
   }
+
+  Status Ready() {
+    {
+      MutexLock lock(mu_);
+      if (stopped_) return UnavailableError("shutting down");
+    }
+    if (queue_ != nullptr) QSEAL_RETURN_IF_ERROR(queue_->Health());
+    return readiness_ ? readiness_() : Status::Ok();
+  }
+
+  const ApiClient* Authenticate(const RequestHeader& req) const {
+    auto auth = req[http::field::authorization];
+    std::string_view value(auth.data(), auth.size());
+    constexpr std::string_view kBearer = "Bearer ";
+    if (value.size() <= kBearer.size() || value.substr(0, kBearer.size()) != kBearer)
+      return nullptr;
+    std::string_view token = value.substr(kBearer.size());
+    std::uint8_t hash[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), hash);
+    const ApiClient* found = nullptr;
+    // Compare against every client so the time does not tell which one matched.
+    for (const auto& c : options_.clients) {
+      if (ConstantTimeEquals(ByteSpan(hash, sizeof(hash)), c.token_sha256)) found = &c;
+    }
+    return found;
+  }
+
+  static bool Allowed(const ApiClient& client, const std::string& profile) {
+    for (const auto& p : client.profiles) {
+      if (p == "*" || p == profile) return true;
+    }
+    return false;
+  }
+
+  const ApiProfile* FindProfile(const std::string& name) const {
+    for (const auto& p : options_.profiles) {
+      if (p.name == name) return &p;
+    }
+    return nullptr;
+  }
+
+  HttpResponse Unavailable(const RequestHeader& req, http::status code, std::string_view detail) {
+    HttpResponse res = MakeProblem(code, req, detail);
+    res.set(http::field::retry_after, std::to_string(options_.retry_after_seconds));
+    return res;
+  }
+
+  Decision Submit(const RequestHeader& req, const ApiClient& client,
+                  const std::map<std::string, std::string>& query) {
+    auto it = query.find("profile");
+    std::string profile = it == query.end() ? "default" : it->second;
+    if (!Allowed(client, profile)) {
+      LogWarn("request refused: profile not granted",
+              {{"client", client.name}, {"profile", profile}});
+      return Answer(MakeProblem(http::status::forbidden, req,
+                                "profile \"" + profile + "\" is not granted to this client"));
+    }
+    if (FindProfile(profile) == nullptr) {
+      return Answer(
+          MakeProblem(http::status::not_found, req, "unknown profile \"" + profile + "\""));
+    }
+    std::chrono::milliseconds wait{0};
+    if (auto w = query.find("wait"); w != query.end()) {
+      char* end = nullptr;
+      double secs = std::strtod(w->second.c_str(), &end);
+      if (end == w->second.c_str() || *end != '\0' || secs < 0) {
+        return Answer(
+            MakeProblem(http::status::bad_request, req, "wait must be a number of seconds"));
+      }
+      wait = std::min(options_.max_wait,
+                      std::chrono::milliseconds(static_cast<std::int64_t>(secs * 1000)));
+    }
+    {
+      MutexLock lock(mu_);
+      if (stopped_)
+        return Answer(Unavailable(req, http::status::service_unavailable, "shutting down"));
+    }
+    queue::NewDocument doc;
+    doc.profile = profile;
+    doc.source = queue::Source::kApi;
+    doc.client = client.name;
+    doc.name = SanitizeName(std::string_view(req["X-Filename"].data(), req["X-Filename"].size()));
+    auto ctype = req[http::field::content_type];
+    doc.media_type = std::string(ctype.data(), std::min<std::size_t>(ctype.size(), 200));
+    auto key = req["Idempotency-Key"];
+    if (key.size() > 200)
+      return Answer(MakeProblem(http::status::bad_request, req,
+                                "Idempotency-Key longer than 200 characters"));
+    doc.idempotency_key = std::string(key.data(), key.size());
+
+    Result<std::unique_ptr<queue::PendingDocument>> pending = queue_->Begin(doc);
+    if (!pending.ok()) {
+      const Status& s = pending.status();
+      if (s.code() == StatusCode::kResourceExhausted) {
+        return Answer(
+            Unavailable(req, http::status::service_unavailable, "the queue is full; retry later"));
+      }
+      if (s.code() == StatusCode::kInvalidArgument)
+        return Answer(MakeProblem(http::status::bad_request, req, s.message()));
+      return Answer(Unavailable(req, http::status::service_unavailable, s.message()));
+    }
+    Decision d;
+    d.sink = std::make_unique<SubmitSink>(this, std::move(*pending), req, wait, client.name);
+    return d;
+  }
+
+  void CommitSubmission(std::unique_ptr<queue::PendingDocument> pending,
+                        const std::shared_ptr<RequestHeader>& req, std::chrono::milliseconds wait,
+                        const std::string& client, Respond respond) {
+    Result<queue::EnqueueResult> r = queue_->Commit(std::move(pending));
+    if (!r.ok()) {
+      const Status& s = r.status();
+      if (s.code() == StatusCode::kFailedPrecondition) {
+        return respond(MakeProblem(http::status::unprocessable_entity, *req,
+                                   "Idempotency-Key was used before for a different document"));
+      }
+      LogError("submission not accepted", {{"error", s.ToString()}});
+      return respond(Unavailable(*req, http::status::service_unavailable, s.message()));
+    }
+    if (wait.count() > 0) {
+      Waiter w{r->id, req, std::move(respond), std::chrono::steady_clock::now() + wait, client};
+      {
+        MutexLock lock(mu_);
+        if (!stopped_) {
+          waiters_.emplace(r->id, std::move(w));
+          waiter_cv_.SignalAll();
+          w.respond = nullptr;
+        }
+      }
+      // It may have finished before the waiter was registered: look once now.
+      Result<queue::Record> rec = queue_->Get(r->id);
+      if (w.respond) {
+        AnswerWaiter(w);
+      } else if (rec.ok() && IsFinal(rec->state)) {
+        Notify(r->id);
+      }
+      return;
+    }
+    nlohmann::ordered_json j;
+    j["id"] = r->id.ToString();
+    j["status"] = "queued";
+    j["sha256"] = r->sha256_hex;
+    j["size"] = r->size;
+    if (r->duplicate) j["duplicate"] = true;
+    HttpResponse res = MakeResponse(http::status::accepted, *req, Dump(j), "application/json");
+    res.set(http::field::location, "/v1/documents/" + r->id.ToString());
+    respond(std::move(res));
+  }
+
+  void AnswerWaiter(Waiter& w) {
+    Result<queue::Record> rec = queue_->Get(w.id);
+    if (!rec.ok()) {
+      return w.respond(
+          MakeProblem(http::status::internal_server_error, *w.req, rec.status().message()));
+    }
+    bool done = IsFinal(rec->state);
+    HttpResponse res = MakeResponse(done ? http::status::ok : http::status::accepted, *w.req,
+                                    Dump(StatusJson(*rec)), "application/json");
+    res.set(http::field::location, "/v1/documents/" + w.id.ToString());
+    w.respond(std::move(res));
+  }
+
+  void WaiterLoop() {
+    MutexLock lock(mu_);
+    while (!stopped_) {
+      auto next = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      for (const auto& [id, w] : waiters_) next = std::min(next, w.deadline);
+      waiter_cv_.WaitUntil(mu_, next);
+      if (stopped_) break;
+      mu_.Unlock();
+      ExpireWaiters(false);
+      mu_.Lock();
+    }
+  }
+
+  void ExpireWaiters(bool all) {
+    std::vector<Waiter> expired;
+    {
+      MutexLock lock(mu_);
+      auto now = std::chrono::steady_clock::now();
+      for (auto it = waiters_.begin(); it != waiters_.end();) {
+        if (all || it->second.deadline <= now) {
+          expired.push_back(std::move(it->second));
+          it = waiters_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& w : expired) AnswerWaiter(w);
+  }
+
+  HttpResponse Profiles(const RequestHeader& req, const ApiClient& client) {
+    nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    for (const auto& p : options_.profiles) {
+      if (!Allowed(client, p.name)) continue;
+      list.push_back({{"name", p.name},
+                      {"format", p.format},
+                      {"digest", p.digest},
+                      {"scheme", p.scheme},
+                      {"certificate_chain", p.certificate_chain_pem}});
+    }
+    nlohmann::ordered_json j;
+    j["profiles"] = list;
+    return MakeResponse(http::status::ok, req, Dump(j), "application/json");
+  }
+
+  HttpResponse Document(const RequestHeader& req, const ApiClient& client, std::string_view id_text,
+                        bool seal) {
+    Result<queue::DocumentId> id = queue::DocumentId::Parse(id_text);
+    if (!id.ok()) return MakeProblem(http::status::not_found, req, "no such document");
+    Result<queue::Record> rec = queue_->Get(*id);
+    // Another client's document is reported exactly like an unknown one.
+    if (!rec.ok() || rec->client != client.name) {
+      if (rec.ok() || rec.status().code() == StatusCode::kNotFound) {
+        return MakeProblem(http::status::not_found, req, "no such document");
+      }
+      return MakeProblem(http::status::internal_server_error, req, rec.status().message());
+    }
+    if (!seal)
+      return MakeResponse(http::status::ok, req, Dump(StatusJson(*rec)), "application/json");
+    if (rec->state != queue::State::kSealed) {
+      return MakeProblem(http::status::conflict, req,
+                         "document is " + std::string(ApiState(rec->state)) + ", not sealed");
+    }
+    Result<Bytes> bytes = queue_->GetSeal(*id);
+    if (!bytes.ok())
+      return MakeProblem(http::status::internal_server_error, req, bytes.status().message());
+    HttpResponse res = MakeResponse(
+        http::status::ok, req, std::string(AsChars(*bytes)),
+        rec->seal_media_type.empty() ? "application/octet-stream" : rec->seal_media_type);
+    bool enveloping = rec->seal_media_type == "application/pkcs7-mime";
+    std::string filename =
+        (rec->name.empty() ? rec->id.ToString() : rec->name) + (enveloping ? ".p7m" : ".p7s");
+    std::string safe;
+    for (char c : filename) safe += (c == '"' || c == '\\') ? '_' : c;
+    res.set(http::field::content_disposition, "attachment; filename=\"" + safe + "\"");
+    return res;
+  }
+
   static detail::HttpServerOptions ToHttpOptions(const ApiServerOptions& o) {
     detail::HttpServerOptions h;
     h.host = o.host;
@@ -70,15 +528,25 @@ class ApiServer::Impl : public detail::HttpHandler {
     return h;
   }
 
-  ReadinessCheck readiness_;
+  const ApiServerOptions options_;
+  queue::Queue* const queue_;
+  const ReadinessCheck readiness_;
+  boost::asio::thread_pool pool_;
   detail::HttpServer server_;
+  std::thread waiter_thread_;
+
+  Mutex mu_;
+  CondVar waiter_cv_;
+  bool stopped_ QSEAL_GUARDED_BY(mu_) = false;
+  std::multimap<queue::DocumentId, Waiter> waiters_ QSEAL_GUARDED_BY(mu_);
 };
 
-ApiServer::ApiServer(ApiServerOptions options, ReadinessCheck readiness)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(readiness))) {}
+ApiServer::ApiServer(ApiServerOptions options, queue::Queue* queue, ReadinessCheck readiness)
+    : impl_(std::make_unique<Impl>(std::move(options), queue, std::move(readiness))) {}
 ApiServer::~ApiServer() { Stop(); }
 Status ApiServer::Start() { return impl_->Start(); }
 std::uint16_t ApiServer::port() const { return impl_->port(); }
 void ApiServer::Stop() { impl_->Stop(); }
+void ApiServer::Notify(const queue::DocumentId& id) { impl_->Notify(id); }
 
 }  // namespace qseal::ingest

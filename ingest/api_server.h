@@ -1,7 +1,20 @@
-// The HTTP API of qseald (DESIGN.md §5): liveness and readiness now; document submission,
-// status, seal download and profiles as the pipeline lands.
+// The HTTP API of qseald (DESIGN.md §5, contract):
 //
-// ApiServer is thread-safe; Start and Stop are called by the daemon's main thread.
+//   POST /v1/documents?profile=NAME[&wait=SECONDS]   body: the raw document (streamed to the queue)
+//        → 202 {"id","status":"queued","sha256","size"} + Location, or 200 + the status when
+//          ?wait saw it finish; 401/403 auth, 413 too large (before the body is read), 422
+//          idempotency conflict, 503 + Retry-After when the queue is above its high watermark.
+//   GET  /v1/documents/{id}          → the status JSON (a client sees only its own documents)
+//   GET  /v1/documents/{id}/seal     → the seal bytes; 404 unknown, 409 not sealed (yet)
+//   GET  /v1/profiles                → the profiles the caller may use, with certificate chains
+//   GET  /livez, GET /readyz         → unauthenticated liveness and readiness
+//
+// Authentication: "Authorization: Bearer <token>"; tokens are known only by their SHA-256,
+// compared in constant time. No path leads to a signature without a valid token and a granted
+// profile: the request is refused before its body is read.
+//
+// ApiServer is thread-safe; Start and Stop are called by the daemon's main thread, Notify by the
+// engine's committer.
 #pragma once
 
 #include <chrono>
@@ -9,10 +22,27 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "common/bytes.h"
 #include "common/status.h"
+#include "queue/queue.h"
 
 namespace qseal::ingest {
+
+struct ApiClient {
+  std::string name;
+  Bytes token_sha256;                 // SHA-256 of the bearer token (32 bytes)
+  std::vector<std::string> profiles;  // profile names, or "*" for all
+};
+
+struct ApiProfile {
+  std::string name;
+  std::string format;                 // "cades-detached" | "cades-enveloping"
+  std::string digest;                 // "sha256", ...
+  std::string scheme;                 // "ecdsa", ...
+  std::string certificate_chain_pem;  // leaf first
+};
 
 struct ApiServerOptions {
   std::string host = "127.0.0.1";
@@ -23,6 +53,13 @@ struct ApiServerOptions {
   std::chrono::milliseconds body_timeout{300'000};   // Default: 5 min
   std::uint32_t max_connections = 1024;              // Default: 1024
   std::uint32_t threads = 2;                         // Default: 2
+  std::chrono::milliseconds max_wait{60'000};        // Cap for ?wait. Default: 60 s
+  // Threads doing the blocking part of a submission (the synced queue commit). Group commit
+  // merges their syncs, so more threads means more documents per fsync. Default: 64
+  std::uint32_t commit_threads = 64;
+  std::uint32_t retry_after_seconds = 1;  // Retry-After on 503. Default: 1
+  std::vector<ApiClient> clients;
+  std::vector<ApiProfile> profiles;
 };
 
 // Returns OK when the daemon is ready to seal (queue open and writable, at least one HSM partition
@@ -31,7 +68,8 @@ using ReadinessCheck = std::function<Status()>;
 
 class ApiServer {
  public:
-  ApiServer(ApiServerOptions options, ReadinessCheck readiness);
+  // `queue` may be null (only /livez and /readyz are served then); it must outlive the server.
+  ApiServer(ApiServerOptions options, queue::Queue* queue, ReadinessCheck readiness);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
@@ -40,8 +78,12 @@ class ApiServer {
   Status Start();
   // The bound port; valid after Start.
   std::uint16_t port() const;
-  // Stops accepting and joins the server threads. Idempotent.
+  // Stops taking submissions (503), answers pending ?wait requests, finishes the commits in
+  // progress, stops the listener and joins its threads. Idempotent.
   void Stop();
+
+  // Tells ?wait requests that a document reached a final state. Non-blocking.
+  void Notify(const queue::DocumentId& id);
 
  private:
   class Impl;

@@ -35,3 +35,14 @@ TEST(ManualClockTest, WallJumpLeavesSteadyAlone) {
 
 }  // namespace
 }  // namespace qseal
+
+namespace qseal {
+namespace {
+
+TEST(FormatUtcTest, Rfc3339WithMilliseconds) {
+  auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(1764107400123));
+  EXPECT_EQ(FormatUtc(t), "2025-11-25T21:50:00.123Z");
+}
+
+}  // namespace
+}  // namespace qseal

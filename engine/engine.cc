@@ -1,0 +1,420 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <deque>
+#include <thread>
+
+#include <openssl/evp.h>
+#include <tbb/task_arena.h>
+
+#include "common/log.h"
+#include "common/mutex.h"
+#include "formats/cades/cades.h"
+#include "hsm/signer.h"
+
+namespace qseal::engine {
+namespace {
+
+namespace cades = formats::cades;
+
+const EVP_MD* DigestMd(DigestAlgorithm d) {
+  switch (d) {
+    case DigestAlgorithm::kSha256:
+      return EVP_sha256();
+    case DigestAlgorithm::kSha384:
+      return EVP_sha384();
+    case DigestAlgorithm::kSha512:
+      return EVP_sha512();
+  }
+  return EVP_sha256();
+}
+
+struct ProfileState {
+  Profile profile;
+  std::shared_ptr<const cades::SignerContext> context;
+  std::string seal_media_type;
+  std::string extension;
+};
+
+// One document between lease and commit.
+struct Job {
+  queue::Record record;
+  const ProfileState* profile = nullptr;
+  cades::ToBeSigned tbs;
+  Bytes seal;
+  Status error;
+  bool retryable = false;
+};
+
+}  // namespace
+
+class Engine::Impl {
+ public:
+  Impl(EngineOptions options, queue::Queue* queue, hsm::Signer* signer,
+       std::vector<ProfileState> profiles, PublisherLookup publishers, Clock& clock)
+      : options_(options),
+        queue_(queue),
+        signer_(signer),
+        profiles_(std::move(profiles)),
+        publishers_(std::move(publishers)),
+        clock_(clock),
+        arena_(options.worker_threads > 0 ? options.worker_threads : tbb::task_arena::automatic) {}
+
+  ~Impl() {
+    Stop().IgnoreError();
+    // Signer callbacks may still hand jobs to the arena until the signer is shut down; the daemon
+    // shuts the signer down before destroying the engine, so this wait ends.
+    MutexLock lock(tasks_mu_);
+    while (tasks_outstanding_ > 0) tasks_cv_.Wait(tasks_mu_);
+  }
+
+  void SetFinishedListener(FinishedListener l) { listener_ = std::move(l); }
+
+  Status Start() {
+    leaser_ = std::thread([this] { LeaserLoop(); });
+    committer_ = std::thread([this] { CommitterLoop(); });
+    return Status::Ok();
+  }
+
+  Status Stop() {
+    {
+      MutexLock lock(mu_);
+      if (stopped_) return Status::Ok();
+      stopped_ = true;
+      stopping_ = true;
+      cv_.SignalAll();
+    }
+    if (leaser_.joinable()) leaser_.join();
+    Status result = Status::Ok();
+    {
+      MutexLock lock(mu_);
+      auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
+      while (docs_in_flight_ > 0 && std::chrono::steady_clock::now() < deadline) {
+        cv_.WaitUntil(mu_, deadline);
+      }
+      if (docs_in_flight_ > 0) {
+        result = DeadlineExceededError(std::to_string(docs_in_flight_) +
+                                       " document(s) still in flight after the drain timeout; "
+                                       "they stay leased and are requeued on restart");
+      }
+      committer_done_ = true;
+      commit_cv_.SignalAll();
+    }
+    if (committer_.joinable()) committer_.join();
+    return result;
+  }
+
+  EngineStats Stats() const {
+    MutexLock lock(mu_);
+    EngineStats s = stats_;
+    s.documents_in_flight = docs_in_flight_;
+    s.bytes_in_flight = bytes_in_flight_;
+    return s;
+  }
+
+ private:
+  void LeaserLoop() {
+    while (true) {
+      std::size_t room = 0;
+      std::uint64_t bytes_room = 0;
+      {
+        MutexLock lock(mu_);
+        while (!stopping_ &&
+               (docs_in_flight_ >= options_.max_documents_in_flight ||
+                (bytes_in_flight_ >= options_.max_bytes_in_flight && docs_in_flight_ > 0))) {
+          stats_.throttled = true;
+          cv_.WaitUntil(mu_, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+        }
+        stats_.throttled = false;
+        if (stopping_) return;
+        room = std::min(options_.lease_batch, options_.max_documents_in_flight - docs_in_flight_);
+        bytes_room = options_.max_bytes_in_flight > bytes_in_flight_
+                         ? options_.max_bytes_in_flight - bytes_in_flight_
+                         : 0;
+      }
+      Result<std::vector<queue::Record>> leased =
+          queue_->Lease(room, bytes_room, options_.lease_duration);
+      if (!leased.ok()) {
+        LogError("lease failed", {{"error", leased.status().ToString()}});
+        MutexLock lock(mu_);
+        if (!stopping_)
+          cv_.WaitUntil(mu_, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+        continue;
+      }
+      if (leased->empty()) {
+        queue_->WaitForWork(std::chrono::milliseconds(100));
+        continue;
+      }
+      {
+        MutexLock lock(mu_);
+        stats_.leased += leased->size();
+        for (const auto& r : *leased) {
+          docs_in_flight_++;
+          bytes_in_flight_ += r.size;
+        }
+      }
+      for (auto& r : *leased) {
+        auto job = std::make_shared<Job>();
+        job->record = std::move(r);
+        Spawn([this, job] { Prepare(job); });
+      }
+    }
+  }
+
+  // Runs `f` on the arena without waiting for it; counted so the destructor can wait.
+  template <typename F>
+  void Spawn(F f) {
+    {
+      MutexLock lock(tasks_mu_);
+      tasks_outstanding_++;
+    }
+    arena_.enqueue([this, fn = std::move(f)] {
+      fn();
+      MutexLock lock(tasks_mu_);
+      if (--tasks_outstanding_ == 0) tasks_cv_.SignalAll();
+    });
+  }
+
+  // Read + hash + to-be-signed, then hand the digest to the signer (never waits for it).
+  void Prepare(const std::shared_ptr<Job>& job) {
+    job->profile = FindProfile(job->record.profile);
+    if (job->profile == nullptr) {
+      return Finish(job, InvalidArgumentError("unknown profile \"" + job->record.profile + "\""),
+                    false);
+    }
+    Result<Bytes> digest = HashPayload(job->record, job->profile->profile.digest);
+    if (!digest.ok()) return Finish(job, digest.status(), IsRetryable(digest.status().code()));
+    Result<cades::ToBeSigned> tbs =
+        cades::BuildToBeSigned(*job->profile->context, *digest, clock_.Now());
+    if (!tbs.ok()) return Finish(job, tbs.status(), false);
+    job->tbs = std::move(*tbs);
+
+    hsm::SignRequest request;
+    request.key = job->profile->profile.key;
+    request.scheme = job->profile->profile.scheme;
+    request.digest = job->profile->profile.digest;
+    request.digest_value = job->tbs.digest;
+    Status submitted = signer_->TrySubmit(std::move(request), [this, job](Result<Bytes> signature) {
+      // On a signer thread: hand back to the arena at once.
+      auto sig = std::make_shared<Result<Bytes>>(std::move(signature));
+      Spawn([this, job, sig] { Assemble(job, std::move(*sig)); });
+    });
+    if (!submitted.ok()) Finish(job, submitted, submitted.code() != StatusCode::kInvalidArgument);
+  }
+
+  void Assemble(const std::shared_ptr<Job>& job, Result<Bytes> signature) {
+    if (!signature.ok()) {
+      bool retryable = signature.status().code() != StatusCode::kInvalidArgument;
+      return Finish(job, signature.status().WithContext("signing"), retryable);
+    }
+    const ProfileState& p = *job->profile;
+    if (p.profile.packaging == SealPackaging::kDetached) {
+      Result<Bytes> seal = cades::AssembleDetached(*p.context, job->tbs, *signature);
+      if (!seal.ok()) return Finish(job, seal.status(), false);
+      job->seal = std::move(*seal);
+    } else {
+      Result<std::unique_ptr<queue::PayloadReader>> reader = queue_->OpenPayload(job->record.id);
+      if (!reader.ok()) return Finish(job, reader.status(), IsRetryable(reader.status().code()));
+      job->seal.reserve(
+          cades::EnvelopingSealSize(*p.context, job->tbs, signature->size(), job->record.size));
+      queue::PayloadReader* r = reader->get();
+      Status s = cades::AssembleEnveloping(
+          *p.context, job->tbs, *signature, job->record.size,
+          [r](std::span<std::uint8_t> buf) { return r->Read(buf); },
+          [job](ByteSpan bytes) {
+            job->seal.insert(job->seal.end(), bytes.begin(), bytes.end());
+            return Status::Ok();
+          });
+      if (!s.ok()) return Finish(job, s, IsRetryable(s.code()));
+    }
+    if (job->record.source == queue::Source::kWatch) {
+      Publisher* publisher = publishers_ ? publishers_(job->record) : nullptr;
+      if (publisher == nullptr) {
+        return Finish(
+            job, FailedPreconditionError("no watched folder for \"" + job->record.client + "\""),
+            true);
+      }
+      Status published = publisher->Publish(job->record, job->seal, p.extension);
+      if (!published.ok()) return Finish(job, published.WithContext("publishing"), true);
+    }
+    Finish(job, Status::Ok(), false);
+  }
+
+  Result<Bytes> HashPayload(const queue::Record& record, DigestAlgorithm digest) {
+    Result<std::unique_ptr<queue::PayloadReader>> reader = queue_->OpenPayload(record.id);
+    if (!reader.ok()) return reader.status();
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    if (!ctx || EVP_DigestInit_ex(ctx.get(), DigestMd(digest), nullptr) != 1) {
+      return InternalError("EVP_DigestInit failed");
+    }
+    std::vector<std::uint8_t> buf(std::min<std::uint64_t>(options_.read_chunk_bytes,
+                                                          std::max<std::uint64_t>(record.size, 1)));
+    std::uint64_t total = 0;
+    while (true) {
+      Result<std::size_t> n = (*reader)->Read(buf);
+      if (!n.ok()) return n.status();
+      if (*n == 0) break;
+      EVP_DigestUpdate(ctx.get(), buf.data(), *n);
+      total += *n;
+    }
+    if (total != record.size) {
+      return DataLossError("payload of " + record.id.ToString() + " has " + std::to_string(total) +
+                           " bytes, the record says " + std::to_string(record.size));
+    }
+    Bytes out(DigestSize(digest));
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx.get(), out.data(), &len);
+    return out;
+  }
+
+  const ProfileState* FindProfile(const std::string& name) const {
+    for (const auto& p : profiles_) {
+      if (p.profile.name == name) return &p;
+    }
+    return nullptr;
+  }
+
+  void Finish(const std::shared_ptr<Job>& job, Status error, bool retryable) {
+    job->error = std::move(error);
+    job->retryable = retryable && job->record.attempts < options_.max_attempts;
+    if (!job->error.ok()) {
+      LogWarn("document not sealed", {{"id", job->record.id.ToString()},
+                                      {"error", job->error.ToString()},
+                                      {"final", !job->retryable}});
+      if (!job->retryable && job->record.source == queue::Source::kWatch) {
+        // The failure reaches the folder before the queue forgets the document.
+        Publisher* publisher = publishers_ ? publishers_(job->record) : nullptr;
+        Status published = publisher != nullptr ? publisher->PublishFailure(job->record, job->error)
+                                                : FailedPreconditionError("no watched folder");
+        if (!published.ok()) {
+          LogError("failure not published; retrying later",
+                   {{"id", job->record.id.ToString()}, {"error", published.ToString()}});
+          job->retryable = true;
+        }
+      }
+    }
+    MutexLock lock(mu_);
+    if (committer_done_) return;  // Stopped: the record stays leased and is requeued on restart.
+    commit_queue_.push_back(job);
+    commit_cv_.Signal();
+  }
+
+  void CommitterLoop() {
+    while (true) {
+      std::vector<std::shared_ptr<Job>> batch;
+      {
+        MutexLock lock(mu_);
+        while (commit_queue_.empty() && !committer_done_) commit_cv_.Wait(mu_);
+        if (commit_queue_.empty() && committer_done_) return;
+        batch.assign(commit_queue_.begin(), commit_queue_.end());
+        commit_queue_.clear();
+      }
+      Commit(batch);
+    }
+  }
+
+  void Commit(const std::vector<std::shared_ptr<Job>>& batch) {
+    std::vector<queue::Queue::Completion> completions;
+    std::vector<queue::Queue::Failure> failures;
+    for (const auto& job : batch) {
+      if (job->error.ok()) {
+        completions.push_back(
+            {job->record.id, std::move(job->seal), job->profile->seal_media_type});
+      } else {
+        failures.push_back({job->record.id, job->error, job->retryable});
+      }
+    }
+    Status completed =
+        completions.empty() ? Status::Ok() : queue_->Complete(std::move(completions));
+    Status failed = failures.empty() ? Status::Ok() : queue_->Fail(std::move(failures));
+    if (!completed.ok() || !failed.ok()) {
+      // The queue is read-only now (sync failure): records stay leased and are requeued on restart.
+      LogError("queue commit failed",
+               {{"complete", completed.ToString()}, {"fail", failed.ToString()}});
+    }
+    std::vector<queue::DocumentId> finished;
+    {
+      MutexLock lock(mu_);
+      stats_.commit_batches++;
+      for (const auto& job : batch) {
+        docs_in_flight_--;
+        bytes_in_flight_ -= job->record.size;
+        if (job->error.ok()) {
+          if (completed.ok()) stats_.sealed++;
+        } else if (job->retryable) {
+          stats_.requeued++;
+        } else {
+          stats_.failed++;
+        }
+      }
+      cv_.SignalAll();
+    }
+    if (listener_) {
+      for (const auto& job : batch) {
+        if ((job->error.ok() && completed.ok()) || (!job->error.ok() && failed.ok()))
+          listener_(job->record.id);
+      }
+    }
+  }
+
+  const EngineOptions options_;
+  queue::Queue* const queue_;
+  hsm::Signer* const signer_;
+  const std::vector<ProfileState> profiles_;
+  const PublisherLookup publishers_;
+  Clock& clock_;
+  FinishedListener listener_;
+
+  tbb::task_arena arena_;
+  Mutex tasks_mu_;
+  CondVar tasks_cv_;
+  std::size_t tasks_outstanding_ QSEAL_GUARDED_BY(tasks_mu_) = 0;
+  std::thread leaser_;
+  std::thread committer_;
+
+  mutable Mutex mu_;
+  CondVar cv_;         // in-flight capacity freed, or stopping
+  CondVar commit_cv_;  // work for the committer
+  bool stopping_ QSEAL_GUARDED_BY(mu_) = false;
+  bool stopped_ QSEAL_GUARDED_BY(mu_) = false;
+  bool committer_done_ QSEAL_GUARDED_BY(mu_) = false;
+  std::size_t docs_in_flight_ QSEAL_GUARDED_BY(mu_) = 0;
+  std::uint64_t bytes_in_flight_ QSEAL_GUARDED_BY(mu_) = 0;
+  std::deque<std::shared_ptr<Job>> commit_queue_ QSEAL_GUARDED_BY(mu_);
+  EngineStats stats_ QSEAL_GUARDED_BY(mu_);
+};
+
+Result<std::unique_ptr<Engine>> Engine::Create(EngineOptions options, queue::Queue* queue,
+                                               hsm::Signer* signer, std::vector<Profile> profiles,
+                                               PublisherLookup publishers, Clock& clock) {
+  std::vector<ProfileState> states;
+  for (auto& p : profiles) {
+    Result<hsm::KeyInfo> key = signer->GetKey(p.key);
+    if (!key.ok())
+      return InvalidArgumentError("profile \"" + p.name + "\": " + key.status().message());
+    Result<std::shared_ptr<const cades::SignerContext>> ctx =
+        cades::SignerContext::Create(key->certificate_chain_der, p.digest, p.scheme);
+    if (!ctx.ok())
+      return InvalidArgumentError("profile \"" + p.name + "\": " + ctx.status().message());
+    ProfileState s;
+    s.profile = p;
+    s.context = std::move(*ctx);
+    bool detached = p.packaging == SealPackaging::kDetached;
+    s.seal_media_type = detached ? "application/pkcs7-signature" : "application/pkcs7-mime";
+    s.extension = detached ? "p7s" : "p7m";
+    states.push_back(std::move(s));
+  }
+  return std::unique_ptr<Engine>(new Engine(std::make_unique<Impl>(
+      options, queue, signer, std::move(states), std::move(publishers), clock)));
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+void Engine::SetFinishedListener(FinishedListener listener) {
+  impl_->SetFinishedListener(std::move(listener));
+}
+Status Engine::Start() { return impl_->Start(); }
+Status Engine::Stop() { return impl_->Stop(); }
+EngineStats Engine::Stats() const { return impl_->Stats(); }
+
+}  // namespace qseal::engine

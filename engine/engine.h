@@ -1,0 +1,115 @@
+// Engine: the sealing pipeline of DESIGN.md §3, from a leased queue record to a committed seal.
+//
+//   leaser thread ──► TBB arena: read + hash (streamed) ──► to-be-signed ──► hsm::Signer (async)
+//        ▲                                                                        │
+//        │ capacity               committer thread ◄── TBB arena: assemble ◄──────┘
+//        └──────────── queue.Complete / queue.Fail (group-committed), publisher first
+//
+// Bounded at every stage: the leaser takes records only while fewer than
+// max_documents_in_flight documents and max_bytes_in_flight bytes are between lease and commit,
+// so a slow HSM stops leasing, the queue fills to its high watermark and the doors answer 503.
+// TBB workers never wait on the HSM: the signer's completion callback hands the document back to
+// the arena. Each document gets exactly one signature request per lease; the signer verifies every
+// signature with the certificate's public key before returning it.
+//
+// Failures: a transient error (HSM unavailable, I/O) goes back to the queue with back-off via
+// Queue::Fail(retryable); a permanent one (unknown profile, certificate expired) fails the document
+// with its reason. On Stop the leaser stops, in-flight documents get drain_timeout to finish;
+// whatever is left stays leased and is requeued when the queue is next opened.
+//
+// Thread-safe: Start, Stop, Stats and the listener may be used from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/algorithms.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "engine/publisher.h"
+#include "queue/queue.h"
+
+namespace qseal::hsm {
+class Signer;
+}
+
+namespace qseal::engine {
+
+enum class SealPackaging { kDetached, kEnveloping };
+
+// One sealing policy, resolved against the signer's keys.
+struct Profile {
+  std::string name;
+  SealPackaging packaging = SealPackaging::kDetached;
+  DigestAlgorithm digest = DigestAlgorithm::kSha256;
+  SignatureScheme scheme = SignatureScheme::kEcdsa;
+  std::string key;  // hsm key name
+};
+
+struct EngineOptions {
+  // Records leased per queue round trip. Default: 256.
+  std::size_t lease_batch = 256;
+  // Documents between lease and commit at once. Default: 4096.
+  std::size_t max_documents_in_flight = 4096;
+  // Document bytes between lease and commit at once (the first document is always admitted).
+  // Default: 256 MiB.
+  std::uint64_t max_bytes_in_flight = 256ull << 20;
+  // Lease length: a document not finished by then goes back to the queue. Default: 5 min.
+  std::chrono::milliseconds lease_duration{300'000};
+  // Stop() waits this long for in-flight documents. Default: 30 s.
+  std::chrono::milliseconds drain_timeout{30'000};
+  // Read size while hashing. Default: 256 KiB.
+  std::size_t read_chunk_bytes = 256 << 10;
+  // The queue's max_attempts: a retryable failure on the last attempt is final, so the failure
+  // is published (watched folders) before the queue marks it failed. Default: 5.
+  std::uint32_t max_attempts = 5;
+  // Worker threads of the TBB arena (hashing and assembly). 0: one per core. Default: 0.
+  int worker_threads = 0;
+};
+
+struct EngineStats {
+  std::uint64_t leased = 0;
+  std::uint64_t sealed = 0;
+  std::uint64_t failed = 0;    // final failures
+  std::uint64_t requeued = 0;  // transient failures sent back with back-off
+  std::uint64_t documents_in_flight = 0;
+  std::uint64_t bytes_in_flight = 0;
+  std::uint64_t commit_batches = 0;
+  bool throttled = false;  // the leaser is waiting for in-flight capacity
+};
+
+// Told after a document reached a final state (sealed or failed) and that state is durable.
+using FinishedListener = std::function<void(const queue::DocumentId& id)>;
+// Chooses the publisher for a watch-sourced record (by record.client); nullptr if none.
+using PublisherLookup = std::function<Publisher*(const queue::Record& record)>;
+
+class Engine {
+ public:
+  // `queue` and `signer` must outlive the engine. Profiles are checked against the signer's keys
+  // (kInvalidArgument names the profile whose key or scheme does not fit).
+  static Result<std::unique_ptr<Engine>> Create(EngineOptions options, queue::Queue* queue,
+                                                hsm::Signer* signer, std::vector<Profile> profiles,
+                                                PublisherLookup publishers,
+                                                Clock& clock = Clock::Real());
+  ~Engine();  // Stop()s.
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  void SetFinishedListener(FinishedListener listener);  // before Start
+  Status Start();
+  // Stops leasing, waits up to drain_timeout for in-flight documents, joins the threads.
+  // kDeadlineExceeded when documents were still in flight (they stay leased). Idempotent.
+  Status Stop();
+  EngineStats Stats() const;
+
+ private:
+  class Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qseal::engine
