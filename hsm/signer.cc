@@ -254,7 +254,9 @@ Status Signer::Impl::Init(std::vector<PartitionOptions> partitions, std::vector<
       case Verdict::kRequest:
         return out.status;
       case Verdict::kDisabled:
-        if (out.status.code() == StatusCode::kNotFound) return out.status;
+        if (out.status.code() == StatusCode::kNotFound) {
+          return FailedPreconditionError(out.status.message());
+        }
         SetStateLocked(*p, PartitionState::kDisabled, out.status, &none);
         break;
       default:
@@ -384,7 +386,8 @@ Outcome Signer::Impl::SignOne(PartRt& p, detail::Session& session, std::size_t k
   bool relogged = false;
   bool refound = false;
   for (;;) {
-    auto handle = part.KeyHandle(session, key_index, &rv);
+    CK_KEY_TYPE token_key_type = CKK_VENDOR_DEFINED;
+    auto handle = part.KeyHandle(session, key_index, &rv, &token_key_type);
     if (!handle.ok()) {
       if (rv == CKR_OK && handle.status().code() == StatusCode::kNotFound && !relogged) {
         // Private objects are invisible when the token is logged out: log in once, look again.
@@ -398,6 +401,17 @@ Outcome Signer::Impl::SignOne(PartRt& p, detail::Session& session, std::size_t k
         return out;
       }
       return fail(rv, handle.status());
+    }
+    const CK_KEY_TYPE want = key.info.type == KeyType::kRsa ? CKK_RSA : CKK_EC;
+    if (token_key_type != CKK_VENDOR_DEFINED && token_key_type != want) {
+      out.verdict = Verdict::kQuarantine;
+      out.status =
+          FailedPreconditionError("partition '" + part.name() + "': the token's key is " +
+                                  (token_key_type == CKK_RSA  ? "RSA"
+                                   : token_key_type == CKK_EC ? "EC"
+                                                              : "of another type") +
+                                  ", the certificate's is " + (want == CKK_RSA ? "RSA" : "EC"));
+      return out;
     }
     detail::SignResult r = part.Sign(session, *handle, &mech, input, key.raw_signature_size);
     CkrClass cls = Classify(r.rv);

@@ -233,12 +233,16 @@ Status Partition::LoginOnce(Session& session, CK_RV* rv) {
   return s;
 }
 
-Result<CK_OBJECT_HANDLE> Partition::KeyHandle(Session& session, std::size_t key_index, CK_RV* rv) {
+Result<CK_OBJECT_HANDLE> Partition::KeyHandle(Session& session, std::size_t key_index, CK_RV* rv,
+                                              CK_KEY_TYPE* key_type) {
   *rv = CKR_OK;
   {
     MutexLock lock(mu_);
     const CachedHandle& c = handles_[key_index];
-    if (c.generation == session.generation() && c.handle != CK_INVALID_HANDLE) return c.handle;
+    if (c.generation == session.generation() && c.handle != CK_INVALID_HANDLE) {
+      if (key_type != nullptr) *key_type = c.key_type;
+      return c.handle;
+    }
   }
   const KeyUri& uri = keys_[key_index];
   CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
@@ -250,6 +254,7 @@ Result<CK_OBJECT_HANDLE> Partition::KeyHandle(Session& session, std::size_t key_
   if (!id.empty()) tmpl.push_back({CKA_ID, id.data(), id.size()});
   CK_OBJECT_HANDLE found[2] = {CK_INVALID_HANDLE, CK_INVALID_HANDLE};
   CK_ULONG n = 0;
+  CK_KEY_TYPE type = CKK_VENDOR_DEFINED;
   {
     Module::Call call(*module_);
     if (!call.initialized() || call.generation() != session.generation()) {
@@ -267,6 +272,12 @@ Result<CK_OBJECT_HANDLE> Partition::KeyHandle(Session& session, std::size_t key_
       *rv = frv;
       return CkrStatus(*rv, "partition '" + options_.name + "': C_FindObjectsFinal");
     }
+    if (n == 1) {
+      CK_ATTRIBUTE attr{CKA_KEY_TYPE, &type, sizeof(type)};
+      if (fn->C_GetAttributeValue(session.handle(), found[0], &attr, 1) != CKR_OK) {
+        type = CKK_VENDOR_DEFINED;
+      }
+    }
   }
   if (n == 0) {
     return NotFoundError("partition '" + options_.name + "': no private key with label '" +
@@ -276,7 +287,8 @@ Result<CK_OBJECT_HANDLE> Partition::KeyHandle(Session& session, std::size_t key_
     return InvalidArgumentError("partition '" + options_.name + "': key URI matches several keys");
   }
   MutexLock lock(mu_);
-  handles_[key_index] = {session.generation(), found[0]};
+  handles_[key_index] = {session.generation(), found[0], type};
+  if (key_type != nullptr) *key_type = type;
   return found[0];
 }
 

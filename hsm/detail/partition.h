@@ -82,7 +82,9 @@ class Partition {
 
   // The private key handle of keys[key_index], cached per module generation. kNotFound when the
   // token does not hold it (rv CKR_OK), kInvalidArgument when the URI matches several objects.
-  Result<CK_OBJECT_HANDLE> KeyHandle(Session& session, std::size_t key_index, CK_RV* rv);
+  // `key_type` (optional) receives the key's CKA_KEY_TYPE.
+  Result<CK_OBJECT_HANDLE> KeyHandle(Session& session, std::size_t key_index, CK_RV* rv,
+                                     CK_KEY_TYPE* key_type = nullptr);
   void ForgetKeyHandle(std::size_t key_index);
 
   // C_SignInit + C_Sign. `max_len` is the expected signature size.
@@ -113,6 +115,7 @@ class Partition {
   struct CachedHandle {
     std::uint64_t generation = 0;
     CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+    CK_KEY_TYPE key_type = CKK_VENDOR_DEFINED;
   };
   std::vector<CachedHandle> handles_ QSEAL_GUARDED_BY(mu_);
 };

@@ -3,12 +3,17 @@
 // signature checks with the openssl command line. Test-only; thread-compatible.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -27,22 +32,41 @@ using qseal::testing::TempDir;
 
 inline constexpr const char* kSoftHsm = "/usr/lib/softhsm/libsofthsm2.so";
 
-// Provisions the three tokens once per process.
+// The three tokens, provisioned once per build tree (scripts/provision-softhsm into
+// <build>/tests/hsm/softhsm-cache, under an flock so parallel test processes do not race) and
+// copied into a fresh temp dir per test process, with its own softhsm2.conf.
 inline const qseal::testing::SoftHsm& Tokens() {
   static TempDir* dir = new TempDir();
   static qseal::testing::SoftHsm hsm = [] {
-    auto r = qseal::testing::ProvisionSoftHsm(dir->Sub("softhsm"), {"hsm-a", "hsm-b"}, "ec-p256",
-                                              "seal");
-    if (!r.ok()) {
-      ADD_FAILURE() << r.status();
-      std::abort();
+    namespace fs = std::filesystem;
+    const std::string cache = std::string(QSEAL_BINARY_DIR) + "/tests/hsm/softhsm-cache";
+    fs::create_directories(fs::path(cache).parent_path());
+    int lock = open((cache + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (lock < 0 || flock(lock, LOCK_EX) != 0) std::abort();
+    if (!fs::exists(cache + "/.complete")) {
+      fs::remove_all(cache);
+      auto r = qseal::testing::ProvisionSoftHsm(cache, {"hsm-a", "hsm-b"}, "ec-p256", "seal");
+      if (r.ok()) r = qseal::testing::ProvisionSoftHsm(cache, {"hsm-c"}, "rsa-3072", "other");
+      if (!r.ok()) {
+        ADD_FAILURE() << r.status();
+        std::abort();
+      }
+      qseal::testing::WriteFile(cache + "/.complete", "");
     }
-    auto r2 = qseal::testing::ProvisionSoftHsm(dir->Sub("softhsm"), {"hsm-c"}, "rsa-3072", "other");
-    if (!r2.ok()) {
-      ADD_FAILURE() << r2.status();
-      std::abort();
-    }
-    return *r2;
+    const std::string copy = dir->Sub("softhsm");
+    fs::copy(cache, copy, fs::copy_options::recursive);
+    close(lock);
+    qseal::testing::SoftHsm h;
+    h.dir = copy;
+    h.conf = copy + "/softhsm2.conf";
+    h.module = kSoftHsm;
+    h.pin = qseal::testing::ReadFile(copy + "/pin");
+    h.ca_pem = copy + "/pki/ca.pem";
+    qseal::testing::WriteFile(h.conf, "directories.tokendir = " + copy +
+                                          "/tokens\nobjectstore.backend = file\n"
+                                          "log.level = ERROR\nslots.removable = false\n");
+    setenv("SOFTHSM2_CONF", h.conf.c_str(), 1);
+    return h;
   }();
   return hsm;
 }
@@ -195,6 +219,101 @@ inline const PartitionStats* FindPartition(const SignerStats& s, const std::stri
     if (p.name == name) return &p;
   }
   return nullptr;
+}
+
+}  // namespace qseal::hsm::testing
+
+namespace qseal::hsm::testing {
+
+// Keeps up to `window` requests outstanding against one key until Stop(), verifying nothing
+// itself but counting outcomes (and keeping the first failures for the test's message).
+class LoadGen {
+ public:
+  LoadGen(Signer& signer, std::string key, std::size_t window = 32)
+      : signer_(signer), key_(std::move(key)), window_(window) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~LoadGen() { Stop(); }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_ = false;
+      cv_.notify_all();
+    }
+    if (thread_.joinable()) thread_.join();
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(60), [&] { return outstanding_ == 0; });
+  }
+
+  std::uint64_t ok() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ok_;
+  }
+  std::uint64_t failed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failed_;
+  }
+  std::string first_error() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_error_;
+  }
+
+ private:
+  void Run() {
+    int seed = 0;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (running_) {
+      if (outstanding_ >= window_) {
+        cv_.wait(lock);
+        continue;
+      }
+      ++outstanding_;
+      lock.unlock();
+      Status s = signer_.Submit(
+          {key_, SignatureScheme::kEcdsa, DigestAlgorithm::kSha256,
+           Digest(DigestAlgorithm::kSha256, seed++)},
+          [this](Result<Bytes> r) { Done(r.ok() ? Status::Ok() : r.status()); },
+          std::chrono::steady_clock::now() + std::chrono::seconds(30));
+      if (!s.ok()) Done(s);
+      lock.lock();
+    }
+  }
+  void Done(const Status& s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    --outstanding_;
+    if (s.ok()) {
+      ++ok_;
+    } else {
+      ++failed_;
+      if (first_error_.empty()) first_error_ = s.ToString();
+    }
+    cv_.notify_all();
+  }
+
+  Signer& signer_;
+  const std::string key_;
+  const std::size_t window_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool running_ = true;
+  std::size_t outstanding_ = 0;
+  std::uint64_t ok_ = 0;
+  std::uint64_t failed_ = 0;
+  std::string first_error_;
+  std::thread thread_;
+};
+
+// Polls `pred` every 10 ms until it holds or `timeout` passes (for states the signer reaches on
+// its own time, such as a readmission after a probe).
+template <typename Pred>
+bool WaitFor(Pred pred, std::chrono::milliseconds timeout = std::chrono::milliseconds(20000)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
 }
 
 }  // namespace qseal::hsm::testing

@@ -1,1 +1,110 @@
+// Pure parts of hsm/: CK_RV names and recovery classes, RFC 7512 key URIs, PIN sources, DigestInfo
+// and ECDSA encoding.
+#include <cstdlib>
+
 #include <gtest/gtest.h>
+#include <openssl/ecdsa.h>
+
+#include "hsm/detail/crypto.h"
+#include "hsm/detail/partition.h"
+#include "hsm/detail/pkcs11.h"
+#include "tests/testing/testing.h"
+
+namespace qseal::hsm::detail {
+namespace {
+
+TEST(CkrTest, NamesKnownAndUnknownValues) {
+  EXPECT_EQ(CkrName(CKR_OK), "CKR_OK");
+  EXPECT_EQ(CkrName(CKR_DEVICE_ERROR), "CKR_DEVICE_ERROR");
+  EXPECT_EQ(CkrName(CKR_SESSION_HANDLE_INVALID), "CKR_SESSION_HANDLE_INVALID");
+  EXPECT_EQ(CkrName(0x8000abcdUL), "CKR_0x8000abcd");
+}
+
+TEST(CkrTest, ClassifiesTheRecoveryLadder) {
+  EXPECT_EQ(Classify(CKR_OK), CkrClass::kOk);
+  EXPECT_EQ(Classify(CKR_SESSION_HANDLE_INVALID), CkrClass::kSession);
+  EXPECT_EQ(Classify(CKR_SESSION_CLOSED), CkrClass::kSession);
+  EXPECT_EQ(Classify(CKR_USER_NOT_LOGGED_IN), CkrClass::kNotLoggedIn);
+  EXPECT_EQ(Classify(CKR_OBJECT_HANDLE_INVALID), CkrClass::kObject);
+  EXPECT_EQ(Classify(CKR_KEY_HANDLE_INVALID), CkrClass::kObject);
+  for (CK_RV rv : {CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, CKR_GENERAL_ERROR,
+                   CKR_CRYPTOKI_NOT_INITIALIZED}) {
+    EXPECT_EQ(Classify(rv), CkrClass::kDevice) << CkrName(rv);
+  }
+  EXPECT_EQ(Classify(CKR_PIN_INCORRECT), CkrClass::kPin);
+  EXPECT_EQ(Classify(CKR_PIN_LOCKED), CkrClass::kPin);
+  EXPECT_EQ(Classify(CKR_DATA_LEN_RANGE), CkrClass::kRequest);
+  EXPECT_EQ(Classify(CKR_FUNCTION_FAILED), CkrClass::kOther);
+}
+
+TEST(CkrTest, StatusKeepsTheName) {
+  Status s = CkrStatus(CKR_DEVICE_ERROR, "C_Sign");
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(s.message(), "C_Sign: CKR_DEVICE_ERROR");
+  EXPECT_EQ(CkrStatus(CKR_PIN_INCORRECT, "C_Login").code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(CkrStatus(CKR_DATA_LEN_RANGE, "C_Sign").code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(CkrStatus(CKR_OK, "x").ok());
+}
+
+TEST(KeyUriTest, ParsesLabelAndId) {
+  auto k = ParseKeyUri("pkcs11:token=whatever;object=seal%20key;id=%01%ff;type=private");
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_EQ(k->label, "seal key");
+  EXPECT_EQ(k->id, (Bytes{0x01, 0xff}));
+  auto only_id = ParseKeyUri("pkcs11:id=%02");
+  ASSERT_TRUE(only_id.ok());
+  EXPECT_TRUE(only_id->label.empty());
+}
+
+TEST(KeyUriTest, RejectsWhatIsNotOnePrivateKey) {
+  EXPECT_EQ(ParseKeyUri("seal").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseKeyUri("pkcs11:type=private").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseKeyUri("pkcs11:object=seal;type=cert").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(PinSourceTest, FileAndEnv) {
+  qseal::testing::TempDir dir;
+  qseal::testing::WriteFile(dir.Sub("pin"), "123456\n");
+  auto p = ReadPin("file:" + dir.Sub("pin"));
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(*p, "123456");
+  setenv("QSEAL_UNIT_PIN", "9876", 1);
+  EXPECT_EQ(ReadPin("env:QSEAL_UNIT_PIN").value(), "9876");
+  EXPECT_EQ(ReadPin("env:QSEAL_UNIT_PIN_UNSET").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadPin("file:" + dir.Sub("nope")).status().code(), StatusCode::kInvalidArgument);
+  Status bad = ReadPin("1234").status();
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.message().find("1234"), std::string::npos);  // never echo a PIN
+}
+
+TEST(DigestInfoTest, PrefixesPerDigest) {
+  Bytes d256(32, 0xab);
+  Bytes di = DigestInfo(DigestAlgorithm::kSha256, d256);
+  ASSERT_EQ(di.size(), 19u + 32u);
+  EXPECT_EQ(HexEncode(ByteSpan(di).first(19)), "3031300d060960864801650304020105000420");
+  EXPECT_EQ(DigestInfo(DigestAlgorithm::kSha384, Bytes(48)).size(), 19u + 48u);
+  Bytes di512 = DigestInfo(DigestAlgorithm::kSha512, Bytes(64));
+  EXPECT_EQ(HexEncode(ByteSpan(di512).first(19)), "3051300d060960864801650304020305000440");
+}
+
+TEST(EcdsaTest, RawToDerRoundTrips) {
+  Bytes raw(64);
+  for (std::size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<std::uint8_t>(i + 1);
+  raw[0] = 0x80;  // high bit set: DER needs a leading zero for r
+  auto der = EcdsaRawToDer(raw);
+  ASSERT_TRUE(der.ok());
+  const unsigned char* p = der->data();
+  ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der->size()));
+  ASSERT_NE(sig, nullptr);
+  Bytes r(32), s(32);
+  BN_bn2binpad(ECDSA_SIG_get0_r(sig), r.data(), 32);
+  BN_bn2binpad(ECDSA_SIG_get0_s(sig), s.data(), 32);
+  ECDSA_SIG_free(sig);
+  EXPECT_EQ(r, Bytes(raw.begin(), raw.begin() + 32));
+  EXPECT_EQ(s, Bytes(raw.begin() + 32, raw.end()));
+  EXPECT_FALSE(EcdsaRawToDer(Bytes(63)).ok());
+}
+
+}  // namespace
+}  // namespace qseal::hsm::detail
