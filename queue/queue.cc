@@ -325,6 +325,8 @@ class Queue::Impl {
     bool work_added = false;
     std::unordered_map<std::string, std::pair<DocumentId, std::string>> idempotency;
     std::vector<std::string> unlink_after;
+    // New documents become leasable only once their batch is written (see ProcessBatch).
+    std::vector<DocumentId> enqueued;
     SysTime now;
     SteadyTime steady_now;
   };
@@ -1076,6 +1078,7 @@ void Queue::Impl::ProcessBatch(const std::vector<Op*>& ops) {
   }
   {
     MutexLock lock(state_mu_);
+    ready_.insert(ctx.enqueued.begin(), ctx.enqueued.end());
     if (ctx.batch.Count() > 0 && !ops.empty()) {
       ++batches_;
       operations_ += ops.size();
@@ -1150,7 +1153,7 @@ void Queue::Impl::PrepareEnqueue(Op& op, BatchContext& ctx) {
   if (!op.spooled) ctx.batch.Put(cf(kPayloads), key, ToSlice(op.inline_payload));
   PutRecord(ctx, entry.stored);
   ctx.batch.Put(cf(kPending), key, rocksdb::Slice());
-  ready_.insert(op.id);
+  ctx.enqueued.push_back(op.id);
   ++queued_count_;
   pending_bytes_ += op.size;
   ctx.sync = true;
