@@ -106,6 +106,10 @@ class Metrics {
   void HttpRequest(std::string_view route, std::string_view method, int status,
                    std::chrono::nanoseconds duration);
 
+  // Creates the accepted and sealed series of `profile` for both sources at 0, so they exist (and
+  // rate() has a starting point) before the first document. Optional.
+  void DeclareProfile(std::string_view profile);
+
   // Adds a callback run at every scrape (from the scraping thread). It must be cheap, must not
   // block on the pipeline, and must stay valid until the Metrics object is destroyed (or until the
   // MetricsServer is stopped, whichever is first).
@@ -114,10 +118,9 @@ class Metrics {
   // Everything in the Prometheus text exposition format (version 0.0.4).
   std::string Serialize() const;
 
-  class Impl;
+  class Impl;  // metrics/detail/metrics_impl.h
 
  private:
-  friend class MetricsServer;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,175 @@
+// The /metrics listener: a small Boost.Beast server, not prometheus-cpp's Exposer, because the
+// Exposer adds exposer_* families of its own and DESIGN.md §5 wants every exported name to start
+// with qseal_. Scrapes are rare (seconds apart) and cheap, so one Asio thread serves them; every
+// read and write has a timeout so a stuck client cannot hold the listener.
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "common/log.h"
+#include "common/mutex.h"
+#include "metrics/metrics.h"
+
+namespace qseal::metrics {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+constexpr std::chrono::seconds kIoTimeout{30};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, const Metrics* metrics)
+      : stream_(std::move(socket)), metrics_(metrics) {}
+
+  void Run() { Read(); }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->header_limit(8 * 1024);
+    parser_->body_limit(4 * 1024);
+    stream_.expires_after(kIoTimeout);
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec) {
+      Close();
+      return;
+    }
+    const auto& req = parser_->get();
+    auto res = std::make_shared<http::response<http::string_body>>();
+    res->version(req.version());
+    res->keep_alive(req.keep_alive());
+    res->set(http::field::server, "qseald");
+    const std::string_view target(req.target().data(), req.target().size());
+    const std::string_view path = target.substr(0, target.find('?'));
+    if (path != "/metrics") {
+      res->result(http::status::not_found);
+      res->set(http::field::content_type, "text/plain; charset=utf-8");
+      res->body() = "not found: the metrics are at /metrics\n";
+    } else if (req.method() != http::verb::get && req.method() != http::verb::head) {
+      res->result(http::status::method_not_allowed);
+      res->set(http::field::allow, "GET, HEAD");
+      res->set(http::field::content_type, "text/plain; charset=utf-8");
+      res->body() = "method not allowed\n";
+    } else {
+      res->result(http::status::ok);
+      res->set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res->body() = metrics_->Serialize();
+    }
+    res->prepare_payload();
+    if (req.method() == http::verb::head) res->body().clear();
+    stream_.expires_after(kIoTimeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code wec, std::size_t) {
+                        if (wec || !res->keep_alive()) {
+                          self->Close();
+                          return;
+                        }
+                        self->Read();
+                      });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  const Metrics* metrics_;
+};
+
+}  // namespace
+
+class MetricsServer::Impl {
+ public:
+  Impl(MetricsServerOptions options, Metrics* metrics)
+      : options_(std::move(options)), metrics_(metrics) {}
+
+  ~Impl() { Stop(); }
+
+  Status Start() {
+    MutexLock lock(mu_);
+    if (started_) return FailedPreconditionError("metrics server already started");
+    beast::error_code ec;
+    const asio::ip::address address = asio::ip::make_address(options_.host, ec);
+    if (ec)
+      return InvalidArgumentError("metrics listen host \"" + options_.host + "\": " + ec.message());
+    const tcp::endpoint endpoint(address, options_.port);
+    const std::string where = options_.host + ":" + std::to_string(options_.port);
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      beast::error_code ignored;
+      acceptor_.close(ignored);
+      return UnavailableError("metrics listener " + where + ": " + ec.message());
+    }
+    port_.store(acceptor_.local_endpoint().port());
+    started_ = true;
+    Accept();
+    const int threads = options_.threads < 1 ? 1 : options_.threads;
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { ioc_.run(); });
+    return Status::Ok();
+  }
+
+  std::uint16_t port() const { return port_.load(); }
+
+  void Stop() {
+    MutexLock lock(mu_);
+    if (!started_ || stopped_) return;
+    stopped_ = true;
+    ioc_.stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  }
+
+ private:
+  void Accept() {
+    acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket s) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+      if (!ec) std::make_shared<Session>(std::move(s), metrics_)->Run();
+      Accept();
+    });
+  }
+
+  const MetricsServerOptions options_;
+  Metrics* const metrics_;
+  Mutex mu_;
+  bool started_ QSEAL_GUARDED_BY(mu_) = false;
+  bool stopped_ QSEAL_GUARDED_BY(mu_) = false;
+  std::atomic<std::uint16_t> port_{0};
+  // Declared before the acceptor and joined in Stop: handlers die with the io_context.
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_{ioc_};
+  std::vector<std::thread> threads_;
+};
+
+MetricsServer::MetricsServer(MetricsServerOptions options, Metrics* metrics)
+    : impl_(std::make_unique<Impl>(std::move(options), metrics)) {}
+MetricsServer::~MetricsServer() = default;
+Status MetricsServer::Start() { return impl_->Start(); }
+std::uint16_t MetricsServer::port() const { return impl_->port(); }
+void MetricsServer::Stop() { impl_->Stop(); }
+
+}  // namespace qseal::metrics
