@@ -44,6 +44,7 @@ struct Config {
   double corrupt_sign_rate = 0;
   std::uint64_t pin_lockout_after = 0;
   std::uint64_t seed = 1;
+  bool offload_sign = false;
 };
 
 void Set(Config& c, const std::string& key, const std::string& value) {
@@ -79,6 +80,8 @@ void Set(Config& c, const std::string& key, const std::string& value) {
     c.pin_lockout_after = u();
   else if (key == "seed")
     c.seed = u();
+  else if (key == "offload_sign")
+    c.offload_sign = u() != 0;
 }
 
 const char* const kKeys[] = {"module",
@@ -95,7 +98,8 @@ const char* const kKeys[] = {"module",
                              "corrupt_sign_at",
                              "corrupt_sign_rate",
                              "pin_lockout_after",
-                             "seed"};
+                             "seed",
+                             "offload_sign"};
 
 struct State {
   std::mutex mu;
@@ -116,6 +120,13 @@ struct State {
   std::atomic<bool> sticky{false};
   std::map<CK_SESSION_HANDLE, CK_SLOT_ID> sessions;
   std::map<CK_SLOT_ID, Steady::time_point> next_free;  // capacity limit, per token
+  // offload_sign: the C_SignInit held back per session, and signatures made per input.
+  struct Deferred {
+    CK_MECHANISM_TYPE mechanism;
+    CK_OBJECT_HANDLE key;
+  };
+  std::map<CK_SESSION_HANDLE, Deferred> deferred;
+  std::map<std::string, std::string> made;
 };
 
 State& S() {
@@ -234,6 +245,7 @@ CK_RV ShimFinalize(CK_VOID_PTR reserved_arg) {
   if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
   for (const auto& [h, slot] : s.sessions) s.real->C_CloseSession(h);
   s.sessions.clear();
+  s.deferred.clear();
   s.initialized = false;
   if (!s.config->down) s.sticky = false;
   return CKR_OK;
@@ -269,6 +281,7 @@ CK_RV ShimCloseSession(CK_SESSION_HANDLE session) {
   State& s = S();
   {
     std::lock_guard<std::mutex> lock(s.mu);
+    s.deferred.erase(session);
     if (s.sessions.erase(session) == 0) return CKR_SESSION_HANDLE_INVALID;
   }
   // Closing still frees the real session while the device is "broken", so nothing leaks.
@@ -352,7 +365,46 @@ CK_RV ShimSignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_OBJECT_H
   Count(qseal::p11shim::kSignInit);
   SHIM_GUARD();
   if (!Known(session)) return CKR_SESSION_HANDLE_INVALID;
+  if (cfg->offload_sign && mech != nullptr && mech->pParameter == nullptr) {
+    std::lock_guard<std::mutex> lock(S().mu);
+    S().deferred[session] = {mech->mechanism, key};
+    return CKR_OK;
+  }
   return S().real->C_SignInit(session, mech, key);
+}
+
+// offload_sign: the host does no signing work for an input it has seen before (a network HSM
+// signs on its own hardware); the first time, the real module signs and the result is kept.
+CK_RV OffloadSign(CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_BYTE_PTR data, CK_ULONG len,
+                  CK_BYTE_PTR sig, CK_ULONG_PTR sig_len, bool* handled) {
+  State& s = S();
+  State::Deferred d{};
+  std::string key;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    auto it = s.deferred.find(session);
+    if (it == s.deferred.end()) return CKR_OK;
+    d = it->second;
+    s.deferred.erase(it);
+    key = std::to_string(slot) + "/" + std::to_string(d.key) + "/" + std::to_string(d.mechanism) +
+          "/" + std::string(reinterpret_cast<const char*>(data), len);
+    auto m = s.made.find(key);
+    if (m != s.made.end() && sig != nullptr && *sig_len >= m->second.size()) {
+      std::memcpy(sig, m->second.data(), m->second.size());
+      *sig_len = static_cast<CK_ULONG>(m->second.size());
+      *handled = true;
+      return CKR_OK;
+    }
+  }
+  CK_MECHANISM mech{d.mechanism, nullptr, 0};
+  CK_RV rv = s.real->C_SignInit(session, &mech, d.key);
+  if (rv == CKR_OK) rv = s.real->C_Sign(session, data, len, sig, sig_len);
+  *handled = true;
+  if (rv == CKR_OK && sig != nullptr) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.made[key] = std::string(reinterpret_cast<const char*>(sig), *sig_len);
+  }
+  return rv;
 }
 
 CK_RV ShimSign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig,
@@ -402,7 +454,9 @@ CK_RV ShimSign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG len, CK_BYT
     s.real->C_CloseSession(session);
     return CKR_SESSION_HANDLE_INVALID;
   }
-  CK_RV rv = s.real->C_Sign(session, data, len, sig, sig_len);
+  bool handled = false;
+  CK_RV rv = OffloadSign(session, slot, data, len, sig, sig_len, &handled);
+  if (!handled) rv = s.real->C_Sign(session, data, len, sig, sig_len);
   bool corrupt = (cfg->corrupt_sign_at != 0 && n == cfg->corrupt_sign_at) ||
                  (cfg->corrupt_sign_rate > 0 && Random01(cfg->seed) < cfg->corrupt_sign_rate);
   if (rv == CKR_OK && sig != nullptr && corrupt && *sig_len > 0) {

@@ -29,6 +29,10 @@
 //   real
 //                             HSM) every C_Login answers CKR_PIN_LOCKED without trying. Default: 0
 //   seed=N                    random seed. Default: 1
+//   offload_sign=0|1          emulate a network HSM doing the crypto on its own hardware: an
+//                             input signed once before (same token, key, mechanism without
+//                             parameters) gets that signature back without host CPU work.
+//                             For benchmarks that measure the dispatcher, not SoftHSM. Default: 0
 //
 // C_Finalize closes the sessions this copy opened and clears its state but does not finalise the
 // real module (other copies share it in the process).
