@@ -8,12 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_set>
@@ -34,6 +36,8 @@ constexpr const char* kProcessing = "processing";
 constexpr const char* kOutbox = "outbox";
 constexpr const char* kFailed = "failed";
 constexpr std::size_t kReadChunk = 256 << 10;
+constexpr std::size_t kMaxClaimBatch = 64;
+constexpr std::size_t kEnqueueThreads = 8;
 
 Status ErrnoError(const std::string& what, int err) {
   return UnavailableError(what + ": " + std::strerror(err));
@@ -196,9 +200,11 @@ class FolderWatcher::Impl {
   // Scans inbox/ into the candidate list.
   void ScanInbox();
   void AddCandidate(const std::string& name);
-  // Claims one inbox entry; returns kResourceExhausted when the queue pushed back (the claimed
-  // file then waits in retry_ for the queue to admit again).
-  Status ClaimOne(const std::string& name);
+  // Renames one inbox entry into processing/ (not yet fsynced nor enqueued) and returns its
+  // claimed name; nullopt when the entry is left alone or went to failed/ (oversized).
+  Result<std::optional<std::string>> ClaimOne(const std::string& name);
+  // EnqueueClaimed for each name, on up to kEnqueueThreads threads; one Status per name.
+  std::vector<Status> EnqueueMany(const std::vector<std::string>& names);
   // Streams processing/<name> into the queue. `reconcile`: found at Start (publish from the queue
   // record if it is already final).
   Status EnqueueClaimed(const std::string& name, bool reconcile);
@@ -231,6 +237,7 @@ class FolderWatcher::Impl {
   std::unordered_set<std::string> candidate_set_;
   std::deque<std::string> retry_;  // claimed names in processing/ waiting to be enqueued
   std::set<std::pair<std::string, ino_t>> logged_;
+  std::size_t batch_limit_ = 1;
 
   std::atomic<std::uint64_t> temp_counter_{0};
   std::atomic<std::uint64_t> claimed_{0}, reconciled_{0}, duplicates_{0}, published_{0}, failed_{0},
@@ -405,19 +412,54 @@ void FolderWatcher::Impl::Run() {
         paused = true;
         break;
       }
-      std::string name = std::move(candidates_.front());
-      candidates_.pop_front();
-      candidate_set_.erase(name);
-      Status s = ClaimOne(name);
-      if (s.code() == StatusCode::kResourceExhausted || s.code() == StatusCode::kUnavailable) {
+      // Rename a batch into processing/, make the renames durable with one directory fsync, then
+      // stream the batch into the queue concurrently so its commits share group commits. The
+      // batch starts at one file and doubles while the queue admits, so a pause overshoots the
+      // watermark by little.
+      std::vector<std::string> batch;
+      Status claim_error;
+      while (batch.size() < batch_limit_ && !candidates_.empty()) {
+        std::string name = std::move(candidates_.front());
+        candidates_.pop_front();
+        candidate_set_.erase(name);
+        auto claimed = ClaimOne(name);
+        if (!claimed.ok()) {
+          claim_error = claimed.status();
+          break;
+        }
+        if (claimed->has_value()) batch.push_back(std::move(**claimed));
+      }
+      if (!batch.empty()) {
+        Status synced = FsyncFd(processing_fd_.get(), "processing/");
+        std::vector<Status> results =
+            synced.ok() ? EnqueueMany(batch) : std::vector<Status>(batch.size(), synced);
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          const Status& s = results[i];
+          if (s.ok()) {
+            claimed_.fetch_add(1);
+          } else if (s.code() == StatusCode::kResourceExhausted ||
+                     s.code() == StatusCode::kUnavailable) {
+            if (s.code() == StatusCode::kUnavailable) {
+              LogWarn("watch claimed a file it could not enqueue yet; retrying",
+                      {{"root", options_.root}, {"name", batch[i]}, {"error", s.ToString()}});
+            }
+            retry_.push_back(batch[i]);
+            paused = true;
+          }
+        }
+        if (!paused) batch_limit_ = std::min(batch_limit_ * 2, kMaxClaimBatch);
+      }
+      if (!claim_error.ok()) {
+        LogError("watch cannot claim from inbox/",
+                 {{"root", options_.root}, {"error", claim_error.ToString()}});
         paused = true;
-        break;
       }
       pending_.store(candidates_.size());
       // Stay responsive to Stop during a long backlog.
       struct pollfd pfd = {stop_fd_.get(), POLLIN, 0};
       if (::poll(&pfd, 1, 0) > 0) return;
     }
+    if (paused) batch_limit_ = 1;
     if (paused && !paused_.load()) {
       // Forget the backlog: the rescan after resuming finds it again, so memory stays bounded
       // however long the pause.
@@ -493,36 +535,38 @@ std::string FolderWatcher::Impl::ChooseFreeName(const std::string& name) const {
   }
 }
 
-Status FolderWatcher::Impl::ClaimOne(const std::string& name) {
-  if (IsIgnoredName(name)) return Status::Ok();
+Result<std::optional<std::string>> FolderWatcher::Impl::ClaimOne(const std::string& name) {
+  using Claimed = std::optional<std::string>;
+  if (IsIgnoredName(name)) return Claimed();
   struct stat st;
   if (::fstatat(inbox_fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    return Status::Ok();  // gone (or unreadable: the next scan tries again)
+    return Claimed();  // gone (or unreadable: the next scan tries again)
   }
   if (S_ISLNK(st.st_mode)) {
     LogOnce(name, st, "symbolic link");
-    return Status::Ok();
+    return Claimed();
   }
   if (!S_ISREG(st.st_mode)) {
     LogOnce(name, st, S_ISDIR(st.st_mode) ? "directory" : "not a regular file");
-    return Status::Ok();
+    return Claimed();
   }
   if (static_cast<std::uint64_t>(st.st_size) > options_.max_file_bytes) {
-    return MoveOversized(name, static_cast<std::uint64_t>(st.st_size));
+    QSEAL_RETURN_IF_ERROR(MoveOversized(name, static_cast<std::uint64_t>(st.st_size)));
+    return Claimed();
   }
   {
     Fd fd(::openat(inbox_fd_.get(), name.c_str(),
                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
-    if (!fd.valid()) return Status::Ok();
+    if (!fd.valid()) return Claimed();
     struct stat fst;
     if (::fstat(fd.get(), &fst) != 0 || !S_ISREG(fst.st_mode) || fst.st_ino != st.st_ino) {
-      return Status::Ok();  // replaced under us; the event for the new file brings it back
+      return Claimed();  // replaced under us; the event for the new file brings it back
     }
     WriteState ws = ProbeWriters(fd.get());
     if (ws == WriteState::kOpenForWriting) {
       // Still being written; its IN_CLOSE_WRITE (or the next scan) brings it back.
       skipped_.fetch_add(1);
-      return Status::Ok();
+      return Claimed();
     }
     if (ws == WriteState::kUnknown && !lease_warned_.exchange(true)) {
       LogWarn(
@@ -535,27 +579,30 @@ Status FolderWatcher::Impl::ClaimOne(const std::string& name) {
     std::string target = ChooseFreeName(name);
     if (::renameat2(inbox_fd_.get(), name.c_str(), processing_fd_.get(), target.c_str(),
                     RENAME_NOREPLACE) == 0) {
-      // The claim is durable before the document is accepted.
-      Status s = FsyncFd(processing_fd_.get(), "processing/");
-      if (s.ok()) s = EnqueueClaimed(target, /*reconcile=*/false);
-      if (s.ok()) {
-        claimed_.fetch_add(1);
-        return s;
-      }
-      if (s.code() == StatusCode::kResourceExhausted || s.code() == StatusCode::kUnavailable) {
-        LogWarn("watch claimed a file it could not enqueue yet; retrying",
-                {{"root", options_.root}, {"name", target}, {"error", s.ToString()}});
-        retry_.push_back(target);
-        return s;
-      }
-      return Status::Ok();  // permanent: EnqueueClaimed already moved it to failed/
+      return Claimed(std::move(target));
     }
-    if (errno == ENOENT) return Status::Ok();  // taken by someone else
+    if (errno == ENOENT) return Claimed();  // taken by someone else
     if (errno != EEXIST) {
       return ErrnoError("claim " + name, errno);
     }
   }
   return UnavailableError("claim " + name + ": no free name");
+}
+
+std::vector<Status> FolderWatcher::Impl::EnqueueMany(const std::vector<std::string>& names) {
+  std::vector<Status> results(names.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i = next.fetch_add(1); i < names.size(); i = next.fetch_add(1)) {
+      results[i] = EnqueueClaimed(names[i], /*reconcile=*/false);
+    }
+  };
+  std::size_t threads = std::min(names.size(), kEnqueueThreads);
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  return results;
 }
 
 Status FolderWatcher::Impl::EnqueueClaimed(const std::string& name, bool reconcile) {

@@ -60,11 +60,13 @@ std::set<std::string> List(const std::string& dir) {
 // PublishFailure) first, then the queue's final state.
 class FakeEngine {
  public:
-  FakeEngine(queue::Queue* q, FolderWatcher* w, bool fail = false)
-      : queue_(q), watcher_(w), fail_(fail), thread_([this] { Run(); }) {}
+  FakeEngine(queue::Queue* q, FolderWatcher* w, bool fail = false, int threads = 4)
+      : queue_(q), watcher_(w), fail_(fail) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  }
   ~FakeEngine() {
     stop_ = true;
-    thread_.join();
+    for (auto& t : threads_) t.join();
   }
   std::uint64_t done() const { return done_.load(); }
   std::uint64_t errors() const { return errors_.load(); }
@@ -72,7 +74,7 @@ class FakeEngine {
  private:
   void Run() {
     while (!stop_) {
-      auto leased = queue_->Lease(256, 1ull << 30, std::chrono::seconds(60));
+      auto leased = queue_->Lease(64, 1ull << 30, std::chrono::seconds(60));
       if (!leased.ok() || leased->empty()) {
         queue_->WaitForWork(std::chrono::milliseconds(20));
         continue;
@@ -106,7 +108,7 @@ class FakeEngine {
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> done_{0};
   std::atomic<std::uint64_t> errors_{0};
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 class WatcherTest : public ::testing::Test {
