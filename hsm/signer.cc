@@ -426,7 +426,8 @@ Outcome Signer::Impl::SignOne(PartRt& p, detail::Session& session, std::size_t k
       continue;
     }
     if (cls != CkrClass::kOk) {
-      if (cls == CkrClass::kSession) session.Drop();
+      if (cls == CkrClass::kSession)
+        session.Close();  // best effort: frees it if the module still knows it
       return fail(r.rv, detail::CkrStatus(r.rv, "partition '" + part.name() + "': C_Sign"));
     }
     out.signature = std::move(r.signature);
