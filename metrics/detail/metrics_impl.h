@@ -1,6 +1,7 @@
 // Metrics::Impl: what metrics.cc and metrics_server.cc share. Implementation only.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <deque>
@@ -101,6 +102,7 @@ prometheus::MetricFamily HistogramFamily<N>::Collect() const {
   for (const auto& s : series_) {
     prometheus::ClientMetric m = CollectHistogram(s->histogram);
     for (std::size_t i = 0; i < N; ++i) m.label.push_back({names_[i], s->values[i]});
+    std::sort(m.label.begin(), m.label.end());
     f.metric.push_back(std::move(m));
   }
   return f;
