@@ -1,4 +1,14 @@
 // A small blocking HTTP/1.1 client for qsealctl (one request per connection, loopback or LAN).
+//
+// Uploads and downloads of documents and seals are streamed between the socket and a file, so
+// memory stays bounded whatever the document size. Every exchange has one overall deadline (the
+// timeout given at construction).
+//
+// Errors: kUnavailable when the server cannot be reached or the exchange fails (reset, timeout,
+// malformed reply); kNotFound / kPermissionDenied / kUnavailable (I/O) when a local file cannot be
+// opened, read or written, with "local file" in the message. An HTTP error status is not an error
+// Status: it is in HttpReply::status.
+//
 // Thread-compatible: one HttpClient per thread.
 #pragma once
 
@@ -14,19 +24,42 @@ namespace qseal::cli {
 struct HttpReply {
   int status = 0;
   std::map<std::string, std::string> headers;  // lower-case names
-  std::string body;
+  std::string body;  // empty when the body went to a file (Download with status 200)
+
+  // The header's value or "" when absent; `name` in lower case.
+  std::string Header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
 };
+
+// Raised only for local file errors in UploadFile/Download, so callers can tell them from
+// network errors (exit code 74 versus 69).
+bool IsLocalFileError(const Status& status);
 
 class HttpClient {
  public:
-  // `server` is "host:port"; `token` is the bearer token ("" for none).
+  // `server` is "host:port" (an "http://" prefix and a trailing "/" are accepted); `token` is the
+  // bearer token ("" for none).
   HttpClient(std::string server, std::string token,
              std::chrono::milliseconds timeout = std::chrono::milliseconds(120'000));
 
-  // kUnavailable when the server cannot be reached or the exchange fails.
+  // Sends `body` from memory; the reply body is read into memory (replies are small JSON).
   Result<HttpReply> Request(const std::string& method, const std::string& target,
                             const std::string& body = "",
                             const std::map<std::string, std::string>& headers = {});
+
+  // Streams the file at `path` as the request body (Content-Length = its size).
+  Result<HttpReply> UploadFile(const std::string& method, const std::string& target,
+                               const std::string& path,
+                               const std::map<std::string, std::string>& headers = {});
+
+  // GET `target`; a 200 body is streamed into `path` (created or truncated), any other status's
+  // body is read into HttpReply::body and `path` is left untouched.
+  Result<HttpReply> Download(const std::string& target, const std::string& path);
+
+  const std::string& host() const { return host_; }
+  const std::string& port() const { return port_; }
 
  private:
   std::string host_;

@@ -1,87 +1,101 @@
 // qsealctl: the command line for people. Finds the server and the API token with no flags after
-// scripts/start (environment, then the embedded default's files under $QSEAL_VAR or ./var).
+// scripts/start (flags, then environment, then the embedded default's files; see cli/config.h).
+#include <unistd.h>
+
+#include <climits>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
-#include "cli/http_client.h"
+#include "cli/commands.h"
+#include "cli/config.h"
 #include "common/exit_codes.h"
 
 namespace {
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
-}
-
-std::string VarDir() {
-  std::string v = Env("QSEAL_VAR");
-  return v.empty() ? "var" : v;
-}
-
-std::string ReadTrimmed(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-struct Connection {
-  std::string server;
-  std::string token_file;
-
-  std::string Server() const {
-    if (!server.empty()) return server;
-    for (const char* e : {"QSEAL_SERVER", "QSEAL_API_ADDR"}) {
-      if (!Env(e).empty()) return Env(e);
-    }
-    return "127.0.0.1:8440";
-  }
-  std::string Token() const {
-    if (!token_file.empty()) return ReadTrimmed(token_file);
-    if (!Env("QSEAL_TOKEN").empty()) return Env("QSEAL_TOKEN");
-    return ReadTrimmed(VarDir() + "/api-token");
-  }
-};
-
-int Health(const Connection& conn) {
-  qseal::cli::HttpClient client(conn.Server(), "", std::chrono::milliseconds(10'000));
-  auto reply = client.Request("GET", "/readyz");
-  if (!reply.ok()) {
-    std::cerr << "qsealctl: " << reply.status().message() << "\n";
-    return qseal::kExitUnavailable;
-  }
-  std::cout << reply->body;
-  if (!reply->body.empty() && reply->body.back() != '\n') std::cout << "\n";
-  return reply->status == 200 ? qseal::kExitOk : qseal::kExitUnavailable;
+std::string ExePath() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "";
+  return std::string(buf, static_cast<std::size_t>(n));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  namespace cli = qseal::cli;
   CLI::App app{"qsealctl: submit documents to qseald, follow them, fetch and verify seals"};
   app.require_subcommand(1);
-  Connection conn;
-  app.add_option("--server", conn.server,
-                 "qseald API address host:port (default: $QSEAL_SERVER, "
-                 "$QSEAL_API_ADDR, 127.0.0.1:8440)");
-  app.add_option("--token-file", conn.token_file,
-                 "file holding the API bearer token (default: $QSEAL_TOKEN, $QSEAL_VAR/api-token)");
+  app.footer(
+      "Server and token: --server / --token-file, else $QSEAL_SERVER or $QSEAL_API_ADDR and "
+      "$QSEAL_TOKEN, else the embedded default ($QSEAL_VAR or ./var: api-token, "
+      "127.0.0.1:8440).\nExit codes: 0 ok, 64 usage, 65 bad input, 69 server unavailable, "
+      "74 I/O error.");
+  cli::ConnectionFlags flags;
+  app.add_option("--server", flags.server, "qseald API address host:port");
+  app.add_option("--token-file", flags.token_file, "file holding the API bearer token");
+
+  cli::SubmitOptions submit_opts;
+  CLI::App* submit = app.add_subcommand("submit", "submit files (directories are recursed)");
+  submit->add_option("paths", submit_opts.paths, "FILE or DIR ...")->required();
+  submit->add_option("--profile", submit_opts.profile, "sealing profile")->capture_default_str();
+  submit->add_flag("--wait", submit_opts.wait, "wait until each document is sealed or failed");
+  submit->add_option("--out", submit_opts.out_dir,
+                     "write each seal to DIR/<name>.p7s or .p7m (implies --wait)");
+  submit->add_option("--concurrency", submit_opts.concurrency, "uploads in flight")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  int wait_timeout_s = 600;
+  submit->add_option("--timeout", wait_timeout_s, "seconds to wait per document with --wait")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+
+  std::string status_id;
+  CLI::App* status = app.add_subcommand("status", "print a document's status (JSON)");
+  status->add_option("id", status_id, "document id")->required();
+
+  std::string fetch_id;
+  std::string fetch_out;
+  CLI::App* fetch = app.add_subcommand("fetch", "download a document's seal");
+  fetch->add_option("id", fetch_id, "document id")->required();
+  fetch->add_option("-o,--output", fetch_out, "write the seal to FILE (default: stdout)");
+
+  cli::VerifyCommandOptions verify_opts;
+  CLI::App* verify = app.add_subcommand("verify", "verify a seal offline and print each check");
+  verify->add_option("seal", verify_opts.seal, "SEAL (.p7s or .p7m, DER or PEM)")->required();
+  verify->add_option("--content", verify_opts.content,
+                     "the sealed document of a detached seal (default: SEAL without .p7s)");
+  verify->add_option("--ca", verify_opts.ca, "trust anchors, PEM (default: $QSEAL_VAR/pki/ca.pem)");
+
   CLI::App* health =
       app.add_subcommand("health", "ask qseald whether it is ready to seal (/readyz)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return e.get_exit_code() == 0 ? rc : qseal::kExitUsage;
   }
-  (void)conn.Token();
-  if (health->parsed()) return Health(conn);
+
+  std::string exe = ExePath();
+  if (verify->parsed()) {
+    return cli::RunVerify(verify_opts, cli::ResolveVarDir(cli::ProcessEnv(), exe), std::cout,
+                          std::cerr);
+  }
+  auto endpoint = cli::ResolveEndpoint(flags, cli::ProcessEnv(), exe);
+  if (!endpoint.ok()) {
+    std::cerr << "qsealctl: " << endpoint.status().message() << "\n";
+    return qseal::kExitIoErr;
+  }
+  if (health->parsed()) return cli::RunHealth(*endpoint, std::cout, std::cerr);
+  if (status->parsed()) return cli::RunStatus(*endpoint, status_id, std::cout, std::cerr);
+  if (fetch->parsed()) return cli::RunFetch(*endpoint, fetch_id, fetch_out, std::cout, std::cerr);
+  if (submit->parsed()) {
+    submit_opts.progress = ::isatty(STDERR_FILENO) == 1;
+    submit_opts.wait_timeout = std::chrono::seconds(wait_timeout_s);
+    return cli::RunSubmit(*endpoint, submit_opts, std::cout, std::cerr);
+  }
   return qseal::kExitUsage;
 }

@@ -1,0 +1,532 @@
+#include "cli/commands.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "cli/http_client.h"
+#include "common/bytes.h"
+#include "common/exit_codes.h"
+#include "formats/cades/cades.h"
+
+namespace qseal::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// Exit codes ordered by how much they say: a server outage dominates, then local I/O, then bad
+// input.
+int Worse(int a, int b) {
+  auto rank = [](int c) {
+    switch (c) {
+      case kExitOk:
+        return 0;
+      case kExitDataErr:
+        return 1;
+      case kExitIoErr:
+        return 2;
+      case kExitUnavailable:
+        return 3;
+      default:
+        return 4;
+    }
+  };
+  return rank(a) >= rank(b) ? a : b;
+}
+
+// Exit code for a failed exchange (not an HTTP status).
+int ExitForTransport(const Status& s) {
+  return IsLocalFileError(s) ? kExitIoErr : kExitUnavailable;
+}
+
+// Exit code for an HTTP status that is not the expected success.
+int ExitForHttp(int status) {
+  if (status >= 200 && status < 300) return kExitOk;
+  if (status == 429 || status >= 500) return kExitUnavailable;
+  return kExitDataErr;
+}
+
+// "401 Unauthorized: <detail>" from an RFC 9457 problem body, or the raw body.
+std::string Describe(const HttpReply& reply) {
+  std::string text = std::to_string(reply.status);
+  try {
+    json j = json::parse(reply.body);
+    if (j.contains("title") && j["title"].is_string()) text += " " + j["title"].get<std::string>();
+    if (j.contains("detail") && j["detail"].is_string()) {
+      text += ": " + j["detail"].get<std::string>();
+    }
+    return text;
+  } catch (const std::exception&) {
+  }
+  std::string body = reply.body.substr(0, 200);
+  while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+  return body.empty() ? text : text + ": " + body;
+}
+
+std::string UrlEncode(const std::string& s) {
+  std::ostringstream o;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      o << c;
+    } else {
+      o << '%' << std::uppercase << std::hex << std::setw(2) << std::setfill('0')
+        << static_cast<int>(c) << std::nouppercase << std::dec;
+    }
+  }
+  return o.str();
+}
+
+// Header-safe file name: printable ASCII kept, everything else percent-encoded.
+std::string HeaderSafe(const std::string& s) {
+  std::ostringstream o;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f && c != '%') {
+      o << c;
+    } else {
+      o << '%' << std::uppercase << std::hex << std::setw(2) << std::setfill('0')
+        << static_cast<int>(c) << std::nouppercase << std::dec;
+    }
+  }
+  return o.str();
+}
+
+std::string RandomKey() {
+  std::uint8_t b[16];
+  if (RAND_bytes(b, sizeof(b)) != 1) {
+    // Retries then lose their idempotency, nothing else; still unique enough per run.
+    auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    return "qsealctl-" + std::to_string(now);
+  }
+  return "qsealctl-" + HexEncode(ByteSpan(b, sizeof(b)));
+}
+
+std::chrono::seconds RetryAfter(const HttpReply& reply, std::chrono::seconds cap) {
+  long secs = 1;
+  std::string v = reply.Header("retry-after");
+  if (!v.empty()) {
+    try {
+      secs = std::stol(v);
+    } catch (const std::exception&) {
+      secs = 1;
+    }
+  }
+  secs = std::clamp<long>(secs, 1, static_cast<long>(cap.count()));
+  return std::chrono::seconds(secs);
+}
+
+bool IsFinal(const std::string& status) { return status == "sealed" || status == "failed"; }
+
+struct DocumentOutcome {
+  std::string name;
+  std::string id = "-";
+  std::string status;  // sealed, queued, failed, or "error: ..."
+  int exit_code = kExitOk;
+};
+
+class Submitter {
+ public:
+  Submitter(const Endpoint& endpoint, const SubmitOptions& options, std::ostream& out,
+            std::ostream& err)
+      : endpoint_(endpoint), options_(options), out_(out), err_(err) {}
+
+  int Run(const std::vector<std::string>& files) {
+    total_ = files.size();
+    int workers = std::clamp<int>(options_.concurrency, 1, 256);
+    workers = std::min<int>(workers, static_cast<int>(std::max<std::size_t>(files.size(), 1)));
+    std::vector<std::thread> threads;
+    for (int w = 0; w < workers; ++w) {
+      threads.emplace_back([this, &files] {
+        while (true) {
+          std::size_t i = next_.fetch_add(1);
+          if (i >= files.size()) return;
+          Report(SubmitOne(files[i]));
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    if (options_.progress) err_ << "\r\033[K" << std::flush;
+    return exit_code_;
+  }
+
+ private:
+  void Report(const DocumentOutcome& o) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++done_;
+    exit_code_ = Worse(exit_code_, o.exit_code);
+    if (options_.progress) err_ << "\r\033[K" << std::flush;
+    out_ << o.name << "\t" << o.id << "\t" << o.status << "\n" << std::flush;
+    if (options_.progress) {
+      err_ << "[" << done_ << "/" << total_ << "] submitted" << std::flush;
+    }
+  }
+
+  DocumentOutcome SubmitOne(const std::string& path) {
+    DocumentOutcome o;
+    o.name = fs::path(path).filename().string();
+    HttpClient client(endpoint_.server, endpoint_.token);
+    std::string target = "/v1/documents?profile=" + UrlEncode(options_.profile);
+    bool wait = options_.wait || !options_.out_dir.empty();
+    if (wait) target += "&wait=30";
+    std::map<std::string, std::string> headers = {{"X-Filename", HeaderSafe(o.name)},
+                                                  {"Idempotency-Key", RandomKey()}};
+    int busy = 0;
+    int transport_failures = 0;
+    HttpReply reply;
+    while (true) {
+      auto r = client.UploadFile("POST", target, path, headers);
+      if (!r.ok()) {
+        // The same Idempotency-Key makes a resend after a lost reply safe.
+        if (!IsLocalFileError(r.status()) && ++transport_failures < 3) {
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+          continue;
+        }
+        return Fail(o, ExitForTransport(r.status()), r.status().message());
+      }
+      reply = std::move(*r);
+      if ((reply.status == 503 || reply.status == 429) && ++busy <= options_.max_busy_retries) {
+        std::this_thread::sleep_for(RetryAfter(reply, options_.max_retry_after));
+        continue;
+      }
+      break;
+    }
+    if (reply.status != 200 && reply.status != 201 && reply.status != 202) {
+      std::string hint;
+      if (reply.status == 401 && endpoint_.token.empty()) {
+        hint = " (no API token found: use --token-file, $QSEAL_TOKEN or $QSEAL_VAR/api-token)";
+      }
+      return Fail(o, ExitForHttp(reply.status), Describe(reply) + hint);
+    }
+    json j;
+    try {
+      j = json::parse(reply.body);
+      o.id = j.at("id").get<std::string>();
+      o.status = j.value("status", "queued");
+    } catch (const std::exception& e) {
+      return Fail(o, kExitUnavailable, std::string("unexpected reply: ") + e.what());
+    }
+    if (!wait) return o;
+
+    auto deadline = std::chrono::steady_clock::now() + options_.wait_timeout;
+    auto delay = std::chrono::milliseconds(100);
+    while (!IsFinal(o.status)) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return Fail(o, kExitUnavailable, "still " + o.status + " after the wait timeout");
+      }
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, std::chrono::milliseconds(1000));
+      auto r = client.Request("GET", "/v1/documents/" + UrlEncode(o.id));
+      if (!r.ok()) continue;  // transient; the deadline bounds it
+      if (r->status != 200) {
+        if (ExitForHttp(r->status) == kExitUnavailable) continue;
+        return Fail(o, ExitForHttp(r->status), Describe(*r));
+      }
+      try {
+        j = json::parse(r->body);
+        o.status = j.value("status", o.status);
+      } catch (const std::exception&) {
+      }
+    }
+    if (o.status == "failed") {
+      std::string why;
+      if (j.contains("error") && j["error"].is_object()) {
+        why = j["error"].value("code", "") + ": " + j["error"].value("message", "");
+      }
+      o.status = "failed" + (why.empty() ? "" : " (" + why + ")");
+      o.exit_code = kExitDataErr;
+      return o;
+    }
+    if (!options_.out_dir.empty()) {
+      std::string tmp = (fs::path(options_.out_dir) / ("." + o.name + ".qsealctl.tmp")).string();
+      auto r = client.Download("/v1/documents/" + UrlEncode(o.id) + "/seal", tmp);
+      if (!r.ok()) return Fail(o, ExitForTransport(r.status()), r.status().message());
+      if (r->status != 200) return Fail(o, ExitForHttp(r->status), Describe(*r));
+      std::string ext =
+          r->Header("content-type").find("pkcs7-mime") != std::string::npos ? ".p7m" : ".p7s";
+      std::string final_path = (fs::path(options_.out_dir) / (o.name + ext)).string();
+      std::error_code ec;
+      fs::rename(tmp, final_path, ec);
+      if (ec) return Fail(o, kExitIoErr, "cannot write " + final_path + ": " + ec.message());
+      o.status += "\t" + final_path;
+    }
+    return o;
+  }
+
+  DocumentOutcome Fail(DocumentOutcome o, int code, const std::string& message) {
+    o.exit_code = code;
+    o.status = "error: " + message;
+    return o;
+  }
+
+  const Endpoint& endpoint_;
+  const SubmitOptions& options_;
+  std::ostream& out_;
+  std::ostream& err_;
+  std::atomic<std::size_t> next_{0};
+  std::mutex mu_;
+  std::size_t done_ = 0;
+  std::size_t total_ = 0;
+  int exit_code_ = kExitOk;
+};
+
+// A ReadFn over a file stream.
+formats::cades::ReadFn StreamReader(std::shared_ptr<std::ifstream> in) {
+  return [in](std::span<std::uint8_t> buffer) -> Result<std::size_t> {
+    in->read(reinterpret_cast<char*>(buffer.data()), static_cast<std::streamsize>(buffer.size()));
+    if (in->bad()) return UnavailableError("read error in the content file");
+    return static_cast<std::size_t>(in->gcount());
+  };
+}
+
+Result<Bytes> ReadBinary(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("cannot read " + path);
+  Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return UnavailableError("read error in " + path);
+  return data;
+}
+
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+
+// DER from a PEM file holding one object (e.g. "PKCS7" or "CMS"), or the input when not PEM.
+Bytes MaybeFromPem(Bytes data) {
+  static constexpr std::string_view kBegin = "-----BEGIN ";
+  if (data.size() < kBegin.size() || AsChars(data).substr(0, kBegin.size()) != kBegin) return data;
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+  char* name = nullptr;
+  char* header = nullptr;
+  unsigned char* der = nullptr;
+  long len = 0;
+  if (bio == nullptr || PEM_read_bio(bio.get(), &name, &header, &der, &len) != 1) return data;
+  Bytes out(der, der + len);
+  OPENSSL_free(name);
+  OPENSSL_free(header);
+  OPENSSL_free(der);
+  return out;
+}
+
+Result<std::vector<Bytes>> LoadCertificates(const std::string& path) {
+  auto pem = ReadBinary(path);
+  if (!pem.ok()) return pem.status();
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
+  std::vector<Bytes> certs;
+  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    int len = i2d_X509(cert, nullptr);
+    if (len > 0) {
+      Bytes der(static_cast<std::size_t>(len));
+      unsigned char* p = der.data();
+      i2d_X509(cert, &p);
+      certs.push_back(std::move(der));
+    }
+    X509_free(cert);
+  }
+  if (certs.empty()) return InvalidArgumentError("no PEM certificate in " + path);
+  return certs;
+}
+
+std::string SubjectOf(const Bytes& der) {
+  const unsigned char* p = der.data();
+  X509* cert = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
+  if (cert == nullptr) return "?";
+  char buf[512];
+  X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof(buf));
+  X509_free(cert);
+  return buf;
+}
+
+std::string FormatTime(std::chrono::system_clock::time_point t) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+int RunSubmit(const Endpoint& endpoint, const SubmitOptions& options, std::ostream& out,
+              std::ostream& err) {
+  std::vector<std::string> files;
+  for (const auto& p : options.paths) {
+    std::error_code ec;
+    auto st = fs::status(p, ec);
+    if (ec || !fs::exists(st)) {
+      err << "qsealctl: " << p << ": no such file or directory\n";
+      return kExitIoErr;
+    }
+    if (fs::is_directory(st)) {
+      std::vector<std::string> found;
+      for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
+           it.increment(ec)) {
+        if (it->is_regular_file(ec)) found.push_back(it->path().string());
+      }
+      if (ec) {
+        err << "qsealctl: " << p << ": " << ec.message() << "\n";
+        return kExitIoErr;
+      }
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (fs::is_regular_file(st)) {
+      files.push_back(p);
+    } else {
+      err << "qsealctl: " << p << ": not a regular file or directory\n";
+      return kExitDataErr;
+    }
+  }
+  if (files.empty()) {
+    err << "qsealctl: nothing to submit\n";
+    return kExitDataErr;
+  }
+  if (!options.out_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(options.out_dir, ec);
+    if (ec) {
+      err << "qsealctl: cannot create " << options.out_dir << ": " << ec.message() << "\n";
+      return kExitIoErr;
+    }
+  }
+  Submitter submitter(endpoint, options, out, err);
+  return submitter.Run(files);
+}
+
+int RunStatus(const Endpoint& endpoint, const std::string& id, std::ostream& out,
+              std::ostream& err) {
+  HttpClient client(endpoint.server, endpoint.token, std::chrono::milliseconds(30'000));
+  auto r = client.Request("GET", "/v1/documents/" + UrlEncode(id));
+  if (!r.ok()) {
+    err << "qsealctl: " << r.status().message() << "\n";
+    return ExitForTransport(r.status());
+  }
+  if (r->status != 200) {
+    err << "qsealctl: status " << id << ": " << Describe(*r) << "\n";
+    return ExitForHttp(r->status);
+  }
+  out << r->body;
+  if (!r->body.empty() && r->body.back() != '\n') out << "\n";
+  return kExitOk;
+}
+
+int RunFetch(const Endpoint& endpoint, const std::string& id, const std::string& out_file,
+             std::ostream& out, std::ostream& err) {
+  HttpClient client(endpoint.server, endpoint.token);
+  std::string target = "/v1/documents/" + UrlEncode(id) + "/seal";
+  Result<HttpReply> r =
+      out_file.empty() ? client.Request("GET", target) : client.Download(target, out_file);
+  if (!r.ok()) {
+    err << "qsealctl: " << r.status().message() << "\n";
+    return ExitForTransport(r.status());
+  }
+  if (r->status != 200) {
+    std::string what = r->status == 409 ? "not sealed yet" : Describe(*r);
+    err << "qsealctl: fetch " << id << ": " << what << "\n";
+    return ExitForHttp(r->status);
+  }
+  if (out_file.empty()) {
+    out.write(r->body.data(), static_cast<std::streamsize>(r->body.size()));
+    out.flush();
+    if (!out) {
+      err << "qsealctl: cannot write the seal to stdout\n";
+      return kExitIoErr;
+    }
+  }
+  return kExitOk;
+}
+
+int RunHealth(const Endpoint& endpoint, std::ostream& out, std::ostream& err) {
+  HttpClient client(endpoint.server, "", std::chrono::milliseconds(10'000));
+  auto reply = client.Request("GET", "/readyz");
+  if (!reply.ok()) {
+    err << "qsealctl: " << reply.status().message() << "\n";
+    return kExitUnavailable;
+  }
+  out << reply->body;
+  if (!reply->body.empty() && reply->body.back() != '\n') out << "\n";
+  return reply->status == 200 ? kExitOk : kExitUnavailable;
+}
+
+int RunVerify(const VerifyCommandOptions& options, const std::string& var_dir, std::ostream& out,
+              std::ostream& err) {
+  auto seal = ReadBinary(options.seal);
+  if (!seal.ok()) {
+    err << "qsealctl: " << seal.status().message() << "\n";
+    return kExitIoErr;
+  }
+  Bytes der = MaybeFromPem(std::move(*seal));
+  std::string ca = options.ca.empty() ? var_dir + "/pki/ca.pem" : options.ca;
+  auto anchors = LoadCertificates(ca);
+  if (!anchors.ok()) {
+    err << "qsealctl: trust anchors: " << anchors.status().message()
+        << (options.ca.empty() ? " (give --ca PEM)" : "") << "\n";
+    return anchors.status().code() == StatusCode::kNotFound ? kExitIoErr : kExitDataErr;
+  }
+  std::string content = options.content;
+  if (content.empty() && EndsWith(options.seal, ".p7s")) {
+    std::string beside = options.seal.substr(0, options.seal.size() - 4);
+    std::error_code ec;
+    if (fs::is_regular_file(beside, ec)) content = beside;
+  }
+  std::optional<formats::cades::ReadFn> reader;
+  if (!content.empty()) {
+    auto in = std::make_shared<std::ifstream>(content, std::ios::binary);
+    if (!*in) {
+      err << "qsealctl: cannot read " << content << "\n";
+      return kExitIoErr;
+    }
+    reader = StreamReader(in);
+    if (options.content.empty()) out << "content: " << content << "\n";
+  }
+  auto report = formats::cades::Verify(der, reader, *anchors);
+  if (!report.ok()) {
+    const std::string& msg = report.status().message();
+    if (msg.find("the content is needed") != std::string::npos) {
+      err << "qsealctl: " << msg << ": give --content FILE\n";
+      return kExitUsage;
+    }
+    if (msg.find("none may be given") != std::string::npos) {
+      err << "qsealctl: " << msg << ": drop --content\n";
+      return kExitUsage;
+    }
+    err << "qsealctl: verify: " << report.status().ToString() << "\n";
+    return report.status().code() == StatusCode::kUnavailable ? kExitIoErr : kExitDataErr;
+  }
+  for (const auto& c : report->checks) {
+    out << (c.ok ? "ok    " : "FAIL  ") << c.name;
+    if (!c.detail.empty()) out << ": " << c.detail;
+    out << "\n";
+  }
+  if (!report->signer_certificate_der.empty()) {
+    out << "signer: " << SubjectOf(report->signer_certificate_der) << "\n";
+  }
+  out << "packaging: "
+      << (report->packaging == formats::cades::Packaging::kDetached ? "detached" : "enveloping")
+      << "\n";
+  if (report->signing_time != std::chrono::system_clock::time_point{}) {
+    out << "signing time: " << FormatTime(report->signing_time) << "\n";
+  }
+  out << (report->ok ? "seal verified" : "seal NOT valid") << "\n";
+  return report->ok ? kExitOk : kExitDataErr;
+}
+
+}  // namespace qseal::cli

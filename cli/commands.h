@@ -1,0 +1,53 @@
+// The qsealctl commands, separated from argument parsing so tests can drive them directly.
+//
+// Each Run* function returns the process exit code (common/exit_codes.h, DESIGN.md §5):
+//   0 ok, 64 usage, 65 bad input (a 4xx answer, a failed document, a seal that does not verify),
+//   69 server (or its HSM) unavailable, 74 local I/O error.
+// Results go to `out` (one line per document for submit, the JSON for status, the seal bytes for
+// fetch without -o, the checks for verify); diagnostics to `err`.
+//
+// Blocking; each call is independent (submit runs its own worker threads and joins them).
+#pragma once
+
+#include <chrono>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "cli/config.h"
+
+namespace qseal::cli {
+
+struct SubmitOptions {
+  std::vector<std::string> paths;  // files, or directories (recursed; regular files only)
+  std::string profile = "default";
+  bool wait = false;      // wait until each document is sealed or failed
+  std::string out_dir;    // when set (implies wait): write each seal to DIR/<name>.p7s or .p7m
+  int concurrency = 4;    // uploads in flight
+  bool progress = false;  // a progress line on stderr (main sets it when stderr is a terminal)
+  std::chrono::seconds wait_timeout{600};  // per document, with wait
+  int max_busy_retries = 30;               // 503/429 answers honoured (Retry-After) per document
+  std::chrono::seconds max_retry_after{30};
+};
+int RunSubmit(const Endpoint& endpoint, const SubmitOptions& options, std::ostream& out,
+              std::ostream& err);
+
+int RunStatus(const Endpoint& endpoint, const std::string& id, std::ostream& out,
+              std::ostream& err);
+
+// Writes the seal to `out_file`, or to `out` when out_file is empty.
+int RunFetch(const Endpoint& endpoint, const std::string& id, const std::string& out_file,
+             std::ostream& out, std::ostream& err);
+
+int RunHealth(const Endpoint& endpoint, std::ostream& out, std::ostream& err);
+
+struct VerifyCommandOptions {
+  std::string seal;     // a .p7s or .p7m, DER or PEM
+  std::string content;  // the document of a detached seal; default: SEAL without ".p7s" if present
+  std::string ca;       // trust anchors (PEM); default: <var>/pki/ca.pem
+};
+// Offline: needs no server.
+int RunVerify(const VerifyCommandOptions& options, const std::string& var_dir, std::ostream& out,
+              std::ostream& err);
+
+}  // namespace qseal::cli

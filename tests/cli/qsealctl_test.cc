@@ -1,0 +1,284 @@
+// qsealctl: configuration resolution (unit), usage errors and `verify` run through the real binary
+// against seals made with software keys by formats/cades and cross-checked with `openssl cms`.
+// The server-side commands (submit, status, fetch, health) are exercised end to end by the
+// daemon's e2e tests; here only their offline failure paths.
+#include <chrono>
+#include <filesystem>
+#include <map>
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+
+#include "cli/config.h"
+#include "common/exit_codes.h"
+#include "formats/cades/cades.h"
+#include "tests/formats/cades_test_util.h"
+#include "tests/testing/testing.h"
+
+namespace qseal::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using formats::cades::SignerContext;
+using formats::testing::CertSpec;
+using formats::testing::SoftwareSigner;
+using qseal::testing::RunCommand;
+using qseal::testing::ShellQuote;
+using qseal::testing::TempDir;
+using qseal::testing::WriteFile;
+
+EnvFn FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) {
+    auto it = vars.find(name);
+    return it == vars.end() ? std::string() : it->second;
+  };
+}
+
+TEST(ConfigTest, DefaultsWithNothingSet) {
+  TempDir tmp;
+  auto e = ResolveEndpoint({}, FakeEnv({{"QSEAL_VAR", tmp.Sub("nothing")}}), "");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->server, "127.0.0.1:8440");
+  EXPECT_EQ(e->token, "");
+  EXPECT_EQ(e->var_dir, tmp.Sub("nothing"));
+}
+
+TEST(ConfigTest, EmbeddedDefaultFilesUnderQsealVar) {
+  TempDir tmp;
+  WriteFile(tmp.Sub("api-token"), "file-token\n");
+  auto e = ResolveEndpoint({}, FakeEnv({{"QSEAL_VAR", tmp.path().string()}}), "");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->token, "file-token");
+  EXPECT_EQ(e->token_source, tmp.Sub("api-token"));
+}
+
+TEST(ConfigTest, EnvironmentBeatsFilesAndFlagsBeatEnvironment) {
+  TempDir tmp;
+  WriteFile(tmp.Sub("api-token"), "file-token");
+  WriteFile(tmp.Sub("flag-token"), "flag-token \n");
+  auto env = FakeEnv({{"QSEAL_VAR", tmp.path().string()},
+                      {"QSEAL_API_ADDR", "127.0.0.1:9001"},
+                      {"QSEAL_TOKEN", "env-token"}});
+  auto e = ResolveEndpoint({}, env, "");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->server, "127.0.0.1:9001");
+  EXPECT_EQ(e->token, "env-token");
+
+  auto both = FakeEnv({{"QSEAL_SERVER", "10.0.0.1:1"}, {"QSEAL_API_ADDR", "127.0.0.1:9001"}});
+  EXPECT_EQ(ResolveEndpoint({}, both, "")->server, "10.0.0.1:1");
+
+  auto f = ResolveEndpoint({.server = "host:7", .token_file = tmp.Sub("flag-token")}, env, "");
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->server, "host:7");
+  EXPECT_EQ(f->token, "flag-token");
+}
+
+TEST(ConfigTest, UnreadableTokenFileIsAnError) {
+  TempDir tmp;
+  auto e = ResolveEndpoint({.server = "", .token_file = tmp.Sub("missing")}, FakeEnv({}), "");
+  EXPECT_EQ(e.status().code(), StatusCode::kNotFound);
+}
+
+TEST(ConfigTest, VarDirNextToTheBuildTree) {
+  TempDir tmp;
+  fs::create_directories(tmp.Sub("repo/var"));
+  fs::create_directories(tmp.Sub("repo/build/cli"));
+  WriteFile(tmp.Sub("repo/var/api-token"), "t");
+  std::string dir = ResolveVarDir(FakeEnv({}), tmp.Sub("repo/build/cli/qsealctl"));
+  EXPECT_EQ(fs::canonical(dir), fs::canonical(tmp.Sub("repo/var")));
+}
+
+std::string Qsealctl() { return std::string(QSEAL_BINARY_DIR) + "/cli/qsealctl"; }
+
+TEST(QsealctlUsageTest, UsageErrorsExit64) {
+  for (const std::string args : {"", "frobnicate", "submit", "status", "fetch", "verify",
+                                 "submit --concurrency 0 x", "submit --bogus x"}) {
+    auto r = RunCommand(Qsealctl() + " " + args);
+    EXPECT_EQ(r.exit_code, kExitUsage) << args << "\n" << r.output;
+  }
+  auto help = RunCommand(Qsealctl() + " --help");
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  for (const char* word : {"submit", "status", "fetch", "verify", "health"}) {
+    EXPECT_NE(help.output.find(word), std::string::npos) << word;
+  }
+}
+
+TEST(QsealctlUsageTest, SubmitMissingFileExits74AndNoServerExits69) {
+  TempDir tmp;
+  auto missing = RunCommand(Qsealctl() + " --server 127.0.0.1:1 submit " + tmp.Sub("nope"));
+  EXPECT_EQ(missing.exit_code, kExitIoErr) << missing.output;
+  WriteFile(tmp.Sub("doc.txt"), "hello");
+  auto down = RunCommand("QSEAL_TOKEN=x " + Qsealctl() + " --server 127.0.0.1:1 submit " +
+                         tmp.Sub("doc.txt"));
+  EXPECT_EQ(down.exit_code, kExitUnavailable) << down.output;
+  EXPECT_NE(down.output.find("doc.txt"), std::string::npos) << down.output;
+  auto health = RunCommand(Qsealctl() + " --server 127.0.0.1:1 health");
+  EXPECT_EQ(health.exit_code, kExitUnavailable) << health.output;
+  auto status = RunCommand(Qsealctl() + " --server 127.0.0.1:1 status 01ABC");
+  EXPECT_EQ(status.exit_code, kExitUnavailable) << status.output;
+}
+
+std::string Pem(ByteSpan der) { return formats::testing::CertificateToPem(der); }
+
+Bytes Sha256(std::string_view s) {
+  Bytes out(32);
+  unsigned int len = 0;
+  EVP_Digest(s.data(), s.size(), out.data(), &len, EVP_sha256(), nullptr);
+  return out;
+}
+
+// A software CA and seal certificate, and seals over a document, in a temp dir.
+class QsealctlVerifyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ca_.key = formats::testing::GenerateKey("ec-p256");
+    CertSpec ca_spec;
+    ca_spec.common_name = "qsealctl test CA";
+    ca_spec.ca = true;
+    ca_spec.key_usage = "critical,keyCertSign,cRLSign";
+    ca_.certificate_der = formats::testing::IssueCertificate(ca_.key.get(), ca_spec, nullptr);
+    leaf_.key = formats::testing::GenerateKey("ec-p256");
+    CertSpec leaf_spec;
+    leaf_spec.common_name = "qsealctl test seal";
+    leaf_spec.serial = 9;
+    leaf_.certificate_der = formats::testing::IssueCertificate(leaf_.key.get(), leaf_spec, &ca_);
+    auto ctx = SignerContext::Create({leaf_.certificate_der, ca_.certificate_der},
+                                     DigestAlgorithm::kSha256, SignatureScheme::kEcdsa);
+    ASSERT_TRUE(ctx.ok()) << ctx.status();
+    ctx_ = *ctx;
+    fs::create_directories(tmp_.Sub("pki"));
+    WriteFile(tmp_.Sub("pki/ca.pem"), Pem(ca_.certificate_der));
+    WriteFile(tmp_.Sub("doc.txt"), content_);
+  }
+
+  formats::cades::ToBeSigned Tbs() {
+    auto tbs =
+        formats::cades::BuildToBeSigned(*ctx_, Sha256(content_), std::chrono::system_clock::now());
+    EXPECT_TRUE(tbs.ok()) << tbs.status();
+    return *tbs;
+  }
+
+  Bytes Sign(const formats::cades::ToBeSigned& tbs) {
+    return formats::testing::SoftwareSign(leaf_.key.get(), tbs.digest, DigestAlgorithm::kSha256,
+                                          SignatureScheme::kEcdsa);
+  }
+
+  // Writes doc.txt.p7s (detached) and checks it with openssl first.
+  std::string MakeDetached() {
+    auto tbs = Tbs();
+    auto seal = formats::cades::AssembleDetached(*ctx_, tbs, Sign(tbs));
+    EXPECT_TRUE(seal.ok());
+    std::string path = tmp_.Sub("doc.txt.p7s");
+    formats::testing::WriteBinaryFile(path, *seal);
+    auto ossl = RunCommand("openssl cms -verify -binary -inform DER -in " + ShellQuote(path) +
+                           " -content " + ShellQuote(tmp_.Sub("doc.txt")) + " -CAfile " +
+                           ShellQuote(tmp_.Sub("pki/ca.pem")) + " -purpose any -out /dev/null");
+    EXPECT_EQ(ossl.exit_code, 0) << ossl.output;
+    return path;
+  }
+
+  std::string MakeEnveloping() {
+    auto tbs = Tbs();
+    std::string path = tmp_.Sub("doc.txt.p7m");
+    Status s = formats::cades::AssembleEnveloping(*ctx_, tbs, Sign(tbs), content_.size(),
+                                                  formats::testing::SpanReader(AsBytes(content_)),
+                                                  formats::testing::FileWriter(path));
+    EXPECT_TRUE(s.ok()) << s;
+    auto ossl = RunCommand("openssl cms -verify -binary -inform DER -in " + ShellQuote(path) +
+                           " -CAfile " + ShellQuote(tmp_.Sub("pki/ca.pem")) +
+                           " -purpose any -out " + ShellQuote(tmp_.Sub("extracted")));
+    EXPECT_EQ(ossl.exit_code, 0) << ossl.output;
+    EXPECT_EQ(qseal::testing::ReadFile(tmp_.Sub("extracted")), content_);
+    return path;
+  }
+
+  testing::CommandResult Verify(const std::string& args) {
+    return RunCommand("QSEAL_VAR=" + ShellQuote(tmp_.path().string()) + " " + Qsealctl() +
+                      " verify " + args);
+  }
+
+  TempDir tmp_;
+  SoftwareSigner ca_;
+  SoftwareSigner leaf_;
+  std::shared_ptr<const SignerContext> ctx_;
+  std::string content_ = "Invoice 2026-0001: 1 200,00 EUR\n";
+};
+
+TEST_F(QsealctlVerifyTest, DetachedSealVerifiesWithContentBesideAndDefaultCa) {
+  std::string seal = MakeDetached();
+  auto r = Verify(ShellQuote(seal));
+  EXPECT_EQ(r.exit_code, kExitOk) << r.output;
+  EXPECT_NE(r.output.find("seal verified"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ok    message-digest"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ok    signature"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("qsealctl test seal"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("FAIL"), std::string::npos) << r.output;
+
+  auto explicit_args =
+      RunCommand(Qsealctl() + " verify " + ShellQuote(seal) + " --content " +
+                 ShellQuote(tmp_.Sub("doc.txt")) + " --ca " + ShellQuote(tmp_.Sub("pki/ca.pem")));
+  EXPECT_EQ(explicit_args.exit_code, kExitOk) << explicit_args.output;
+}
+
+TEST_F(QsealctlVerifyTest, TamperedContentExits65) {
+  std::string seal = MakeDetached();
+  WriteFile(tmp_.Sub("tampered.txt"), "Invoice 2026-0001: 9 200,00 EUR\n");
+  auto r = Verify(ShellQuote(seal) + " --content " + ShellQuote(tmp_.Sub("tampered.txt")));
+  EXPECT_EQ(r.exit_code, kExitDataErr) << r.output;
+  EXPECT_NE(r.output.find("FAIL  message-digest"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("seal NOT valid"), std::string::npos) << r.output;
+  // openssl agrees.
+  auto ossl = RunCommand("openssl cms -verify -binary -inform DER -in " + ShellQuote(seal) +
+                         " -content " + ShellQuote(tmp_.Sub("tampered.txt")) + " -CAfile " +
+                         ShellQuote(tmp_.Sub("pki/ca.pem")) + " -purpose any -out /dev/null");
+  EXPECT_NE(ossl.exit_code, 0);
+}
+
+TEST_F(QsealctlVerifyTest, TamperedSealAndForeignCaExit65) {
+  std::string seal = MakeDetached();
+  Bytes bytes = formats::testing::ReadBinaryFile(seal);
+  bytes[bytes.size() - 5] ^= 0x01;  // inside the signature value
+  formats::testing::WriteBinaryFile(tmp_.Sub("bad.p7s"), bytes);
+  auto bad =
+      Verify(ShellQuote(tmp_.Sub("bad.p7s")) + " --content " + ShellQuote(tmp_.Sub("doc.txt")));
+  EXPECT_EQ(bad.exit_code, kExitDataErr) << bad.output;
+
+  SoftwareSigner other;
+  other.key = formats::testing::GenerateKey("ec-p256");
+  CertSpec spec;
+  spec.common_name = "someone else's CA";
+  spec.ca = true;
+  spec.key_usage = "critical,keyCertSign,cRLSign";
+  other.certificate_der = formats::testing::IssueCertificate(other.key.get(), spec, nullptr);
+  WriteFile(tmp_.Sub("other-ca.pem"), Pem(other.certificate_der));
+  auto foreign = Verify(ShellQuote(seal) + " --ca " + ShellQuote(tmp_.Sub("other-ca.pem")));
+  EXPECT_EQ(foreign.exit_code, kExitDataErr) << foreign.output;
+  EXPECT_NE(foreign.output.find("FAIL  chain"), std::string::npos) << foreign.output;
+}
+
+TEST_F(QsealctlVerifyTest, EnvelopingSealVerifiesAndRefusesContent) {
+  std::string seal = MakeEnveloping();
+  auto r = Verify(ShellQuote(seal));
+  EXPECT_EQ(r.exit_code, kExitOk) << r.output;
+  EXPECT_NE(r.output.find("packaging: enveloping"), std::string::npos) << r.output;
+  auto with_content = Verify(ShellQuote(seal) + " --content " + ShellQuote(tmp_.Sub("doc.txt")));
+  EXPECT_EQ(with_content.exit_code, kExitUsage) << with_content.output;
+}
+
+TEST_F(QsealctlVerifyTest, MissingInputsExitWithTheRightCode) {
+  std::string seal = MakeDetached();
+  fs::copy_file(seal, tmp_.Sub("alone.p7s"));
+  auto no_content = Verify(ShellQuote(tmp_.Sub("alone.p7s")));
+  EXPECT_EQ(no_content.exit_code, kExitUsage) << no_content.output;
+  auto no_seal = Verify(ShellQuote(tmp_.Sub("missing.p7s")));
+  EXPECT_EQ(no_seal.exit_code, kExitIoErr) << no_seal.output;
+  auto no_ca = Verify(ShellQuote(seal) + " --ca " + ShellQuote(tmp_.Sub("missing.pem")));
+  EXPECT_EQ(no_ca.exit_code, kExitIoErr) << no_ca.output;
+  WriteFile(tmp_.Sub("garbage.p7s"), "not a seal at all");
+  auto garbage =
+      Verify(ShellQuote(tmp_.Sub("garbage.p7s")) + " --content " + ShellQuote(tmp_.Sub("doc.txt")));
+  EXPECT_EQ(garbage.exit_code, kExitDataErr) << garbage.output;
+}
+
+}  // namespace
+}  // namespace qseal::cli
