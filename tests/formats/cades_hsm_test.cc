@@ -31,8 +31,7 @@ class CadesHsmMatrixTest : public ::testing::TestWithParam<MatrixParam> {};
 
 TEST_P(CadesHsmMatrixTest, SealsPassOpensslAndOurVerify) {
   const MatrixParam& p = GetParam();
-  Hsm& hsm = Hsm::Get();
-  hsm.For(p.kind);
+  Hsm& hsm = Hsm::Get({p.kind.label});
   for (std::uint64_t size : {0ull, 1ull, 2048ull, 10ull << 20}) {
     SCOPED_TRACE("size " + std::to_string(size));
     std::string doc = hsm.Sub("doc-" + std::to_string(size) + ".bin");
@@ -103,7 +102,7 @@ TEST(CadesHsmTest, OtherDigestsPassOpenssl) {
 }
 
 TEST(CadesHsmTest, TamperedDocumentFailsInOpensslAndVerify) {
-  Hsm& hsm = Hsm::Get();
+  Hsm& hsm = Hsm::Get({"p256"});
   for (Packaging packaging : {Packaging::kDetached, Packaging::kEnveloping}) {
     SCOPED_TRACE(packaging == Packaging::kDetached ? "detached" : "enveloping");
     std::string doc = hsm.Sub("tamper.xml");
@@ -135,7 +134,7 @@ TEST(CadesHsmTest, TamperedDocumentFailsInOpensslAndVerify) {
 }
 
 TEST(CadesHsmTest, FlippedSignatureByteFailsInOpensslAndVerify) {
-  Hsm& hsm = Hsm::Get();
+  Hsm& hsm = Hsm::Get({"p256", "rsa"});
   for (const KeyKind& kind : {kP256, kRsaPss}) {
     SCOPED_TRACE(kind.name);
     std::string doc = hsm.Sub("flip.xml");
@@ -163,7 +162,7 @@ TEST(CadesHsmTest, FlippedSignatureByteFailsInOpensslAndVerify) {
 }
 
 TEST(CadesHsmTest, WrongCertificateFailsInOpensslAndVerify) {
-  Hsm& hsm = Hsm::Get();
+  Hsm& hsm = Hsm::Get({"p256", "p384"});
   std::string doc = hsm.Sub("wrong.xml");
   qseal::testing::WriteFile(doc, "<invoice/>");
   // Signed by the P-256 key but naming the P-384 key's certificate.

@@ -4,8 +4,10 @@
 #include "formats/cades/cades.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -445,6 +447,35 @@ TEST(CadesTest, VerifyRejectsGarbageAndMissingContent) {
     ASSERT_TRUE(r.ok());
     EXPECT_FALSE(r->ok);
   }
+}
+
+TEST(CadesTest, OneContextIsSharedByConcurrentThreads) {
+  Pki pki = MakePki("ec-p256");
+  auto ctx = Context(pki, DigestAlgorithm::kSha256, SignatureScheme::kEcdsa);
+  Bytes digest = Sha(DigestAlgorithm::kSha256, "shared");
+  auto tbs = BuildToBeSigned(*ctx, digest, kSigningTime);
+  ASSERT_TRUE(tbs.ok());
+  Bytes sig = formats::testing::SoftwareSign(pki.leaf.key.get(), tbs->digest,
+                                             DigestAlgorithm::kSha256, SignatureScheme::kEcdsa);
+  auto expected = AssembleDetached(*ctx, *tbs, sig);
+  ASSERT_TRUE(expected.ok());
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        auto local = BuildToBeSigned(*ctx, digest, kSigningTime);
+        if (!local.ok() || !ctx->VerifySignature(local->signed_attributes_der, sig).ok()) {
+          ++mismatches;
+          continue;
+        }
+        auto seal = AssembleDetached(*ctx, *local, sig);
+        if (!seal.ok() || *seal != *expected) ++mismatches;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 TEST(DerTest, LengthsAndOids) {

@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <iterator>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -122,8 +121,12 @@ cades::WriteFn FileWriter(const std::string& path) {
 }
 
 Bytes ReadBinaryFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return {};
+  Bytes out(static_cast<std::size_t>(in.tellg()));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(out.size()));
+  return out;
 }
 
 void WriteBinaryFile(const std::string& path, ByteSpan data) {

@@ -49,8 +49,10 @@ inline const KeyKind kP384{"EcdsaP384", "ec-p384", "p384", SignatureScheme::kEcd
 // process) holding the three keys: RSA-3072, P-256, P-384; removed by HsmEnvironment at exit.
 class Hsm {
  public:
-  static Hsm& Get() {
-    if (!instance_) instance_.reset(new Hsm());
+  // The first call provisions the keys with these token/key labels ("rsa", "p256", "p384");
+  // later calls return the same instance whatever they ask for.
+  static Hsm& Get(const std::vector<std::string>& labels = {"rsa", "p256", "p384"}) {
+    if (!instance_) instance_.reset(new Hsm(labels));
     return *instance_;
   }
   // Closes the sessions (the module-initialising signer last) and removes the directory.
@@ -62,9 +64,11 @@ class Hsm {
 
   // All keys are provisioned before the module is first initialised: SoftHSM2 only sees the
   // tokens that exist at C_Initialize.
-  Hsm() {
-    std::vector<std::pair<std::string, std::string>> kinds = {
+  explicit Hsm(const std::vector<std::string>& labels) {
+    const std::map<std::string, std::string> kTypes = {
         {"rsa", "rsa-3072"}, {"p256", "ec-p256"}, {"p384", "ec-p384"}};
+    std::vector<std::pair<std::string, std::string>> kinds;
+    for (const std::string& label : labels) kinds.emplace_back(label, kTypes.at(label));
     std::vector<qseal::testing::SoftHsm> provs;
     for (const auto& [label, type] : kinds) {
       auto prov = qseal::testing::ProvisionSoftHsm(dir_.Sub("hsm"), {label}, type, label);
