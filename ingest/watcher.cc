@@ -447,7 +447,10 @@ void FolderWatcher::Impl::Run() {
             paused = true;
           }
         }
-        if (!paused) batch_limit_ = std::min(batch_limit_ * 2, kMaxClaimBatch);
+        // Grow only under a sustained backlog (a full batch), so a trickle stays at one file.
+        if (!paused && batch.size() == batch_limit_) {
+          batch_limit_ = std::min(batch_limit_ * 2, kMaxClaimBatch);
+        }
       }
       if (!claim_error.ok()) {
         LogError("watch cannot claim from inbox/",
