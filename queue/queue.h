@@ -230,8 +230,9 @@ class Queue {
   // (the first one is always handed out even if larger, so big documents are not starved). Each is
   // marked kLeased with attempts+1 and lease_deadline = now + lease_duration. Expired leases are
   // requeued first. Returns an empty vector when nothing is ready (does not wait; see WaitForWork).
-  // The lease change is written (unsynced unless batched with synced work): after a crash every
-  // leased record is requeued anyway.
+  // Lease never waits for a disk sync: the record changes are written (unsynced) by the
+  // committer's next batch, which is fine because after a crash every leased record is requeued.
+  // Only documents whose Enqueue/Commit batch is written are ever leased.
   Result<std::vector<Record>> Lease(std::size_t max_count, std::uint64_t max_bytes,
                                     std::chrono::milliseconds lease_duration);
 
@@ -262,8 +263,8 @@ class Queue {
   // others become kFailed (payload deleted). Same batching and skipping rules as Complete.
   Status Fail(std::vector<Failure> failures);
 
-  // The record as last written. kNotFound when unknown (or deleted by retention), kDataLoss when
-  // it does not decode.
+  // The record: queued/leased ones in their newest state (from memory), sealed/failed ones as
+  // written. kNotFound when unknown (or deleted by retention), kDataLoss when it does not decode.
   Result<Record> Get(const DocumentId& id) const;
   // The seal of a sealed document. kNotFound unknown, kFailedPrecondition not sealed (yet, or
   // failed), kDataLoss corrupt.
