@@ -1,0 +1,231 @@
+#include "daemon/metrics_bridge.h"
+
+#include <array>
+#include <atomic>
+#include <thread>
+
+#include "common/mutex.h"
+#include "engine/engine.h"
+#include "hsm/signer.h"
+#include "ingest/watcher.h"
+#include "queue/queue.h"
+
+namespace qseal::daemon {
+namespace {
+
+using metrics::Labels;
+using metrics::SnapshotWriter;
+
+double D(std::uint64_t v) { return static_cast<double>(v); }
+
+constexpr std::array<hsm::PartitionState, 5> kPartitionStates = {
+    hsm::PartitionState::kStarting, hsm::PartitionState::kUp, hsm::PartitionState::kDown,
+    hsm::PartitionState::kQuarantined, hsm::PartitionState::kDisabled};
+
+enum Stage { kEngineStage = 0, kQueueStage = 1, kWatchStage = 2, kStages = 3 };
+constexpr std::array<const char*, kStages> kStageNames = {"engine", "queue", "watch"};
+
+}  // namespace
+
+// Shared by the bridge and the sources registered on Metrics (which may outlive the bridge).
+struct MetricsBridge::State {
+  MetricsBridgeSources sources;
+  std::vector<std::pair<std::string, double>> not_after;  // key -> seconds since the epoch
+
+  // Held while a source reads the components, and by Stop() to end that.
+  Mutex mu;
+  bool stopped QSEAL_GUARDED_BY(mu) = false;
+  CondVar wake;
+  std::thread sampler;
+
+  std::array<std::atomic<bool>, kStages> throttled{};
+  std::array<std::atomic<std::uint64_t>, kStages> throttled_ns{};
+
+  // The stages' throttling right now.
+  std::array<bool, kStages> Sample() const {
+    std::array<bool, kStages> now{};
+    if (sources.engine != nullptr) now[kEngineStage] = sources.engine->Stats().throttled;
+    if (sources.queue != nullptr) now[kQueueStage] = sources.queue->Stats().saturated;
+    for (const auto& w : sources.watches) {
+      if (w.watcher != nullptr && w.watcher->Stats().paused) now[kWatchStage] = true;
+    }
+    return now;
+  }
+
+  void RunSampler() {
+    auto last = std::chrono::steady_clock::now();
+    MutexLock lock(mu);
+    while (!stopped) {
+      wake.WaitUntil(mu, last + sources.sample_interval);
+      if (stopped) break;
+      const auto now = std::chrono::steady_clock::now();
+      const auto elapsed = static_cast<std::uint64_t>(std::chrono::nanoseconds(now - last).count());
+      last = now;
+      const std::array<bool, kStages> s = Sample();
+      for (int i = 0; i < kStages; ++i) {
+        // Time counts for the interval that ends throttled: exact to one interval.
+        if (s[static_cast<std::size_t>(i)]) {
+          throttled_ns[static_cast<std::size_t>(i)].fetch_add(elapsed, std::memory_order_relaxed);
+        }
+        throttled[static_cast<std::size_t>(i)].store(s[static_cast<std::size_t>(i)],
+                                                     std::memory_order_relaxed);
+      }
+    }
+  }
+
+  void Fill(SnapshotWriter& w) {
+    MutexLock lock(mu);
+    if (stopped) return;
+    if (sources.queue != nullptr) FillQueue(w, sources.queue->Stats());
+    if (sources.engine != nullptr) FillEngine(w, sources.engine->Stats());
+    if (sources.signer != nullptr) FillSigner(w, sources.signer->Stats());
+    for (std::size_t i = 0; i < sources.watches.size(); ++i) {
+      const auto& watch = sources.watches[i];
+      if (watch.watcher != nullptr) {
+        FillWatch(w, {{"watch", std::to_string(i)}, {"profile", watch.profile}},
+                  watch.watcher->Stats());
+      }
+    }
+    for (const auto& [key, seconds] : not_after) {
+      w.Gauge("qseal_hsm_certificate_not_after_seconds",
+              "Not-after of the key's seal certificate, seconds since the epoch.", {{"key", key}},
+              seconds);
+    }
+    for (std::size_t i = 0; i < kStages; ++i) {
+      const Labels stage = {{"stage", kStageNames[i]}};
+      w.Gauge("qseal_backpressure_throttled",
+              "1 while the stage refuses or slows admission (engine: in-flight limit; queue: "
+              "above the high watermark, the API answers 503; watch: claiming paused).",
+              stage, throttled[i].load(std::memory_order_relaxed) ? 1 : 0);
+      w.Counter("qseal_backpressure_throttled_seconds_total",
+                "Time the stage spent throttled (sampled).", stage,
+                static_cast<double>(throttled_ns[i].load(std::memory_order_relaxed)) * 1e-9);
+    }
+  }
+
+  static void FillQueue(SnapshotWriter& w, const queue::QueueStats& s) {
+    const char* help = "Documents in the queue by state (sealed and failed: still retained).";
+    w.Gauge("qseal_queue_documents", help, {{"state", "queued"}}, D(s.queued));
+    w.Gauge("qseal_queue_documents", help, {{"state", "leased"}}, D(s.leased));
+    w.Gauge("qseal_queue_documents", help, {{"state", "sealed"}}, D(s.sealed));
+    w.Gauge("qseal_queue_documents", help, {{"state", "failed"}}, D(s.failed));
+    w.Gauge("qseal_queue_pending_bytes", "Bytes of queued and leased documents.", {},
+            D(s.pending_bytes));
+    w.Gauge("qseal_queue_oldest_queued_age_seconds",
+            "Age of the oldest queued document (0 when none).", {},
+            std::chrono::duration<double>(s.oldest_queued_age).count());
+    w.Gauge("qseal_queue_saturated",
+            "1 above the high watermark until below the low one (doors refuse with 503).", {},
+            s.saturated ? 1 : 0);
+    w.Gauge("qseal_queue_healthy", "0 when the queue refuses writes (I/O failure, corruption).", {},
+            s.healthy ? 1 : 0);
+    w.Counter("qseal_queue_commit_batches_total", "Synced group commits.", {},
+              D(s.batches_committed));
+    w.Counter("qseal_queue_committed_operations_total", "Operations in the synced group commits.",
+              {}, D(s.operations_committed));
+  }
+
+  static void FillEngine(SnapshotWriter& w, const engine::EngineStats& s) {
+    w.Gauge("qseal_engine_documents_in_flight", "Documents between lease and commit.", {},
+            D(s.documents_in_flight));
+    w.Gauge("qseal_engine_bytes_in_flight", "Document bytes between lease and commit.", {},
+            D(s.bytes_in_flight));
+    w.Counter("qseal_engine_leased_total", "Documents leased from the queue.", {}, D(s.leased));
+    w.Counter("qseal_engine_commit_batches_total", "Engine commit batches.", {},
+              D(s.commit_batches));
+  }
+
+  static void FillSigner(SnapshotWriter& w, const hsm::SignerStats& s) {
+    w.Gauge("qseal_hsm_requests_queued", "Sign requests waiting for a session.", {}, D(s.queued));
+    w.Gauge("qseal_hsm_requests_in_flight", "Sign requests handed to a session.", {},
+            D(s.in_flight));
+    const char* help = "Sign requests by outcome (rerouted: attempts retried on another session).";
+    w.Counter("qseal_hsm_requests_total", help, {{"outcome", "succeeded"}}, D(s.succeeded));
+    w.Counter("qseal_hsm_requests_total", help, {{"outcome", "failed"}}, D(s.failed));
+    w.Counter("qseal_hsm_requests_total", help, {{"outcome", "rejected"}}, D(s.rejected));
+    w.Counter("qseal_hsm_requests_total", help, {{"outcome", "rerouted"}}, D(s.rerouted));
+    w.Counter("qseal_hsm_sign_batches_total", "Batches handed to sessions.", {}, D(s.batches));
+    for (const hsm::PartitionStats& p : s.partitions) {
+      const Labels part = {{"partition", p.name}};
+      w.Gauge("qseal_hsm_partition_up", "1 when the partition passed its self-test and signs.",
+              part, p.state == hsm::PartitionState::kUp ? 1 : 0);
+      for (hsm::PartitionState st : kPartitionStates) {
+        w.Gauge("qseal_hsm_partition_state", "1 for the partition's current state.",
+                {{"partition", p.name}, {"state", std::string(hsm::PartitionStateName(st))}},
+                p.state == st ? 1 : 0);
+      }
+      const char* sessions_help = "Sessions of the partition by state.";
+      w.Gauge("qseal_hsm_sessions", sessions_help, {{"partition", p.name}, {"state", "busy"}},
+              p.sessions_busy);
+      w.Gauge("qseal_hsm_sessions", sessions_help, {{"partition", p.name}, {"state", "idle"}},
+              p.sessions_idle);
+      w.Gauge("qseal_hsm_sessions", sessions_help, {{"partition", p.name}, {"state", "dead"}},
+              p.sessions_dead);
+      w.Gauge("qseal_hsm_partition_in_flight_requests",
+              "Sign batches being executed on the partition (one per busy session).", part,
+              p.sessions_busy);
+      w.Counter("qseal_hsm_signatures_total", "Verified signatures returned by the partition.",
+                part, D(p.signatures));
+      for (const auto& [code, count] : p.errors) {
+        w.Counter("qseal_hsm_sign_errors_total", "PKCS#11 errors by CKR_* name.",
+                  {{"partition", p.name}, {"code", code}}, D(count));
+      }
+      w.Counter("qseal_hsm_module_reinits_total",
+                "Module re-initialisations (C_Finalize + C_Initialize) caused by the partition.",
+                part, D(p.reinits));
+      w.Counter("qseal_hsm_session_reopens_total", "Sessions closed and reopened after errors.",
+                part, D(p.session_reopens));
+      w.Counter("qseal_hsm_verify_failures_total",
+                "Signatures that failed verify-after-sign (the partition is quarantined).", part,
+                D(p.verify_failures));
+      w.Counter("qseal_hsm_sign_timeouts_total", "Sign calls past sign_timeout.", part,
+                D(p.timeouts));
+    }
+  }
+
+  static void FillWatch(SnapshotWriter& w, const Labels& labels, const ingest::WatcherStats& s) {
+    w.Counter("qseal_watch_files_claimed_total", "Files claimed from inbox/ and enqueued.", labels,
+              D(s.claimed));
+    w.Counter("qseal_watch_files_failed_total", "Files moved to failed/.", labels, D(s.failed));
+    w.Counter("qseal_watch_files_published_total", "Seals written to out/.", labels,
+              D(s.published));
+    w.Counter("qseal_watch_files_reconciled_total",
+              "Files found in processing/ at start and enqueued again.", labels, D(s.reconciled));
+    w.Gauge("qseal_watch_inbox_pending_files", "Files seen in inbox/ and not yet claimed.", labels,
+            D(s.pending_in_inbox));
+    w.Gauge("qseal_watch_paused", "1 while claiming is stopped by backpressure.", labels,
+            s.paused ? 1 : 0);
+  }
+};
+
+MetricsBridge::MetricsBridge(metrics::Metrics* metrics, MetricsBridgeSources sources)
+    : state_(std::make_shared<State>()) {
+  state_->sources = std::move(sources);
+  if (state_->sources.signer != nullptr) {
+    for (const std::string& key : state_->sources.keys) {
+      Result<hsm::KeyInfo> info = state_->sources.signer->GetKey(key);
+      if (!info.ok()) continue;
+      const double seconds =
+          std::chrono::duration<double>(info->not_after.time_since_epoch()).count();
+      state_->not_after.emplace_back(key, seconds);
+    }
+  }
+  for (const std::string& profile : state_->sources.profiles) metrics->DeclareProfile(profile);
+  metrics->AddSnapshotSource([state = state_](SnapshotWriter& w) { state->Fill(w); });
+  if (state_->sources.process_metrics) metrics->AddSnapshotSource(metrics::ProcessMetricsSource());
+  state_->sampler = std::thread([state = state_.get()] { state->RunSampler(); });
+}
+
+MetricsBridge::~MetricsBridge() { Stop(); }
+
+void MetricsBridge::Stop() {
+  {
+    MutexLock lock(state_->mu);
+    if (state_->stopped) return;
+    state_->stopped = true;
+    state_->wake.SignalAll();
+  }
+  if (state_->sampler.joinable()) state_->sampler.join();
+}
+
+}  // namespace qseal::daemon

@@ -1,0 +1,93 @@
+// MetricsBridge: the snapshot metrics of a running qseald, read from the components' Stats() at
+// scrape time. The only place that knows both metrics/ and the components' types (metrics/ sits
+// below them, DESIGN.md §4).
+//
+// Exports (all gauges unless named _total):
+//   queue:    qseal_queue_documents{state=queued|leased|sealed|failed}, qseal_queue_pending_bytes,
+//             qseal_queue_oldest_queued_age_seconds, qseal_queue_saturated (watermark state 0/1),
+//             qseal_queue_healthy, qseal_queue_commit_batches_total,
+//             qseal_queue_committed_operations_total
+//   engine:   qseal_engine_documents_in_flight, qseal_engine_bytes_in_flight,
+//             qseal_engine_leased_total, qseal_engine_commit_batches_total
+//   hsm:      qseal_hsm_requests_queued, qseal_hsm_requests_in_flight,
+//             qseal_hsm_requests_total{outcome=succeeded|failed|rejected|rerouted},
+//             qseal_hsm_sign_batches_total, and per partition: qseal_hsm_partition_up,
+//             qseal_hsm_partition_state{state} (1 for the current state),
+//             qseal_hsm_sessions{state=busy|idle|dead}, qseal_hsm_partition_in_flight_requests
+//             (sessions holding a batch), qseal_hsm_signatures_total,
+//             qseal_hsm_sign_errors_total{code=CKR_*}, qseal_hsm_module_reinits_total,
+//             qseal_hsm_session_reopens_total, qseal_hsm_verify_failures_total,
+//             qseal_hsm_sign_timeouts_total; per key qseal_hsm_certificate_not_after_seconds{key}
+//   watch:    per watched folder (label watch = its index, and its profile; never the path):
+//             qseal_watch_files_claimed_total, qseal_watch_files_failed_total,
+//             qseal_watch_files_published_total, qseal_watch_files_reconciled_total,
+//             qseal_watch_inbox_pending_files, qseal_watch_paused
+//   backpressure: qseal_backpressure_throttled{stage=engine|queue|watch} (0/1) and
+//             qseal_backpressure_throttled_seconds_total{stage}, accumulated by a sampler thread
+//             (default every 100 ms, so the time is exact to about one interval).
+//   process:  metrics::ProcessMetricsSource().
+//
+// Lifetime: the components must outlive the bridge or Stop(); after Stop() the snapshot sources
+// write nothing, so a late scrape never touches a destroyed component.
+// Thread-safe: scrapes may run on any thread while the sampler runs.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "metrics/metrics.h"
+
+namespace qseal::queue {
+class Queue;
+}
+namespace qseal::hsm {
+class Signer;
+}
+namespace qseal::engine {
+class Engine;
+}
+namespace qseal::ingest {
+class FolderWatcher;
+}
+
+namespace qseal::daemon {
+
+struct MetricsBridgeSources {
+  const queue::Queue* queue = nullptr;     // optional
+  const hsm::Signer* signer = nullptr;     // optional
+  const engine::Engine* engine = nullptr;  // optional
+  struct Watch {
+    std::string profile;
+    const ingest::FolderWatcher* watcher = nullptr;
+  };
+  std::vector<Watch> watches;
+  // Key names whose certificate not-after is exported (read once, at construction).
+  std::vector<std::string> keys;
+  // Profiles whose accepted/sealed series start at 0 (Metrics::DeclareProfile).
+  std::vector<std::string> profiles;
+  // Also export the /proc process metrics. Default: true.
+  bool process_metrics = true;
+  // Sampling period of the backpressure time. Default: 100 ms.
+  std::chrono::milliseconds sample_interval{100};
+};
+
+class MetricsBridge {
+ public:
+  // Registers the snapshot sources on `metrics` (which must outlive the bridge) and starts the
+  // sampler thread.
+  MetricsBridge(metrics::Metrics* metrics, MetricsBridgeSources sources);
+  ~MetricsBridge();  // Stop()s.
+  MetricsBridge(const MetricsBridge&) = delete;
+  MetricsBridge& operator=(const MetricsBridge&) = delete;
+
+  // Joins the sampler; from now on the registered sources write nothing. Idempotent.
+  void Stop();
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace qseal::daemon
