@@ -72,6 +72,13 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
 
   void OnHeader(beast::error_code ec) {
     if (ec) {
+      if (ec == http::error::body_limit) {
+        // Beast checks Content-Length against the body limit while parsing the header.
+        RequestHeader dummy;
+        return WriteAndClose(MakeProblem(
+            http::status::payload_too_large, dummy,
+            "body larger than the limit of " + std::to_string(opts().max_body_bytes) + " bytes"));
+      }
       if (ec == http::error::header_limit) {
         RequestHeader dummy;
         return WriteAndClose(MakeProblem(http::status::request_header_fields_too_large, dummy,

@@ -1,0 +1,81 @@
+#include "tests/testing/qseald_harness.h"
+
+#include <signal.h>
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+#include <stdlib.h>
+
+namespace qseal::testing {
+
+Qseald::Qseald(const std::string& dir, QsealdOptions options)
+    : dir_(dir), var_(dir + "/var"), config_(dir + "/qseald.toml"), options_(std::move(options)) {}
+
+Qseald::~Qseald() { Kill(); }
+
+Status Qseald::Start() {
+  if (starts_ == 0) {
+    std::filesystem::create_directories(var_);
+    Result<SoftHsm> hsm =
+        ProvisionSoftHsm(var_, {"qseal-p1", "qseal-p2"}, options_.key_type, "seal");
+    if (!hsm.ok()) return hsm.status();
+    CommandResult token = RunCommand("od -An -N32 -tx1 /dev/urandom | tr -d ' \\n'");
+    token_ = token.output;
+    WriteFile(var_ + "/api-token", token_);
+    CommandResult hash =
+        RunCommand("printf %s " + ShellQuote(token_) + " | sha256sum | cut -d' ' -f1");
+    WriteFile(var_ + "/api-token.sha256", hash.output);
+    std::string conf = ReadFile(std::string(QSEAL_SOURCE_DIR) + "/conf/qseald.toml");
+    if (!options_.module.empty()) {
+      std::string from = "module = \"/usr/lib/softhsm/libsofthsm2.so\"";
+      for (std::size_t p = conf.find(from); p != std::string::npos; p = conf.find(from, p + 1)) {
+        conf.replace(p, from.size(), "module = \"" + options_.module + "\"");
+      }
+    }
+    if (options_.edit_config) options_.edit_config(conf);
+    WriteFile(config_, conf);
+  }
+  starts_++;
+  std::vector<std::string> env = {
+      "QSEAL_VAR=" + var_, "QSEAL_API_ADDR=127.0.0.1:0", "QSEAL_METRICS_ADDR=127.0.0.1:0",
+      "SOFTHSM2_CONF=" + var_ + "/softhsm2.conf",
+      std::string("QSEAL_SCHEME=") +
+          (options_.key_type.rfind("rsa", 0) == 0 ? "rsa-pss" : "ecdsa")};
+  env.insert(env.end(), options_.extra_env.begin(), options_.extra_env.end());
+  std::string log = dir_ + "/qseald." + std::to_string(starts_) + ".log";
+  QSEAL_RETURN_IF_ERROR(process_.Start(
+      {std::string(QSEAL_BINARY_DIR) + "/daemon/qseald", "--config", config_}, log, env));
+  std::string line = process_.WaitForLine("\"qseald started\"", std::chrono::seconds(60));
+  if (line.empty()) return UnavailableError("qseald did not start: " + process_.Stderr());
+  api_ = nlohmann::json::parse(line)["api"];
+  return Status::Ok();
+}
+
+int Qseald::Stop(std::chrono::milliseconds timeout) {
+  process_.Signal(SIGTERM);
+  return process_.Wait(timeout);
+}
+
+void Qseald::Kill() {
+  if (!process_.running()) return;
+  process_.Signal(SIGKILL);
+  process_.Wait(std::chrono::seconds(30));
+}
+
+std::string Qseald::CliEnv() const {
+  return "QSEAL_VAR=" + ShellQuote(var_) + " QSEAL_SERVER=" + ShellQuote(api_) + " ";
+}
+
+std::string OpensslVerify(const std::string& seal_path, const std::string& ca_pem,
+                          const std::string& content_path, const std::string& out_path) {
+  std::string cmd = "openssl cms -verify -binary -inform DER -in " + ShellQuote(seal_path) +
+                    " -CAfile " + ShellQuote(ca_pem) + " -out " +
+                    ShellQuote(out_path.empty() ? "/dev/null" : out_path);
+  if (!content_path.empty()) cmd += " -content " + ShellQuote(content_path);
+  CommandResult r = RunCommand(cmd);
+  if (r.exit_code == 0 && r.output.find("Verification successful") != std::string::npos) return "";
+  return r.output.empty() ? "openssl exit " + std::to_string(r.exit_code) : r.output;
+}
+
+}  // namespace qseal::testing

@@ -1,0 +1,69 @@
+// Runs a real qseald for end-to-end tests: an embedded-default-like var/ directory (two SoftHSM2
+// tokens holding one seal key, test CA, API token), a config derived from conf/qseald.toml, the
+// daemon as a child process on free loopback ports, and an HTTP client for its API.
+//
+// Test-only; thread-compatible.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cli/http_client.h"
+#include "common/status.h"
+#include "tests/testing/testing.h"
+
+namespace qseal::testing {
+
+struct QsealdOptions {
+  std::string key_type = "ec-p256";
+  // Edits applied to the text of conf/qseald.toml before it is written (e.g. to change a limit).
+  std::function<void(std::string& config)> edit_config;
+  // Module for both partitions; empty: SoftHSM2 itself. Tests may pass a p11shim copy.
+  std::string module;
+  std::vector<std::string> extra_env;
+};
+
+class Qseald {
+ public:
+  explicit Qseald(const std::string& dir, QsealdOptions options = {});
+  ~Qseald();
+
+  // Provisions (first time), writes the config and starts the daemon; waits for "qseald started".
+  Status Start();
+  // SIGTERM and wait: returns the exit code (or -1 on timeout).
+  int Stop(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // SIGKILL and reap.
+  void Kill();
+
+  cli::HttpClient Client() const { return cli::HttpClient(api_, token_); }
+  const std::string& api() const { return api_; }
+  const std::string& token() const { return token_; }
+  const std::string& var() const { return var_; }
+  const std::string& config_path() const { return config_; }
+  std::string ca_pem() const { return var_ + "/pki/ca.pem"; }
+  std::string watch_root() const { return var_ + "/watch"; }
+  std::string Stderr() const { return process_.Stderr(); }
+  // Environment for running qsealctl against this daemon.
+  std::string CliEnv() const;
+  ChildProcess& process() { return process_; }
+
+ private:
+  std::string dir_;
+  std::string var_;
+  std::string config_;
+  QsealdOptions options_;
+  ChildProcess process_;
+  std::string api_;
+  std::string token_;
+  int starts_ = 0;
+};
+
+// `openssl cms -verify -binary` of a DER seal against `ca_pem`; with `content` for detached seals,
+// and `out` receiving the encapsulated content for enveloping ones. Returns openssl's output on
+// failure, "" on success.
+std::string OpensslVerify(const std::string& seal_path, const std::string& ca_pem,
+                          const std::string& content_path, const std::string& out_path = "");
+
+}  // namespace qseal::testing
