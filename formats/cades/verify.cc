@@ -243,7 +243,7 @@ Status CheckSigningCertificate(ByteSpan value, ByteSpan cert_der,
     QSEAL_ASSIGN_OR_RETURN(Element serial, isr.Expect(kTagInteger, "serialNumber"));
     Reader nr(names.value);
     QSEAL_ASSIGN_OR_RETURN(Element dn, nr.Expect(ContextTag(4), "directoryName"));
-    if (!Equal(dn.value, ids.issuer) || !Equal(serial.whole, ids.serial)) {
+    if (!detail::SameName(dn.value, ids.issuer) || !Equal(serial.whole, ids.serial)) {
       return InvalidArgumentError("issuerSerial does not name the signer certificate");
     }
   }
@@ -299,15 +299,22 @@ Result<VerifyReport> Verify(ByteSpan seal, const std::optional<ReadFn>& detached
   // The signer certificate, named by issuerAndSerialNumber.
   ByteSpan signer_der;
   detail::CertificateIds signer_ids;
-  for (ByteSpan c : p.certificates) {
-    auto ids = detail::ParseCertificateIds(c);
-    if (!ids.ok()) continue;
-    Bytes sid_content(ids->issuer.begin(), ids->issuer.end());
-    sid_content.insert(sid_content.end(), ids->serial.begin(), ids->serial.end());
-    if (Equal(sid_content, p.sid)) {
-      signer_der = c;
-      signer_ids = *ids;
-      break;
+  {
+    Reader sr(p.sid);
+    auto sid_issuer = sr.Expect(kTagSequence, "sid.issuer");
+    auto sid_serial = sr.Expect(kTagInteger, "sid.serialNumber");
+    if (!sid_issuer.ok() || !sid_serial.ok() || !sr.empty()) {
+      add("signer-certificate", false, "malformed issuerAndSerialNumber");
+      return finish();
+    }
+    for (ByteSpan c : p.certificates) {
+      auto ids = detail::ParseCertificateIds(c);
+      if (!ids.ok() || !Equal(ids->serial, sid_serial->whole)) continue;
+      if (detail::SameName(ids->issuer, sid_issuer->whole)) {
+        signer_der = c;
+        signer_ids = *ids;
+        break;
+      }
     }
   }
   if (signer_der.empty()) {

@@ -204,3 +204,64 @@ TEST(CadesHsmTest, WrongCertificateFailsInOpensslAndVerify) {
 
 }  // namespace
 }  // namespace qseal::formats::cades
+
+namespace qseal::formats::cades {
+namespace {
+
+using formats::testing::Sh;
+using qseal::testing::ShellQuote;
+
+// Our Verify accepts CAdES seals made by another producer (`openssl cms -sign -cades`, with its
+// extra smimeCapabilities attribute and rsaEncryption as signatureAlgorithm) and still catches a
+// tampered one.
+TEST(CadesInteropTest, VerifyAcceptsSealsMadeByOpenssl) {
+  qseal::testing::TempDir dir;
+  auto q = [&](const std::string& name) { return ShellQuote(dir.Sub(name)); };
+  qseal::testing::WriteFile(dir.Sub("leaf.ext"),
+                            "keyUsage=critical,nonRepudiation,digitalSignature\n");
+  qseal::testing::WriteFile(dir.Sub("doc.xml"), "<FatturaElettronica versione=\"FPR12\"/>\n");
+  auto ca = Sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+               q("ca.key") + " -out " + q("ca.pem") +
+               " -subj '/CN=Interop CA' -days 30 -addext keyUsage=critical,keyCertSign,cRLSign");
+  ASSERT_EQ(ca.exit_code, 0) << ca.output;
+  auto anchors = formats::testing::LoadPemCertificates(dir.Sub("ca.pem"));
+  for (std::string newkey : {"ec -pkeyopt ec_paramgen_curve:P-384", "rsa:2048"}) {
+    SCOPED_TRACE(newkey);
+    auto leaf =
+        Sh("(openssl req -new -newkey " + newkey + " -nodes -keyout " + q("leaf.key") +
+           " -subj '/CN=Interop leaf' -out " + q("leaf.csr") + " && openssl x509 -req -in " +
+           q("leaf.csr") + " -CA " + q("ca.pem") + " -CAkey " + q("ca.key") +
+           " -CAcreateserial -days 30 -extfile " + q("leaf.ext") + " -out " + q("leaf.pem") + ")");
+    ASSERT_EQ(leaf.exit_code, 0) << leaf.output;
+    for (bool detached : {true, false}) {
+      SCOPED_TRACE(detached ? "detached" : "enveloping");
+      auto sign =
+          Sh("openssl cms -sign -cades -binary -md sha256 -outform DER -in " + q("doc.xml") +
+             " -signer " + q("leaf.pem") + " -inkey " + q("leaf.key") + " -certfile " +
+             q("ca.pem") + (detached ? "" : " -nodetach") + " -out " + q("seal"));
+      ASSERT_EQ(sign.exit_code, 0) << sign.output;
+      Bytes seal = formats::testing::ReadBinaryFile(dir.Sub("seal"));
+      std::optional<ReadFn> content;
+      if (detached) content = formats::testing::FileReader(dir.Sub("doc.xml"));
+      auto report = Verify(seal, content, anchors);
+      ASSERT_TRUE(report.ok()) << report.status();
+      std::string why;
+      for (const Check& c : report->checks) {
+        why += c.name + (c.ok ? " ok: " : " FAILED: ") + c.detail + "\n";
+      }
+      EXPECT_TRUE(report->ok) << why;
+      if (!detached) {
+        std::string needle = "FPR12";
+        auto it = std::search(seal.begin(), seal.end(), needle.begin(), needle.end());
+        ASSERT_NE(it, seal.end());
+        *it = 'X';
+        auto tampered = Verify(seal, std::nullopt, anchors);
+        ASSERT_TRUE(tampered.ok());
+        EXPECT_FALSE(tampered->ok);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace qseal::formats::cades

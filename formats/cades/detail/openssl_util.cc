@@ -1,5 +1,6 @@
 #include "formats/cades/detail/openssl_util.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 
@@ -142,6 +143,19 @@ std::optional<std::uint32_t> KeyUsage(X509* cert) {
   std::uint32_t ku = X509_get_key_usage(cert);  // also caches the extensions
   if ((X509_get_extension_flags(cert) & EXFLAG_KUSAGE) == 0) return std::nullopt;
   return ku;
+}
+
+bool SameName(ByteSpan a, ByteSpan b) {
+  if (std::equal(a.begin(), a.end(), b.begin(), b.end())) return true;
+  const unsigned char* pa = a.data();
+  const unsigned char* pb = b.data();
+  X509_NAME* na = d2i_X509_NAME(nullptr, &pa, static_cast<long>(a.size()));
+  X509_NAME* nb = d2i_X509_NAME(nullptr, &pb, static_cast<long>(b.size()));
+  bool same = na != nullptr && nb != nullptr && X509_NAME_cmp(na, nb) == 0;
+  X509_NAME_free(na);
+  X509_NAME_free(nb);
+  ERR_clear_error();
+  return same;
 }
 
 Status VerifyChain(X509* leaf, const std::vector<X509*>& untrusted,

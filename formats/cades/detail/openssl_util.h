@@ -65,6 +65,10 @@ std::chrono::system_clock::time_point NotAfter(const X509* cert);
 // The keyUsage bits (KU_* from <openssl/x509v3.h>) or nullopt when the extension is absent.
 std::optional<std::uint32_t> KeyUsage(X509* cert);
 
+// True when two DER Names are equal under X.509 name matching (OpenSSL's canonical comparison,
+// which ignores case and string-type differences that raw bytes would not).
+bool SameName(ByteSpan a, ByteSpan b);
+
 // Builds and verifies the path from `leaf` (with `untrusted` as intermediates) to one of
 // `anchors` at `at`. Partial chains are accepted (an anchor may be an intermediate). No purpose
 // is enforced (key usage is checked separately). kInvalidArgument with the X509 verify reason.
