@@ -3,8 +3,12 @@
 // Each Run* function returns the process exit code (common/exit_codes.h, DESIGN.md §5):
 //   0 ok, 64 usage, 65 bad input (a 4xx answer, a failed document, a seal that does not verify),
 //   69 server (or its HSM) unavailable, 74 local I/O error.
-// Results go to `out` (one line per document for submit, the JSON for status, the seal bytes for
-// fetch without -o, the checks for verify); diagnostics to `err`.
+// Results go to `out`; diagnostics to `err`. submit prints one line per document as it finishes
+// (in completion order): "<name>\t<id>\t<status>" where status is queued, sealed,
+// "failed (CODE: message)" or "error: <reason>" (id "-" when none was assigned), followed by
+// "\t<seal path>" with --out. status prints the server's JSON, fetch without -o the seal bytes,
+// verify one line per check ("ok    <name>: <detail>" / "FAIL  <name>: <detail>") and a last
+// line "seal verified" or "seal NOT valid".
 //
 // Blocking; each call is independent (submit runs its own worker threads and joins them).
 #pragma once

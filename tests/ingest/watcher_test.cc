@@ -400,6 +400,47 @@ TEST_F(WatcherTest, RestartReenqueuesProcessingWithTheSameIds) {
   w.Stop();
 }
 
+TEST_F(WatcherTest, RestartPublishesDocumentsTheQueueAlreadyFinished) {
+  // A crash after the queue recorded the outcome but before the folder showed it (the engine
+  // publishes first, so this needs an outside hand; the watcher still converges).
+  {
+    FolderWatcher w(Options(), queue_.get());
+    ASSERT_TRUE(w.Start().ok());
+    Drop("sealed.txt", "will be sealed");
+    Drop("failed.txt", "will fail");
+    ASSERT_TRUE(WaitFor([&] { return w.Stats().claimed == 2; }));
+    w.Stop();
+  }
+  auto leased = queue_->Lease(10, 1 << 20, std::chrono::seconds(60));
+  ASSERT_TRUE(leased.ok());
+  ASSERT_EQ(leased->size(), 2u);
+  for (const auto& r : *leased) {
+    if (r.name == "sealed.txt") {
+      ASSERT_TRUE(queue_
+                      ->Complete({{r.id, Bytes(r.sha256_hex.begin(), r.sha256_hex.end()),
+                                   "application/pkcs7-signature"}})
+                      .ok());
+    } else {
+      ASSERT_TRUE(queue_->Fail({{r.id, UnavailableError("HSM gone"), false}}).ok());
+    }
+  }
+  EXPECT_EQ(List(Processing()).size(), 2u);
+
+  FolderWatcher w(Options(), queue_.get());
+  ASSERT_TRUE(w.Start().ok());
+  EXPECT_EQ(w.Stats().duplicates, 2u);
+  ExpectPublished("sealed.txt", "will be sealed");
+  EXPECT_EQ(ReadFile(Failed() + "/failed.txt"), "will fail");
+  auto j = nlohmann::json::parse(ReadFile(Failed() + "/failed.txt.error.json"));
+  EXPECT_EQ(j["code"], "UNAVAILABLE");
+  EXPECT_EQ(j["message"], "HSM gone");
+  EXPECT_EQ(j["sha256"], Sha256Hex("will fail"));
+  EXPECT_TRUE(List(Processing()).empty());
+  auto qs = queue_->Stats();
+  EXPECT_EQ(qs.queued + qs.leased, 0u);
+  w.Stop();
+}
+
 TEST_F(WatcherTest, OversizedFileGoesToFailedUnread) {
   WatchOptions o = Options();
   o.max_file_bytes = 100;
