@@ -79,6 +79,11 @@ struct MetricsBridge::State {
     if (sources.queue != nullptr) FillQueue(w, sources.queue->Stats());
     if (sources.engine != nullptr) FillEngine(w, sources.engine->Stats());
     if (sources.signer != nullptr) FillSigner(w, sources.signer->Stats());
+    // Listed even without watched folders, so dashboards find the names.
+    w.DeclareCounter("qseal_watch_files_claimed_total", "Files claimed from inbox/ and enqueued.");
+    w.DeclareCounter("qseal_watch_files_failed_total", "Files moved to failed/.");
+    w.DeclareGauge("qseal_watch_inbox_pending_files", "Files seen in inbox/ and not yet claimed.");
+    w.DeclareGauge("qseal_watch_paused", "1 while claiming is stopped by backpressure.");
     for (std::size_t i = 0; i < sources.watches.size(); ++i) {
       const auto& watch = sources.watches[i];
       if (watch.watcher != nullptr) {
@@ -145,6 +150,7 @@ struct MetricsBridge::State {
     w.Counter("qseal_hsm_requests_total", help, {{"outcome", "rejected"}}, D(s.rejected));
     w.Counter("qseal_hsm_requests_total", help, {{"outcome", "rerouted"}}, D(s.rerouted));
     w.Counter("qseal_hsm_sign_batches_total", "Batches handed to sessions.", {}, D(s.batches));
+    w.DeclareCounter("qseal_hsm_sign_errors_total", "PKCS#11 errors by CKR_* name.");
     for (const hsm::PartitionStats& p : s.partitions) {
       const Labels part = {{"partition", p.name}};
       w.Gauge("qseal_hsm_partition_up", "1 when the partition passed its self-test and signs.",

@@ -72,6 +72,13 @@ class FamilyWriter final : public SnapshotWriter {
     Add(name, help, labels, value, MetricType::Counter);
   }
 
+  void DeclareGauge(std::string_view name, std::string_view help) override {
+    Family(name, help, MetricType::Gauge);
+  }
+  void DeclareCounter(std::string_view name, std::string_view help) override {
+    Family(name, help, MetricType::Counter);
+  }
+
   std::vector<prometheus::MetricFamily> Take() { return std::move(families_); }
 
  private:
@@ -82,39 +89,53 @@ class FamilyWriter final : public SnapshotWriter {
     }
   }
 
-  void Add(std::string_view name, std::string_view help, const Labels& labels, double value,
-           MetricType type) {
+  // The family of `name`, created on first use; nullptr when the name or type is refused.
+  prometheus::MetricFamily* Family(std::string_view name, std::string_view help, MetricType type) {
+    auto it = index_.find(name);
+    if (it != index_.end()) {
+      prometheus::MetricFamily& f = families_[it->second];
+      if (f.type != type) {
+        Reject(name, "gauge and counter under one name");
+        return nullptr;
+      }
+      if (f.help.empty()) f.help = std::string(help);
+      return &f;
+    }
     if (!ValidMetricName(name) || name.substr(0, 6) != "qseal_") {
-      return Reject(name, "name must match [a-zA-Z_:][a-zA-Z0-9_:]* and start with qseal_");
+      Reject(name, "name must match [a-zA-Z_:][a-zA-Z0-9_:]* and start with qseal_");
+      return nullptr;
     }
     if (type == MetricType::Counter &&
         (name.size() < 6 || name.substr(name.size() - 6) != "_total")) {
-      return Reject(name, "counter name must end in _total");
+      Reject(name, "counter name must end in _total");
+      return nullptr;
     }
     for (const auto& d : declared_) {
-      if (d.name == name) return Reject(name, "name belongs to an event metric");
+      if (d.name == name) {
+        Reject(name, "name belongs to an event metric");
+        return nullptr;
+      }
     }
-    for (const auto& [label_name, label_value] : labels) {
-      (void)label_value;
-      if (!ValidLabelName(label_name)) return Reject(name, "bad label name");
-    }
-    auto it = index_.find(name);
-    if (it == index_.end()) {
-      prometheus::MetricFamily f;
-      f.name = std::string(name);
-      f.help = std::string(help);
-      f.type = type;
-      families_.push_back(std::move(f));
-      it = index_.emplace(std::string(name), families_.size() - 1).first;
-    }
-    prometheus::MetricFamily& f = families_[it->second];
-    if (f.type != type) return Reject(name, "gauge and counter under one name");
+    prometheus::MetricFamily f;
+    f.name = std::string(name);
+    f.help = std::string(help);
+    f.type = type;
+    families_.push_back(std::move(f));
+    index_.emplace(std::string(name), families_.size() - 1);
+    return &families_.back();
+  }
+
+  void Add(std::string_view name, std::string_view help, const Labels& labels, double value,
+           MetricType type) {
     prometheus::ClientMetric m;
     for (const auto& [label_name, label_value] : labels) {
+      if (!ValidLabelName(label_name)) return Reject(name, "bad label name");
       m.label.push_back({label_name, label_value});
     }
+    prometheus::MetricFamily* f = Family(name, help, type);
+    if (f == nullptr) return;
     std::sort(m.label.begin(), m.label.end());
-    for (const auto& existing : f.metric) {
+    for (const auto& existing : f->metric) {
       if (existing.label == m.label) return Reject(name, "duplicate label set");
     }
     if (type == MetricType::Counter) {
@@ -122,7 +143,7 @@ class FamilyWriter final : public SnapshotWriter {
     } else {
       m.gauge.value = value;
     }
-    f.metric.push_back(std::move(m));
+    f->metric.push_back(std::move(m));
   }
 
   const std::vector<Metrics::Impl::Declared>& declared_;

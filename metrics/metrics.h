@@ -52,6 +52,11 @@ class SnapshotWriter {
   // _total.
   virtual void Counter(std::string_view name, std::string_view help, const Labels& labels,
                        double value) = 0;
+  // Lists a family even when it has no samples in this scrape (HELP and TYPE lines only), so
+  // dashboards and alerts can rely on the name from the first scrape (e.g. errors by CKR_* name
+  // before the first error). Samples added under the name later fill it.
+  virtual void DeclareGauge(std::string_view name, std::string_view help) = 0;
+  virtual void DeclareCounter(std::string_view name, std::string_view help) = 0;
 };
 
 using SnapshotSource = std::function<void(SnapshotWriter&)>;

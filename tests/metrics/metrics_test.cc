@@ -162,11 +162,12 @@ TEST(MetricsTest, SnapshotSourcesAddFamiliesAndBadSamplesAreDropped) {
     w.Gauge("qseal_queue_documents", "", {{"state", "leased"}}, 2);
     w.Counter("qseal_hsm_sign_errors_total", "Sign errors.",
               {{"partition", "p1"}, {"code", "CKR_DEVICE_ERROR"}}, 3);
-    w.Gauge("queue_documents", "no prefix", {}, 1);                       // dropped
-    w.Counter("qseal_bad_counter", "no _total", {}, 1);                   // dropped
-    w.Gauge("qseal_documents_sealed_total", "shadows an event", {}, 99);  // dropped
-    w.Gauge("qseal_queue_documents", "", {{"state", "pending"}}, 6);      // duplicate: dropped
-    w.Counter("qseal_queue_documents_total", "", {{"__bad", "x"}}, 1);    // bad label: dropped
+    w.Gauge("queue_documents", "no prefix", {}, 1);                           // dropped
+    w.Counter("qseal_bad_counter", "no _total", {}, 1);                       // dropped
+    w.Gauge("qseal_documents_sealed_total", "shadows an event", {}, 99);      // dropped
+    w.Gauge("qseal_queue_documents", "", {{"state", "pending"}}, 6);          // duplicate: dropped
+    w.Counter("qseal_queue_documents_total", "", {{"__bad", "x"}}, 1);        // bad label: dropped
+    w.DeclareCounter("qseal_hsm_verify_failures_total", "Verify failures.");  // empty family
   });
   const std::string text = m.Serialize();
   EXPECT_EQ(SampleValue(text, R"(qseal_queue_documents{state="pending"})"), 5) << text;
@@ -178,6 +179,7 @@ TEST(MetricsTest, SnapshotSourcesAddFamiliesAndBadSamplesAreDropped) {
   EXPECT_EQ(text.find("qseal_bad_counter"), std::string::npos);
   EXPECT_EQ(text.find("qseal_queue_documents_total"), std::string::npos);
   EXPECT_FALSE(SampleValue(text, "qseal_documents_sealed_total").has_value());
+  EXPECT_NE(text.find("# TYPE qseal_hsm_verify_failures_total counter"), std::string::npos);
   // A second scrape runs the sources again with fresh values.
   EXPECT_EQ(SampleValue(m.Serialize(), R"(qseal_queue_documents{state="pending"})"), 5);
 }
