@@ -4,10 +4,12 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "daemon/metrics_bridge.h"
 #include "engine/engine.h"
 #include "hsm/signer.h"
 #include "ingest/api_server.h"
 #include "ingest/watcher.h"
+#include "metrics/metrics.h"
 #include "queue/queue.h"
 
 namespace qseal::daemon {
@@ -36,6 +38,7 @@ class Daemon::Impl {
   ~Impl() { Stop().IgnoreError(); }
 
   Status Start() {
+    metrics_ = std::make_unique<metrics::Metrics>();
     QSEAL_RETURN_IF_ERROR(OpenQueue());
     QSEAL_RETURN_IF_ERROR(CreateSigner());
     QSEAL_RETURN_IF_ERROR(CreateWatchers());
@@ -45,13 +48,16 @@ class Daemon::Impl {
         [api = api_.get()](const queue::DocumentId& id) { api->Notify(id); });
     QSEAL_RETURN_IF_ERROR(engine_->Start());
     for (auto& w : watchers_) QSEAL_RETURN_IF_ERROR(w->Start().WithContext("watch " + w->root()));
+    QSEAL_RETURN_IF_ERROR(StartMetrics());
     QSEAL_RETURN_IF_ERROR(api_->Start());
     started_ = true;
-    LogInfo("qseald started", {{"api", api_host_ + ":" + std::to_string(api_->port())},
-                               {"config", config_.source_path},
-                               {"partitions", static_cast<std::int64_t>(config_.partitions.size())},
-                               {"profiles", static_cast<std::int64_t>(config_.profiles.size())},
-                               {"watches", static_cast<std::int64_t>(watchers_.size())}});
+    LogInfo("qseald started",
+            {{"api", api_host_ + ":" + std::to_string(api_->port())},
+             {"metrics", metrics_host_ + ":" + std::to_string(metrics_server_->port())},
+             {"config", config_.source_path},
+             {"partitions", static_cast<std::int64_t>(config_.partitions.size())},
+             {"profiles", static_cast<std::int64_t>(config_.profiles.size())},
+             {"watches", static_cast<std::int64_t>(watchers_.size())}});
     return Status::Ok();
   }
 
@@ -63,6 +69,9 @@ class Daemon::Impl {
     Status result = Status::Ok();
     if (api_) api_->Stop();
     for (auto& w : watchers_) w->Stop();
+    // Scrapes read the components' stats: stop them before the components go away.
+    if (metrics_server_) metrics_server_->Stop();
+    if (bridge_) bridge_->Stop();
     if (engine_) {
       Status drained = engine_->Stop();
       if (!drained.ok()) {
@@ -83,6 +92,24 @@ class Daemon::Impl {
   }
 
  private:
+  Status StartMetrics() {
+    MetricsBridgeSources sources;
+    sources.queue = queue_.get();
+    sources.signer = signer_.get();
+    sources.engine = engine_.get();
+    for (std::size_t i = 0; i < watchers_.size(); ++i) {
+      sources.watches.push_back({config_.watches[i].profile, watchers_[i].get()});
+    }
+    for (const auto& k : config_.keys) sources.keys.push_back(k.name);
+    for (const auto& p : config_.profiles) sources.profiles.push_back(p.name);
+    bridge_ = std::make_unique<MetricsBridge>(metrics_.get(), std::move(sources));
+    metrics::MetricsServerOptions o;
+    QSEAL_RETURN_IF_ERROR(SplitHostPort(config_.metrics.listen, &o.host, &o.port));
+    metrics_host_ = o.host;
+    metrics_server_ = std::make_unique<metrics::MetricsServer>(o, metrics_.get());
+    return metrics_server_->Start().WithContext("metrics listener");
+  }
+
   Status OpenQueue() {
     queue::QueueOptions q;
     q.path = config_.queue.path;
@@ -157,6 +184,7 @@ class Daemon::Impl {
     o.lease_duration = config_.queue.lease_duration;
     o.drain_timeout = config_.engine.drain_timeout;
     o.max_attempts = config_.queue.max_attempts;
+    o.metrics = metrics_.get();
     std::vector<engine::Profile> profiles;
     for (const auto& p : config_.profiles) {
       engine::Profile ep;
@@ -192,6 +220,7 @@ class Daemon::Impl {
     api.max_connections = config_.server.max_connections;
     api.threads = config_.server.threads;
     api.max_wait = config_.server.max_wait;
+    api.metrics = metrics_.get();
     for (const auto& c : config_.clients) {
       std::string hex = c.token_sha256;
       if (!c.token_sha256_file.empty()) {
@@ -229,11 +258,16 @@ class Daemon::Impl {
   std::string api_host_;
   bool started_ = false;
   bool stopped_ = false;
+  // Declared before everything that counts into it, so it is destroyed after them.
+  std::unique_ptr<metrics::Metrics> metrics_;
   std::unique_ptr<queue::Queue> queue_;
   std::unique_ptr<hsm::Signer> signer_;
   std::vector<std::unique_ptr<ingest::FolderWatcher>> watchers_;
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<ingest::ApiServer> api_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
+  std::unique_ptr<MetricsBridge> bridge_;
+  std::string metrics_host_;
 };
 
 Daemon::Daemon(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}

@@ -11,6 +11,7 @@
 #include "common/mutex.h"
 #include "formats/cades/cades.h"
 #include "hsm/signer.h"
+#include "metrics/metrics.h"
 
 namespace qseal::engine {
 namespace {
@@ -44,6 +45,7 @@ struct Job {
   Bytes seal;
   Status error;
   bool retryable = false;
+  std::chrono::steady_clock::time_point sign_submitted;
 };
 
 }  // namespace
@@ -148,6 +150,10 @@ class Engine::Impl {
       {
         MutexLock lock(mu_);
         stats_.leased += leased->size();
+        if (options_.metrics != nullptr) {
+          auto now = clock_.Now();
+          for (const auto& r : *leased) options_.metrics->ObserveQueueWait(now - r.created_at);
+        }
         for (const auto& r : *leased) {
           docs_in_flight_++;
           bytes_in_flight_ += r.size;
@@ -182,8 +188,11 @@ class Engine::Impl {
       return Finish(job, InvalidArgumentError("unknown profile \"" + job->record.profile + "\""),
                     false);
     }
+    auto hash_start = std::chrono::steady_clock::now();
     Result<Bytes> digest = HashPayload(job->record, job->profile->profile.digest);
     if (!digest.ok()) return Finish(job, digest.status(), IsRetryable(digest.status().code()));
+    if (options_.metrics != nullptr)
+      options_.metrics->ObserveHash(std::chrono::steady_clock::now() - hash_start);
     Result<cades::ToBeSigned> tbs =
         cades::BuildToBeSigned(*job->profile->context, *digest, clock_.Now());
     if (!tbs.ok()) return Finish(job, tbs.status(), false);
@@ -194,6 +203,7 @@ class Engine::Impl {
     request.scheme = job->profile->profile.scheme;
     request.digest = job->profile->profile.digest;
     request.digest_value = job->tbs.digest;
+    job->sign_submitted = std::chrono::steady_clock::now();
     Status submitted = signer_->TrySubmit(std::move(request), [this, job](Result<Bytes> signature) {
       // On a signer thread: hand back to the arena at once.
       auto sig = std::make_shared<Result<Bytes>>(std::move(signature));
@@ -203,6 +213,9 @@ class Engine::Impl {
   }
 
   void Assemble(const std::shared_ptr<Job>& job, Result<Bytes> signature) {
+    if (options_.metrics != nullptr && signature.ok()) {
+      options_.metrics->ObserveSign(std::chrono::steady_clock::now() - job->sign_submitted);
+    }
     if (!signature.ok()) {
       bool retryable = signature.status().code() != StatusCode::kInvalidArgument;
       return Finish(job, signature.status().WithContext("signing"), retryable);
@@ -265,6 +278,25 @@ class Engine::Impl {
     unsigned int len = 0;
     EVP_DigestFinal_ex(ctx.get(), out.data(), &len);
     return out;
+  }
+
+  void CountOutcomes(const std::vector<std::shared_ptr<Job>>& batch, bool completed, bool failed) {
+    auto now = clock_.Now();
+    for (const auto& job : batch) {
+      std::string_view source = queue::SourceName(job->record.source);
+      const std::string& profile = job->record.profile;
+      if (job->error.ok()) {
+        if (completed)
+          options_.metrics->DocumentSealed(source, profile, now - job->record.created_at);
+      } else if (failed) {
+        std::string_view code = StatusCodeName(job->error.code());
+        if (job->retryable) {
+          options_.metrics->DocumentRequeued(source, profile, code);
+        } else {
+          options_.metrics->DocumentFailed(source, profile, code);
+        }
+      }
+    }
   }
 
   const ProfileState* FindProfile(const std::string& name) const {
@@ -349,6 +381,7 @@ class Engine::Impl {
       }
       cv_.SignalAll();
     }
+    if (options_.metrics != nullptr) CountOutcomes(batch, completed.ok(), failed.ok());
     if (listener_) {
       for (const auto& job : batch) {
         if ((job->error.ok() && completed.ok()) || (!job->error.ok() && failed.ok()))

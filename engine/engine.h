@@ -36,6 +36,9 @@
 namespace qseal::hsm {
 class Signer;
 }
+namespace qseal::metrics {
+class Metrics;
+}
 
 namespace qseal::engine {
 
@@ -67,6 +70,8 @@ struct EngineOptions {
   // The queue's max_attempts: a retryable failure on the last attempt is final, so the failure
   // is published (watched folders) before the queue marks it failed. Default: 5.
   std::uint32_t max_attempts = 5;
+  // Where per-document timings and outcomes are counted; may be null. Must outlive the engine.
+  metrics::Metrics* metrics = nullptr;
   // Worker threads of the TBB arena (hashing and assembly). 0: one per core. Default: 0.
   int worker_threads = 0;
 };

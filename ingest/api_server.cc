@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/mutex.h"
 #include "ingest/detail/http_server.h"
+#include "metrics/metrics.h"
 
 namespace qseal::ingest {
 
@@ -162,7 +163,70 @@ class ApiServer::Impl : public detail::HttpHandler {
     for (auto& w : ready) AnswerWaiter(w);
   }
 
-  Decision OnRequest(const RequestHeader& req, const std::string& /*remote*/) override {
+  // Routes the request and counts it (route template, method, status, duration; refusals).
+  Decision OnRequest(const RequestHeader& req, const std::string& remote) override {
+    if (options_.metrics == nullptr) return Route(req, remote);
+    auto start = std::chrono::steady_clock::now();
+    std::string route(RouteTemplate(req));
+    std::string method(req.method_string().data(), req.method_string().size());
+    metrics::Metrics* m = options_.metrics;
+    auto count = [m, route, method, start](const HttpResponse& res) {
+      int status = static_cast<int>(res.result_int());
+      m->HttpRequest(route, method, status, std::chrono::steady_clock::now() - start);
+      if (route == "/v1/documents" && status >= 400)
+        m->DocumentRejected("api", std::to_string(status));
+    };
+    Decision d = Route(req, remote);
+    if (d.response) {
+      count(*d.response);
+    } else if (d.deferred) {
+      d.deferred = [inner = std::move(d.deferred), count](Respond respond) {
+        inner([respond = std::move(respond), count](HttpResponse res) {
+          count(res);
+          respond(std::move(res));
+        });
+      };
+    } else if (d.sink) {
+      d.sink = std::make_unique<CountingSink>(std::move(d.sink), count);
+    }
+    return d;
+  }
+
+ private:
+  // Bounded route labels: ids never become label values.
+  static std::string_view RouteTemplate(const RequestHeader& req) {
+    std::string_view target(req.target().data(), req.target().size());
+    std::string_view path = target.substr(0, target.find('?'));
+    for (std::string_view fixed : {"/livez", "/readyz", "/v1/documents", "/v1/profiles"}) {
+      if (path == fixed) return fixed;
+    }
+    if (path.rfind("/v1/documents/", 0) == 0) {
+      return path.size() > 5 && path.substr(path.size() - 5) == "/seal" ? "/v1/documents/{id}/seal"
+                                                                        : "/v1/documents/{id}";
+    }
+    return "other";
+  }
+
+  // Forwards to the real sink and counts the response it finally gives.
+  class CountingSink : public BodySink {
+   public:
+    CountingSink(std::unique_ptr<BodySink> inner, std::function<void(const HttpResponse&)> count)
+        : inner_(std::move(inner)), count_(std::move(count)) {}
+    Status Append(ByteSpan chunk) override { return inner_->Append(chunk); }
+    void Finish(Respond respond) override {
+      inner_->Finish([respond = std::move(respond), count = count_](HttpResponse res) {
+        count(res);
+        respond(std::move(res));
+      });
+    }
+    void Abort() override { inner_->Abort(); }
+
+   private:
+    std::unique_ptr<BodySink> inner_;
+    std::function<void(const HttpResponse&)> count_;
+  };
+
+  Decision Route(const RequestHeader& req, const std::string& /*remote*/) {
     Decision d;
     std::string_view target(req.target().data(), req.target().size());
     std::size_t qmark = target.find('?');
@@ -223,7 +287,6 @@ class ApiServer::Impl : public detail::HttpHandler {
     return Answer(MakeProblem(http::status::not_found, req, "no such resource"));
   }
 
- private:
   struct Waiter {
     queue::DocumentId id;
     std::shared_ptr<RequestHeader> req;
@@ -394,6 +457,9 @@ class ApiServer::Impl : public detail::HttpHandler {
       LogError("submission not accepted", {{"error", s.ToString()}});
       return respond(Unavailable(*req, http::status::service_unavailable, s.message()));
     }
+    if (options_.metrics != nullptr && !r->duplicate) {
+      options_.metrics->DocumentAccepted("api", ProfileOf(*req), r->size);
+    }
     if (wait.count() > 0) {
       Waiter w{r->id, req, std::move(respond), std::chrono::steady_clock::now() + wait, client};
       {
@@ -422,6 +488,14 @@ class ApiServer::Impl : public detail::HttpHandler {
     HttpResponse res = MakeResponse(http::status::accepted, *req, Dump(j), "application/json");
     res.set(http::field::location, "/v1/documents/" + r->id.ToString());
     respond(std::move(res));
+  }
+
+  static std::string ProfileOf(const RequestHeader& req) {
+    std::string_view target(req.target().data(), req.target().size());
+    std::size_t q = target.find('?');
+    auto query = ParseQuery(q == std::string_view::npos ? "" : target.substr(q + 1));
+    auto it = query.find("profile");
+    return it == query.end() ? "default" : it->second;
   }
 
   void AnswerWaiter(Waiter& w) {

@@ -28,6 +28,10 @@
 #include "common/status.h"
 #include "queue/queue.h"
 
+namespace qseal::metrics {
+class Metrics;
+}
+
 namespace qseal::ingest {
 
 struct ApiClient {
@@ -60,6 +64,8 @@ struct ApiServerOptions {
   std::uint32_t retry_after_seconds = 1;  // Retry-After on 503. Default: 1
   std::vector<ApiClient> clients;
   std::vector<ApiProfile> profiles;
+  // Requests, acceptances and refusals are counted here; may be null. Must outlive the server.
+  metrics::Metrics* metrics = nullptr;
 };
 
 // Returns OK when the daemon is ready to seal (queue open and writable, at least one HSM partition
