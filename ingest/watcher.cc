@@ -37,6 +37,8 @@ constexpr const char* kOutbox = "outbox";
 constexpr const char* kFailed = "failed";
 constexpr std::size_t kReadChunk = 256 << 10;
 constexpr std::size_t kMaxClaimBatch = 64;
+// Claimed names are kept this short so that "<name>-<n>.error.json" fits in NAME_MAX (255).
+constexpr std::size_t kMaxNameBytes = 200;
 constexpr std::size_t kEnqueueThreads = 8;
 
 Status ErrnoError(const std::string& what, int err) {
@@ -80,11 +82,24 @@ bool IsIgnoredName(std::string_view name) {
 // A record's name becomes a path component: refuse anything that could leave the folder.
 bool IsSafeName(std::string_view name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
-         name.find('\0') == std::string_view::npos && name.size() <= 200;
+         name.find('\0') == std::string_view::npos && name.size() <= kMaxNameBytes + 12;
+}
+
+// Shortens an over-long name to kMaxNameBytes, keeping a short extension and whole UTF-8
+// characters.
+std::string ShortenedName(const std::string& name) {
+  if (name.size() <= kMaxNameBytes) return name;
+  std::string ext;
+  std::size_t dot = name.rfind('.');
+  if (dot != std::string::npos && dot > 0 && name.size() - dot <= 16) ext = name.substr(dot);
+  std::size_t keep = kMaxNameBytes - ext.size();
+  while (keep > 0 && (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80) --keep;
+  return name.substr(0, keep) + ext;
 }
 
 // "invoice.pdf", 2 -> "invoice-2.pdf"; "README", 1 -> "README-1".
-std::string SuffixedName(const std::string& name, int k) {
+std::string SuffixedName(const std::string& full_name, int k) {
+  std::string name = ShortenedName(full_name);
   if (k == 0) return name;
   std::size_t dot = name.rfind('.');
   if (dot == std::string::npos || dot == 0) return name + "-" + std::to_string(k);
@@ -307,6 +322,9 @@ Status FolderWatcher::Impl::Start() {
 
   // Reconcile processing/: every file there was claimed by an earlier run.
   retry_.clear();
+  candidates_.clear();
+  candidate_set_.clear();
+  batch_limit_ = 1;
   std::uint64_t found = 0;
   for (const auto& name : ListDir(processing_fd_.get())) {
     if (IsIgnoredName(name)) continue;
@@ -396,6 +414,9 @@ void FolderWatcher::Impl::Run() {
       while (!retry_.empty()) {
         Status s = EnqueueClaimed(retry_.front(), /*reconcile=*/true);
         if (s.code() == StatusCode::kResourceExhausted || s.code() == StatusCode::kUnavailable) {
+          // Rotate, so one unreadable file does not hold back the others.
+          retry_.push_back(std::move(retry_.front()));
+          retry_.pop_front();
           paused = true;
           break;
         }
@@ -586,7 +607,9 @@ Result<std::optional<std::string>> FolderWatcher::Impl::ClaimOne(const std::stri
     }
     if (errno == ENOENT) return Claimed();  // taken by someone else
     if (errno != EEXIST) {
-      return ErrnoError("claim " + name, errno);
+      // Specific to this entry (permissions, an immutable file, ...): leave it, keep claiming.
+      LogOnce(name, st, std::strerror(errno));
+      return Claimed();
     }
   }
   return UnavailableError("claim " + name + ": no free name");

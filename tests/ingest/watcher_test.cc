@@ -316,6 +316,19 @@ TEST_F(WatcherTest, CollisionsGetASuffixAndNothingIsOverwritten) {
   w.Stop();
 }
 
+TEST_F(WatcherTest, OverLongNameIsShortenedKeepingItsExtension) {
+  FolderWatcher w(Options(), queue_.get());
+  ASSERT_TRUE(w.Start().ok());
+  FakeEngine engine(queue_.get(), &w);
+  std::string long_name = std::string(240, 'n') + ".pdf";
+  Drop(long_name, "long named");
+  ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 1; }));
+  std::string short_name = std::string(196, 'n') + ".pdf";
+  ExpectPublished(short_name, "long named");
+  EXPECT_EQ(engine.errors(), 0u);
+  w.Stop();
+}
+
 TEST_F(WatcherTest, BackpressurePausesClaimingAndResumes) {
   constexpr int kFiles = 40;
   queue::QueueOptions qo;
