@@ -79,6 +79,7 @@ class SignerContext {
   // verify. Pure CPU; thread-safe.
   Status VerifySignature(ByteSpan signed_attributes_der, ByteSpan signature) const;
 
+  // The precomputed encodings (formats/cades/detail/cms.h); opaque outside the component.
   struct Impl;
   const Impl& impl() const { return *impl_; }
 
