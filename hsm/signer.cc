@@ -131,7 +131,9 @@ class Signer::Impl {
   void RunSlot(Slot& s);
   void RunSupervisor();
 
-  void DispatchLocked() QSEAL_REQUIRES(mu_);
+  // Hands queued requests to idle sessions. `prefer`, when idle and on the chosen partition, gets
+  // the batch (a session thread that just finished keeps working instead of waking another).
+  void DispatchLocked(Slot* prefer = nullptr) QSEAL_REQUIRES(mu_);
   void CompleteLocked(const PendingPtr& req, Result<Bytes> result, Callbacks* cbs)
       QSEAL_REQUIRES(mu_);
   void RequeueLocked(const PendingPtr& req, const Status& why, bool count_attempt, Callbacks* cbs)
@@ -619,7 +621,7 @@ void Signer::Impl::ApplyOutcomeLocked(PartRt& p, Slot& s, const PendingPtr& req,
   RequeueLocked(req, out.status, /*count_attempt=*/true, cbs);
 }
 
-void Signer::Impl::DispatchLocked() {
+void Signer::Impl::DispatchLocked(Slot* prefer) {
   if (shutdown_) return;
   const SteadyTime now = SteadyNow();
   const std::size_t nkeys = keys_.size();
@@ -644,7 +646,7 @@ void Signer::Impl::DispatchLocked() {
         for (Slot* s : p.slots) {
           if (!s->busy) {
             ++idle_count;
-            if (idle == nullptr) idle = s;
+            if (idle == nullptr || s == prefer) idle = s;
           } else {
             ++busy;
           }
@@ -712,7 +714,7 @@ void Signer::Impl::RunSlot(Slot& s) {
     }
     if (s.batch.empty()) {
       s.busy = false;
-      DispatchLocked();
+      DispatchLocked(&s);
     }
     if (!cbs.empty() || close_session) {
       mu_.Unlock();

@@ -186,7 +186,7 @@ TEST_F(RecoveryTest, HungCallIsReroutedAfterSignTimeout) {
   auto signer = Signer::Create(o, {Part("a", a.so, "hsm-a", 2), Part("b", b.so, "hsm-b", 2)},
                                {SealKey({"a", "b"})});
   ASSERT_TRUE(signer.ok()) << signer.status();
-  const int kHangMs = 3000;
+  const int kHangMs = 4000;
   a.Configure("hang_ms=" + std::to_string(kHangMs) +
               "\nhang_sign_at=" + std::to_string(a.Count(Counter::kSign) + 2) + "\n");
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // > the shim's 20 ms reload

@@ -134,7 +134,7 @@ TEST_F(SignerTest, RejectsRequestsThatDoNotFitTheKey) {
 
 TEST_F(SignerTest, BackpressureTrySubmitAndSubmitWithDeadline) {
   TempDir d;
-  Shim slow = MakeShim(d, "slow", "sign_latency_ms=300\n");
+  Shim slow = MakeShim(d, "slow", "sign_latency_ms=600\n");
   SignerOptions o = TestOptions();
   o.max_pending = 2;
   auto signer = Signer::Create(o, {Part("a", slow.so, "hsm-a", 1)}, {SealKey({"a"})});
@@ -158,7 +158,7 @@ TEST_F(SignerTest, BackpressureTrySubmitAndSubmitWithDeadline) {
   Status late = (*signer)->Submit({"seal", SignatureScheme::kEcdsa, DigestAlgorithm::kSha256, dg},
                                   cb, std::chrono::steady_clock::now());
   EXPECT_EQ(late.code(), StatusCode::kDeadlineExceeded) << late;
-  // Waits for room (the first request completes after ~300 ms).
+  // Waits for room (the first request completes after ~600 ms).
   Status waited =
       (*signer)->Submit({"seal", SignatureScheme::kEcdsa, DigestAlgorithm::kSha256, dg}, cb,
                         std::chrono::steady_clock::now() + std::chrono::seconds(30));
