@@ -73,6 +73,7 @@ struct Slot {
   bool busy = false;       // holds a batch
   bool abandoned = false;  // the call passed sign_timeout; its result is discarded
   std::uint64_t signatures = 0;
+  bool opened_before = false;  // a later open is a re-open
 };
 
 struct PartRt {
@@ -587,7 +588,10 @@ void Signer::Impl::SetStateLocked(PartRt& p, PartitionState state, const Status&
 
 void Signer::Impl::ApplyOutcomeLocked(PartRt& p, Slot& s, const PendingPtr& req, Outcome& out,
                                       Callbacks* cbs) {
-  if (out.reopened) ++p.stats.session_reopens;
+  if (out.reopened) {
+    if (s.opened_before) ++p.stats.session_reopens;
+    s.opened_before = true;
+  }
   if (out.verdict != Verdict::kOk && out.rv != CKR_OK) ++p.stats.errors[CkrName(out.rv)];
   switch (out.verdict) {
     case Verdict::kOk:

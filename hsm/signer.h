@@ -146,12 +146,12 @@ struct PartitionStats {
   std::string name;
   PartitionState state = PartitionState::kStarting;
   int sessions_total = 0;
-  int sessions_busy = 0;         // holding a batch
-  int sessions_idle = 0;         // open and waiting for work
-  int sessions_dead = 0;         // hung past sign_timeout or failed to open
-  std::uint64_t signatures = 0;  // verified signatures returned
-  std::uint64_t reinits = 0;     // module re-initialisations caused by this partition
-  std::uint64_t session_reopens = 0;
+  int sessions_busy = 0;              // holding a batch
+  int sessions_idle = 0;              // open and waiting for work
+  int sessions_dead = 0;              // hung past sign_timeout or failed to open
+  std::uint64_t signatures = 0;       // verified signatures returned
+  std::uint64_t reinits = 0;          // module re-initialisations caused by this partition
+  std::uint64_t session_reopens = 0;  // sessions opened again after an error or a re-init
   std::uint64_t verify_failures = 0;
   std::uint64_t timeouts = 0;                     // calls past sign_timeout
   std::vector<std::uint64_t> session_signatures;  // signatures returned, per session

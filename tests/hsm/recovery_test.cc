@@ -37,8 +37,9 @@ TEST_F(RecoveryTest, OnePercentSessionInvalidationFailsNoRequest) {
   SignerStats st = (*signer)->Stats();
   std::uint64_t reopens =
       FindPartition(st, "a")->session_reopens + FindPartition(st, "b")->session_reopens;
-  // Every killed session was re-opened (plus the first open of each session).
-  EXPECT_GE(reopens, injected);
+  // Every killed session was re-opened, except one killed by the last request of its thread.
+  EXPECT_GE(reopens + 8, injected);
+  EXPECT_GT(reopens, 0u);
   EXPECT_GE(st.rerouted, injected);
   EXPECT_EQ(FindPartition(st, "a")->errors.count("CKR_SESSION_HANDLE_INVALID") +
                 FindPartition(st, "b")->errors.count("CKR_SESSION_HANDLE_INVALID"),
