@@ -259,6 +259,20 @@ TEST_F(WatcherTest, RenamedFileIsPublishedOnceAndPublishIsIdempotent) {
   w.Stop();
 }
 
+TEST_F(WatcherTest, FilesInTheInboxBeforeStartAreClaimedByTheStartScan) {
+  fs::create_directories(Inbox());
+  for (int i = 0; i < 20; ++i) Drop("early-" + std::to_string(i), "early " + std::to_string(i));
+  FolderWatcher w(Options(), queue_.get());
+  FakeEngine engine(queue_.get(), &w);
+  ASSERT_TRUE(w.Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 20; }));
+  for (int i = 0; i < 20; ++i) {
+    ExpectPublished("early-" + std::to_string(i), "early " + std::to_string(i));
+  }
+  EXPECT_GE(w.Stats().scans, 1u);
+  w.Stop();
+}
+
 TEST_F(WatcherTest, FiveThousandFilesDroppedAtOnceArePublishedExactlyOnce) {
   constexpr int kFiles = 5000;
   std::map<std::string, std::string> contents;
