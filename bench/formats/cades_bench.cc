@@ -31,9 +31,10 @@ struct Setup {
   Bytes signature;       // one real signature, reused: the format cost does not depend on it
   double sign_ns = 0;    // measured C_Sign baseline
 
+  // Destroyed at exit: the session closes, then the token directory goes.
   static Setup& Get() {
-    static Setup* s = new Setup();
-    return *s;
+    static Setup s;
+    return s;
   }
 
   Setup() {
