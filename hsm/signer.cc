@@ -179,6 +179,9 @@ Status Signer::Impl::Init(std::vector<PartitionOptions> partitions, std::vector<
   if (options_.max_batch == 0 || options_.max_pending == 0 || options_.max_attempts < 1) {
     return InvalidArgumentError("max_batch, max_pending and max_attempts must be positive");
   }
+  if (options_.max_linger >= options_.max_queue_time) {
+    return InvalidArgumentError("max_linger must be shorter than max_queue_time");
+  }
   std::unordered_map<std::string, std::size_t> part_by_name;
   for (std::size_t i = 0; i < partitions.size(); ++i) {
     const PartitionOptions& po = partitions[i];
@@ -632,11 +635,13 @@ void Signer::Impl::DispatchLocked(Slot* prefer) {
   for (std::size_t i = 0; i < nkeys; ++i) {
     const std::size_t key_index = (rr_ + i) % nkeys;
     KeyRt& k = *keys_[key_index];
+    // Linger gates the whole queue: once it holds a full batch or its oldest request has waited
+    // max_linger, everything queued is spread over the idle sessions.
+    if (options_.max_linger.count() > 0 && k.queue.size() < options_.max_batch &&
+        !k.queue.empty() && now - k.queue.front()->enqueued < options_.max_linger) {
+      continue;  // the supervisor comes back for it
+    }
     while (!k.queue.empty()) {
-      if (options_.max_linger.count() > 0 && k.queue.size() < options_.max_batch &&
-          now - k.queue.front()->enqueued < options_.max_linger) {
-        break;  // the supervisor comes back for it
-      }
       // Least loaded partition (busy / total sessions) among those up with an idle session.
       Slot* best = nullptr;
       double best_load = 0;

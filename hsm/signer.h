@@ -49,7 +49,8 @@ struct PartitionOptions {
   // Where the user PIN comes from: "file:/path" (whole file, one trailing newline stripped) or
   // "env:NAME". The PIN itself is never logged. Required.
   std::string pin_source;
-  // Sessions (and session threads) opened on this partition. Default: 4.
+  // Sessions (and session threads) opened on this partition, 1..1024. Network HSMs want tens in
+  // flight (vendors advise 30-60 per HSM). Default: 4.
   int sessions = 4;
 };
 
@@ -73,8 +74,9 @@ struct SignerOptions {
   // Most requests handed to one session in one dispatch. Default: 32.
   std::size_t max_batch = 32;
   // A key's queue holding fewer than max_batch requests is dispatched once its oldest request has
-  // waited this long (0: as soon as a session is idle). Under load batches fill on their own while
-  // every session is busy. Default: 0 ms.
+  // waited this long (0: as soon as a session is idle); then everything queued is spread over the
+  // idle sessions. Under load batches fill on their own while every session is busy. Must be
+  // shorter than max_queue_time. Default: 0 ms.
   std::chrono::milliseconds max_linger{0};
   // Most requests accepted and not yet completed (queued + in flight); TrySubmit answers
   // kResourceExhausted beyond it. Default: 4096.

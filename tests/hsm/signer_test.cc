@@ -111,6 +111,56 @@ TEST_F(SignerTest, BatchesSpreadOverSessionsAndPartitions) {
   }
 }
 
+TEST_F(SignerTest, LingerHoldsASmallBatchUntilItIsFull) {
+  SignerOptions o = TestOptions();
+  o.max_batch = 4;
+  o.max_linger = std::chrono::milliseconds(60'000);
+  o.max_queue_time = std::chrono::milliseconds(120'000);
+  auto signer = Signer::Create(o, {Part("a", kSoftHsm, "hsm-a", 1)}, {SealKey({"a"})});
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  Collector c(4);
+  for (std::size_t i = 0; i < 3; ++i) {
+    c.Submit(**signer, i, "seal", SignatureScheme::kEcdsa, DigestAlgorithm::kSha256,
+             static_cast<int>(i));
+  }
+  // Without linger these would already be in flight (dispatch happens inside Submit).
+  SignerStats st = (*signer)->Stats();
+  EXPECT_EQ(st.queued, 3u);
+  EXPECT_EQ(st.in_flight, 0u);
+  EXPECT_EQ(st.batches, 0u);
+  c.Submit(**signer, 3, "seal", SignatureScheme::kEcdsa, DigestAlgorithm::kSha256, 3);
+  ASSERT_TRUE(c.Wait());
+  EXPECT_EQ(c.Failed(), 0u) << c.FirstError();
+  st = (*signer)->Stats();
+  EXPECT_EQ(st.batches, 1u);  // the four went out together, to one session
+  const PartitionStats* p = FindPartition(st, "a");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->session_signatures, std::vector<std::uint64_t>{4});
+}
+
+TEST_F(SignerTest, LingerExpiryDispatchesALoneRequest) {
+  SignerOptions o = TestOptions();
+  o.max_batch = 4;
+  o.max_linger = std::chrono::milliseconds(100);
+  auto signer = Signer::Create(o, {Part("a", kSoftHsm, "hsm-a", 1)}, {SealKey({"a"})});
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  Collector c(1);
+  c.Submit(**signer, 0, "seal", SignatureScheme::kEcdsa, DigestAlgorithm::kSha256, 0);
+  ASSERT_TRUE(c.Wait());  // the supervisor dispatched it once it had lingered
+  EXPECT_EQ(c.Failed(), 0u) << c.FirstError();
+  EXPECT_EQ((*signer)->Stats().batches, 1u);
+  EXPECT_EQ(Signer::Create(
+                [] {
+                  SignerOptions bad;
+                  bad.max_linger = bad.max_queue_time;
+                  return bad;
+                }(),
+                {Part("a", kSoftHsm, "hsm-a", 1)}, {SealKey({"a"})})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST_F(SignerTest, RejectsRequestsThatDoNotFitTheKey) {
   auto signer = Signer::Create(TestOptions(), {Part("a", kSoftHsm, "hsm-a", 1)}, {SealKey({"a"})});
   ASSERT_TRUE(signer.ok()) << signer.status();
