@@ -483,6 +483,35 @@ TEST_F(QueueTest, LargeDocumentsAreSpooledStreamedAndRemovedWhenSealed) {
   EXPECT_TRUE(std::filesystem::is_empty(o.path + "/spool"));
 }
 
+TEST_F(QueueTest, PayloadsOfEverySizeRoundTripAcrossReopen) {
+  QueueOptions o = Options();
+  o.inline_payload_max_bytes = 1 << 20;
+  o.blob_min_bytes = 16 << 10;
+  // Empty, tiny, at the blob threshold, in blob files, at the inline limit, just spooled.
+  const std::vector<std::size_t> sizes = {0, 1, 16 << 10, 100 << 10, 1 << 20, (1 << 20) + 1};
+  std::vector<std::pair<DocumentId, std::string>> docs;
+  {
+    auto q = Open(o);
+    for (std::size_t size : sizes) {
+      std::string body(size, '\0');
+      for (std::size_t i = 0; i < size; ++i) body[i] = static_cast<char>((i * 131 + size) & 0xFF);
+      docs.emplace_back(MustEnqueue(*q, Doc(), body).id, body);
+    }
+    ASSERT_TRUE(q->Close().ok());
+  }
+  auto q = Open(o);
+  for (const auto& [id, body] : docs) {
+    auto reader = q->OpenPayload(id);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    EXPECT_EQ((*reader)->size(), body.size());
+    EXPECT_TRUE(std::string(AsChars(ReadAll(**reader))) == body) << "size " << body.size();
+    EXPECT_EQ(q->Get(id)->size, body.size());
+  }
+  EXPECT_TRUE(
+      std::filesystem::exists(o.path + "/spool/" + docs.back().first.ToString() + ".payload"));
+  EXPECT_FALSE(std::filesystem::exists(o.path + "/spool/" + docs[4].first.ToString() + ".payload"));
+}
+
 TEST_F(QueueTest, AbandonedAndDuplicateStreamsLeaveNoSpoolFiles) {
   QueueOptions o = Options();
   o.inline_payload_max_bytes = 10;
