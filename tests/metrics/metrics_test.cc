@@ -15,6 +15,7 @@
 
 #include "cli/http_client.h"
 #include "tests/metrics/metrics_test_util.h"
+#include "tests/metrics/promql_names.h"
 #include "tests/testing/testing.h"
 
 namespace qseal::metrics {
@@ -313,6 +314,36 @@ TEST(MetricsServerTest, BadHostIsInvalidArgument) {
   Metrics m;
   MetricsServer server({"not-an-address", 0, 1}, &m);
   EXPECT_EQ(server.Start().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace qseal::metrics
+
+namespace qseal::metrics {
+namespace {
+
+TEST(ShippedConfigTest, PromtoolAcceptsTheAlertRules) {
+  testing::CommandResult r =
+      testing::RunCommand("promtool check rules " QSEAL_SOURCE_DIR "/conf/alerts.yml");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("SUCCESS"), std::string::npos) << r.output;
+}
+
+TEST(ShippedConfigTest, PromtoolAcceptsTheScrapeConfig) {
+  testing::CommandResult r =
+      testing::RunCommand("promtool check config " QSEAL_SOURCE_DIR "/conf/prometheus.yml");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST(PromqlNamesTest, FindsMetricNamesAndSkipsLabelsFunctionsAndRanges) {
+  EXPECT_EQ(
+      test::SelectedNames(
+          R"(histogram_quantile(0.99, sum by (le, route) (rate(qseal_x_bucket{a="b c"}[$__rate_interval]))))"),
+      std::vector<std::string>{"qseal_x_bucket"});
+  EXPECT_EQ(test::SelectedNames("qseal_a - time() < 30 * 86400 and on (key) qseal_b / 1e9"),
+            (std::vector<std::string>{"qseal_a", "qseal_b"}));
+  EXPECT_EQ(test::SelectedNames(R"(sum without (instance) (qseal_typo_total))"),
+            std::vector<std::string>{"qseal_typo_total"});
 }
 
 }  // namespace
