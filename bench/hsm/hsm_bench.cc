@@ -60,8 +60,8 @@ struct Env {
 };
 
 Env& E() {
-  static Env* env = new Env();
-  return *env;
+  static Env env;  // its temp dir (tokens, shim copies) is removed at exit
+  return env;
 }
 
 struct Config {

@@ -36,7 +36,8 @@ inline constexpr const char* kSoftHsm = "/usr/lib/softhsm/libsofthsm2.so";
 // <build>/tests/hsm/softhsm-cache, under an flock so parallel test processes do not race) and
 // copied into a fresh temp dir per test process, with its own softhsm2.conf.
 inline const qseal::testing::SoftHsm& Tokens() {
-  static TempDir* dir = new TempDir();
+  static TempDir temp;  // removed at exit
+  static TempDir* dir = &temp;
   static qseal::testing::SoftHsm hsm = [] {
     namespace fs = std::filesystem;
     const std::string cache = std::string(QSEAL_BINARY_DIR) + "/tests/hsm/softhsm-cache";
