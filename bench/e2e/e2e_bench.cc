@@ -19,6 +19,7 @@
 // checked with `openssl cms -verify`. Ends with one `e2e scenario=...` line per scenario.
 //
 // Run from the build tree: bench/e2e/e2e_bench --help
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -75,8 +76,9 @@ struct Options {
   int shim_docs = 0;  // 0: same as docs
   int verify_sample = 20;
   std::string scenarios = "raw,openssl,api,watch,shim";
-  int big_mib = 1024;  // the `big` scenario's document size
-  std::string keep;    // keep the work dir here instead of a temp dir
+  int big_mib = 1024;    // the `big` scenario's document size
+  std::string keep;      // keep the work dir here instead of a temp dir
+  std::string perf_dir;  // record `perf record -g` of qseald per scenario into this dir
   bool rsa() const { return key == "rsa3072"; }
   std::string key_type() const { return rsa() ? "rsa-3072" : "ec-p256"; }
   bool Want(const std::string& s) const {
@@ -375,6 +377,30 @@ Figures OpensslLoop(const Options& o, const testing::SoftHsm& hsm, const Corpus&
 
 // ---- qseald scenarios ------------------------------------------------------------------------
 
+// `perf record -g` of qseald while a scenario runs (only with --perf-dir); stops on destruction.
+class PerfRecord {
+ public:
+  PerfRecord(const Options& o, int pid, const std::string& scenario) {
+    if (o.perf_dir.empty()) return;
+    fs::create_directories(o.perf_dir);
+    std::string out = o.perf_dir + "/" + scenario + ".perf.data";
+    Status s = child_.Start(
+        {"/usr/bin/perf", "record", "-F", "499", "-g", "-p", std::to_string(pid), "-o", out},
+        o.perf_dir + "/" + scenario + ".perf.log");
+    if (!s.ok()) Say("perf: " + s.ToString());
+  }
+  ~PerfRecord() {
+    if (!child_.running()) return;
+    child_.Signal(SIGINT);
+    child_.Wait(std::chrono::seconds(60));
+  }
+  PerfRecord(const PerfRecord&) = delete;
+  PerfRecord& operator=(const PerfRecord&) = delete;
+
+ private:
+  testing::ChildProcess child_;
+};
+
 void FillDaemonFigures(testing::Qseald& q, double cpu0, Figures* fig) {
   int pid = q.process().pid();
   double cpu = ProcCpuSeconds(pid) - cpu0;
@@ -387,6 +413,7 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
   Figures fig;
   fig.scenario = name;
   fig.docs = n;
+  PerfRecord perf(o, q.process().pid(), name);
   double cpu0 = ProcCpuSeconds(q.process().pid());
   std::vector<std::string> ids(static_cast<std::size_t>(n));
   std::atomic<int> next{0}, failed{0}, busy{0};
@@ -528,6 +555,7 @@ Figures WatchScenario(const Options& o, testing::Qseald& q, const Corpus& corpus
   std::string outbox = q.watch_root() + "/outbox";
   std::string failed_dir = q.watch_root() + "/failed";
   fs::create_directories(inbox);
+  PerfRecord perf(o, q.process().pid(), "watch");
   double cpu0 = ProcCpuSeconds(q.process().pid());
   std::vector<double> dropped(static_cast<std::size_t>(n));
   double t0 = NowMs();
@@ -863,6 +891,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--big-mib", o.big_mib, "document size of the big scenario")
       ->capture_default_str();
+  app.add_option("--perf-dir", o.perf_dir,
+                 "record qseald with perf record -g per scenario into this directory");
   app.add_option("--keep", o.keep, "work directory to use and keep (default: a temp dir)");
   CLI11_PARSE(app, argc, argv);
   return qseal::bench::Run(o);
