@@ -732,6 +732,10 @@ int Run(const Options& o) {
 
   // The daemon's var/ and its tokens; the raw loop and openssl use the same tokens and key.
   std::string dir = work + "/qseald";
+  // A kept work dir reuses its corpus, never a previous run's daemons, queues or outboxes.
+  for (const char* sub : {"/qseald", "/shim", "/stage", "/openssl_seq", "/openssl_xargs"}) {
+    fs::remove_all(work + sub);
+  }
   testing::QsealdOptions qo;
   qo.key_type = o.key_type();
   qo.edit_config = EditConfig(o.partitions, o.sessions);
