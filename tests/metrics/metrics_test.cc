@@ -233,6 +233,43 @@ TEST(MetricsTest, ConcurrentCountingLosesNothing) {
       kThreads * kPerThread);
 }
 
+// New label sets appear on several threads while scrapes run: nothing is lost or torn (this test
+// is also the one that matters under QSEAL_SANITIZER=thread).
+TEST(MetricsTest, NewLabelSetsWhileScraping) {
+  Metrics m;
+  constexpr int kThreads = 3;
+  constexpr int kProfiles = 40;
+  constexpr int kRounds = 50;
+  std::atomic<bool> done{false};
+  std::thread scraper([&] {
+    while (!done.load()) EXPECT_FALSE(m.Serialize().empty());
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int r = 0; r < kRounds; ++r) {
+        for (int p = 0; p < kProfiles; ++p) {
+          m.DocumentSealed("api", "profile-" + std::to_string(p), microseconds(p));
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  done.store(true);
+  scraper.join();
+  const std::string text = m.Serialize();
+  for (int p = 0; p < kProfiles; ++p) {
+    const std::string profile = "profile-" + std::to_string(p);
+    EXPECT_EQ(SampleValue(text, R"(qseal_documents_sealed_total{profile=")" + profile +
+                                    R"(",source="api"})"),
+              kThreads * kRounds)
+        << profile;
+    EXPECT_EQ(SampleValue(text, R"(qseal_document_accept_to_sealed_seconds_count{profile=")" +
+                                    profile + R"("})"),
+              kThreads * kRounds);
+  }
+}
+
 TEST(ProcessMetricsTest, ReportsThisProcessFromProc) {
   Metrics m;
   m.AddSnapshotSource(ProcessMetricsSource());
