@@ -96,7 +96,8 @@ struct Figures {
   double p99_ms = -1;
   double rss_mb = -1;
   double cpu_s_per_1000 = -1;
-  double ceiling_per_s = -1;  // shim only: sessions / latency
+  double ceiling_per_s = -1;          // shim only: sessions / latency
+  double client_cpu_s_per_1000 = -1;  // api: the harness's own clients (same machine)
   std::string sessions;
 };
 
@@ -419,6 +420,7 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
   fig.docs = n;
   PerfRecord perf(o, q.process().pid(), name);
   double cpu0 = ProcCpuSeconds(q.process().pid());
+  double client_cpu0 = RusageCpu(RUSAGE_SELF);
   std::vector<std::string> ids(static_cast<std::size_t>(n));
   std::atomic<int> next{0}, failed{0}, busy{0};
   std::mutex mu;
@@ -457,6 +459,7 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
   for (int c = 0; c < o.clients; ++c) clients.emplace_back(submit);
   for (auto& t : clients) t.join();
   double submitted_ms = NowMs();
+  fig.client_cpu_s_per_1000 = (RusageCpu(RUSAGE_SELF) - client_cpu0) * 1000.0 / std::max(1, n);
   Say(name + ": " + std::to_string(n) + " submitted in " + Fmt((submitted_ms - t0) / 1000.0, 2) +
       " s" + (busy > 0 ? " (" + std::to_string(busy.load()) + " x 503)" : ""));
   if (!first_error.empty()) Say(name + ": first submit error: " + first_error);
@@ -714,6 +717,9 @@ std::string Line(const Options& o, const Figures& f, double raw, double seq, dou
     << " vs_openssl_xargs=" << Fmt(xargs > 0 && f.docs_per_s > 0 ? f.docs_per_s / xargs : -1, 2)
     << " p50_ms=" << Fmt(f.p50_ms) << " p99_ms=" << Fmt(f.p99_ms) << " rss_mb=" << Fmt(f.rss_mb)
     << " cpu_s_per_1000=" << Fmt(f.cpu_s_per_1000, 3);
+  if (f.client_cpu_s_per_1000 >= 0) {
+    s << " client_cpu_s_per_1000=" << Fmt(f.client_cpu_s_per_1000, 3);
+  }
   return s.str();
 }
 
