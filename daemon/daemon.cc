@@ -171,6 +171,7 @@ class Daemon::Impl {
       o.profile = w.profile;
       o.poll_interval = w.poll_interval;
       o.max_file_bytes = w.max_file_bytes;
+      o.metrics = metrics_.get();
       watchers_.push_back(std::make_unique<ingest::FolderWatcher>(o, queue_.get()));
     }
     return Status::Ok();

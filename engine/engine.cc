@@ -151,6 +151,7 @@ class Engine::Impl {
         MutexLock lock(mu_);
         stats_.leased += leased->size();
         if (options_.metrics != nullptr) {
+          options_.metrics->ObserveBatchSize(leased->size());
           auto now = clock_.Now();
           for (const auto& r : *leased) options_.metrics->ObserveQueueWait(now - r.created_at);
         }

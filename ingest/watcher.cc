@@ -27,6 +27,7 @@
 
 #include "common/log.h"
 #include "common/mutex.h"
+#include "metrics/metrics.h"
 
 namespace qseal::ingest {
 namespace {
@@ -159,18 +160,6 @@ std::string MediaTypeFor(const std::string& name) {
   if (ext == "json") return "application/json";
   if (ext == "txt") return "text/plain";
   return "";
-}
-
-std::string Iso8601(std::chrono::system_clock::time_point t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
 }
 
 std::vector<std::string> ListDir(int dir_fd) {
@@ -683,7 +672,11 @@ Status FolderWatcher::Impl::EnqueueClaimed(const std::string& name, bool reconci
     }
     return result.status();
   }
-  if (!result->duplicate) return Status::Ok();
+  if (!result->duplicate) {
+    if (options_.metrics != nullptr)
+      options_.metrics->DocumentAccepted("watch", options_.profile, result->size);
+    return Status::Ok();
+  }
   duplicates_.fetch_add(1);
   if (!reconcile) return Status::Ok();
   // An earlier run enqueued it; if the queue already finished it, publish that outcome now.
@@ -713,7 +706,7 @@ std::string FolderWatcher::Impl::ErrorJson(const std::string& code, const std::s
     j["sha256"] = sha256;
   }
   j["attempts"] = attempts;
-  j["failed_at"] = Iso8601(clock_.Now());
+  j["failed_at"] = FormatUtc(clock_.Now());
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
@@ -734,6 +727,7 @@ Status FolderWatcher::Impl::MoveOversized(const std::string& name, std::uint64_t
   }
   QSEAL_RETURN_IF_ERROR(FsyncFd(failed_fd_.get(), "failed/"));
   failed_.fetch_add(1);
+  if (options_.metrics != nullptr) options_.metrics->DocumentRejected("watch", "too_large");
   LogWarn("watch moved an oversized file to failed/",
           {{"root", options_.root}, {"name", target}, {"bytes", size}});
   return Status::Ok();

@@ -52,6 +52,10 @@
 #include "engine/publisher.h"
 #include "queue/queue.h"
 
+namespace qseal::metrics {
+class Metrics;
+}
+
 namespace qseal::ingest {
 
 struct WatchOptions {
@@ -67,6 +71,9 @@ struct WatchOptions {
   std::uint64_t max_file_bytes = 4ull << 30;
   // How often admission is re-checked while paused by backpressure. Default: 100 ms.
   std::chrono::milliseconds backpressure_recheck{100};
+  // Acceptances and refusals are counted here; may be null. Must outlive the watcher.
+  // Default: null.
+  metrics::Metrics* metrics = nullptr;
 };
 
 // A snapshot of a watcher's counters. Thread-compatible value type.

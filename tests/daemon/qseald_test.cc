@@ -6,6 +6,7 @@
 
 #include "cli/http_client.h"
 #include "common/exit_codes.h"
+#include "tests/testing/qseald_harness.h"
 #include "tests/testing/testing.h"
 
 namespace qseal {
@@ -45,27 +46,43 @@ TEST(QsealdTest, UnknownFlagIsAUsageError) {
 
 TEST(QsealdTest, ServesLivezAndStopsCleanlyOnSigterm) {
   TempDir tmp;
-  std::string conf = testing::ReadFile(std::string(QSEAL_SOURCE_DIR) + "/conf/qseald.toml");
-  testing::WriteFile(tmp.Sub("q.toml"), conf);
-  ChildProcess qseald;
-  ASSERT_TRUE(qseald
-                  .Start({kQseald, "--config", tmp.Sub("q.toml")}, tmp.Sub("stderr.log"),
-                         {"QSEAL_VAR=" + tmp.Sub("var"), "QSEAL_API_ADDR=127.0.0.1:0",
-                          "QSEAL_METRICS_ADDR=127.0.0.1:0"})
-                  .ok());
-  std::string line = qseald.WaitForLine("\"qseald started\"", std::chrono::seconds(30));
-  ASSERT_FALSE(line.empty()) << qseald.Stderr();
-  std::string api = nlohmann::json::parse(line)["api"];
-  cli::HttpClient client(api, "");
+  testing::Qseald qseald(tmp.Sub("d"));
+  ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+  cli::HttpClient client(qseald.api(), "");
   auto live = client.Request("GET", "/livez");
   ASSERT_TRUE(live.ok()) << live.status();
   EXPECT_EQ(live->status, 200);
+  auto ready = client.Request("GET", "/readyz");
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(ready->status, 200) << ready->body;
   auto nothing = client.Request("GET", "/no/such/path");
   ASSERT_TRUE(nothing.ok());
   EXPECT_EQ(nothing->status, 404);
   EXPECT_EQ(nothing->headers["content-type"], "application/problem+json");
-  qseald.Signal(SIGTERM);
-  EXPECT_EQ(qseald.Wait(std::chrono::seconds(30)), 0) << qseald.Stderr();
+  EXPECT_EQ(qseald.Stop(), 0) << qseald.Stderr();
+  // A second start reuses the tokens, key and queue.
+  ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+  EXPECT_EQ(qseald.Stop(), 0) << qseald.Stderr();
+}
+
+TEST(QsealdTest, WrongPinRefusesToStartWithAClearError) {
+  TempDir tmp;
+  testing::Qseald qseald(tmp.Sub("d"),
+                         {.edit_config =
+                              [](std::string& conf) {
+                                const std::string pin_file = "file:${QSEAL_VAR:-var}/pin";
+                                for (std::size_t p = conf.find(pin_file); p != std::string::npos;
+                                     p = conf.find(pin_file)) {
+                                  conf.replace(p, pin_file.size(), "env:QSEAL_TEST_WRONG_PIN");
+                                }
+                              },
+                          .module = "",
+                          .extra_env = {"QSEAL_TEST_WRONG_PIN=0000"}});
+  Status s = qseald.Start();
+  EXPECT_FALSE(s.ok());
+  int rc = qseald.process().Wait(std::chrono::seconds(30));
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(qseald.Stderr().find("startup failed"), std::string::npos) << qseald.Stderr();
 }
 
 }  // namespace

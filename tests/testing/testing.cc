@@ -124,9 +124,23 @@ Status ChildProcess::Start(const std::vector<std::string>& argv, const std::stri
   return Status::Ok();
 }
 
+bool ChildProcess::Exited() {
+  if (reaped_) return true;
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) != pid_) return false;
+  reaped_ = true;
+  pid_ = -1;
+  exit_code_ = WIFEXITED(status)     ? WEXITSTATUS(status)
+               : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+                                     : -1;
+  return true;
+}
+
 std::string ChildProcess::WaitForLine(const std::string& needle,
-                                      std::chrono::milliseconds timeout) const {
+                                      std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool exited = false;
   while (std::chrono::steady_clock::now() < deadline) {
     std::string text = ReadFile(stderr_path_);
     std::size_t pos = text.find(needle);
@@ -136,6 +150,8 @@ std::string ChildProcess::WaitForLine(const std::string& needle,
       std::size_t end = text.find('\n', pos);
       return text.substr(start, end == std::string::npos ? std::string::npos : end - start);
     }
+    if (exited) break;  // One last read after the exit, then give up.
+    exited = Exited();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return "";
@@ -146,6 +162,10 @@ void ChildProcess::Signal(int sig) const {
 }
 
 int ChildProcess::Wait(std::chrono::milliseconds timeout) {
+  if (reaped_) {
+    reaped_ = false;
+    return exit_code_;
+  }
   if (pid_ <= 0) return -1;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {

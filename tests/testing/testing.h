@@ -81,8 +81,9 @@ class ChildProcess {
   // Starts `argv[0]` with `argv`; `env` entries ("K=V") are added to this process's environment.
   Status Start(const std::vector<std::string>& argv, const std::string& stderr_path,
                const std::vector<std::string>& env = {});
-  // Polls the stderr file until a line contains `needle`; returns that line, or "" on timeout.
-  std::string WaitForLine(const std::string& needle, std::chrono::milliseconds timeout) const;
+  // Polls the stderr file until a line contains `needle`; returns that line, or "" on timeout or
+  // when the child exits first.
+  std::string WaitForLine(const std::string& needle, std::chrono::milliseconds timeout);
   void Signal(int sig) const;
   // Waits for exit; returns the exit code, 128+signal when killed, -1 on timeout.
   int Wait(std::chrono::milliseconds timeout);
@@ -91,7 +92,12 @@ class ChildProcess {
   std::string Stderr() const { return ReadFile(stderr_path_); }
 
  private:
+  // Reaps the child if it has exited; true then (its code is kept for Wait).
+  bool Exited();
+
   int pid_ = -1;
+  int exit_code_ = -1;
+  bool reaped_ = false;
   std::string stderr_path_;
 };
 
