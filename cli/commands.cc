@@ -20,6 +20,7 @@
 
 #include "cli/http_client.h"
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "common/exit_codes.h"
 #include "formats/cades/cades.h"
 
@@ -350,15 +351,6 @@ std::string SubjectOf(const Bytes& der) {
   return buf;
 }
 
-std::string FormatTime(std::chrono::system_clock::time_point t) {
-  std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -523,7 +515,7 @@ int RunVerify(const VerifyCommandOptions& options, const std::string& var_dir, s
       << (report->packaging == formats::cades::Packaging::kDetached ? "detached" : "enveloping")
       << "\n";
   if (report->signing_time != std::chrono::system_clock::time_point{}) {
-    out << "signing time: " << FormatTime(report->signing_time) << "\n";
+    out << "signing time: " << FormatUtc(report->signing_time) << "\n";
   }
   out << (report->ok ? "seal verified" : "seal NOT valid") << "\n";
   return report->ok ? kExitOk : kExitDataErr;

@@ -50,7 +50,6 @@ class Daemon::Impl {
     for (auto& w : watchers_) QSEAL_RETURN_IF_ERROR(w->Start().WithContext("watch " + w->root()));
     QSEAL_RETURN_IF_ERROR(StartMetrics());
     QSEAL_RETURN_IF_ERROR(api_->Start());
-    started_ = true;
     LogInfo("qseald started",
             {{"api", api_host_ + ":" + std::to_string(api_->port())},
              {"metrics", metrics_host_ + ":" + std::to_string(metrics_server_->port())},
@@ -257,7 +256,6 @@ class Daemon::Impl {
 
   Config config_;
   std::string api_host_;
-  bool started_ = false;
   bool stopped_ = false;
   // Declared before everything that counts into it, so it is destroyed after them.
   std::unique_ptr<metrics::Metrics> metrics_;

@@ -18,17 +18,8 @@ namespace {
 
 namespace cades = formats::cades;
 
-const EVP_MD* DigestMd(DigestAlgorithm d) {
-  switch (d) {
-    case DigestAlgorithm::kSha256:
-      return EVP_sha256();
-    case DigestAlgorithm::kSha384:
-      return EVP_sha384();
-    case DigestAlgorithm::kSha512:
-      return EVP_sha512();
-  }
-  return EVP_sha256();
-}
+// DigestName() spells the OpenSSL names ("sha256", ...), so one lookup serves every digest.
+const EVP_MD* DigestMd(DigestAlgorithm d) { return EVP_get_digestbyname(DigestName(d).data()); }
 
 struct ProfileState {
   Profile profile;
