@@ -24,7 +24,7 @@ struct QsealdOptions {
   std::string module;
   std::vector<std::string> extra_env;
   // Command put before qseald's argv (e.g. strace with fault injection); empty: none.
-  std::vector<std::string> wrapper;
+  std::vector<std::string> wrapper = {};
 };
 
 class Qseald {
