@@ -25,6 +25,7 @@
 #include <dirent.h>
 #include <nlohmann/json.hpp>
 
+#include "common/crash_point.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "metrics/metrics.h"
@@ -746,6 +747,7 @@ Status FolderWatcher::Impl::WriteAtomic(int dir_fd, const std::string& final_nam
   Status s = WriteAll(fd.get(), data, what);
   if (s.ok()) s = FsyncFd(fd.get(), what);
   fd.Reset();
+  if (s.ok()) QSEAL_CRASH_POINT("watch.written_before_rename");
   if (s.ok() && ::renameat(dir_fd, temp.c_str(), dir_fd, final_name.c_str()) != 0) {
     s = ErrnoError("rename " + what, errno);
   }
@@ -791,6 +793,7 @@ Status FolderWatcher::Impl::Publish(const queue::Record& record, ByteSpan seal,
   }
   QSEAL_RETURN_IF_ERROR(FsyncFd(outbox_fd_.get(), "outbox/"));
   QSEAL_RETURN_IF_ERROR(FsyncFd(processing_fd_.get(), "processing/"));
+  QSEAL_CRASH_POINT("watch.renamed_before_commit");
   published_.fetch_add(1);
   return Status::Ok();
 }
