@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <tbb/task_arena.h>
 
+#include "audit/audit_log.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "formats/cades/cades.h"
@@ -20,6 +21,13 @@ namespace cades = formats::cades;
 
 // DigestName() spells the OpenSSL names ("sha256", ...), so one lookup serves every digest.
 const EVP_MD* DigestMd(DigestAlgorithm d) { return EVP_get_digestbyname(DigestName(d).data()); }
+
+std::string Sha256Hex(ByteSpan bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  return HexEncode(ByteSpan(md, len));
+}
 
 struct ProfileState {
   Profile profile;
@@ -37,6 +45,7 @@ struct Job {
   Status error;
   bool retryable = false;
   std::chrono::steady_clock::time_point sign_submitted;
+  std::string signature_sha256;  // hex, for the audit trail
 };
 
 }  // namespace
@@ -120,6 +129,10 @@ class Engine::Impl {
         }
         stats_.throttled = false;
         if (stopping_) return;
+        if (!AuditWritable()) {
+          cv_.WaitUntil(mu_, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+          continue;
+        }
         room = std::min(options_.lease_batch, options_.max_documents_in_flight - docs_in_flight_);
         bytes_room = options_.max_bytes_in_flight > bytes_in_flight_
                          ? options_.max_bytes_in_flight - bytes_in_flight_
@@ -195,6 +208,11 @@ class Engine::Impl {
     request.scheme = job->profile->profile.scheme;
     request.digest = job->profile->profile.digest;
     request.digest_value = job->tbs.digest;
+    if (options_.audit == nullptr) return SubmitToSigner(job, std::move(request));
+    AuditIntent(job, std::move(request));
+  }
+
+  void SubmitToSigner(const std::shared_ptr<Job>& job, hsm::SignRequest request) {
     job->sign_submitted = std::chrono::steady_clock::now();
     Status submitted = signer_->TrySubmit(std::move(request), [this, job](Result<Bytes> signature) {
       // On a signer thread: hand back to the arena at once.
@@ -204,6 +222,61 @@ class Engine::Impl {
     if (!submitted.ok()) Finish(job, submitted, submitted.code() != StatusCode::kInvalidArgument);
   }
 
+  // ---- Audit trail (docs/audit.md). The only places the engine talks to the audit log. ----
+
+  static audit::Entry AuditEntry(audit::Event event, const Job& job) {
+    audit::Entry e;
+    e.event = event;
+    e.id = job.record.id.ToString();
+    e.profile = job.record.profile;
+    e.client = job.record.client;
+    if (job.profile != nullptr) e.key = job.profile->profile.key;
+    e.document_sha256 = job.record.sha256_hex;
+    return e;
+  }
+
+  bool AuditWritable() const { return options_.audit == nullptr || options_.audit->Health().ok(); }
+
+  // The sign_intent goes into the log's next group commit; the digest reaches the signer only
+  // once the record is durable (the callback runs on the audit writer thread; TrySubmit does
+  // not block). No record, no signature: a failed write requeues the document.
+  void AuditIntent(const std::shared_ptr<Job>& job, hsm::SignRequest request) {
+    auto req = std::make_shared<hsm::SignRequest>(std::move(request));
+    options_.audit->AppendAsync(
+        {AuditEntry(audit::Event::kSignIntent, *job)}, [this, job, req](Status written) {
+          if (written.ok()) return SubmitToSigner(job, std::move(*req));
+          Spawn([this, job, written] { Finish(job, written.WithContext("audit"), true); });
+        });
+  }
+
+  // The sealed/failed records of a commit batch, durable before the queue commit. When they
+  // cannot be written, no outcome is committed: every document goes back to the queue as a
+  // retryable failure (its signature is dropped, never released).
+  void AuditOutcomes(const std::vector<std::shared_ptr<Job>>& batch) {
+    if (options_.audit == nullptr) return;
+    std::vector<audit::Entry> entries;
+    entries.reserve(batch.size());
+    for (const auto& job : batch) {
+      audit::Entry e =
+          AuditEntry(job->error.ok() ? audit::Event::kSealed : audit::Event::kFailed, *job);
+      if (job->error.ok()) {
+        e.signature_sha256 = job->signature_sha256;
+      } else {
+        e.detail = std::string(job->retryable ? "retry: " : "final: ") + job->error.ToString();
+      }
+      entries.push_back(std::move(e));
+    }
+    Status written = options_.audit->Append(std::move(entries));
+    if (written.ok()) return;
+    for (const auto& job : batch) {
+      if (job->error.ok()) job->seal.clear();
+      job->error = written.WithContext("audit");
+      job->retryable = true;
+    }
+  }
+
+  // ---- End of the audit trail hooks. ----
+
   void Assemble(const std::shared_ptr<Job>& job, Result<Bytes> signature) {
     if (options_.metrics != nullptr && signature.ok()) {
       options_.metrics->ObserveSign(std::chrono::steady_clock::now() - job->sign_submitted);
@@ -212,6 +285,7 @@ class Engine::Impl {
       bool retryable = signature.status().code() != StatusCode::kInvalidArgument;
       return Finish(job, signature.status().WithContext("signing"), retryable);
     }
+    if (options_.audit != nullptr) job->signature_sha256 = Sha256Hex(*signature);
     const ProfileState& p = *job->profile;
     if (p.profile.packaging == SealPackaging::kDetached) {
       Result<Bytes> seal = cades::AssembleDetached(*p.context, job->tbs, *signature);
@@ -338,6 +412,7 @@ class Engine::Impl {
   }
 
   void Commit(const std::vector<std::shared_ptr<Job>>& batch) {
+    AuditOutcomes(batch);
     std::vector<queue::Queue::Completion> completions;
     std::vector<queue::Queue::Failure> failures;
     for (const auto& job : batch) {

@@ -256,6 +256,7 @@ class ApiServer::Impl : public detail::HttpHandler {
     const ApiClient* client = Authenticate(req);
     if (client == nullptr) {
       LogWarn("request refused: no valid credentials", {{"path", std::string(path)}});
+      Refused("auth_denied", "", "", "no valid bearer token");
       HttpResponse res =
           MakeProblem(http::status::unauthorized, req, "a valid bearer token is required");
       res.set(http::field::www_authenticate, "Bearer realm=\"qseal\"");
@@ -349,6 +350,11 @@ class ApiServer::Impl : public detail::HttpHandler {
     return readiness_ ? readiness_() : Status::Ok();
   }
 
+  void Refused(std::string_view kind, std::string_view client, std::string_view profile,
+               std::string_view reason) const {
+    if (options_.on_refusal) options_.on_refusal(kind, client, profile, reason);
+  }
+
   const ApiClient* Authenticate(const RequestHeader& req) const {
     auto auth = req[http::field::authorization];
     std::string_view value(auth.data(), auth.size());
@@ -393,10 +399,12 @@ class ApiServer::Impl : public detail::HttpHandler {
     if (!Allowed(client, profile)) {
       LogWarn("request refused: profile not granted",
               {{"client", client.name}, {"profile", profile}});
+      Refused("auth_denied", client.name, profile, "profile not granted");
       return Answer(MakeProblem(http::status::forbidden, req,
                                 "profile \"" + profile + "\" is not granted to this client"));
     }
     if (FindProfile(profile) == nullptr) {
+      Refused("rejected", client.name, profile, "unknown profile");
       return Answer(
           MakeProblem(http::status::not_found, req, "unknown profile \"" + profile + "\""));
     }
@@ -452,6 +460,7 @@ class ApiServer::Impl : public detail::HttpHandler {
     if (!r.ok()) {
       const Status& s = r.status();
       if (s.code() == StatusCode::kFailedPrecondition) {
+        Refused("rejected", client, "", "Idempotency-Key reused for another document");
         return respond(MakeProblem(http::status::unprocessable_entity, *req,
                                    "Idempotency-Key was used before for a different document"));
       }
