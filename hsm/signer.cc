@@ -5,6 +5,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/crash_point.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "hsm/detail/crypto.h"
@@ -449,6 +450,7 @@ Outcome Signer::Impl::SignOne(PartRt& p, detail::Session& session, std::size_t k
     }
     out.signature = std::move(*der);
   }
+  QSEAL_CRASH_POINT("hsm.signed_before_verify");
   if (verify && !key.verifier->Verify(scheme, digest, digest_value, out.signature)) {
     out.verdict = Verdict::kQuarantine;
     out.status = UnavailableError("partition '" + part.name() +

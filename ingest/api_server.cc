@@ -11,6 +11,7 @@
 #include <openssl/sha.h>
 
 #include "common/clock.h"
+#include "common/crash_point.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "ingest/detail/http_server.h"
@@ -488,6 +489,7 @@ class ApiServer::Impl : public detail::HttpHandler {
     HttpResponse res = MakeResponse(http::status::accepted, *req, Dump(j), "application/json");
     res.set(http::field::location, "/v1/documents/" + r->id.ToString());
     respond(std::move(res));
+    QSEAL_CRASH_POINT("api.acked");
   }
 
   static std::string ProfileOf(const RequestHeader& req) {

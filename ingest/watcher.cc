@@ -25,6 +25,7 @@
 #include <dirent.h>
 #include <nlohmann/json.hpp>
 
+#include "common/crash_point.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "metrics/metrics.h"
@@ -747,6 +748,7 @@ Status FolderWatcher::Impl::WriteAtomic(int dir_fd, const std::string& final_nam
   Status s = WriteAll(fd.get(), data, what);
   if (s.ok()) s = FsyncFd(fd.get(), what);
   fd.Reset();
+  if (s.ok()) QSEAL_CRASH_POINT("watch.written_before_rename");
   if (s.ok() && ::renameat(dir_fd, temp.c_str(), dir_fd, final_name.c_str()) != 0) {
     s = ErrnoError("rename " + what, errno);
   }
@@ -824,6 +826,7 @@ std::vector<Status> FolderWatcher::Impl::PublishBatch(std::span<const engine::Pu
     std::string ext(items[p.index].extension);
     Status s = FsyncFd(p.fd.get(), "seal of " + name);
     p.fd.Reset();
+    if (s.ok()) QSEAL_CRASH_POINT("watch.written_before_rename");
     // A foreign file in the way of the original: move the pair to a free name instead.
     std::string out = name;
     if (s.ok() && p.in_processing && Exists(outbox_fd_.get(), name)) out = ChooseFreeName(name);
@@ -854,6 +857,7 @@ std::vector<Status> FolderWatcher::Impl::PublishBatch(std::span<const engine::Pu
         if (result[p.index].ok()) result[p.index] = synced;
       }
     }
+    QSEAL_CRASH_POINT("watch.renamed_before_commit");
   }
   for (const Pending& p : pending) {
     if (result[p.index].ok()) published_.fetch_add(1);

@@ -22,6 +22,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include "common/crash_point.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "queue/detail/codec.h"
@@ -1071,6 +1072,7 @@ void Queue::Impl::ProcessBatch(const std::vector<Op*>& ops) {
       return;
     }
   }
+  if (ctx.sync && !ctx.enqueued.empty()) QSEAL_CRASH_POINT("queue.synced_before_ack");
   for (const std::string& path : ctx.unlink_after) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       LogWarn("queue could not remove spool file", {{"file", path}, {"error", ErrnoText(errno)}});

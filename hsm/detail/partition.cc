@@ -6,6 +6,7 @@
 
 #include <p11-kit/uri.h>
 
+#include "common/crash_point.h"
 #include "common/log.h"
 
 namespace qseal::hsm::detail {
@@ -315,6 +316,7 @@ SignResult Partition::Sign(Session& session, CK_OBJECT_HANDLE key, CK_MECHANISM*
   Bytes data(input.begin(), input.end());
   out.signature.resize(max_len);
   auto len = static_cast<CK_ULONG>(max_len);
+  QSEAL_CRASH_POINT("hsm.before_sign");
   out.rv = fn->C_Sign(session.handle(), data.data(), static_cast<CK_ULONG>(data.size()),
                       out.signature.data(), &len);
   if (out.rv == CKR_BUFFER_TOO_SMALL) {

@@ -44,8 +44,12 @@ Status Qseald::Start() {
           (options_.key_type.rfind("rsa", 0) == 0 ? "rsa-pss" : "ecdsa")};
   env.insert(env.end(), options_.extra_env.begin(), options_.extra_env.end());
   std::string log = dir_ + "/qseald." + std::to_string(starts_) + ".log";
-  QSEAL_RETURN_IF_ERROR(process_.Start(
-      {std::string(QSEAL_BINARY_DIR) + "/daemon/qseald", "--config", config_}, log, env));
+  std::vector<std::string> argv = options_.wrapper;
+  for (std::string a :
+       {std::string(QSEAL_BINARY_DIR) + "/daemon/qseald", std::string("--config"), config_}) {
+    argv.push_back(std::move(a));
+  }
+  QSEAL_RETURN_IF_ERROR(process_.Start(argv, log, env));
   std::string line = process_.WaitForLine("\"qseald started\"", std::chrono::seconds(60));
   if (line.empty()) return UnavailableError("qseald did not start: " + process_.Stderr());
   api_ = nlohmann::json::parse(line)["api"];

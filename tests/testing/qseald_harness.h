@@ -23,6 +23,8 @@ struct QsealdOptions {
   // Module for both partitions; empty: SoftHSM2 itself. Tests may pass a p11shim copy.
   std::string module;
   std::vector<std::string> extra_env;
+  // Command put before qseald's argv (e.g. strace with fault injection); empty: none.
+  std::vector<std::string> wrapper = {};
 };
 
 class Qseald {
@@ -48,6 +50,8 @@ class Qseald {
   // Environment for running qsealctl against this daemon.
   std::string CliEnv() const;
   ChildProcess& process() { return process_; }
+  // The options used by the next Start (e.g. to change extra_env between restarts).
+  QsealdOptions& options() { return options_; }
 
  private:
   std::string dir_;

@@ -1,0 +1,68 @@
+// Shared steps of the reliability scenarios: a qseald configured for fast retries, and the
+// common ending (settle, check every seal, stop cleanly, check the queue's counts).
+//
+// Test-only; thread-compatible.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/reliability/checker.h"
+#include "tests/reliability/load_generator.h"
+#include "tests/testing/qseald_harness.h"
+
+namespace qseal::reliability {
+
+// Replaces `key = value` (the first occurrence of "key = ") in a config text.
+inline void SetConfig(std::string& conf, const std::string& key, const std::string& value) {
+  std::size_t p = conf.find("\n" + key + " = ");
+  if (p == std::string::npos) return;
+  std::size_t end = conf.find('\n', p + 1);
+  conf.replace(p + 1, end - p - 1, key + " = " + value);
+}
+
+// Fast retries so transient faults resolve within a test's time.
+inline testing::QsealdOptions ScenarioOptions() {
+  testing::QsealdOptions o;
+  o.edit_config = [](std::string& conf) {
+    SetConfig(conf, "retry_backoff", "\"200ms\"");
+    SetConfig(conf, "max_attempts", "20");  // queue retries (the first "max_attempts")
+    SetConfig(conf, "drain_timeout", "\"10s\"");
+  };
+  return o;
+}
+
+inline int Rounds(int default_rounds) {
+  const char* env = std::getenv("QSEAL_RELIABILITY_ROUNDS");
+  return env != nullptr && *env != '\0' ? std::max(1, std::atoi(env)) : default_rounds;
+}
+
+// The warn/error lines of every qseald log in `dir` (qseald.N.log), for a failure message.
+inline std::string LogDigest(const std::string& dir) {
+  return testing::RunCommand("cd " + testing::ShellQuote(dir) +
+                             " && grep -H -E '\"(warn|error)\"|crash point' qseald.*.log | "
+                             "cut -c1-400 | tail -40; ls -R var/watch | head -40")
+      .output;
+}
+
+// Waits for every accepted document to be final, checks the run with the daemon up, stops it
+// (exit 0 expected) and checks the queue's counts.
+inline void ExpectRunKeptPromises(testing::Qseald& qseald, const Ledger& ledger, RunWindow& window,
+                                  const CheckOptions& options = {},
+                                  std::chrono::seconds settle = std::chrono::seconds(180)) {
+  RunOutputs out{qseald.api(), qseald.token(), {qseald.watch_root()}};
+  Status settled = WaitUntilSettled(ledger, out, settle);
+  EXPECT_TRUE(settled.ok()) << settled << "\nledger: " << ledger.Summary() << "\n"
+                            << LogDigest(qseald.var() + "/..");
+  window.Close();
+  CheckReport report = CheckRun(ledger, out, qseald.ca_pem(), window, options);
+  EXPECT_TRUE(report.ok()) << report.ToString() << "\nledger: " << ledger.Summary();
+  EXPECT_GT(report.seals_verified, 0u);
+  EXPECT_EQ(qseald.Stop(), 0) << qseald.Stderr().substr(0, 4000);
+  CheckReport counts = CheckQueue(ledger, qseald.var() + "/queue");
+  EXPECT_TRUE(counts.ok()) << counts.ToString();
+}
+
+}  // namespace qseal::reliability
