@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/audit_commands.h"
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "common/exit_codes.h"
@@ -72,6 +73,31 @@ int main(int argc, char** argv) {
   CLI::App* health =
       app.add_subcommand("health", "ask qseald whether it is ready to seal (/readyz)");
 
+  CLI::App* audit = app.add_subcommand("audit", "verify or show the audit trail (offline)");
+  audit->require_subcommand(1);
+  cli::AuditVerifyOptions audit_verify_opts;
+  CLI::App* audit_verify =
+      audit->add_subcommand("verify", "verify the chain, checkpoints and sequence");
+  audit_verify->add_option("--dir", audit_verify_opts.dir, "audit directory ($QSEAL_VAR/audit)");
+  audit_verify->add_option("--key", audit_verify_opts.key,
+                           "checkpoint public key, PEM ($QSEAL_VAR/pki/"
+                           "audit-checkpoint.pem.pub.pem)");
+  audit_verify->add_option("--from", audit_verify_opts.from,
+                           "start at the segment beginning at this seq (its header is trusted)");
+  audit_verify->add_option("--expect-head", audit_verify_opts.expect_head,
+                           "SEQ[:HASH] an earlier verify printed: the log must still reach it");
+  cli::AuditShowOptions audit_show_opts;
+  CLI::App* audit_show = audit->add_subcommand("show", "print records as JSON lines");
+  audit_show->add_option("--dir", audit_show_opts.dir, "audit directory ($QSEAL_VAR/audit)");
+  audit_show->add_option("--from", audit_show_opts.from, "start at the segment beginning at SEQ");
+  audit_show->add_option("--id", audit_show_opts.id, "only records of this document id");
+  audit_show->add_option("--since", audit_show_opts.since, "from this UTC time (RFC 3339 prefix)");
+  audit_show->add_option("--until", audit_show_opts.until, "up to this UTC time (prefix)");
+  audit_show
+      ->add_option("--event", audit_show_opts.events,
+                   "only these events (repeat or comma-separate)")
+      ->delimiter(',');
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -80,6 +106,14 @@ int main(int argc, char** argv) {
   }
 
   std::string exe = ExePath();
+  if (audit_verify->parsed()) {
+    return cli::RunAuditVerify(audit_verify_opts, cli::ResolveVarDir(cli::ProcessEnv(), exe),
+                               std::cout, std::cerr);
+  }
+  if (audit_show->parsed()) {
+    return cli::RunAuditShow(audit_show_opts, cli::ResolveVarDir(cli::ProcessEnv(), exe), std::cout,
+                             std::cerr);
+  }
   if (verify->parsed()) {
     return cli::RunVerify(verify_opts, cli::ResolveVarDir(cli::ProcessEnv(), exe), std::cout,
                           std::cerr);

@@ -359,7 +359,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
   c.source_path = origin;
   TableReader top(&root, "", origin, errors);
   top.Str("log_level", &c.log_level);
-  for (const char* section : {"server", "metrics", "queue", "engine", "hsm"}) {
+  for (const char* section : {"server", "metrics", "queue", "engine", "hsm", "audit"}) {
     const toml::node* n = root.get(section);
     if (n != nullptr && !n->is_table())
       top.Error(*n, section, std::string("expected a table ([") + section + "])");
@@ -407,6 +407,22 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Size("max_bytes_in_flight", &c.engine.max_bytes_in_flight);
     r.Dur("drain_timeout", &c.engine.drain_timeout);
     r.Finish();
+  }
+  {
+    TableReader r(root["audit"].as_table(), "audit", origin, errors);
+    r.Bool("enabled", &c.audit.enabled);
+    r.Str("dir", &c.audit.dir);
+    r.Size("segment_bytes", &c.audit.segment_bytes);
+    r.Dur("segment_age", &c.audit.segment_age);
+    r.Integer("checkpoint_records", &c.audit.checkpoint_records, 1, INT64_MAX);
+    r.Dur("checkpoint_interval", &c.audit.checkpoint_interval);
+    r.Str("checkpoint_key", &c.audit.checkpoint_key);
+    r.Bool("create_checkpoint_key", &c.audit.create_checkpoint_key);
+    r.Finish();
+    if (c.audit.checkpoint_key.rfind("file:", 0) != 0 || c.audit.checkpoint_key.size() <= 5) {
+      errors->push_back(origin + ": audit.checkpoint_key: expected \"file:/path\" of a PEM key " +
+                        "(a key in the HSM is not supported yet)");
+    }
   }
   {
     TableReader r(root["hsm"].as_table(), "hsm", origin, errors);
@@ -492,9 +508,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
 
   // Top-level unknown keys (sections are known).
   for (auto&& [k, v] : root) {
-    static const std::set<std::string> kKnown = {"log_level", "server", "metrics",   "queue",
-                                                 "engine",    "hsm",    "partition", "key",
-                                                 "profile",   "watch",  "client"};
+    static const std::set<std::string> kKnown = {"log_level", "server",  "metrics",   "queue",
+                                                 "engine",    "hsm",     "partition", "key",
+                                                 "audit",     "profile", "watch",     "client"};
     if (kKnown.count(std::string(k.str())) == 0) {
       errors->push_back(origin + ":" + std::to_string(v.source().begin.line) + ": " +
                         std::string(k.str()) + ": unknown key");

@@ -63,6 +63,18 @@ struct HsmConfig {
   std::uint32_t max_attempts = 4;
 };
 
+struct AuditConfig {
+  bool enabled = true;            // Off: no audit trail (tests and benchmarks only).
+  std::string dir = "var/audit";  // Segment directory.
+  std::uint64_t segment_bytes = 64ull << 20;
+  std::chrono::milliseconds segment_age{24LL * 3600 * 1000};
+  std::uint64_t checkpoint_records = 10'000;
+  std::chrono::milliseconds checkpoint_interval{60'000};
+  // "file:/path" of an ECDSA P-256 PEM key (PKCS#11 keys are not supported yet).
+  std::string checkpoint_key = "file:var/pki/audit-checkpoint.pem";
+  bool create_checkpoint_key = true;  // Generate the key file when it does not exist.
+};
+
 struct PartitionConfig {
   std::string name;
   std::string module;      // Path of the PKCS#11 module (.so).
@@ -112,6 +124,7 @@ struct Config {
   QueueConfig queue;
   EngineConfig engine;
   HsmConfig hsm;
+  AuditConfig audit;
   std::vector<PartitionConfig> partitions;
   std::vector<KeyConfig> keys;
   std::vector<ProfileConfig> profiles;

@@ -1,9 +1,15 @@
 #include "daemon/daemon.h"
 
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <thread>
 
+#include <openssl/evp.h>
+
+#include "audit/audit_log.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "daemon/metrics_bridge.h"
 #include "engine/engine.h"
 #include "hsm/signer.h"
@@ -39,8 +45,10 @@ class Daemon::Impl {
 
   Status Start() {
     metrics_ = std::make_unique<metrics::Metrics>();
+    QSEAL_RETURN_IF_ERROR(OpenAudit());
     QSEAL_RETURN_IF_ERROR(OpenQueue());
     QSEAL_RETURN_IF_ERROR(CreateSigner());
+    StartPartitionWatch();
     QSEAL_RETURN_IF_ERROR(CreateWatchers());
     QSEAL_RETURN_IF_ERROR(CreateEngine());
     QSEAL_RETURN_IF_ERROR(CreateApi());
@@ -77,6 +85,7 @@ class Daemon::Impl {
         LogWarn("drain incomplete", {{"error", drained.ToString()}});
       }
     }
+    StopPartitionWatch();
     if (signer_) signer_->Shutdown();
     engine_.reset();
     api_.reset();
@@ -86,6 +95,15 @@ class Daemon::Impl {
       Status closed = queue_->Close();
       if (!closed.ok()) result = closed;
       queue_.reset();
+    }
+    if (audit_) {
+      Status logged = audit_->Append({audit::EventEntry(audit::Event::kShutdown)});
+      Status closed = audit_->Close();
+      if (!logged.ok() || !closed.ok()) {
+        LogError("audit log not closed cleanly",
+                 {{"append", logged.ToString()}, {"close", closed.ToString()}});
+      }
+      audit_.reset();
     }
     return result;
   }
@@ -108,6 +126,92 @@ class Daemon::Impl {
     metrics_server_ = std::make_unique<metrics::MetricsServer>(o, metrics_.get());
     return metrics_server_->Start().WithContext("metrics listener");
   }
+
+  // ---- Audit trail (docs/audit.md): the log, its daemon-level events, partition changes. ----
+
+  Status OpenAudit() {
+    const AuditConfig& a = config_.audit;
+    if (!a.enabled) {
+      LogWarn("audit trail disabled ([audit] enabled = false): signatures leave no record", {});
+      return Status::Ok();
+    }
+    audit::AuditOptions o;
+    o.dir = a.dir;
+    o.segment_bytes = a.segment_bytes;
+    o.segment_age = a.segment_age;
+    o.checkpoint_records = a.checkpoint_records;
+    o.checkpoint_interval = a.checkpoint_interval;
+    o.checkpoint_key_file = a.checkpoint_key.substr(5);  // "file:" checked by the config
+    o.create_key_if_missing = a.create_checkpoint_key;
+    Result<std::unique_ptr<audit::AuditLog>> log = audit::AuditLog::Open(o);
+    if (!log.ok()) return log.status();
+    audit_ = std::move(*log);
+    return audit_
+        ->Append(
+            {audit::EventEntry(audit::Event::kStartup, "qseald"),
+             audit::EventEntry(audit::Event::kConfigLoaded,
+                               config_.source_path + " sha256=" + FileSha256(config_.source_path))})
+        .WithContext("audit");
+  }
+
+  static std::string FileSha256(const std::string& path) {
+    Result<std::string> text = ReadSmallFile(path);
+    if (!text.ok()) return "unreadable";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(text->data(), text->size(), md, &len, EVP_sha256(), nullptr);
+    return HexEncode(ByteSpan(md, len));
+  }
+
+  // The signer has no state-change callback; its stats are cheap, so a 1 s poll turns partition
+  // state changes into partition_up/partition_down records.
+  void StartPartitionWatch() {
+    if (!audit_) return;
+    partition_watch_ = std::thread([this] {
+      std::map<std::string, hsm::PartitionState> last;
+      MutexLock lock(watch_mu_);
+      while (!watch_stop_) {
+        std::vector<audit::Entry> entries;
+        for (const auto& p : signer_->Stats().partitions) {
+          auto it = last.find(p.name);
+          bool was_up = it != last.end() && it->second == hsm::PartitionState::kUp;
+          bool is_up = p.state == hsm::PartitionState::kUp;
+          bool first = it == last.end();
+          if (is_up != was_up || (first && p.state != hsm::PartitionState::kStarting)) {
+            audit::Entry e =
+                audit::EventEntry(is_up ? audit::Event::kPartitionUp : audit::Event::kPartitionDown,
+                                  p.name + " " + std::string(hsm::PartitionStateName(p.state)));
+            if (!is_up && !p.last_error.empty()) e.detail += ": " + p.last_error;
+            entries.push_back(std::move(e));
+          }
+          last[p.name] = p.state;
+        }
+        if (!entries.empty()) audit_->AppendAsync(std::move(entries), nullptr);
+        watch_cv_.WaitUntil(watch_mu_, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+      }
+    });
+  }
+
+  void StopPartitionWatch() {
+    {
+      MutexLock lock(watch_mu_);
+      watch_stop_ = true;
+      watch_cv_.SignalAll();
+    }
+    if (partition_watch_.joinable()) partition_watch_.join();
+  }
+
+  void AuditRefusal(std::string_view kind, std::string_view client, std::string_view profile,
+                    std::string_view reason) {
+    audit::Entry e = audit::EventEntry(kind == "auth_denied" ? audit::Event::kAuthDenied
+                                                             : audit::Event::kRejected);
+    e.client = std::string(client);
+    e.profile = std::string(profile);
+    e.detail = std::string(reason);
+    audit_->AppendAsync({std::move(e)}, nullptr);
+  }
+
+  // ---- End of the audit trail wiring. ----
 
   Status OpenQueue() {
     queue::QueueOptions q;
@@ -185,6 +289,7 @@ class Daemon::Impl {
     o.drain_timeout = config_.engine.drain_timeout;
     o.max_attempts = config_.queue.max_attempts;
     o.metrics = metrics_.get();
+    o.audit = audit_.get();
     std::vector<engine::Profile> profiles;
     for (const auto& p : config_.profiles) {
       engine::Profile ep;
@@ -221,6 +326,12 @@ class Daemon::Impl {
     api.threads = config_.server.threads;
     api.max_wait = config_.server.max_wait;
     api.metrics = metrics_.get();
+    if (audit_) {
+      api.on_refusal = [this](std::string_view kind, std::string_view client,
+                              std::string_view profile, std::string_view reason) {
+        AuditRefusal(kind, client, profile, reason);
+      };
+    }
     for (const auto& c : config_.clients) {
       std::string hex = c.token_sha256;
       if (!c.token_sha256_file.empty()) {
@@ -249,6 +360,7 @@ class Daemon::Impl {
     }
     api_ = std::make_unique<ingest::ApiServer>(api, queue_.get(), [this]() -> Status {
       if (!signer_->Ready()) return UnavailableError("no HSM partition has passed its self-test");
+      if (audit_) QSEAL_RETURN_IF_ERROR(audit_->Health());
       return Status::Ok();
     });
     return Status::Ok();
@@ -259,6 +371,12 @@ class Daemon::Impl {
   bool stopped_ = false;
   // Declared before everything that counts into it, so it is destroyed after them.
   std::unique_ptr<metrics::Metrics> metrics_;
+  // Outlives the engine and the API server, which write to it.
+  std::unique_ptr<audit::AuditLog> audit_;
+  std::thread partition_watch_;
+  Mutex watch_mu_;
+  CondVar watch_cv_;
+  bool watch_stop_ QSEAL_GUARDED_BY(watch_mu_) = false;
   std::unique_ptr<queue::Queue> queue_;
   std::unique_ptr<hsm::Signer> signer_;
   std::vector<std::unique_ptr<ingest::FolderWatcher>> watchers_;

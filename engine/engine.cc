@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <tbb/task_arena.h>
 
+#include "audit/audit_log.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "formats/cades/cades.h"
@@ -20,6 +21,13 @@ namespace cades = formats::cades;
 
 // DigestName() spells the OpenSSL names ("sha256", ...), so one lookup serves every digest.
 const EVP_MD* DigestMd(DigestAlgorithm d) { return EVP_get_digestbyname(DigestName(d).data()); }
+
+std::string Sha256Hex(ByteSpan bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  return HexEncode(ByteSpan(md, len));
+}
 
 struct ProfileState {
   Profile profile;
@@ -38,6 +46,8 @@ struct Job {
   Status error;
   bool retryable = false;
   std::chrono::steady_clock::time_point sign_submitted;
+  std::string signature_sha256;  // hex, for the audit trail
+  hsm::SignRequest request;      // between Prepare and the submission to the signer
 };
 using JobPtr = std::shared_ptr<Job>;
 using Jobs = std::vector<JobPtr>;
@@ -130,6 +140,10 @@ class Engine::Impl {
         }
         stats_.throttled = false;
         if (stopping_) return;
+        if (!AuditWritable()) {
+          cv_.WaitUntil(mu_, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+          continue;
+        }
         room = std::min(options_.lease_batch, options_.max_documents_in_flight - docs_in_flight_);
         bytes_room = options_.max_bytes_in_flight > bytes_in_flight_
                          ? options_.max_bytes_in_flight - bytes_in_flight_
@@ -193,11 +207,14 @@ class Engine::Impl {
   }
 
   void PrepareChunk(const Jobs& chunk) {
-    Jobs finished;
+    Jobs prepared, finished;
     for (const JobPtr& job : chunk) {
-      if (!Prepare(job)) finished.push_back(job);
+      (Prepare(job) ? prepared : finished).push_back(job);
     }
     ToCommitter(finished);
+    if (prepared.empty()) return;
+    if (options_.audit == nullptr) return SubmitToSigner(prepared);
+    AuditIntents(std::move(prepared));
   }
 
   // Read + hash + to-be-signed, then hand the digest to the signer (never waits for it).
@@ -218,21 +235,91 @@ class Engine::Impl {
     if (!tbs.ok()) return Fail(job, tbs.status(), false);
     job->tbs = std::move(*tbs);
 
-    hsm::SignRequest request;
-    request.key = job->profile->profile.key;
-    request.scheme = job->profile->profile.scheme;
-    request.digest = job->profile->profile.digest;
-    request.digest_value = job->tbs.digest;
-    job->sign_submitted = std::chrono::steady_clock::now();
-    Status submitted = signer_->TrySubmit(std::move(request), [this, job](Result<Bytes> signature) {
-      // On a signer thread: queue for assembly; the arena drains signed documents in batches.
-      job->signature = std::move(signature);
-      OnSigned(job);
-    });
-    if (!submitted.ok())
-      return Fail(job, submitted, submitted.code() != StatusCode::kInvalidArgument);
+    job->request.key = job->profile->profile.key;
+    job->request.scheme = job->profile->profile.scheme;
+    job->request.digest = job->profile->profile.digest;
+    job->request.digest_value = job->tbs.digest;
     return true;
   }
+
+  // Hands the prepared digests to the signer (never waits for it); the ones it refuses go to the
+  // committer as failures.
+  void SubmitToSigner(const Jobs& jobs) {
+    Jobs refused;
+    for (const JobPtr& job : jobs) {
+      job->sign_submitted = std::chrono::steady_clock::now();
+      Status submitted =
+          signer_->TrySubmit(std::move(job->request), [this, job](Result<Bytes> signature) {
+            // On a signer thread: queue for assembly; the arena drains signed documents in
+            // batches.
+            job->signature = std::move(signature);
+            OnSigned(job);
+          });
+      if (!submitted.ok()) {
+        Fail(job, submitted, submitted.code() != StatusCode::kInvalidArgument);
+        refused.push_back(job);
+      }
+    }
+    ToCommitter(refused);
+  }
+
+  // ---- Audit trail (docs/audit.md). The only places the engine talks to the audit log. ----
+
+  static audit::Entry AuditEntry(audit::Event event, const Job& job) {
+    audit::Entry e;
+    e.event = event;
+    e.id = job.record.id.ToString();
+    e.profile = job.record.profile;
+    e.client = job.record.client;
+    if (job.profile != nullptr) e.key = job.profile->profile.key;
+    e.document_sha256 = job.record.sha256_hex;
+    return e;
+  }
+
+  bool AuditWritable() const { return options_.audit == nullptr || options_.audit->Health().ok(); }
+
+  // The sign_intent records of a prepared chunk go into the log's next group commit; the digests
+  // reach the signer only once the records are durable (the callback runs on the audit writer
+  // thread; TrySubmit does not block). No record, no signature: a failed write requeues the
+  // documents.
+  void AuditIntents(Jobs jobs) {
+    std::vector<audit::Entry> entries;
+    entries.reserve(jobs.size());
+    for (const JobPtr& job : jobs) entries.push_back(AuditEntry(audit::Event::kSignIntent, *job));
+    options_.audit->AppendAsync(std::move(entries), [this, jobs](Status written) {
+      if (written.ok()) return SubmitToSigner(jobs);
+      for (const JobPtr& job : jobs) Fail(job, written.WithContext("audit"), true);
+      ToCommitter(jobs);
+    });
+  }
+
+  // The sealed/failed records of a commit batch, durable before the queue commit. When they
+  // cannot be written, no outcome is committed: every document goes back to the queue as a
+  // retryable failure (its signature is dropped, never released).
+  void AuditOutcomes(const std::vector<std::shared_ptr<Job>>& batch) {
+    if (options_.audit == nullptr) return;
+    std::vector<audit::Entry> entries;
+    entries.reserve(batch.size());
+    for (const auto& job : batch) {
+      audit::Entry e =
+          AuditEntry(job->error.ok() ? audit::Event::kSealed : audit::Event::kFailed, *job);
+      if (job->error.ok()) {
+        e.signature_sha256 = job->signature_sha256;
+      } else {
+        e.detail = std::string(job->retryable ? "retry: " : "final: ") + job->error.ToString();
+      }
+      entries.push_back(std::move(e));
+    }
+    Status written = options_.audit->Append(std::move(entries));
+    if (written.ok()) return;
+    for (const auto& job : batch) {
+      if (job->error.ok()) job->seal.clear();
+      job->error = written.WithContext("audit");
+      job->retryable = true;
+    }
+  }
+
+  // ---- End of the audit trail hooks. ----
 
   void OnSigned(JobPtr job) {
     bool spawn = false;
@@ -279,6 +366,7 @@ class Engine::Impl {
       Fail(job, signature.status().WithContext("signing"), retryable);
       return;
     }
+    if (options_.audit != nullptr) job->signature_sha256 = Sha256Hex(*signature);
     const ProfileState& p = *job->profile;
     if (p.profile.packaging == SealPackaging::kDetached) {
       Result<Bytes> seal = cades::AssembleDetached(*p.context, job->tbs, *signature);
@@ -442,6 +530,7 @@ class Engine::Impl {
   }
 
   void Commit(const std::vector<std::shared_ptr<Job>>& batch) {
+    AuditOutcomes(batch);
     std::vector<queue::Queue::Completion> completions;
     std::vector<queue::Queue::Failure> failures;
     for (const auto& job : batch) {

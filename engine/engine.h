@@ -39,6 +39,9 @@
 #include "engine/publisher.h"
 #include "queue/queue.h"
 
+namespace qseal::audit {
+class AuditLog;
+}
 namespace qseal::hsm {
 class Signer;
 }
@@ -80,6 +83,11 @@ struct EngineOptions {
   metrics::Metrics* metrics = nullptr;
   // Worker threads of the TBB arena (hashing and assembly). 0: one per core. Default: 0.
   int worker_threads = 0;
+  // The audit trail (docs/audit.md); may be null (no trail). When set, a document's sign_intent
+  // record is durable before its digest reaches the signer, its sealed/failed record is durable
+  // before the queue commit, and while the log is unhealthy nothing is leased (fail closed).
+  // Must outlive the engine. Default: null.
+  audit::AuditLog* audit = nullptr;
 };
 
 struct EngineStats {

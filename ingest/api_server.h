@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/bytes.h"
@@ -48,6 +49,12 @@ struct ApiProfile {
   std::string certificate_chain_pem;  // leaf first
 };
 
+// Told about refused submissions for the audit trail: `kind` is "auth_denied" (no or a wrong
+// token, a profile not granted) or "rejected" (unknown profile, Idempotency-Key conflict).
+// Runs on an API thread: must not block.
+using RefusalListener = std::function<void(std::string_view kind, std::string_view client,
+                                           std::string_view profile, std::string_view reason)>;
+
 struct ApiServerOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8440;                         // 0 picks a free port (tests). Default: 8440
@@ -66,6 +73,8 @@ struct ApiServerOptions {
   std::vector<ApiProfile> profiles;
   // Requests, acceptances and refusals are counted here; may be null. Must outlive the server.
   metrics::Metrics* metrics = nullptr;
+  // May be empty. Default: none.
+  RefusalListener on_refusal;
 };
 
 // Returns OK when the daemon is ready to seal (queue open and writable, at least one HSM partition

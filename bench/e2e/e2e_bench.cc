@@ -14,6 +14,8 @@
 //   shim_api       the api scenario through tests/p11shim modelling a network HSM (2 ms per
 //                  C_Sign, 2 partitions x 16 sessions, offload_sign=1 so the host CPU does not do
 //                  the HSM's crypto); its ceiling is sessions / latency.
+//   audit          (not by default) api with the audit trail on and off (on, off, off, on);
+//                  prints the throughput ratio on/off.
 // For qseald: peak RSS (VmHWM) and CPU seconds per 1 000 documents (utime+stime from
 // /proc/PID/stat), the daemon restarted per scenario. A sample of seals from every scenario is
 // checked with `openssl cms -verify`. Ends with one `e2e scenario=...` line per scenario.
@@ -904,6 +906,34 @@ int Run(const Options& o) {
     results.push_back(f);
     q.Stop();
   }
+  if (o.Want("audit")) {
+    // The audit trail's cost: the api scenario with [audit] on and off, in the order on, off,
+    // off, on so a drift of the machine cancels out; the ratio of the means is the figure.
+    double sum[2] = {0, 0};
+    for (int on : {1, 0, 0, 1}) {
+      if (fs::exists(q.config_path())) {  // written by the first Start
+        std::string conf = testing::ReadFile(q.config_path());
+        std::size_t at = conf.find("enabled = ", conf.find("[audit]"));
+        conf.replace(at, conf.find('\n', at) - at, on ? "enabled = true" : "enabled = false");
+        testing::WriteFile(q.config_path(), conf);
+      }
+      fs::remove_all(q.var() + "/queue");
+      Status s = q.Start();
+      if (!s.ok()) {
+        Say("qseald: " + s.ToString());
+        return 1;
+      }
+      std::string name = on ? "api_audit_on" : "api_audit_off";
+      Figures f = ApiScenario(o, q, corpus, o.docs, name, work + "/verify-" + name);
+      f.sessions = sessions;
+      Say(name + ": " + Fmt(f.docs_per_s) + " docs/s");
+      sum[on] += f.docs_per_s;
+      results.push_back(f);
+      q.Stop();
+    }
+    Say("audit: throughput on/off = " + Fmt(sum[1] / sum[0], 3) + " (cost " +
+        Fmt(100 * (1 - sum[1] / sum[0]), 1) + " %)");
+  }
   if (o.Want("raw")) {
     raw_after = measure_raw();
     Say("raw (after): " + Fmt(raw_after) + " C_Sign/s");
@@ -993,7 +1023,8 @@ int main(int argc, char** argv) {
                  "seals per scenario checked with openssl cms -verify")
       ->capture_default_str();
   app.add_option("--scenarios", o.scenarios,
-                 "comma-separated: raw,openssl,api,watch,shim and big, backlog (not by default)")
+                 "comma-separated: raw,openssl,api,watch,shim; big, backlog and audit (api "
+                 "with the audit trail on and off, the ratio) not by default")
       ->capture_default_str();
   app.add_option("--big-mib", o.big_mib, "document size of the big scenario")
       ->capture_default_str();

@@ -1,0 +1,445 @@
+#include "audit/audit_log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "audit/detail/checkpoint_key.h"
+#include "audit/detail/record.h"
+#include "audit/verifier.h"
+#include "common/log.h"
+#include "common/mutex.h"
+
+namespace qseal::audit {
+
+std::string_view EventName(Event e) {
+  switch (e) {
+    case Event::kStartup:
+      return "startup";
+    case Event::kShutdown:
+      return "shutdown";
+    case Event::kConfigLoaded:
+      return "config_loaded";
+    case Event::kSignIntent:
+      return "sign_intent";
+    case Event::kSealed:
+      return "sealed";
+    case Event::kFailed:
+      return "failed";
+    case Event::kRejected:
+      return "rejected";
+    case Event::kAuthDenied:
+      return "auth_denied";
+    case Event::kPartitionUp:
+      return "partition_up";
+    case Event::kPartitionDown:
+      return "partition_down";
+    case Event::kSegmentStart:
+      return "segment_start";
+    case Event::kCheckpoint:
+      return "checkpoint";
+  }
+  return "unknown";
+}
+
+namespace {
+
+using detail::LineBuilder;
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+struct Head {
+  std::uint64_t seq = 0;  // 0: empty log
+  std::string hash = std::string(detail::kZeroHash);
+};
+
+// The last record of the chain in a segment file: complete lines that parse, hash correctly and
+// follow each other. A torn or abandoned tail is skipped (the next segment's header will name
+// the head found here). nullopt when the file holds no valid record.
+std::optional<Head> ReadHead(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::optional<Head> head;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (in.eof()) break;  // no newline: torn
+    Result<detail::ParsedLine> p = detail::ParseLine(line);
+    if (!p.ok() || !p->hash_ok) break;
+    if (head && (p->seq != head->seq + 1 || p->prev != head->hash)) break;
+    head = Head{p->seq, p->hash};
+  }
+  return head;
+}
+
+Status SyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return UnavailableError(Errno("open " + dir));
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return UnavailableError(Errno("fsync " + dir));
+  return Status::Ok();
+}
+
+Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return UnavailableError(Errno("write " + path));
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+class AuditLog::Impl {
+ public:
+  Impl(AuditOptions options, Clock& clock, detail::CheckpointKey key, Head head)
+      : options_(std::move(options)),
+        clock_(clock),
+        key_(std::move(key)),
+        head_(head),
+        durable_(head) {}
+
+  ~Impl() { Close().IgnoreError(); }
+
+  // Starts the first segment of this run and the writer thread.
+  Status Start() {
+    Status s = StartSegment();
+    if (!s.ok()) return s;
+    writer_ = std::thread([this] { WriterLoop(); });
+    return Status::Ok();
+  }
+
+  void AppendAsync(std::vector<Entry> entries, AppendCallback done) {
+    {
+      MutexLock lock(mu_);
+      if (!closing_) {
+        pending_.push_back({std::move(entries), std::move(done)});
+        cv_.Signal();
+        return;
+      }
+    }
+    if (done) done(CancelledError("audit log closed"));
+  }
+
+  Status Append(std::vector<Entry> entries) {
+    std::promise<Status> p;
+    std::future<Status> f = p.get_future();
+    AppendAsync(std::move(entries), [&p](Status s) { p.set_value(std::move(s)); });
+    return f.get();
+  }
+
+  Status Health() const {
+    MutexLock lock(mu_);
+    return health_;
+  }
+
+  AuditStats Stats() const {
+    MutexLock lock(mu_);
+    AuditStats s = stats_;
+    s.healthy = health_.ok();
+    return s;
+  }
+
+  Status Close() {
+    {
+      MutexLock lock(mu_);
+      if (closing_ && !writer_.joinable()) return Status::Ok();
+      closing_ = true;
+      cv_.SignalAll();
+    }
+    if (writer_.joinable()) writer_.join();
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    return Health();
+  }
+
+ private:
+  struct Request {
+    std::vector<Entry> entries;
+    AppendCallback done;
+  };
+
+  void WriterLoop() {
+    while (true) {
+      std::deque<Request> batch;
+      bool closing = false;
+      {
+        MutexLock lock(mu_);
+        while (pending_.empty() && !closing_) {
+          auto deadline = NextDeadline();
+          if (!deadline) {
+            cv_.Wait(mu_);
+          } else if (!cv_.WaitUntil(mu_, *deadline)) {
+            break;  // timer: checkpoint or retry due
+          }
+        }
+        batch.swap(pending_);
+        closing = closing_;
+      }
+      Status status = WriteGroup(batch, closing);
+      for (auto& r : batch) {
+        if (r.done) r.done(status);
+      }
+      if (closing) {
+        MutexLock lock(mu_);
+        if (pending_.empty()) return;
+      }
+    }
+  }
+
+  // When the writer must wake up without requests: a checkpoint falls due, or a retry.
+  std::optional<std::chrono::steady_clock::time_point> NextDeadline() const QSEAL_REQUIRES(mu_) {
+    if (!health_.ok()) return std::chrono::steady_clock::now() + options_.retry_interval;
+    if (uncovered_ > 0) {
+      auto due = first_uncovered_ + options_.checkpoint_interval;
+      // Translate the injected clock's steady time into the real one used by the condvar.
+      return std::chrono::steady_clock::now() + (due - clock_.SteadyNow());
+    }
+    return std::nullopt;
+  }
+
+  // Writes every entry of `batch` plus a checkpoint when one is due, with one write and one
+  // fdatasync. Only the writer thread runs this.
+  Status WriteGroup(const std::deque<Request>& batch, bool closing) {
+    std::size_t count = 0;
+    for (const auto& r : batch) count += r.entries.size();
+    if (!Healthy()) {
+      if (!TryRecover()) {
+        MutexLock lock(mu_);
+        stats_.failures += count;
+        return health_;
+      }
+    }
+    auto steady_now = clock_.SteadyNow();
+    if (count > 0 && (segment_bytes_ >= options_.segment_bytes ||
+                      steady_now - segment_started_ >= options_.segment_age)) {
+      Status s = StartSegment();
+      if (!s.ok()) return Fail(s, count);
+    }
+    std::string out;
+    out.reserve(count * 320);
+    std::string time = FormatUtc(clock_.Now());
+    Head head = head_;
+    std::uint64_t uncovered = uncovered_;
+    for (const auto& r : batch) {
+      for (const Entry& e : r.entries) {
+        LineBuilder b(head.seq + 1, time, EventName(e.event));
+        b.Str("id", e.id);
+        b.Str("profile", e.profile);
+        b.Str("client", e.client);
+        b.Str("key", e.key);
+        b.Str("document_sha256", e.document_sha256);
+        b.Str("signature_sha256", e.signature_sha256);
+        b.Str("detail", e.detail);
+        out += b.Finish(head.hash);
+        head = Head{head.seq + 1, b.hash()};
+      }
+    }
+    if (uncovered == 0 && count > 0) first_uncovered_ = steady_now;
+    uncovered += count;
+    bool checkpoint =
+        uncovered > 0 && (uncovered >= options_.checkpoint_records || closing ||
+                          steady_now - first_uncovered_ >= options_.checkpoint_interval);
+    if (checkpoint) {
+      Result<std::string> line = CheckpointLine(head, time);
+      if (!line.ok()) return Fail(line.status(), count);
+      out += *line;
+      head = Head{head.seq + 1, last_line_hash_};
+    }
+    if (out.empty()) return Status::Ok();
+    Status s = WriteAll(fd_, out, segment_path_);
+    if (s.ok() && ::fdatasync(fd_) != 0) s = UnavailableError(Errno("fdatasync " + segment_path_));
+    if (!s.ok()) return Fail(s, count);
+    segment_bytes_ += out.size();
+    head_ = head;
+    durable_ = head;
+    uncovered_ = checkpoint ? 0 : uncovered;
+    MutexLock lock(mu_);
+    stats_.records += count + (checkpoint ? 1 : 0);
+    stats_.syncs++;
+    if (checkpoint) stats_.checkpoints++;
+    stats_.last_seq = head.seq;
+    return Status::Ok();
+  }
+
+  Result<std::string> CheckpointLine(const Head& head, const std::string& time) {
+    std::uint64_t seq = head.seq + 1;
+    QSEAL_ASSIGN_OR_RETURN(std::string sig,
+                           key_.Sign(detail::CheckpointMessage(seq, time, head.seq, head.hash)));
+    LineBuilder b(seq, time, EventName(Event::kCheckpoint));
+    b.Num("head_seq", head.seq);
+    b.Str("key_id", key_.key_id());
+    b.Str("sig", sig);
+    std::string line = b.Finish(head.hash);
+    last_line_hash_ = b.hash();
+    return line;
+  }
+
+  bool Healthy() const {
+    MutexLock lock(mu_);
+    return health_.ok();
+  }
+
+  // The segment is broken: nothing more goes into it. Later appends fail until TryRecover opens
+  // a new segment that continues from the last durable record.
+  Status Fail(const Status& cause, std::size_t count) {
+    LogError("audit log write failed; sealing stops until it can be written",
+             {{"error", cause.ToString()}});
+    if (fd_ >= 0) {
+      // Best effort: cut what the failed group left behind. Whatever stays is abandoned; the
+      // next segment's header names the last durable record, and the verifier skips the rest.
+      (void)!::ftruncate(fd_, static_cast<off_t>(segment_bytes_));
+      ::close(fd_);
+      fd_ = -1;
+    }
+    head_ = durable_;
+    uncovered_ = 0;  // the new segment's header starts a fresh stretch to cover
+    Status s = UnavailableError("audit log not writable: " + cause.message());
+    MutexLock lock(mu_);
+    health_ = s;
+    stats_.failures += count;
+    next_retry_ = clock_.SteadyNow() + options_.retry_interval;
+    return s;
+  }
+
+  bool TryRecover() {
+    {
+      MutexLock lock(mu_);
+      if (clock_.SteadyNow() < next_retry_) return false;
+      next_retry_ = clock_.SteadyNow() + options_.retry_interval;
+    }
+    Status s = StartSegment();
+    if (!s.ok()) {
+      LogWarn("audit log still not writable", {{"error", s.ToString()}});
+      return false;
+    }
+    LogInfo("audit log writable again", {{"segment", segment_path_}});
+    MutexLock lock(mu_);
+    health_ = Status::Ok();
+    return true;
+  }
+
+  // Closes the current segment (already synced) and starts the next one with a header naming the
+  // last durable record; durable itself (file synced, directory synced) before it returns.
+  Status StartSegment() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    std::uint64_t seq = durable_.seq + 1;
+    std::string path = options_.dir + "/" + detail::SegmentName(seq);
+    // A file of that name can only be a segment whose header never became durable (its creation
+    // failed): it holds no record, so it may go.
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec) && !ReadHead(path)) std::filesystem::remove(path, ec);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0) return UnavailableError(Errno("create " + path));
+    std::string time = FormatUtc(clock_.Now());
+    LineBuilder b(seq, time, EventName(Event::kSegmentStart));
+    b.Num("prev_seq", durable_.seq);
+    b.Str("key_id", key_.key_id());
+    std::string line = b.Finish(durable_.hash);
+    Status s = WriteAll(fd, line, path);
+    if (s.ok() && ::fdatasync(fd) != 0) s = UnavailableError(Errno("fdatasync " + path));
+    if (s.ok()) s = SyncDir(options_.dir);
+    if (!s.ok()) {
+      ::close(fd);
+      std::filesystem::remove(path, ec);
+      return s;
+    }
+    fd_ = fd;
+    segment_path_ = path;
+    segment_bytes_ = line.size();
+    segment_started_ = clock_.SteadyNow();
+    head_ = Head{seq, b.hash()};
+    durable_ = head_;
+    if (uncovered_ == 0) first_uncovered_ = segment_started_;
+    uncovered_++;
+    MutexLock lock(mu_);
+    stats_.records++;
+    stats_.syncs++;
+    stats_.last_seq = seq;
+    return Status::Ok();
+  }
+
+  const AuditOptions options_;
+  Clock& clock_;
+  const detail::CheckpointKey key_;
+
+  // Writer thread only (and Start/Close, which run when it does not).
+  int fd_ = -1;
+  std::string segment_path_;
+  std::uint64_t segment_bytes_ = 0;
+  std::chrono::steady_clock::time_point segment_started_;
+  Head head_;     // the last record written into the current group
+  Head durable_;  // the last record known synced
+  std::string last_line_hash_;
+  std::uint64_t uncovered_ = 0;  // records after the last checkpoint
+  std::chrono::steady_clock::time_point first_uncovered_;
+  std::thread writer_;
+
+  mutable Mutex mu_;
+  CondVar cv_;
+  std::deque<Request> pending_ QSEAL_GUARDED_BY(mu_);
+  bool closing_ QSEAL_GUARDED_BY(mu_) = false;
+  Status health_ QSEAL_GUARDED_BY(mu_) = Status::Ok();
+  std::chrono::steady_clock::time_point next_retry_ QSEAL_GUARDED_BY(mu_);
+  AuditStats stats_ QSEAL_GUARDED_BY(mu_);
+};
+
+Result<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options, Clock& clock) {
+  if (options.dir.empty()) return InvalidArgumentError("audit: dir is required");
+  if (options.checkpoint_key_file.empty())
+    return InvalidArgumentError("audit: checkpoint_key_file is required");
+  if (options.checkpoint_records == 0) options.checkpoint_records = 1;
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec) return UnavailableError("audit: cannot create " + options.dir + ": " + ec.message());
+  Result<detail::CheckpointKey> key = detail::CheckpointKey::LoadPrivate(
+      options.checkpoint_key_file, options.create_key_if_missing);
+  if (!key.ok()) return key.status().WithContext("audit");
+  QSEAL_ASSIGN_OR_RETURN(auto segments, ListSegments(options.dir));
+  Head head;
+  // The newest segment holding a record carries the head; one without any (a creation that
+  // failed) is skipped and replaced when the new segment takes its name.
+  for (auto it = segments.rbegin(); it != segments.rend(); ++it) {
+    std::optional<Head> h = ReadHead(options.dir + "/" + it->second);
+    if (h) {
+      head = *h;
+      break;
+    }
+  }
+  if (!segments.empty() && head.seq == 0) {
+    return DataLossError("audit: no readable record in " + options.dir +
+                         "; run `qsealctl audit verify`");
+  }
+  auto impl = std::make_unique<Impl>(std::move(options), clock, std::move(*key), head);
+  Status s = impl->Start();
+  if (!s.ok()) return s.WithContext("audit");
+  return std::unique_ptr<AuditLog>(new AuditLog(std::move(impl)));
+}
+
+AuditLog::AuditLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AuditLog::~AuditLog() = default;
+void AuditLog::AppendAsync(std::vector<Entry> entries, AppendCallback done) {
+  impl_->AppendAsync(std::move(entries), std::move(done));
+}
+Status AuditLog::Append(std::vector<Entry> entries) { return impl_->Append(std::move(entries)); }
+Status AuditLog::Health() const { return impl_->Health(); }
+AuditStats AuditLog::Stats() const { return impl_->Stats(); }
+Status AuditLog::Close() { return impl_->Close(); }
+
+}  // namespace qseal::audit

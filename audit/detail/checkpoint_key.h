@@ -1,0 +1,38 @@
+// The checkpoint key: an ECDSA P-256 key in a local PEM file (OpenSSL 3 EVP). Signs checkpoint
+// messages for the writer; verifies them for the verifier with the public half only.
+// Not a public interface.
+//
+// Thread-compatible (EVP_PKEY operations use a fresh context per call).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+struct evp_pkey_st;
+
+namespace qseal::audit::detail {
+
+class CheckpointKey {
+ public:
+  // The private key from a PEM file; with `create`, a missing file is generated (mode 0600) with
+  // `<path>.pub.pem` beside it. kInvalidArgument for an unreadable file or a key that is not
+  // EC P-256.
+  static Result<CheckpointKey> LoadPrivate(const std::string& path, bool create);
+  // A public key from a PEM file holding a public key, a private key or a certificate.
+  static Result<CheckpointKey> LoadPublic(const std::string& path);
+
+  // Hex SHA-256 of the SubjectPublicKeyInfo DER: names the key in checkpoint records.
+  const std::string& key_id() const { return key_id_; }
+  // Hex DER ECDSA-SHA256 signature of `message`.
+  Result<std::string> Sign(std::string_view message) const;
+  bool Verify(std::string_view message, std::string_view signature_hex) const;
+
+ private:
+  std::shared_ptr<evp_pkey_st> key_;
+  std::string key_id_;
+};
+
+}  // namespace qseal::audit::detail

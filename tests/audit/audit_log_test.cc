@@ -1,0 +1,353 @@
+#include "audit/audit_log.h"
+
+#include <sys/mount.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "audit/detail/checkpoint_key.h"
+#include "audit/detail/record.h"
+#include "audit/verifier.h"
+#include "tests/testing/testing.h"
+
+namespace qseal::audit {
+namespace {
+
+using testing::ReadFile;
+using testing::TempDir;
+using testing::WriteFile;
+
+// A log with a checkpoint every 5 records, filled with `n` sign_intent records in groups of 3.
+class AuditLogTest : public ::testing::Test {
+ protected:
+  AuditOptions Options() const {
+    AuditOptions o;
+    o.dir = dir_.path().string() + "/audit";
+    o.checkpoint_key_file = dir_.path().string() + "/key.pem";
+    o.create_key_if_missing = true;
+    o.checkpoint_records = 5;
+    o.retry_interval = std::chrono::milliseconds(20);
+    return o;
+  }
+
+  void Fill(AuditLog& log, int n) {
+    for (int i = 0; i < n; i += 3) {
+      std::vector<Entry> group;
+      for (int j = i; j < std::min(n, i + 3); ++j) {
+        Entry e;
+        e.event = Event::kSignIntent;
+        e.id = "doc-" + std::to_string(j);
+        e.profile = "default";
+        e.client = "client \"a\"\n";
+        e.document_sha256 = detail::Sha256Hex(e.id);
+        group.push_back(e);
+      }
+      ASSERT_TRUE(log.Append(std::move(group)).ok());
+    }
+  }
+
+  void WriteLog(int n) {
+    Result<std::unique_ptr<AuditLog>> log = AuditLog::Open(Options());
+    ASSERT_TRUE(log.ok()) << log.status();
+    Fill(**log, n);
+    ASSERT_TRUE((*log)->Close().ok());
+  }
+
+  VerifyReport Verify(std::uint64_t expect_seq = 0, std::string expect_hash = "") {
+    VerifyOptions v;
+    v.dir = Options().dir;
+    v.public_key_file = dir_.path().string() + "/key.pem.pub.pem";
+    v.expect_seq = expect_seq;
+    v.expect_hash = std::move(expect_hash);
+    Result<VerifyReport> r = VerifyLog(v);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : VerifyReport{};
+  }
+
+  std::string SegmentPath(std::size_t index) {
+    auto segs = ListSegments(Options().dir);
+    EXPECT_TRUE(segs.ok());
+    EXPECT_LT(index, segs->size());
+    return Options().dir + "/" + (*segs)[index].second;
+  }
+
+  static std::vector<std::string> Lines(const std::string& path) {
+    std::vector<std::string> out;
+    std::ifstream in(path);
+    std::string l;
+    while (std::getline(in, l)) out.push_back(l);
+    return out;
+  }
+  static void WriteLines(const std::string& path, const std::vector<std::string>& lines) {
+    std::string text;
+    for (const auto& l : lines) text += l + "\n";
+    WriteFile(path, text);
+  }
+  static std::size_t IndexOfSeq(const std::vector<std::string>& lines, std::uint64_t seq) {
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      if (detail::ParseLine(lines[i])->seq == seq) return i;
+    }
+    ADD_FAILURE() << "no seq " << seq;
+    return 0;
+  }
+  // What a forger without the key can do: recompute every hash from line `from` on.
+  static void Rehash(std::vector<std::string>& lines, std::size_t from) {
+    std::string prev = detail::ParseLine(lines[from - 1])->hash;
+    for (std::size_t i = from; i < lines.size(); ++i) {
+      std::string& l = lines[i];
+      std::size_t p = l.find("\"prev\":\"");
+      l.replace(p + 8, 64, prev);
+      std::size_t h = l.rfind(",\"hash\":\"");
+      std::string body = l.substr(0, h) + "}";
+      prev = detail::Sha256Hex(body);
+      l = l.substr(0, h) + ",\"hash\":\"" + prev + "\"}";
+    }
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(AuditLogTest, WritesAChainThatVerifies) {
+  WriteLog(20);
+  VerifyReport r = Verify();
+  EXPECT_TRUE(r.ok) << r.reason;
+  // 1 header + 20 records + checkpoints every 5 records (and one at Close).
+  EXPECT_EQ(r.first_seq, 1u);
+  EXPECT_GE(r.checkpoints, 4u);
+  EXPECT_EQ(r.records, r.last_seq);
+  EXPECT_EQ(r.unprotected, 0u);  // Close covers the tail
+  std::vector<std::string> lines = Lines(SegmentPath(0));
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines[1].find("\"client\":\"client \\\"a\\\"\\u000a\""), std::string::npos) << lines[1];
+}
+
+TEST_F(AuditLogTest, ReopenContinuesTheChainInANewSegment) {
+  WriteLog(7);
+  WriteLog(7);
+  VerifyReport r = Verify();
+  EXPECT_TRUE(r.ok) << r.reason;
+  EXPECT_EQ(r.segments, 2u);
+}
+
+TEST_F(AuditLogTest, RotatesBySize) {
+  AuditOptions o = Options();
+  o.segment_bytes = 1024;
+  auto log = AuditLog::Open(o);
+  ASSERT_TRUE(log.ok());
+  Fill(**log, 30);
+  ASSERT_TRUE((*log)->Close().ok());
+  VerifyReport r = Verify();
+  EXPECT_TRUE(r.ok) << r.reason;
+  EXPECT_GT(r.segments, 3u);
+  // --from a later segment trusts its header as the anchor.
+  VerifyOptions v;
+  v.dir = o.dir;
+  v.public_key_file = dir_.path().string() + "/key.pem.pub.pem";
+  v.from_segment = (*ListSegments(o.dir))[2].first;
+  Result<VerifyReport> from = VerifyLog(v);
+  ASSERT_TRUE(from.ok());
+  EXPECT_TRUE(from->ok) << from->reason;
+  EXPECT_EQ(from->first_seq, v.from_segment);
+}
+
+TEST_F(AuditLogTest, EditedFieldIsReportedAtItsRecord) {
+  WriteLog(20);
+  std::string path = SegmentPath(0);
+  auto lines = Lines(path);
+  std::size_t i = IndexOfSeq(lines, 7);
+  std::size_t p = lines[i].find("\"document_sha256\":\"") + 19;
+  lines[i][p] = lines[i][p] == 'a' ? 'b' : 'a';
+  WriteLines(path, lines);
+  VerifyReport r = Verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad_seq, 7u);
+  EXPECT_NE(r.reason.find("hash mismatch"), std::string::npos) << r.reason;
+}
+
+TEST_F(AuditLogTest, EditedAndRehashedChainFailsAtTheNextCheckpoint) {
+  WriteLog(20);
+  std::string path = SegmentPath(0);
+  auto lines = Lines(path);
+  std::size_t i = IndexOfSeq(lines, 7);
+  std::size_t p = lines[i].find("\"id\":\"doc-") + 10;
+  lines[i][p] = '9';
+  Rehash(lines, i);
+  WriteLines(path, lines);
+  std::uint64_t checkpoint = 0;
+  for (std::size_t k = i; k < lines.size() && checkpoint == 0; ++k) {
+    if (detail::ParseLine(lines[k])->event == "checkpoint")
+      checkpoint = detail::ParseLine(lines[k])->seq;
+  }
+  ASSERT_GT(checkpoint, 7u);
+  VerifyReport r = Verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad_seq, checkpoint);
+  EXPECT_NE(r.reason.find("bad checkpoint signature"), std::string::npos) << r.reason;
+}
+
+TEST_F(AuditLogTest, DeletedRecordIsAGap) {
+  WriteLog(20);
+  std::string path = SegmentPath(0);
+  auto lines = Lines(path);
+  lines.erase(lines.begin() + static_cast<std::ptrdiff_t>(IndexOfSeq(lines, 8)));
+  WriteLines(path, lines);
+  VerifyReport r = Verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad_seq, 8u);
+  EXPECT_NE(r.reason.find("gap"), std::string::npos) << r.reason;
+}
+
+TEST_F(AuditLogTest, SwappedRecordsAreOutOfOrder) {
+  WriteLog(20);
+  std::string path = SegmentPath(0);
+  auto lines = Lines(path);
+  std::size_t i = IndexOfSeq(lines, 8);
+  std::swap(lines[i], lines[i + 1]);
+  WriteLines(path, lines);
+  VerifyReport r = Verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad_seq, 8u);
+  EXPECT_NE(r.reason.find("out of order"), std::string::npos) << r.reason;
+}
+
+TEST_F(AuditLogTest, TruncatedTailIsReported) {
+  WriteLog(20);
+  VerifyReport before = Verify();
+  ASSERT_TRUE(before.ok);
+  std::string path = SegmentPath(0);
+  std::string text = ReadFile(path);
+  // Cut inside the last record: visible on its own.
+  std::filesystem::resize_file(path, text.size() - 10);
+  VerifyReport torn = Verify();
+  EXPECT_FALSE(torn.ok);
+  EXPECT_EQ(torn.first_bad_seq, before.last_seq);
+  EXPECT_NE(torn.reason.find("truncated"), std::string::npos) << torn.reason;
+  // Cut at a record boundary: only a verifier that knows the head it saw before can tell.
+  auto lines = Lines(path);
+  lines.resize(lines.size() - 4);
+  WriteLines(path, lines);
+  EXPECT_TRUE(Verify().ok);
+  VerifyReport cut = Verify(before.last_seq, before.head_hash);
+  EXPECT_FALSE(cut.ok);
+  EXPECT_EQ(cut.first_bad_seq, before.last_seq - 3);  // the torn line counted as one
+  EXPECT_NE(cut.reason.find("truncated"), std::string::npos) << cut.reason;
+}
+
+TEST_F(AuditLogTest, OlderCopyOfASegmentFailsAtTheNextHeader) {
+  auto log = AuditLog::Open(Options());
+  ASSERT_TRUE(log.ok());
+  Fill(**log, 6);
+  std::string first = SegmentPath(0);
+  std::string old_copy = ReadFile(first);
+  std::uint64_t old_last = detail::ParseLine(Lines(first).back())->seq;
+  Fill(**log, 9);
+  ASSERT_TRUE((*log)->Close().ok());
+  WriteLog(3);  // a second segment
+  WriteFile(first, old_copy);
+  VerifyReport r = Verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad_seq, old_last + 1);
+  EXPECT_EQ(r.segment, std::filesystem::path(first).filename().string());
+  EXPECT_NE(r.reason.find("older copy"), std::string::npos) << r.reason;
+}
+
+TEST_F(AuditLogTest, OlderCopyOfTheWholeLogNeedsTheExpectedHead) {
+  WriteLog(6);
+  std::string copy = dir_.path().string() + "/copy";
+  std::filesystem::copy(Options().dir, copy);
+  WriteLog(6);
+  VerifyReport now = Verify();
+  ASSERT_TRUE(now.ok);
+  std::filesystem::remove_all(Options().dir);
+  std::filesystem::rename(copy, Options().dir);
+  EXPECT_TRUE(Verify().ok);  // consistent in itself
+  VerifyReport r = Verify(now.last_seq, now.head_hash);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.reason.find("older copy"), std::string::npos) << r.reason;
+  // A copy that reaches the expected seq but differs there is caught by the hash.
+  WriteLog(20);
+  VerifyReport other = Verify(now.last_seq, now.head_hash);
+  EXPECT_FALSE(other.ok);
+  EXPECT_EQ(other.first_bad_seq, now.last_seq);
+  EXPECT_NE(other.reason.find("head mismatch"), std::string::npos) << other.reason;
+}
+
+TEST_F(AuditLogTest, ForgedCheckpointIsReported) {
+  WriteLog(20);
+  std::string path = SegmentPath(0);
+  auto lines = Lines(path);
+  std::size_t i = 0;
+  while (detail::ParseLine(lines[i])->event != "checkpoint") ++i;
+  detail::ParsedLine cp = *detail::ParseLine(lines[i]);
+  // Signed with another P-256 key, claiming the real key's id.
+  auto other = detail::CheckpointKey::LoadPrivate(dir_.path().string() + "/other.pem", true);
+  ASSERT_TRUE(other.ok());
+  std::string sig = *other->Sign(detail::CheckpointMessage(cp.seq, cp.time, *cp.head_seq, cp.prev));
+  std::size_t p = lines[i].find("\"sig\":\"") + 7;
+  lines[i].replace(p, lines[i].find('"', p) - p, sig);
+  Rehash(lines, i);
+  WriteLines(path, lines);
+  VerifyReport r = Verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad_seq, cp.seq);
+  EXPECT_NE(r.reason.find("bad checkpoint signature"), std::string::npos) << r.reason;
+}
+
+TEST_F(AuditLogTest, TornTailOfACrashIsAbandonedOnReopen) {
+  WriteLog(4);
+  std::string path = SegmentPath(0);
+  std::ofstream(path, std::ios::app) << "{\"seq\":99,\"time\":\"20";
+  EXPECT_FALSE(Verify().ok);  // last segment torn: reported until the writer moves on
+  WriteLog(4);
+  VerifyReport r = Verify();
+  EXPECT_TRUE(r.ok) << r.reason;
+  EXPECT_EQ(r.abandoned, 1u);
+}
+
+// Fail closed: a full file system stops appends (kUnavailable, unhealthy) and the log resumes in
+// a new segment once space is back. Needs root for a small tmpfs.
+TEST_F(AuditLogTest, FullDiskFailsClosedAndRecovers) {
+  AuditOptions o = Options();
+  std::filesystem::create_directories(o.dir);
+  if (::mount("tmpfs", o.dir.c_str(), "tmpfs", 0, "size=64k") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs (needs root)";
+  }
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } unmount{o.dir};
+  auto log = AuditLog::Open(o);
+  ASSERT_TRUE(log.ok()) << log.status();
+  Fill(**log, 6);
+  {
+    std::ofstream filler(o.dir + "/filler", std::ios::binary);
+    std::string block(4096, 'x');
+    while (filler.write(block.data(), static_cast<std::streamsize>(block.size())) &&
+           filler.flush()) {
+    }
+  }
+  // More than the page left in the segment's last block, so the write itself must fail.
+  std::vector<Entry> group(64, EventEntry(Event::kSignIntent, "x"));
+  Status s = (*log)->Append(std::move(group));
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s;
+  EXPECT_FALSE((*log)->Health().ok());
+  EXPECT_EQ((*log)->Append({EventEntry(Event::kStartup)}).code(),
+            StatusCode::kUnavailable);  // until recovered
+  std::filesystem::remove(o.dir + "/filler");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!(*log)->Health().ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE((*log)->Health().ok());
+  Fill(**log, 6);
+  ASSERT_TRUE((*log)->Close().ok());
+  VerifyReport r = Verify();
+  EXPECT_TRUE(r.ok) << r.reason << " at " << r.first_bad_seq;
+  EXPECT_GE(r.segments, 2u);
+}
+
+}  // namespace
+}  // namespace qseal::audit

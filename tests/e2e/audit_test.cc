@@ -1,0 +1,277 @@
+// The audit trail against a real qseald (SoftHSM2 behind the p11shim, which counts C_Sign):
+// every seal has exactly one `sealed` record whose digests match the seal (computed here from the
+// seal itself, independently of qseald), no C_Sign runs without a durable `sign_intent`, the
+// trail verifies with `qsealctl audit verify`, and a full audit disk stops sealing (not ready)
+// until space is back.
+#include <sys/mount.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <openssl/cms.h>
+#include <openssl/evp.h>
+
+#include "tests/p11shim/p11shim.h"
+#include "tests/testing/qseald_harness.h"
+
+namespace qseal {
+namespace {
+
+using testing::Qseald;
+using testing::QsealdOptions;
+using testing::TempDir;
+
+std::string Sha256Hex(const unsigned char* data, std::size_t size) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data, size, md, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 0xf];
+  }
+  return out;
+}
+std::string Sha256Hex(const std::string& s) {
+  return Sha256Hex(reinterpret_cast<const unsigned char*>(s.data()), s.size());
+}
+
+// SHA-256 of the SignerInfo's signature value, parsed from the DER seal with OpenSSL's CMS code.
+std::string SignatureSha256(const std::string& seal_der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(seal_der.data());
+  CMS_ContentInfo* cms = d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(seal_der.size()));
+  if (cms == nullptr) return "unparseable";
+  STACK_OF(CMS_SignerInfo)* infos = CMS_get0_SignerInfos(cms);
+  std::string out = "no signer";
+  if (infos != nullptr && sk_CMS_SignerInfo_num(infos) == 1) {
+    ASN1_OCTET_STRING* sig = CMS_SignerInfo_get0_signature(sk_CMS_SignerInfo_value(infos, 0));
+    out = Sha256Hex(ASN1_STRING_get0_data(sig), static_cast<std::size_t>(ASN1_STRING_length(sig)));
+  }
+  CMS_ContentInfo_free(cms);
+  return out;
+}
+
+std::string Qsealctl(const Qseald& q, const std::string& args, int* exit_code = nullptr) {
+  testing::CommandResult r = testing::RunCommand(q.CliEnv() + std::string(QSEAL_BINARY_DIR) +
+                                                 "/cli/qsealctl " + args + " 2>&1");
+  if (exit_code != nullptr) *exit_code = r.exit_code;
+  return r.output;
+}
+
+std::vector<nlohmann::json> AuditRecords(const Qseald& q, const std::string& args = "") {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(Qsealctl(q, "audit show " + args));
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+std::size_t CountEvent(const std::vector<nlohmann::json>& records, const std::string& event) {
+  std::size_t n = 0;
+  for (const auto& r : records) n += r["event"] == event ? 1 : 0;
+  return n;
+}
+
+void Replace(std::string& text, const std::string& from, const std::string& to) {
+  std::size_t at = text.find(from);
+  ASSERT_NE(at, std::string::npos) << from;
+  text.replace(at, from.size(), to);
+}
+
+class AuditE2eTest : public ::testing::Test {
+ protected:
+  QsealdOptions Options(std::function<void(std::string&)> edit = nullptr) {
+    shim_ = tmp_.Sub("shim.so");
+    std::filesystem::copy_file(QSEAL_P11SHIM_PATH, shim_);
+    QsealdOptions o;
+    o.module = shim_;
+    o.edit_config = [edit](std::string& conf) {
+      Replace(conf, "checkpoint_records = 10000", "checkpoint_records = 16");
+      Replace(conf, "retry_backoff = \"2s\"", "retry_backoff = \"100ms\"");
+      if (edit) edit(conf);
+    };
+    return o;
+  }
+  std::uint64_t Signs() const { return p11shim::ReadCount(shim_ + ".counts", p11shim::kSign); }
+
+  // Submits and returns the id, or "" (with a test failure) when not accepted.
+  static std::string Submit(const Qseald& q, const std::string& body, const std::string& profile,
+                            int wait_s) {
+    auto r = q.Client().Request(
+        "POST", "/v1/documents?profile=" + profile + "&wait=" + std::to_string(wait_s), body);
+    EXPECT_TRUE(r.ok() && (r->status == 200 || r->status == 202)) << (r.ok() ? r->body : "");
+    if (!r.ok()) return "";
+    return nlohmann::json::parse(r->body)["id"].get<std::string>();
+  }
+
+  static std::string Status(const Qseald& q, const std::string& id) {
+    auto r = q.Client().Request("GET", "/v1/documents/" + id);
+    return r.ok() ? nlohmann::json::parse(r->body)["status"].get<std::string>() : "error";
+  }
+
+  // Fetches the seal, checks it with openssl, and returns its bytes.
+  std::string FetchVerified(const Qseald& q, const std::string& id, const std::string& content,
+                            bool detached) {
+    std::string seal = tmp_.Sub(id + ".seal");
+    std::string doc = tmp_.Sub(id + ".doc");
+    testing::WriteFile(doc, content);
+    auto r = q.Client().Download("/v1/documents/" + id + "/seal", seal);
+    EXPECT_TRUE(r.ok() && r->status == 200);
+    std::string out = tmp_.Sub(id + ".out");
+    EXPECT_EQ(testing::OpensslVerify(seal, q.ca_pem(), detached ? doc : "", detached ? "" : out),
+              "");
+    if (!detached) {
+      EXPECT_EQ(testing::ReadFile(out), content);
+    }
+    return testing::ReadFile(seal);
+  }
+
+  TempDir tmp_;
+  std::string shim_;
+};
+
+TEST_F(AuditE2eTest, EverySealHasOneMatchingSealedRecord) {
+  Qseald q(tmp_.Sub("d"), Options());
+  ASSERT_TRUE(q.Start().ok()) << q.Stderr();
+  std::uint64_t self_tests = Signs();  // startup self-test signatures carry no intent
+  std::map<std::string, std::pair<std::string, bool>> docs;  // id -> content, detached
+  for (int i = 0; i < 24; ++i) {
+    std::string content = "invoice " + std::to_string(i) + " " + std::string(i * 37, 'x');
+    bool detached = i % 3 != 0;
+    std::string id = Submit(q, content, detached ? "default" : "invoice-p7m", 30);
+    ASSERT_FALSE(id.empty());
+    docs[id] = {content, detached};
+  }
+  cli::HttpClient wrong(q.api(), "not-the-token");
+  EXPECT_EQ(wrong.Request("POST", "/v1/documents?profile=default", "x")->status, 401);
+  std::map<std::string, std::string> seals;
+  for (const auto& [id, doc] : docs) seals[id] = FetchVerified(q, id, doc.first, doc.second);
+  ASSERT_EQ(q.Stop(), 0) << q.Stderr();
+
+  int rc = -1;
+  std::string verified = Qsealctl(q, "audit verify", &rc);
+  EXPECT_EQ(rc, 0) << verified;
+  EXPECT_NE(verified.find("audit log verified"), std::string::npos) << verified;
+  EXPECT_NE(verified.find("0 record(s) after the last checkpoint"), std::string::npos) << verified;
+
+  std::vector<nlohmann::json> records = AuditRecords(q);
+  for (const auto& [id, doc] : docs) {
+    std::vector<nlohmann::json> sealed = AuditRecords(q, "--event sealed --id " + id);
+    ASSERT_EQ(sealed.size(), 1u) << id;
+    EXPECT_EQ(sealed[0]["document_sha256"], Sha256Hex(doc.first)) << id;
+    EXPECT_EQ(sealed[0]["signature_sha256"], SignatureSha256(seals[id])) << id;
+    EXPECT_EQ(sealed[0]["key"], "seal");
+    EXPECT_EQ(AuditRecords(q, "--event sign_intent --id " + id).size(), 1u) << id;
+  }
+  std::uint64_t signs = Signs() - self_tests;
+  EXPECT_GE(signs, docs.size());
+  EXPECT_LE(signs, CountEvent(records, "sign_intent"));
+  EXPECT_EQ(CountEvent(records, "startup"), 1u);
+  EXPECT_EQ(CountEvent(records, "config_loaded"), 1u);
+  EXPECT_EQ(CountEvent(records, "shutdown"), 1u);
+  EXPECT_GE(CountEvent(records, "auth_denied"), 1u);
+  EXPECT_GE(CountEvent(records, "partition_up"), 2u);
+  EXPECT_GE(CountEvent(records, "checkpoint"), 3u);
+  EXPECT_EQ(records.front()["event"], "segment_start");
+
+  // Tampering with the file qseald wrote is found by the CLI.
+  std::string dir = q.var() + "/audit";
+  std::string seg =
+      dir + "/" + std::filesystem::directory_iterator(dir)->path().filename().string();
+  std::string text = testing::ReadFile(seg);
+  std::size_t at = text.find("\"event\":\"sealed\"");
+  ASSERT_NE(at, std::string::npos);
+  std::size_t sig = text.find("\"signature_sha256\":\"", at) + 20;
+  text[sig] = text[sig] == '0' ? '1' : '0';
+  testing::WriteFile(seg, text);
+  std::string bad = Qsealctl(q, "audit verify", &rc);
+  EXPECT_EQ(rc, 65) << bad;
+  EXPECT_NE(bad.find("hash mismatch"), std::string::npos) << bad;
+}
+
+// Fail closed: the audit directory on a small tmpfs fills up; sealing stops and /readyz says not
+// ready; once space is back qseald is ready again and every accepted document gets sealed.
+TEST_F(AuditE2eTest, FullAuditDiskStopsSealingUntilWritable) {
+  std::string audit_dir = tmp_.Sub("auditfs");
+  std::filesystem::create_directories(audit_dir);
+  if (::mount("tmpfs", audit_dir.c_str(), "tmpfs", 0, "size=256k") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs (needs root)";
+  }
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } unmount{audit_dir};
+  Qseald q(tmp_.Sub("d"), Options([&](std::string& conf) {
+             Replace(conf, "dir = \"${QSEAL_VAR:-var}/audit\"", "dir = \"" + audit_dir + "\"");
+           }));
+  ASSERT_TRUE(q.Start().ok()) << q.Stderr();
+  std::uint64_t self_tests = Signs();
+  std::map<std::string, std::string> docs;
+  std::string first = Submit(q, "before", "default", 30);
+  docs[first] = "before";
+  EXPECT_EQ(Status(q, first), "sealed");
+
+  {
+    std::ofstream filler(audit_dir + "/filler", std::ios::binary);
+    std::string block(4096, 'x');
+    while (filler.write(block.data(), static_cast<std::streamsize>(block.size())) &&
+           filler.flush()) {
+    }
+  }
+  auto ready = [&] { return q.Client().Request("GET", "/readyz")->status == 200; };
+  // The last page of the segment may still take a few records: submit until a write fails.
+  for (int i = 0; i < 200 && ready(); ++i) {
+    std::string content = "during " + std::to_string(i);
+    docs[Submit(q, content, "default", 0)] = content;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_FALSE(ready()) << "the audit disk never filled";
+  auto readyz = q.Client().Request("GET", "/readyz");
+  EXPECT_NE(readyz->body.find("audit"), std::string::npos) << readyz->body;
+
+  // Not ready: documents are still accepted (they wait in the queue) but none is signed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // in-flight signatures settle
+  std::uint64_t signs = Signs();
+  std::vector<std::string> waiting;
+  for (int i = 0; i < 3; ++i) {
+    std::string content = "while full " + std::to_string(i);
+    waiting.push_back(Submit(q, content, "default", 0));
+    docs[waiting.back()] = content;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(Signs(), signs);
+  for (const auto& id : waiting) EXPECT_NE(Status(q, id), "sealed");
+
+  std::filesystem::remove(audit_dir + "/filler");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!ready() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(ready()) << q.Stderr();
+  for (const auto& [id, content] : docs) {
+    while (Status(q, id) != "sealed" && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(Status(q, id), "sealed") << id;
+    FetchVerified(q, id, content, true);
+  }
+  ASSERT_EQ(q.Stop(), 0) << q.Stderr();
+  int rc = -1;
+  std::string verified = Qsealctl(q, "audit verify --dir " + audit_dir, &rc);
+  EXPECT_EQ(rc, 0) << verified;
+  std::vector<nlohmann::json> records = AuditRecords(q, "--dir " + audit_dir);
+  for (const auto& [id, content] : docs) {
+    EXPECT_EQ(AuditRecords(q, "--dir " + audit_dir + " --event sealed --id " + id).size(), 1u)
+        << id;
+  }
+  // No signature without a durable intent, across the failure too.
+  EXPECT_LE(Signs() - self_tests, CountEvent(records, "sign_intent"));
+}
+
+}  // namespace
+}  // namespace qseal
