@@ -81,7 +81,8 @@ std::string Describe(const HttpReply& reply) {
 
 std::string UrlEncode(const std::string& s) {
   std::ostringstream o;
-  for (unsigned char c : s) {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
     if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
       o << c;
     } else {
@@ -95,7 +96,8 @@ std::string UrlEncode(const std::string& s) {
 // Header-safe file name: printable ASCII kept, everything else percent-encoded.
 std::string HeaderSafe(const std::string& s) {
   std::ostringstream o;
-  for (unsigned char c : s) {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
     if (c >= 0x20 && c < 0x7f && c != '%') {
       o << c;
     } else {

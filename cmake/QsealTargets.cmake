@@ -42,10 +42,15 @@ function(qseal_add_executable name)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} qseal::warnings qseal::options)
 endfunction()
 
+include(QsealTsanTests)
+
 # qseal_add_test(NAME SOURCES a_test.cc ... DEPS x y LABELS unit|integration|hsm|e2e [TIMEOUT s])
 # One GoogleTest binary; every TEST becomes one ctest test carrying the labels.
 function(qseal_add_test name)
   cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  if(name IN_LIST QSEAL_TSAN_TESTS)
+    list(APPEND ARG_LABELS tsan)
+  endif()
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
   endif()
@@ -78,4 +83,25 @@ function(qseal_add_bench name)
                         qseal::warnings qseal::options)
   target_compile_definitions(${name} PRIVATE
     QSEAL_SOURCE_DIR="${PROJECT_SOURCE_DIR}" QSEAL_BINARY_DIR="${PROJECT_BINARY_DIR}")
+endfunction()
+
+# qseal_add_fuzzer(NAME SOURCES a_fuzzer.cc ... DEPS x y [MAX_TOTAL_TIME s (QSEAL_FUZZ_SECONDS)])
+# A libFuzzer target (QSEAL_FUZZ=ON only) and a ctest test (labels fuzz, reliability) that runs it
+# on its committed seed corpus tests/fuzz/corpus/NAME for MAX_TOTAL_TIME seconds and fails on a
+# crash, a leak or a sanitizer report. New inputs go to a scratch copy, never into the repository.
+function(qseal_add_fuzzer name)
+  cmake_parse_arguments(ARG "" "MAX_TOTAL_TIME" "SOURCES;DEPS" ${ARGN})
+  if(NOT ARG_MAX_TOTAL_TIME)
+    set(ARG_MAX_TOTAL_TIME ${QSEAL_FUZZ_SECONDS})
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} qseal::warnings qseal::options)
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  math(EXPR timeout "${ARG_MAX_TOTAL_TIME} * 4 + 60")
+  add_test(NAME ${name}
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/fuzz/run-fuzzer $<TARGET_FILE:${name}>
+            ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/${name} ${CMAKE_CURRENT_BINARY_DIR}/${name}.out
+            ${ARG_MAX_TOTAL_TIME})
+  set_tests_properties(${name} PROPERTIES LABELS "fuzz;reliability" TIMEOUT ${timeout})
 endfunction()

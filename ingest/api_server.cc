@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/mutex.h"
 #include "ingest/detail/http_server.h"
+#include "ingest/detail/names.h"
 #include "metrics/metrics.h"
 
 namespace qseal::ingest {
@@ -64,20 +65,6 @@ std::map<std::string, std::string> ParseQuery(std::string_view query) {
     if (amp == std::string_view::npos) break;
     query.remove_prefix(amp + 1);
   }
-  return out;
-}
-
-// Keeps only the last path component, drops control characters, bounds the length: the name is
-// metadata (and later a file name in an outbox), never a path.
-std::string SanitizeName(std::string_view raw) {
-  std::size_t slash = raw.find_last_of("/\\");
-  if (slash != std::string_view::npos) raw.remove_prefix(slash + 1);
-  std::string out;
-  for (char c : raw) {
-    if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) out += c;
-  }
-  if (out == "." || out == "..") out.clear();
-  if (out.size() > 200) out.resize(200);
   return out;
 }
 
@@ -356,10 +343,14 @@ class ApiServer::Impl : public detail::HttpHandler {
   }
 
   const ApiClient* Authenticate(const RequestHeader& req) const {
+    // Authorization is a singleton field: with two, which one counts would depend on who reads.
+    if (req.count(http::field::authorization) != 1) return nullptr;
     auto auth = req[http::field::authorization];
     std::string_view value(auth.data(), auth.size());
+    // The scheme name is case-insensitive (RFC 9110 §11.1); the token is compared exactly.
     constexpr std::string_view kBearer = "Bearer ";
-    if (value.size() <= kBearer.size() || value.substr(0, kBearer.size()) != kBearer)
+    if (value.size() <= kBearer.size() ||
+        !boost::beast::iequals(auth.substr(0, kBearer.size()), "Bearer "))
       return nullptr;
     std::string_view token = value.substr(kBearer.size());
     std::uint8_t hash[SHA256_DIGEST_LENGTH];
@@ -428,7 +419,8 @@ class ApiServer::Impl : public detail::HttpHandler {
     doc.profile = profile;
     doc.source = queue::Source::kApi;
     doc.client = client.name;
-    doc.name = SanitizeName(std::string_view(req["X-Filename"].data(), req["X-Filename"].size()));
+    doc.name = detail::SanitizeClientName(
+        std::string_view(req["X-Filename"].data(), req["X-Filename"].size()));
     auto ctype = req[http::field::content_type];
     doc.media_type = std::string(ctype.data(), std::min<std::size_t>(ctype.size(), 200));
     auto key = req["Idempotency-Key"];

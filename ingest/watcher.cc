@@ -28,10 +28,15 @@
 #include "common/crash_point.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "ingest/detail/names.h"
 #include "metrics/metrics.h"
 
 namespace qseal::ingest {
 namespace {
+
+using detail::IsIgnoredName;
+using detail::IsSafeName;
+using detail::SuffixedName;
 
 constexpr const char* kInbox = "inbox";
 constexpr const char* kProcessing = "processing";
@@ -39,8 +44,6 @@ constexpr const char* kOutbox = "outbox";
 constexpr const char* kFailed = "failed";
 constexpr std::size_t kReadChunk = 256 << 10;
 constexpr std::size_t kMaxClaimBatch = 64;
-// Claimed names are kept this short so that "<name>-<n>.error.json" fits in NAME_MAX (255).
-constexpr std::size_t kMaxNameBytes = 200;
 constexpr std::size_t kEnqueueThreads = 8;
 
 Status ErrnoError(const std::string& what, int err) {
@@ -74,38 +77,6 @@ class Fd {
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-// Dot-files and *.tmp are producers' names for files not finished yet (and ours for temp files).
-bool IsIgnoredName(std::string_view name) {
-  return name.empty() || name[0] == '.' || EndsWith(name, ".tmp");
-}
-
-// A record's name becomes a path component: refuse anything that could leave the folder.
-bool IsSafeName(std::string_view name) {
-  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
-         name.find('\0') == std::string_view::npos && name.size() <= kMaxNameBytes + 12;
-}
-
-// Shortens an over-long name to kMaxNameBytes, keeping a short extension and whole UTF-8
-// characters.
-std::string ShortenedName(const std::string& name) {
-  if (name.size() <= kMaxNameBytes) return name;
-  std::string ext;
-  std::size_t dot = name.rfind('.');
-  if (dot != std::string::npos && dot > 0 && name.size() - dot <= 16) ext = name.substr(dot);
-  std::size_t keep = kMaxNameBytes - ext.size();
-  while (keep > 0 && (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80) --keep;
-  return name.substr(0, keep) + ext;
-}
-
-// "invoice.pdf", 2 -> "invoice-2.pdf"; "README", 1 -> "README-1".
-std::string SuffixedName(const std::string& full_name, int k) {
-  std::string name = ShortenedName(full_name);
-  if (k == 0) return name;
-  std::size_t dot = name.rfind('.');
-  if (dot == std::string::npos || dot == 0) return name + "-" + std::to_string(k);
-  return name.substr(0, dot) + "-" + std::to_string(k) + name.substr(dot);
 }
 
 // True when something (anything, even a dangling symlink) has this name in the folder.

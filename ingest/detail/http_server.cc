@@ -92,6 +92,13 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
       return Close();
     }
     const RequestHeader& header = parser_->get().base();
+    // Only "chunked" is understood, and it must be the final coding (RFC 9112 §6.3): Beast reads
+    // "Transfer-Encoding: gzip, chunked, identity" as a request without a body, which would make
+    // the chunked bytes that follow a second request (a smuggling vector behind a proxy).
+    if (header.count(http::field::transfer_encoding) > 0 && !parser_->chunked()) {
+      return WriteAndClose(
+          MakeProblem(http::status::bad_request, header, "unsupported Transfer-Encoding"));
+    }
     bool has_body =
         parser_->chunked() || (parser_->content_length() && *parser_->content_length() > 0);
     if (parser_->content_length() && *parser_->content_length() > opts().max_body_bytes) {
@@ -146,6 +153,12 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
       if (ec == http::error::body_limit) {
         return WriteAndClose(
             MakeProblem(http::status::payload_too_large, header, "body larger than the limit"));
+      }
+      // A malformed body (a bad chunk header, an overflowing chunk size) is answered; a client
+      // that went away or ran out of time is not.
+      if (ec.category() == beast::http::make_error_code(http::error::bad_chunk).category() &&
+          ec != http::error::partial_message && ec != http::error::end_of_stream) {
+        return WriteAndClose(MakeProblem(http::status::bad_request, header, "malformed body"));
       }
       return Close();
     }

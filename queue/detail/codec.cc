@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstring>
+#include <limits>
 
 namespace qseal::queue::detail {
 namespace {
@@ -67,6 +68,13 @@ class Reader {
   std::size_t pos_ = 0;
   bool failed_ = false;
 };
+
+// A time_point holds nanoseconds: microseconds beyond +-2^63/1000 cannot have been encoded from
+// one, and FromMicros would overflow on them.
+bool MicrosFitATimePoint(std::int64_t us) {
+  constexpr std::int64_t kMaxMicros = std::numeric_limits<std::int64_t>::max() / 1000;
+  return us <= kMaxMicros && us >= -kMaxMicros;
+}
 
 void AppendCrc(std::string* out) { PutU32(out, Crc32c(AsBytes(*out))); }
 
@@ -152,11 +160,15 @@ Result<StoredRecord> DecodeRecord(const DocumentId& id, std::string_view value) 
   auto payload = in.Uint(1);
   r.attempts = static_cast<std::uint32_t>(in.Uint(4));
   r.size = in.Uint(8);
-  r.created_at = FromMicros(static_cast<std::int64_t>(in.Uint(8)));
-  r.updated_at = FromMicros(static_cast<std::int64_t>(in.Uint(8)));
-  r.sealed_at = FromMicros(static_cast<std::int64_t>(in.Uint(8)));
-  r.lease_deadline = FromMicros(static_cast<std::int64_t>(in.Uint(8)));
-  r.not_before = FromMicros(static_cast<std::int64_t>(in.Uint(8)));
+  bool time_out_of_range = false;
+  for (auto* t : {&r.created_at, &r.updated_at, &r.sealed_at, &r.lease_deadline, &r.not_before}) {
+    auto us = static_cast<std::int64_t>(in.Uint(8));
+    if (!MicrosFitATimePoint(us)) {
+      time_out_of_range = true;
+      us = 0;
+    }
+    *t = FromMicros(us);
+  }
   for (std::string* s :
        {&r.profile, &r.client, &r.name, &r.media_type, &r.sha256_hex, &r.error_code,
         &r.error_message, &r.source_ref, &r.idempotency_key, &r.seal_media_type}) {
@@ -164,6 +176,7 @@ Result<StoredRecord> DecodeRecord(const DocumentId& id, std::string_view value) 
   }
   if (in.failed()) return bad("truncated");
   if (!in.done()) return bad("trailing bytes");
+  if (time_out_of_range) return bad("a time is out of range");
   if (state < 1 || state > 4) return bad("state " + std::to_string(state) + " out of range");
   if (source < 1 || source > 2) return bad("source " + std::to_string(source) + " out of range");
   if (payload > 2) return bad("payload kind " + std::to_string(payload) + " out of range");
@@ -226,7 +239,9 @@ bool DecodeExpiryKey(std::string_view key, std::chrono::system_clock::time_point
                      DocumentId* id) {
   if (key.size() != 8 + DocumentId::kSize) return false;
   Reader in(key.substr(0, 8));
-  *at = FromMicros(static_cast<std::int64_t>(in.Uint(8)));
+  auto us = static_cast<std::int64_t>(in.Uint(8));
+  if (us < 0 || !MicrosFitATimePoint(us)) return false;  // ExpiryKey never writes those
+  *at = FromMicros(us);
   *id = DocumentId::FromBytes(AsBytes(key.substr(8)));
   return true;
 }

@@ -103,6 +103,29 @@ TEST(CodecTest, UnknownVersionIsDataLossEvenWithAValidChecksum) {
   EXPECT_NE(out.status().message().find("version 9"), std::string::npos);
 }
 
+// Regression (fuzzing, queue_codec_fuzzer): a value with a valid checksum but a time beyond what a
+// time_point holds overflowed (undefined behaviour) while decoding instead of being kDataLoss.
+TEST(CodecTest, FuzzTimeOutOfRangeIsDataLoss) {
+  StoredRecord in = Sample();
+  std::string encoded = EncodeRecord(in);
+  std::string body = encoded.substr(0, encoded.size() - 4);
+  // created_at: after version (1), id (16), state, source, payload (3), attempts (4), size (8).
+  const std::size_t created_at = 1 + 16 + 3 + 4 + 8;
+  for (std::size_t i = 0; i < 8; ++i) body[created_at + i] = i == 0 ? '\x74' : '\x00';
+  std::uint32_t crc = Crc32c(AsBytes(body));
+  for (int i = 3; i >= 0; --i) body.push_back(static_cast<char>((crc >> (8 * i)) & 0xFF));
+  auto out = DecodeRecord(in.record.id, body);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(out.status().message().find("time is out of range"), std::string::npos);
+
+  std::string key = ExpiryKey(FromMicros(0), in.record.id);
+  key[0] = '\x74';
+  std::chrono::system_clock::time_point at;
+  DocumentId id;
+  EXPECT_FALSE(DecodeExpiryKey(key, &at, &id));
+}
+
 TEST(CodecTest, RecordUnderAnotherIdIsDataLoss) {
   StoredRecord in = Sample();
   auto out = DecodeRecord(TestId(8), EncodeRecord(in));
