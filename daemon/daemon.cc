@@ -70,6 +70,8 @@ class Daemon::Impl {
 
   // Order matters: doors first (nothing new comes in), then the pipeline drains, then the HSM
   // and finally the queue, which every other part writes to.
+  Status Fatal() const { return queue_ ? queue_->Health() : Status::Ok(); }
+
   Status Stop() {
     if (stopped_) return Status::Ok();
     stopped_ = true;
@@ -392,5 +394,6 @@ Daemon::Daemon(Config config) : impl_(std::make_unique<Impl>(std::move(config)))
 Daemon::~Daemon() = default;
 Status Daemon::Start() { return impl_->Start(); }
 Status Daemon::Stop() { return impl_->Stop(); }
+Status Daemon::Fatal() const { return impl_->Fatal(); }
 
 }  // namespace qseal::daemon

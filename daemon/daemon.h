@@ -26,6 +26,10 @@ class Daemon {
   // Stops intake, drains in-flight work within engine.drain_timeout, closes everything.
   Status Stop();
 
+  // Non-OK once the daemon can no longer keep its promises and must exit: the queue refused a
+  // write (an fsync failed; never retried, DESIGN.md §6). Thread-safe.
+  Status Fatal() const;
+
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;

@@ -71,8 +71,22 @@ int main(int argc, char** argv) {
     return started.code() == qseal::StatusCode::kInvalidArgument ? qseal::kExitConfig
                                                                  : qseal::ExitCodeFor(started);
   }
+  // Wait for a stop signal; once a second, look whether the queue has refused a write (a failed
+  // fsync): then nothing more may be acknowledged, so stop and exit non-zero (DESIGN.md §6).
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  qseal::Status fatal = qseal::Status::Ok();
+  const timespec poll{1, 0};
+  while (sig == 0) {
+    int got = sigtimedwait(&stop_signals, nullptr, &poll);
+    if (got > 0) sig = got;
+    fatal = daemon.Fatal();
+    if (sig == 0 && !fatal.ok()) break;
+  }
+  if (sig == 0) {
+    qseal::LogError("stopping: the queue refused a write", {{"error", fatal.ToString()}});
+    daemon.Stop().IgnoreError();
+    return qseal::kExitIoErr;
+  }
   qseal::LogInfo("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   qseal::Status stopped = daemon.Stop();
   if (!stopped.ok()) {

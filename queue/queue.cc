@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -716,6 +717,17 @@ Status Queue::Impl::Admit() const {
     return ResourceExhaustedError(
         "queue saturated: pending documents reached the high watermark; "
         "retry once it drains below the low watermark");
+  }
+  if (options_.min_free_bytes > 0) {
+    struct statvfs vfs;
+    if (::statvfs(options_.path.c_str(), &vfs) == 0) {
+      std::uint64_t free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+      if (free_bytes < options_.min_free_bytes) {
+        return ResourceExhaustedError("queue disk almost full: " + std::to_string(free_bytes) +
+                                      " bytes free, below the reserve of " +
+                                      std::to_string(options_.min_free_bytes));
+      }
+    }
   }
   return Status::Ok();
 }

@@ -145,6 +145,11 @@ struct QueueOptions {
   std::uint64_t low_watermark_count = 150000;
   std::uint64_t high_watermark_bytes = 8ull << 30;
   std::uint64_t low_watermark_bytes = 6ull << 30;
+  // Admit() and Enqueue/Begin return kResourceExhausted while the filesystem holding `path` has
+  // less than this free (statvfs, checked on each call), so a filling disk turns into 503 and a
+  // paused watcher before RocksDB ever meets ENOSPC (which makes the queue read-only for good);
+  // admission resumes by itself once space returns. 0 disables the check. Default: 64 MiB.
+  std::uint64_t min_free_bytes = 64ull << 20;
   // A retryable failure requeues the document after initial_backoff * 2^(attempts-1), capped at
   // max_backoff, until it has been leased max_attempts times; then it fails with the last error.
   // Default: 5, 1 s, 5 min.

@@ -49,6 +49,8 @@ struct Submission {
   std::string id;        // API: the id qseald answered with; watch: the file name in inbox/
   std::string name;      // X-Filename (API) or the inbox name (watch)
   std::string original;  // path of the ledger's own copy of the submitted bytes (Ledger::Keep)
+  // When the submission started (API: before the request was sent). Default: epoch.
+  std::chrono::steady_clock::time_point sent{};
 };
 
 // What the load generator was told. Thread-safe.

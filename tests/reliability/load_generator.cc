@@ -104,6 +104,7 @@ void LoadGenerator::ApiLoop(int /*thread*/) {
     std::string original = ledger_.Keep(bytes);
     cli::HttpClient client(api, options_.token, options_.timeout);
     api_sent_++;
+    auto sent = std::chrono::steady_clock::now();
     auto r = client.Request("POST", "/v1/documents?profile=" + options_.profile, bytes,
                             {{"X-Filename", name}});
     if (!r.ok()) {
@@ -114,7 +115,7 @@ void LoadGenerator::ApiLoop(int /*thread*/) {
       auto j = nlohmann::json::parse(r->body, nullptr, false);
       std::string id = j.is_object() ? j.value("id", "") : "";
       if (!id.empty()) {
-        ledger_.Accepted({Via::kApi, id, name, original});
+        ledger_.Accepted({Via::kApi, id, name, original, sent});
         continue;
       }
     }
@@ -135,6 +136,7 @@ void LoadGenerator::WatchLoop() {
     std::string original = ledger_.Keep(bytes);
     std::string tmp = options_.watch_root + "/inbox/." + name + ".tmp";
     watch_sent_++;
+    auto sent = std::chrono::steady_clock::now();
     // O_CLOEXEC: a qseald forked meanwhile must not inherit a writer on an inbox file (the
     // watcher leaves files open for writing alone until they are closed).
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -145,7 +147,7 @@ void LoadGenerator::WatchLoop() {
     }
     if (ok) ok = std::rename(tmp.c_str(), (options_.watch_root + "/inbox/" + name).c_str()) == 0;
     if (ok) {
-      ledger_.Accepted({Via::kWatch, name, name, original});
+      ledger_.Accepted({Via::kWatch, name, name, original, sent});
     } else {
       std::remove(tmp.c_str());
       ledger_.Rejected(Via::kWatch, name, 0);

@@ -51,8 +51,11 @@ inline std::string LogDigest(const std::string& dir) {
 // (exit 0 expected) and checks the queue's counts.
 inline void ExpectRunKeptPromises(testing::Qseald& qseald, const Ledger& ledger, RunWindow& window,
                                   const CheckOptions& options = {},
-                                  std::chrono::seconds settle = std::chrono::seconds(180)) {
-  RunOutputs out{qseald.api(), qseald.token(), {qseald.watch_root()}};
+                                  std::chrono::seconds settle = std::chrono::seconds(180),
+                                  const std::string& watch_root = "",
+                                  const std::string& queue_path = "") {
+  RunOutputs out{
+      qseald.api(), qseald.token(), {watch_root.empty() ? qseald.watch_root() : watch_root}};
   Status settled = WaitUntilSettled(ledger, out, settle);
   EXPECT_TRUE(settled.ok()) << settled << "\nledger: " << ledger.Summary() << "\n"
                             << LogDigest(qseald.var() + "/..");
@@ -61,7 +64,8 @@ inline void ExpectRunKeptPromises(testing::Qseald& qseald, const Ledger& ledger,
   EXPECT_TRUE(report.ok()) << report.ToString() << "\nledger: " << ledger.Summary();
   EXPECT_GT(report.seals_verified, 0u);
   EXPECT_EQ(qseald.Stop(), 0) << qseald.Stderr().substr(0, 4000);
-  CheckReport counts = CheckQueue(ledger, qseald.var() + "/queue");
+  CheckReport counts =
+      CheckQueue(ledger, queue_path.empty() ? qseald.var() + "/queue" : queue_path);
   EXPECT_TRUE(counts.ok()) << counts.ToString();
 }
 
