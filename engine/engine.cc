@@ -175,21 +175,35 @@ class Engine::Impl {
           bytes_in_flight_ += r.size;
         }
       }
-      Jobs chunk;
-      std::uint64_t chunk_bytes = 0;
+      Jobs jobs;
+      jobs.reserve(leased->size());
       for (auto& r : *leased) {
-        chunk_bytes += r.size;
         auto job = std::make_shared<Job>();
         job->record = std::move(r);
-        chunk.push_back(std::move(job));
-        if (chunk.size() >= kPrepareChunkDocs || chunk_bytes >= kPrepareChunkBytes) {
-          Spawn([this, c = std::move(chunk)] { PrepareChunk(c); });
-          chunk = Jobs();
-          chunk_bytes = 0;
-        }
+        jobs.push_back(std::move(job));
       }
-      if (!chunk.empty()) Spawn([this, c = std::move(chunk)] { PrepareChunk(c); });
+      if (options_.audit != nullptr) {
+        AuditIntents(std::move(jobs));  // spawns the chunks once the intents are durable
+        continue;
+      }
+      SpawnChunks(jobs);
     }
+  }
+
+  // One arena task per chunk of a lease batch (kPrepareChunkDocs documents or kPrepareChunkBytes).
+  void SpawnChunks(const Jobs& jobs) {
+    Jobs chunk;
+    std::uint64_t chunk_bytes = 0;
+    for (const JobPtr& job : jobs) {
+      chunk_bytes += job->record.size;
+      chunk.push_back(job);
+      if (chunk.size() >= kPrepareChunkDocs || chunk_bytes >= kPrepareChunkBytes) {
+        Spawn([this, c = std::move(chunk)] { PrepareChunk(c); });
+        chunk = Jobs();
+        chunk_bytes = 0;
+      }
+    }
+    if (!chunk.empty()) Spawn([this, c = std::move(chunk)] { PrepareChunk(c); });
   }
 
   // Runs `f` on the arena without waiting for it; counted so the destructor can wait.
@@ -212,9 +226,7 @@ class Engine::Impl {
       (Prepare(job) ? prepared : finished).push_back(job);
     }
     ToCommitter(finished);
-    if (prepared.empty()) return;
-    if (options_.audit == nullptr) return SubmitToSigner(prepared);
-    AuditIntents(std::move(prepared));
+    SubmitToSigner(prepared);
   }
 
   // Read + hash + to-be-signed, then hand the digest to the signer (never waits for it).
@@ -278,18 +290,34 @@ class Engine::Impl {
 
   bool AuditWritable() const { return options_.audit == nullptr || options_.audit->Health().ok(); }
 
-  // The sign_intent records of a prepared chunk go into the log's next group commit; the digests
-  // reach the signer only once the records are durable (the callback runs on the audit writer
-  // thread; TrySubmit does not block). No record, no signature: a failed write requeues the
-  // documents.
+  // One sign_intent per leased document, written as one group for the lease batch; the
+  // documents go to the arena (hash, to-be-signed, signer) only once the group is durable, so
+  // every digest reaches C_Sign after its intent. The callback runs on the audit writer thread
+  // and only spawns. No record, no signature: a failed write requeues the documents.
   void AuditIntents(Jobs jobs) {
     std::vector<audit::Entry> entries;
     entries.reserve(jobs.size());
-    for (const JobPtr& job : jobs) entries.push_back(AuditEntry(audit::Event::kSignIntent, *job));
-    options_.audit->AppendAsync(std::move(entries), [this, jobs](Status written) {
-      if (written.ok()) return SubmitToSigner(jobs);
-      for (const JobPtr& job : jobs) Fail(job, written.WithContext("audit"), true);
-      ToCommitter(jobs);
+    for (const auto& job : jobs) {
+      audit::Entry e = AuditEntry(audit::Event::kSignIntent, *job);
+      if (const ProfileState* p = FindProfile(job->record.profile)) e.key = p->profile.key;
+      entries.push_back(std::move(e));
+    }
+    {
+      // Counted like an arena task, so the destructor waits for the callback to have run.
+      MutexLock lock(tasks_mu_);
+      tasks_outstanding_++;
+    }
+    options_.audit->AppendAsync(std::move(entries), [this, jobs = std::move(jobs)](Status written) {
+      if (written.ok()) {
+        SpawnChunks(jobs);
+      } else {
+        Spawn([this, jobs, written] {
+          for (const JobPtr& job : jobs) Fail(job, written.WithContext("audit"), true);
+          ToCommitter(jobs);
+        });
+      }
+      MutexLock lock(tasks_mu_);
+      if (--tasks_outstanding_ == 0) tasks_cv_.SignalAll();
     });
   }
 

@@ -208,6 +208,8 @@ TEST_F(AuditE2eTest, FullAuditDiskStopsSealingUntilWritable) {
   } unmount{audit_dir};
   Qseald q(tmp_.Sub("d"), Options([&](std::string& conf) {
              Replace(conf, "dir = \"${QSEAL_VAR:-var}/audit\"", "dir = \"" + audit_dir + "\"");
+             // A full disk must show within a few records, not a MiB later.
+             Replace(conf, "preallocate_bytes = \"1MiB\"", "preallocate_bytes = \"4KiB\"");
            }));
   ASSERT_TRUE(q.Start().ok()) << q.Stderr();
   std::uint64_t self_tests = Signs();
