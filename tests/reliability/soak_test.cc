@@ -86,7 +86,10 @@ TEST(ReliabilitySoakTest, HalfRateWithFaultsKeepsMemoryFdsAndSessionsFlat) {
   Qseald qseald(tmp.Sub("d"), o);
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+  {
+    Status started = qseald.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
+  }
   std::string started = qseald.process().WaitForLine("\"qseald started\"", std::chrono::seconds(1));
   const std::string metrics = nlohmann::json::parse(started)["metrics"];
 
