@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -87,14 +88,15 @@ Status SyncDir(const std::string& dir) {
   return Status::Ok();
 }
 
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
+Status WriteAt(int fd, std::string_view data, std::uint64_t offset, const std::string& path) {
   while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
+    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
       return UnavailableError(Errno("write " + path));
     }
     data.remove_prefix(static_cast<std::size_t>(n));
+    offset += static_cast<std::uint64_t>(n);
   }
   return Status::Ok();
 }
@@ -159,10 +161,12 @@ class AuditLog::Impl {
       cv_.SignalAll();
     }
     if (writer_.joinable()) writer_.join();
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
+    CloseSegment();
+    AuditStats st = Stats();
+    LogInfo("audit log closed", {{"records", static_cast<std::int64_t>(st.records)},
+                                 {"syncs", static_cast<std::int64_t>(st.syncs)},
+                                 {"checkpoints", static_cast<std::int64_t>(st.checkpoints)},
+                                 {"last_seq", static_cast<std::int64_t>(st.last_seq)}});
     return Health();
   }
 
@@ -260,7 +264,8 @@ class AuditLog::Impl {
       head = Head{head.seq + 1, last_line_hash_};
     }
     if (out.empty()) return Status::Ok();
-    Status s = WriteAll(fd_, out, segment_path_);
+    Status s = Reserve(fd_, segment_bytes_ + out.size(), segment_path_);
+    if (s.ok()) s = WriteAt(fd_, out, segment_bytes_, segment_path_);
     if (s.ok() && ::fdatasync(fd_) != 0) s = UnavailableError(Errno("fdatasync " + segment_path_));
     if (!s.ok()) return Fail(s, count);
     segment_bytes_ += out.size();
@@ -332,27 +337,55 @@ class AuditLog::Impl {
     return true;
   }
 
+  // Appends overwrite zeros written ahead (preallocate_bytes at a time), so most fdatasync calls
+  // flush data only: no file size change, no file-system journal commit, which would also delay
+  // the queue's own syncs on the same file system. Readers ignore a zero-filled tail.
+  Status Reserve(int fd, std::uint64_t end, const std::string& path) {
+    if (end <= allocated_ || options_.preallocate_bytes == 0) return Status::Ok();
+    std::uint64_t chunk = options_.preallocate_bytes;
+    std::uint64_t target = (end + chunk - 1) / chunk * chunk;
+    static const std::string kZeros(64 << 10, '\0');
+    for (std::uint64_t at = allocated_; at < target;) {
+      std::uint64_t n = std::min<std::uint64_t>(kZeros.size(), target - at);
+      QSEAL_RETURN_IF_ERROR(WriteAt(fd, std::string_view(kZeros).substr(0, n), at, path));
+      at += n;
+    }
+    allocated_ = target;
+    return Status::Ok();
+  }
+
+  // A segment that is done is cut to its records (best effort: a zero tail left by a crash is
+  // harmless) and closed.
+  void CloseSegment() {
+    if (fd_ < 0) return;
+    if (allocated_ > segment_bytes_ &&
+        (::ftruncate(fd_, static_cast<off_t>(segment_bytes_)) != 0 || ::fdatasync(fd_) != 0)) {
+      LogWarn("audit segment not trimmed", {{"segment", segment_path_}});
+    }
+    ::close(fd_);
+    fd_ = -1;
+  }
+
   // Closes the current segment (already synced) and starts the next one with a header naming the
   // last durable record; durable itself (file synced, directory synced) before it returns.
   Status StartSegment() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
+    CloseSegment();
     std::uint64_t seq = durable_.seq + 1;
     std::string path = options_.dir + "/" + detail::SegmentName(seq);
     // A file of that name can only be a segment whose header never became durable (its creation
     // failed): it holds no record, so it may go.
     std::error_code ec;
     if (std::filesystem::exists(path, ec) && !ReadHead(path)) std::filesystem::remove(path, ec);
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) return UnavailableError(Errno("create " + path));
     std::string time = FormatUtc(clock_.Now());
     LineBuilder b(seq, time, EventName(Event::kSegmentStart));
     b.Num("prev_seq", durable_.seq);
     b.Str("key_id", key_.key_id());
     std::string line = b.Finish(durable_.hash);
-    Status s = WriteAll(fd, line, path);
+    allocated_ = 0;
+    Status s = Reserve(fd, line.size(), path);
+    if (s.ok()) s = WriteAt(fd, line, 0, path);
     if (s.ok() && ::fdatasync(fd) != 0) s = UnavailableError(Errno("fdatasync " + path));
     if (s.ok()) s = SyncDir(options_.dir);
     if (!s.ok()) {
@@ -382,7 +415,8 @@ class AuditLog::Impl {
   // Writer thread only (and Start/Close, which run when it does not).
   int fd_ = -1;
   std::string segment_path_;
-  std::uint64_t segment_bytes_ = 0;
+  std::uint64_t segment_bytes_ = 0;  // bytes of records in the current segment
+  std::uint64_t allocated_ = 0;      // its size on disk (records + zeros written ahead)
   std::chrono::steady_clock::time_point segment_started_;
   Head head_;     // the last record written into the current group
   Head durable_;  // the last record known synced
@@ -405,6 +439,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options, Clock& cl
   if (options.checkpoint_key_file.empty())
     return InvalidArgumentError("audit: checkpoint_key_file is required");
   if (options.checkpoint_records == 0) options.checkpoint_records = 1;
+  options.preallocate_bytes = std::min(options.preallocate_bytes, options.segment_bytes);
   std::error_code ec;
   std::filesystem::create_directories(options.dir, ec);
   if (ec) return UnavailableError("audit: cannot create " + options.dir + ": " + ec.message());

@@ -414,6 +414,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Str("dir", &c.audit.dir);
     r.Size("segment_bytes", &c.audit.segment_bytes);
     r.Dur("segment_age", &c.audit.segment_age);
+    r.Size("preallocate_bytes", &c.audit.preallocate_bytes);
     r.Integer("checkpoint_records", &c.audit.checkpoint_records, 1, INT64_MAX);
     r.Dur("checkpoint_interval", &c.audit.checkpoint_interval);
     r.Str("checkpoint_key", &c.audit.checkpoint_key);

@@ -68,6 +68,7 @@ struct AuditConfig {
   std::string dir = "var/audit";  // Segment directory.
   std::uint64_t segment_bytes = 64ull << 20;
   std::chrono::milliseconds segment_age{24LL * 3600 * 1000};
+  std::uint64_t preallocate_bytes = 1 << 20;  // Zeros written ahead of the records (0: none).
   std::uint64_t checkpoint_records = 10'000;
   std::chrono::milliseconds checkpoint_interval{60'000};
   // "file:/path" of an ECDSA P-256 PEM key (PKCS#11 keys are not supported yet).

@@ -141,6 +141,7 @@ class Daemon::Impl {
     o.dir = a.dir;
     o.segment_bytes = a.segment_bytes;
     o.segment_age = a.segment_age;
+    o.preallocate_bytes = a.preallocate_bytes;
     o.checkpoint_records = a.checkpoint_records;
     o.checkpoint_interval = a.checkpoint_interval;
     o.checkpoint_key_file = a.checkpoint_key.substr(5);  // "file:" checked by the config

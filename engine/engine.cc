@@ -164,11 +164,18 @@ class Engine::Impl {
           bytes_in_flight_ += r.size;
         }
       }
+      std::vector<std::shared_ptr<Job>> jobs;
+      jobs.reserve(leased->size());
       for (auto& r : *leased) {
         auto job = std::make_shared<Job>();
         job->record = std::move(r);
-        Spawn([this, job] { Prepare(job); });
+        jobs.push_back(std::move(job));
       }
+      if (options_.audit != nullptr) {
+        AuditIntents(std::move(jobs));  // spawns Prepare once the intents are durable
+        continue;
+      }
+      for (const auto& job : jobs) Spawn([this, job] { Prepare(job); });
     }
   }
 
@@ -208,8 +215,7 @@ class Engine::Impl {
     request.scheme = job->profile->profile.scheme;
     request.digest = job->profile->profile.digest;
     request.digest_value = job->tbs.digest;
-    if (options_.audit == nullptr) return SubmitToSigner(job, std::move(request));
-    AuditIntent(job, std::move(request));
+    SubmitToSigner(job, std::move(request));
   }
 
   void SubmitToSigner(const std::shared_ptr<Job>& job, hsm::SignRequest request) {
@@ -237,16 +243,34 @@ class Engine::Impl {
 
   bool AuditWritable() const { return options_.audit == nullptr || options_.audit->Health().ok(); }
 
-  // The sign_intent goes into the log's next group commit; the digest reaches the signer only
-  // once the record is durable (the callback runs on the audit writer thread; TrySubmit does
-  // not block). No record, no signature: a failed write requeues the document.
-  void AuditIntent(const std::shared_ptr<Job>& job, hsm::SignRequest request) {
-    auto req = std::make_shared<hsm::SignRequest>(std::move(request));
-    options_.audit->AppendAsync(
-        {AuditEntry(audit::Event::kSignIntent, *job)}, [this, job, req](Status written) {
-          if (written.ok()) return SubmitToSigner(job, std::move(*req));
+  // One sign_intent per leased document, written as one group for the lease batch; the
+  // documents go to the arena (hash, to-be-signed, signer) only once the group is durable, so
+  // every digest reaches C_Sign after its intent. The callback runs on the audit writer thread
+  // and only spawns. No record, no signature: a failed write requeues the documents.
+  void AuditIntents(std::vector<std::shared_ptr<Job>> jobs) {
+    std::vector<audit::Entry> entries;
+    entries.reserve(jobs.size());
+    for (const auto& job : jobs) {
+      audit::Entry e = AuditEntry(audit::Event::kSignIntent, *job);
+      if (const ProfileState* p = FindProfile(job->record.profile)) e.key = p->profile.key;
+      entries.push_back(std::move(e));
+    }
+    {
+      // Counted like an arena task, so the destructor waits for the callback to have run.
+      MutexLock lock(tasks_mu_);
+      tasks_outstanding_++;
+    }
+    options_.audit->AppendAsync(std::move(entries), [this, jobs = std::move(jobs)](Status written) {
+      for (const auto& job : jobs) {
+        if (written.ok()) {
+          Spawn([this, job] { Prepare(job); });
+        } else {
           Spawn([this, job, written] { Finish(job, written.WithContext("audit"), true); });
-        });
+        }
+      }
+      MutexLock lock(tasks_mu_);
+      if (--tasks_outstanding_ == 0) tasks_cv_.SignalAll();
+    });
   }
 
   // The sealed/failed records of a commit batch, durable before the queue commit. When they

@@ -128,6 +128,36 @@ TEST(ConfigTest, SyntaxErrorNamesTheLine) {
   EXPECT_EQ(errors[0].rfind("s.toml:1:", 0), 0u) << errors[0];
 }
 
+TEST(ConfigTest, AuditSectionParsesAndRefusesAnHsmCheckpointKey) {
+  Result<Config> defaults = ParseConfig(kMinimal, "t.toml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults->audit.enabled);
+  EXPECT_EQ(defaults->audit.dir, "var/audit");
+  EXPECT_EQ(defaults->audit.checkpoint_key, "file:var/pki/audit-checkpoint.pem");
+  std::string text = std::string(kMinimal) +
+                     "[audit]\nenabled = false\ndir = \"/a\"\nsegment_bytes = \"1MiB\"\n"
+                     "segment_age = \"1h\"\ncheckpoint_records = 7\ncheckpoint_interval = \"5s\"\n"
+                     "checkpoint_key = \"file:/k.pem\"\ncreate_checkpoint_key = false\n";
+  Result<Config> c = ParseConfig(text, "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->audit.enabled);
+  EXPECT_EQ(c->audit.dir, "/a");
+  EXPECT_EQ(c->audit.segment_bytes, 1u << 20);
+  EXPECT_EQ(c->audit.segment_age, std::chrono::hours(1));
+  EXPECT_EQ(c->audit.checkpoint_records, 7u);
+  EXPECT_EQ(c->audit.checkpoint_interval, std::chrono::seconds(5));
+  EXPECT_EQ(c->audit.checkpoint_key, "file:/k.pem");
+  EXPECT_FALSE(c->audit.create_checkpoint_key);
+  std::vector<std::string> errors;
+  EXPECT_FALSE(ParseConfig(std::string(kMinimal) +
+                               "[audit]\ncheckpoint_key = \"pkcs11:object=audit\"\nbogus = 1\n",
+                           "t.toml", &errors)
+                   .ok());
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_NE(errors[0].find("audit.bogus"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[1].find("audit.checkpoint_key"), std::string::npos) << errors[1];
+}
+
 TEST(ConfigTest, SplitHostPort) {
   std::string host;
   std::uint16_t port = 0;

@@ -194,6 +194,41 @@ TEST_F(AuditE2eTest, EverySealHasOneMatchingSealedRecord) {
   EXPECT_NE(bad.find("hash mismatch"), std::string::npos) << bad;
 }
 
+// The signer's partition state changes reach the trail: both partitions down (the shim answers
+// CKR_DEVICE_ERROR), then up again.
+TEST_F(AuditE2eTest, PartitionDownAndUpAreRecorded) {
+  Qseald q(tmp_.Sub("d"), Options([](std::string& conf) {
+             Replace(conf, "reinit_interval = \"30s\"", "reinit_interval = \"200ms\"");
+           }));
+  ASSERT_TRUE(q.Start().ok()) << q.Stderr();
+  auto count = [&](const std::string& event) { return AuditRecords(q, "--event " + event).size(); };
+  auto wait_for = [&](const std::string& event, std::size_t n) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (count(event) < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return count(event);
+  };
+  std::size_t up = wait_for("partition_up", 2);
+  EXPECT_EQ(up, 2u);
+  EXPECT_EQ(count("partition_down"), 0u);
+  p11shim::WriteConfig(shim_ + ".conf", "down=1\n");
+  std::string id = Submit(q, "while down", "default", 0);
+  EXPECT_GE(wait_for("partition_down", 1), 1u);
+  p11shim::WriteConfig(shim_ + ".conf", "down=0\n");
+  EXPECT_GE(wait_for("partition_up", up + 1), up + 1);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (Status(q, id) != "sealed" && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(Status(q, id), "sealed");
+  FetchVerified(q, id, "while down", true);
+  ASSERT_EQ(q.Stop(), 0) << q.Stderr();
+  int rc = -1;
+  std::string verified = Qsealctl(q, "audit verify", &rc);
+  EXPECT_EQ(rc, 0) << verified;
+}
+
 // Fail closed: the audit directory on a small tmpfs fills up; sealing stops and /readyz says not
 // ready; once space is back qseald is ready again and every accepted document gets sealed.
 TEST_F(AuditE2eTest, FullAuditDiskStopsSealingUntilWritable) {
@@ -208,6 +243,8 @@ TEST_F(AuditE2eTest, FullAuditDiskStopsSealingUntilWritable) {
   } unmount{audit_dir};
   Qseald q(tmp_.Sub("d"), Options([&](std::string& conf) {
              Replace(conf, "dir = \"${QSEAL_VAR:-var}/audit\"", "dir = \"" + audit_dir + "\"");
+             // A full disk must show within a few records, not a MiB later.
+             Replace(conf, "preallocate_bytes = \"1MiB\"", "preallocate_bytes = \"4KiB\"");
            }));
   ASSERT_TRUE(q.Start().ok()) << q.Stderr();
   std::uint64_t self_tests = Signs();
