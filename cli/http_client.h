@@ -1,4 +1,7 @@
-// A small blocking HTTP/1.1 client for qsealctl (one request per connection, loopback or LAN).
+// A small blocking HTTP/1.1 client for qsealctl (loopback or LAN). The connection is kept open
+// between requests (HTTP/1.1 keep-alive) and reused while the server keeps it: a connection idle
+// for more than a few seconds, closed by the server, or left mid-reply by an error is replaced by a
+// new one before the next request, so a request is never sent twice.
 //
 // Uploads and downloads of documents and seals are streamed between the socket and a file, so
 // memory stays bounded whatever the document size. Every exchange has one overall deadline (the
@@ -15,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "common/status.h"
@@ -43,6 +47,9 @@ class HttpClient {
   // bearer token ("" for none).
   HttpClient(std::string server, std::string token,
              std::chrono::milliseconds timeout = std::chrono::milliseconds(120'000));
+  ~HttpClient();
+  HttpClient(HttpClient&&) noexcept;
+  HttpClient& operator=(HttpClient&&) noexcept;
 
   // Sends `body` from memory; the reply body is read into memory (replies are small JSON).
   Result<HttpReply> Request(const std::string& method, const std::string& target,
@@ -66,6 +73,8 @@ class HttpClient {
   std::string port_;
   std::string token_;
   std::chrono::milliseconds timeout_;
+  struct Connection;  // the kept-alive connection, if any
+  std::unique_ptr<Connection> conn_;
 };
 
 }  // namespace qseal::cli

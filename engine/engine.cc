@@ -41,12 +41,23 @@ struct Job {
   queue::Record record;
   const ProfileState* profile = nullptr;
   cades::ToBeSigned tbs;
+  Result<Bytes> signature = Bytes();
   Bytes seal;
   Status error;
   bool retryable = false;
   std::chrono::steady_clock::time_point sign_submitted;
   std::string signature_sha256;  // hex, for the audit trail
+  hsm::SignRequest request;      // between Prepare and the submission to the signer
 };
+using JobPtr = std::shared_ptr<Job>;
+using Jobs = std::vector<JobPtr>;
+
+// Hand-offs between stages carry batches, not single documents: one arena task prepares a chunk
+// of a lease, one drains whatever the signer has returned, the committer takes everything
+// finished. Per-document wake-ups cost more CPU than a small document's crypto (bench/RESULTS.md).
+constexpr std::size_t kPrepareChunkDocs = 16;
+constexpr std::uint64_t kPrepareChunkBytes = 1 << 20;  // big documents hash in parallel
+constexpr std::size_t kAssembleChunkDocs = 64;
 
 }  // namespace
 
@@ -164,7 +175,7 @@ class Engine::Impl {
           bytes_in_flight_ += r.size;
         }
       }
-      std::vector<std::shared_ptr<Job>> jobs;
+      Jobs jobs;
       jobs.reserve(leased->size());
       for (auto& r : *leased) {
         auto job = std::make_shared<Job>();
@@ -172,11 +183,27 @@ class Engine::Impl {
         jobs.push_back(std::move(job));
       }
       if (options_.audit != nullptr) {
-        AuditIntents(std::move(jobs));  // spawns Prepare once the intents are durable
+        AuditIntents(std::move(jobs));  // spawns the chunks once the intents are durable
         continue;
       }
-      for (const auto& job : jobs) Spawn([this, job] { Prepare(job); });
+      SpawnChunks(jobs);
     }
+  }
+
+  // One arena task per chunk of a lease batch (kPrepareChunkDocs documents or kPrepareChunkBytes).
+  void SpawnChunks(const Jobs& jobs) {
+    Jobs chunk;
+    std::uint64_t chunk_bytes = 0;
+    for (const JobPtr& job : jobs) {
+      chunk_bytes += job->record.size;
+      chunk.push_back(job);
+      if (chunk.size() >= kPrepareChunkDocs || chunk_bytes >= kPrepareChunkBytes) {
+        Spawn([this, c = std::move(chunk)] { PrepareChunk(c); });
+        chunk = Jobs();
+        chunk_bytes = 0;
+      }
+    }
+    if (!chunk.empty()) Spawn([this, c = std::move(chunk)] { PrepareChunk(c); });
   }
 
   // Runs `f` on the arena without waiting for it; counted so the destructor can wait.
@@ -193,39 +220,59 @@ class Engine::Impl {
     });
   }
 
+  void PrepareChunk(const Jobs& chunk) {
+    Jobs prepared, finished;
+    for (const JobPtr& job : chunk) {
+      (Prepare(job) ? prepared : finished).push_back(job);
+    }
+    ToCommitter(finished);
+    SubmitToSigner(prepared);
+  }
+
   // Read + hash + to-be-signed, then hand the digest to the signer (never waits for it).
-  void Prepare(const std::shared_ptr<Job>& job) {
+  // false: the job failed here (Fail set its error); it goes to the committer with its chunk.
+  bool Prepare(const JobPtr& job) {
     job->profile = FindProfile(job->record.profile);
     if (job->profile == nullptr) {
-      return Finish(job, InvalidArgumentError("unknown profile \"" + job->record.profile + "\""),
-                    false);
+      return Fail(job, InvalidArgumentError("unknown profile \"" + job->record.profile + "\""),
+                  false);
     }
     auto hash_start = std::chrono::steady_clock::now();
     Result<Bytes> digest = HashPayload(job->record, job->profile->profile.digest);
-    if (!digest.ok()) return Finish(job, digest.status(), IsRetryable(digest.status().code()));
+    if (!digest.ok()) return Fail(job, digest.status(), IsRetryable(digest.status().code()));
     if (options_.metrics != nullptr)
       options_.metrics->ObserveHash(std::chrono::steady_clock::now() - hash_start);
     Result<cades::ToBeSigned> tbs =
         cades::BuildToBeSigned(*job->profile->context, *digest, clock_.Now());
-    if (!tbs.ok()) return Finish(job, tbs.status(), false);
+    if (!tbs.ok()) return Fail(job, tbs.status(), false);
     job->tbs = std::move(*tbs);
 
-    hsm::SignRequest request;
-    request.key = job->profile->profile.key;
-    request.scheme = job->profile->profile.scheme;
-    request.digest = job->profile->profile.digest;
-    request.digest_value = job->tbs.digest;
-    SubmitToSigner(job, std::move(request));
+    job->request.key = job->profile->profile.key;
+    job->request.scheme = job->profile->profile.scheme;
+    job->request.digest = job->profile->profile.digest;
+    job->request.digest_value = job->tbs.digest;
+    return true;
   }
 
-  void SubmitToSigner(const std::shared_ptr<Job>& job, hsm::SignRequest request) {
-    job->sign_submitted = std::chrono::steady_clock::now();
-    Status submitted = signer_->TrySubmit(std::move(request), [this, job](Result<Bytes> signature) {
-      // On a signer thread: hand back to the arena at once.
-      auto sig = std::make_shared<Result<Bytes>>(std::move(signature));
-      Spawn([this, job, sig] { Assemble(job, std::move(*sig)); });
-    });
-    if (!submitted.ok()) Finish(job, submitted, submitted.code() != StatusCode::kInvalidArgument);
+  // Hands the prepared digests to the signer (never waits for it); the ones it refuses go to the
+  // committer as failures.
+  void SubmitToSigner(const Jobs& jobs) {
+    Jobs refused;
+    for (const JobPtr& job : jobs) {
+      job->sign_submitted = std::chrono::steady_clock::now();
+      Status submitted =
+          signer_->TrySubmit(std::move(job->request), [this, job](Result<Bytes> signature) {
+            // On a signer thread: queue for assembly; the arena drains signed documents in
+            // batches.
+            job->signature = std::move(signature);
+            OnSigned(job);
+          });
+      if (!submitted.ok()) {
+        Fail(job, submitted, submitted.code() != StatusCode::kInvalidArgument);
+        refused.push_back(job);
+      }
+    }
+    ToCommitter(refused);
   }
 
   // ---- Audit trail (docs/audit.md). The only places the engine talks to the audit log. ----
@@ -247,7 +294,7 @@ class Engine::Impl {
   // documents go to the arena (hash, to-be-signed, signer) only once the group is durable, so
   // every digest reaches C_Sign after its intent. The callback runs on the audit writer thread
   // and only spawns. No record, no signature: a failed write requeues the documents.
-  void AuditIntents(std::vector<std::shared_ptr<Job>> jobs) {
+  void AuditIntents(Jobs jobs) {
     std::vector<audit::Entry> entries;
     entries.reserve(jobs.size());
     for (const auto& job : jobs) {
@@ -261,12 +308,13 @@ class Engine::Impl {
       tasks_outstanding_++;
     }
     options_.audit->AppendAsync(std::move(entries), [this, jobs = std::move(jobs)](Status written) {
-      for (const auto& job : jobs) {
-        if (written.ok()) {
-          Spawn([this, job] { Prepare(job); });
-        } else {
-          Spawn([this, job, written] { Finish(job, written.WithContext("audit"), true); });
-        }
+      if (written.ok()) {
+        SpawnChunks(jobs);
+      } else {
+        Spawn([this, jobs, written] {
+          for (const JobPtr& job : jobs) Fail(job, written.WithContext("audit"), true);
+          ToCommitter(jobs);
+        });
       }
       MutexLock lock(tasks_mu_);
       if (--tasks_outstanding_ == 0) tasks_cv_.SignalAll();
@@ -301,23 +349,66 @@ class Engine::Impl {
 
   // ---- End of the audit trail hooks. ----
 
-  void Assemble(const std::shared_ptr<Job>& job, Result<Bytes> signature) {
+  void OnSigned(JobPtr job) {
+    bool spawn = false;
+    {
+      MutexLock lock(signed_mu_);
+      signed_.push_back(std::move(job));
+      if (drainers_ < max_drainers_) {
+        ++drainers_;
+        spawn = true;
+      }
+    }
+    if (spawn) Spawn([this] { DrainSigned(); });
+  }
+
+  // Assembles (and publishes) signed documents a batch at a time until none are left.
+  void DrainSigned() {
+    while (true) {
+      Jobs batch;
+      {
+        MutexLock lock(signed_mu_);
+        if (signed_.empty()) {
+          --drainers_;
+          return;
+        }
+        std::size_t n = std::min(kAssembleChunkDocs, signed_.size());
+        batch.assign(std::make_move_iterator(signed_.begin()),
+                     std::make_move_iterator(signed_.begin() + static_cast<std::ptrdiff_t>(n)));
+        signed_.erase(signed_.begin(), signed_.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+      for (const JobPtr& job : batch) Assemble(job);
+      PublishSeals(batch);
+      ToCommitter(batch);
+    }
+  }
+
+  // Builds job->seal; on failure sets the job's error instead.
+  void Assemble(const JobPtr& job) {
+    Result<Bytes>& signature = job->signature;
     if (options_.metrics != nullptr && signature.ok()) {
       options_.metrics->ObserveSign(std::chrono::steady_clock::now() - job->sign_submitted);
     }
     if (!signature.ok()) {
       bool retryable = signature.status().code() != StatusCode::kInvalidArgument;
-      return Finish(job, signature.status().WithContext("signing"), retryable);
+      Fail(job, signature.status().WithContext("signing"), retryable);
+      return;
     }
     if (options_.audit != nullptr) job->signature_sha256 = Sha256Hex(*signature);
     const ProfileState& p = *job->profile;
     if (p.profile.packaging == SealPackaging::kDetached) {
       Result<Bytes> seal = cades::AssembleDetached(*p.context, job->tbs, *signature);
-      if (!seal.ok()) return Finish(job, seal.status(), false);
+      if (!seal.ok()) {
+        Fail(job, seal.status(), false);
+        return;
+      }
       job->seal = std::move(*seal);
     } else {
       Result<std::unique_ptr<queue::PayloadReader>> reader = queue_->OpenPayload(job->record.id);
-      if (!reader.ok()) return Finish(job, reader.status(), IsRetryable(reader.status().code()));
+      if (!reader.ok()) {
+        Fail(job, reader.status(), IsRetryable(reader.status().code()));
+        return;
+      }
       job->seal.reserve(
           cades::EnvelopingSealSize(*p.context, job->tbs, signature->size(), job->record.size));
       queue::PayloadReader* r = reader->get();
@@ -328,19 +419,43 @@ class Engine::Impl {
             job->seal.insert(job->seal.end(), bytes.begin(), bytes.end());
             return Status::Ok();
           });
-      if (!s.ok()) return Finish(job, s, IsRetryable(s.code()));
+      if (!s.ok()) {
+        Fail(job, s, IsRetryable(s.code()));
+        return;
+      }
     }
-    if (job->record.source == queue::Source::kWatch) {
+    job->signature = Bytes();
+  }
+
+  // Watched-folder seals of `batch` go to their publishers, one PublishBatch per publisher, before
+  // the committer marks them sealed.
+  void PublishSeals(const Jobs& batch) {
+    std::vector<std::pair<Publisher*, Jobs>> groups;
+    for (const JobPtr& job : batch) {
+      if (!job->error.ok() || job->record.source != queue::Source::kWatch) continue;
       Publisher* publisher = publishers_ ? publishers_(job->record) : nullptr;
       if (publisher == nullptr) {
-        return Finish(
-            job, FailedPreconditionError("no watched folder for \"" + job->record.client + "\""),
-            true);
+        Fail(job, FailedPreconditionError("no watched folder for \"" + job->record.client + "\""),
+             true);
+        continue;
       }
-      Status published = publisher->Publish(job->record, job->seal, p.extension);
-      if (!published.ok()) return Finish(job, published.WithContext("publishing"), true);
+      auto it = std::find_if(groups.begin(), groups.end(),
+                             [&](const auto& g) { return g.first == publisher; });
+      if (it == groups.end()) it = groups.insert(groups.end(), {publisher, Jobs()});
+      it->second.push_back(job);
     }
-    Finish(job, Status::Ok(), false);
+    for (auto& [publisher, jobs] : groups) {
+      std::vector<PublishItem> items;
+      items.reserve(jobs.size());
+      for (const JobPtr& job : jobs) {
+        items.push_back({&job->record, job->seal, job->profile->extension});
+      }
+      std::vector<Status> published = publisher->PublishBatch(items);
+      for (std::size_t i = 0; i < jobs.size(); ++i) {
+        Status s = i < published.size() ? published[i] : InternalError("publisher lost a result");
+        if (!s.ok()) Fail(jobs[i], s.WithContext("publishing"), true);
+      }
+    }
   }
 
   Result<Bytes> HashPayload(const queue::Record& record, DigestAlgorithm digest) {
@@ -396,7 +511,9 @@ class Engine::Impl {
     return nullptr;
   }
 
-  void Finish(const std::shared_ptr<Job>& job, Status error, bool retryable) {
+  // Marks `job` failed (retryable or final); a final failure of a watched-folder document is
+  // published here. Returns false so callers can `return Fail(...)`.
+  bool Fail(const JobPtr& job, Status error, bool retryable) {
     job->error = std::move(error);
     job->retryable = retryable && job->record.attempts < options_.max_attempts;
     if (!job->error.ok()) {
@@ -415,9 +532,14 @@ class Engine::Impl {
         }
       }
     }
+    return false;
+  }
+
+  void ToCommitter(const Jobs& jobs) {
+    if (jobs.empty()) return;
     MutexLock lock(mu_);
-    if (committer_done_) return;  // Stopped: the record stays leased and is requeued on restart.
-    commit_queue_.push_back(job);
+    if (committer_done_) return;  // Stopped: the records stay leased and are requeued on restart.
+    commit_queue_.insert(commit_queue_.end(), jobs.begin(), jobs.end());
     commit_cv_.Signal();
   }
 
@@ -493,6 +615,11 @@ class Engine::Impl {
   Mutex tasks_mu_;
   CondVar tasks_cv_;
   std::size_t tasks_outstanding_ QSEAL_GUARDED_BY(tasks_mu_) = 0;
+  // Signed documents waiting for assembly, and the arena tasks draining them.
+  Mutex signed_mu_;
+  std::deque<JobPtr> signed_ QSEAL_GUARDED_BY(signed_mu_);
+  int drainers_ QSEAL_GUARDED_BY(signed_mu_) = 0;
+  const int max_drainers_ = std::max(1, arena_.max_concurrency());
   std::thread leaser_;
   std::thread committer_;
 

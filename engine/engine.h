@@ -12,6 +12,12 @@
 // the arena. Each document gets exactly one signature request per lease; the signer verifies every
 // signature with the certificate's public key before returning it.
 //
+// Stages hand over batches, not single documents (a wake-up costs more CPU than a small
+// document's crypto): one arena task prepares a chunk of a lease (up to 16 documents or 1 MiB);
+// signed documents collect in one list that at most one arena task per worker drains, assembling
+// and publishing (Publisher::PublishBatch) up to 64 at a time; the committer commits everything
+// finished since its last commit in one synced batch.
+//
 // Failures: a transient error (HSM unavailable, I/O) goes back to the queue with back-off via
 // Queue::Fail(retryable); a permanent one (unknown profile, certificate expired) fails the document
 // with its reason. On Stop the leaser stops, in-flight documents get drain_timeout to finish;

@@ -10,13 +10,22 @@
 // Implementations must be thread-safe: the engine calls them from several threads at once.
 #pragma once
 
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "common/bytes.h"
 #include "common/status.h"
 #include "queue/queue.h"
 
 namespace qseal::engine {
+
+// One seal of a PublishBatch call.
+struct PublishItem {
+  const queue::Record* record = nullptr;
+  ByteSpan seal;
+  std::string_view extension;
+};
 
 class Publisher {
  public:
@@ -27,6 +36,17 @@ class Publisher {
   // contains the document). kUnavailable on I/O errors (the engine retries later).
   virtual Status Publish(const queue::Record& record, ByteSpan seal,
                          std::string_view extension) = 0;
+
+  // Publish for several documents at once, so a publisher can share the syncs between them (the
+  // engine hands over everything assembled since the last call). Returns one Status per item, in
+  // order; each item on its own has Publish's contract (an OK item is durable, a failed one
+  // published nothing it would not publish again). Default: Publish per item.
+  virtual std::vector<Status> PublishBatch(std::span<const PublishItem> items) {
+    std::vector<Status> out;
+    out.reserve(items.size());
+    for (const PublishItem& i : items) out.push_back(Publish(*i.record, i.seal, i.extension));
+    return out;
+  }
 
   // Records a final failure for `record` (e.g. the original to failed/ with an .error.json).
   virtual Status PublishFailure(const queue::Record& record, const Status& error) = 0;

@@ -166,6 +166,7 @@ class FolderWatcher::Impl {
   WatcherStats Stats() const;
   const std::string& root() const { return options_.root; }
   Status Publish(const queue::Record& record, ByteSpan seal, std::string_view extension);
+  std::vector<Status> PublishBatch(std::span<const engine::PublishItem> items);
   Status PublishFailure(const queue::Record& record, const std::string& code,
                         const std::string& message);
 
@@ -728,45 +729,111 @@ Status FolderWatcher::Impl::WriteAtomic(int dir_fd, const std::string& final_nam
 
 Status FolderWatcher::Impl::Publish(const queue::Record& record, ByteSpan seal,
                                     std::string_view extension) {
-  if (record.client != options_.root) {
-    return InvalidArgumentError("record " + record.id.ToString() + " is not from watch root " +
-                                options_.root);
+  engine::PublishItem item{&record, seal, extension};
+  return PublishBatch(std::span<const engine::PublishItem>(&item, 1)).front();
+}
+
+// The seals of a batch share their syncs: every seal is written to a temp file first (writeback
+// started at once), then each is fsynced (mostly finding its data already on disk and its journal
+// transaction already committed), renamed into outbox/ and its original moved beside it; one
+// fsync of outbox/ and one of processing/ then make every rename of the batch durable. The order
+// per document is the one of a single Publish: seal durable, seal renamed, original moved,
+// directories synced, and only then does the engine commit the queue.
+std::vector<Status> FolderWatcher::Impl::PublishBatch(std::span<const engine::PublishItem> items) {
+  std::vector<Status> result(items.size(), Status::Ok());
+  struct Pending {
+    std::size_t index;
+    bool in_processing;
+    std::string temp;
+    Fd fd;
+  };
+  std::vector<Pending> pending;
+  Status folders = EnsureFolders();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const queue::Record& record = *items[i].record;
+    std::string_view extension = items[i].extension;
+    if (!folders.ok()) {
+      result[i] = folders;
+    } else if (record.client != options_.root) {
+      result[i] = InvalidArgumentError("record " + record.id.ToString() +
+                                       " is not from watch root " + options_.root);
+    } else if (extension != "p7s" && extension != "p7m") {
+      result[i] = InvalidArgumentError("unknown seal extension \"" + std::string(extension) + "\"");
+    } else if (!IsSafeName(record.name)) {
+      result[i] = InvalidArgumentError("record " + record.id.ToString() + " has an unusable name");
+    }
+    if (!result[i].ok()) continue;
+    const std::string& name = record.name;
+    struct stat st;
+    bool in_processing = IsRegularFile(processing_fd_.get(), name, &st);
+    if (!in_processing) {
+      if (Exists(outbox_fd_.get(), name + "." + std::string(extension))) continue;  // published
+      LogWarn("watch publishing a seal whose original is no longer in processing/",
+              {{"root", options_.root}, {"name", name}, {"id", record.id.ToString()}});
+    }
+    std::string what = "seal of " + name;
+    Pending p{i, in_processing, TempName(), Fd()};
+    p.fd = Fd(::openat(outbox_fd_.get(), p.temp.c_str(),
+                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640));
+    if (!p.fd.valid()) {
+      result[i] = ErrnoError("create temp file for " + what, errno);
+      continue;
+    }
+    Status s = WriteAll(p.fd.get(), items[i].seal, what);
+    // Start writeback now so the fsyncs below overlap (a hint; fsync is what makes it durable).
+    if (s.ok()) (void)::sync_file_range(p.fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+    if (!s.ok()) {
+      p.fd.Reset();
+      (void)::unlinkat(outbox_fd_.get(), p.temp.c_str(), 0);
+      result[i] = s;
+      continue;
+    }
+    pending.push_back(std::move(p));
   }
-  if (extension != "p7s" && extension != "p7m") {
-    return InvalidArgumentError("unknown seal extension \"" + std::string(extension) + "\"");
-  }
-  if (!IsSafeName(record.name)) {
-    return InvalidArgumentError("record " + record.id.ToString() + " has an unusable name");
-  }
-  QSEAL_RETURN_IF_ERROR(EnsureFolders());
-  const std::string& name = record.name;
-  std::string ext(extension);
-  struct stat st;
-  bool in_processing = IsRegularFile(processing_fd_.get(), name, &st);
-  if (!in_processing) {
-    if (Exists(outbox_fd_.get(), name + "." + ext)) return Status::Ok();  // published before
-    LogWarn("watch publishing a seal whose original is no longer in processing/",
-            {{"root", options_.root}, {"name", name}, {"id", record.id.ToString()}});
-  }
-  // A foreign file in the way of the original: move the pair to a free name instead.
-  std::string out = name;
-  if (in_processing && Exists(outbox_fd_.get(), name)) out = ChooseFreeName(name);
-  // The seal first, so the original appearing in outbox/ means its seal is there. A seal left by
-  // an earlier attempt for this document (same claimed name) is replaced.
-  QSEAL_RETURN_IF_ERROR(
-      WriteAtomic(outbox_fd_.get(), out + "." + ext, seal, "outbox/" + out + "." + ext));
-  if (in_processing) {
-    if (::renameat2(processing_fd_.get(), name.c_str(), outbox_fd_.get(), out.c_str(),
+  bool renamed_any = false;
+  for (Pending& p : pending) {
+    const queue::Record& record = *items[p.index].record;
+    const std::string& name = record.name;
+    std::string ext(items[p.index].extension);
+    Status s = FsyncFd(p.fd.get(), "seal of " + name);
+    p.fd.Reset();
+    if (s.ok()) QSEAL_CRASH_POINT("watch.written_before_rename");
+    // A foreign file in the way of the original: move the pair to a free name instead.
+    std::string out = name;
+    if (s.ok() && p.in_processing && Exists(outbox_fd_.get(), name)) out = ChooseFreeName(name);
+    // The seal first, so the original appearing in outbox/ means its seal is there. A seal left
+    // by an earlier attempt for this document (same claimed name) is replaced.
+    if (s.ok() && ::renameat(outbox_fd_.get(), p.temp.c_str(), outbox_fd_.get(),
+                             (out + "." + ext).c_str()) != 0) {
+      s = ErrnoError("rename outbox/" + out + "." + ext, errno);
+    }
+    if (!s.ok()) {
+      (void)::unlinkat(outbox_fd_.get(), p.temp.c_str(), 0);
+      result[p.index] = s;
+      continue;
+    }
+    renamed_any = true;
+    if (p.in_processing &&
+        ::renameat2(processing_fd_.get(), name.c_str(), outbox_fd_.get(), out.c_str(),
                     RENAME_NOREPLACE) != 0 &&
         errno != ENOENT) {
-      return ErrnoError("move processing/" + name + " to outbox/" + out, errno);
+      result[p.index] = ErrnoError("move processing/" + name + " to outbox/" + out, errno);
     }
   }
-  QSEAL_RETURN_IF_ERROR(FsyncFd(outbox_fd_.get(), "outbox/"));
-  QSEAL_RETURN_IF_ERROR(FsyncFd(processing_fd_.get(), "processing/"));
-  QSEAL_CRASH_POINT("watch.renamed_before_commit");
-  published_.fetch_add(1);
-  return Status::Ok();
+  if (renamed_any) {
+    Status synced = FsyncFd(outbox_fd_.get(), "outbox/");
+    if (synced.ok()) synced = FsyncFd(processing_fd_.get(), "processing/");
+    if (!synced.ok()) {
+      for (const Pending& p : pending) {
+        if (result[p.index].ok()) result[p.index] = synced;
+      }
+    }
+    QSEAL_CRASH_POINT("watch.renamed_before_commit");
+  }
+  for (const Pending& p : pending) {
+    if (result[p.index].ok()) published_.fetch_add(1);
+  }
+  return result;
 }
 
 Status FolderWatcher::Impl::PublishFailure(const queue::Record& record, const std::string& code,
@@ -816,6 +883,10 @@ const std::string& FolderWatcher::root() const { return impl_->root(); }
 Status FolderWatcher::Publish(const queue::Record& record, ByteSpan seal,
                               std::string_view extension) {
   return impl_->Publish(record, seal, extension);
+}
+
+std::vector<Status> FolderWatcher::PublishBatch(std::span<const engine::PublishItem> items) {
+  return impl_->PublishBatch(items);
 }
 
 Status FolderWatcher::PublishFailure(const queue::Record& record, const Status& error) {

@@ -114,6 +114,8 @@ class FolderWatcher : public engine::Publisher {
   // is neither "p7s" nor "p7m"; kUnavailable on I/O errors (retry later; nothing half-written is
   // visible under a final name); kFailedPrecondition before the folders exist (Start never ran).
   Status Publish(const queue::Record& record, ByteSpan seal, std::string_view extension) override;
+  // Publish for several seals sharing two directory fsyncs (see engine::Publisher).
+  std::vector<Status> PublishBatch(std::span<const engine::PublishItem> items) override;
   Status PublishFailure(const queue::Record& record, const Status& error) override;
 
   class Impl;

@@ -259,6 +259,49 @@ TEST_F(WatcherTest, RenamedFileIsPublishedOnceAndPublishIsIdempotent) {
   w.Stop();
 }
 
+// The engine hands the watcher every seal assembled since its last call in one PublishBatch
+// (two directory fsyncs for all of them); each item still succeeds or fails on its own.
+TEST_F(WatcherTest, PublishBatchPublishesEachItemOnItsOwn) {
+  FolderWatcher w(Options(), queue_.get());
+  ASSERT_TRUE(w.Start().ok());
+  const int kDocs = 5;
+  for (int i = 0; i < kDocs; ++i)
+    Drop("doc" + std::to_string(i) + ".txt", "content " + std::to_string(i));
+  std::vector<queue::Record> records;
+  ASSERT_TRUE(WaitFor([&] {
+    auto leased = queue_->Lease(kDocs, 1 << 20, std::chrono::seconds(60));
+    if (leased.ok()) records.insert(records.end(), leased->begin(), leased->end());
+    return records.size() == kDocs;
+  }));
+  // One item from another root and one with an unknown extension fail; the others are published.
+  queue::Record foreign = records[0];
+  foreign.client = "/elsewhere";
+  std::vector<std::string> seals;
+  for (const auto& r : records) seals.push_back(r.sha256_hex);
+  std::vector<engine::PublishItem> items;
+  for (int i = 0; i < kDocs; ++i) items.push_back({&records[i], AsBytes(seals[i]), "p7s"});
+  items.push_back({&foreign, AsBytes(seals[0]), "p7s"});
+  items.push_back({&records[1], AsBytes(seals[1]), "exe"});
+  std::vector<Status> published = w.PublishBatch(items);
+  ASSERT_EQ(published.size(), items.size());
+  for (int i = 0; i < kDocs; ++i) EXPECT_TRUE(published[i].ok()) << i << ": " << published[i];
+  EXPECT_EQ(published[kDocs].code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(published[kDocs + 1].code(), StatusCode::kInvalidArgument);
+  for (int i = 0; i < kDocs; ++i) {
+    ExpectPublished("doc" + std::to_string(i) + ".txt", "content " + std::to_string(i));
+  }
+  EXPECT_TRUE(List(Processing()).empty());
+  EXPECT_EQ(List(Outbox()).size(), 2u * kDocs);  // no temp file left behind
+  EXPECT_EQ(w.Stats().published, static_cast<std::uint64_t>(kDocs));
+
+  // Published again (a crash before the queue commit): every item is OK and nothing new appears.
+  items.resize(kDocs);
+  for (const Status& s : w.PublishBatch(items)) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(List(Outbox()).size(), 2u * kDocs);
+  EXPECT_EQ(w.Stats().published, static_cast<std::uint64_t>(kDocs));
+  w.Stop();
+}
+
 TEST_F(WatcherTest, FilesInTheInboxBeforeStartAreClaimedByTheStartScan) {
   fs::create_directories(Inbox());
   for (int i = 0; i < 20; ++i) Drop("early-" + std::to_string(i), "early " + std::to_string(i));
