@@ -1,7 +1,7 @@
 #!/bin/sh
 # The runs behind bench/RESULTS.md, one after the other, output teed to $OUT (default
 # /tmp/qseal-e2e-results.txt). Usage: bench/e2e/run_results.sh [BUILD_DIR]
-# Takes about 10 minutes on a 2-vCPU machine; run it on an otherwise idle machine.
+# Takes about 15 minutes on a 2-vCPU machine; run it on an otherwise idle machine.
 set -eu
 build=${1:-build}
 out=${OUT:-/tmp/qseal-e2e-results.txt}
@@ -17,4 +17,6 @@ bin="$build/bench/e2e/e2e_bench"
   "$bin" -n 3000 --key rsa3072 --shim-docs 1000 2>&1 || echo "# exit $?"
   echo "\$ $bin -n 2000 --corpus mix --scenarios raw,api,watch,big --big-mib 1024"
   "$bin" -n 2000 --corpus mix --scenarios raw,api,watch,big --big-mib 1024 2>&1 || echo "# exit $?"
+  echo "\$ $bin --scenarios backlog --backlog-docs 1000000"
+  "$bin" --scenarios backlog --backlog-docs 1000000 2>&1 || echo "# exit $?"
 } | tee "$out"
