@@ -26,7 +26,10 @@ TEST(ReliabilityCheckerTest, PassesACleanRunAndCatchesEachBrokenPromise) {
   Qseald qseald(tmp.Sub("d"), ScenarioOptions());
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+  {
+    Status started = qseald.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
+  }
   LoadOptions lo;
   lo.api = qseald.api();
   lo.token = qseald.token();

@@ -67,7 +67,10 @@ TEST(ReliabilityClockTest, WallClockJumpPastCertificateExpirySealsNothingPastIt)
   Qseald qseald(tmp.Sub("d"), o);
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+  {
+    Status started = qseald.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
+  }
   const long days = DaysLeft(qseald.var() + "/pki/seal.pem");
   ASSERT_GT(days, 0);
 

@@ -29,7 +29,10 @@ TEST(ReliabilityCrashTest, KillDashNineAtRandomMomentsLosesNothing) {
   Qseald qseald(tmp.Sub("d"), ScenarioOptions());
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+  {
+    Status started = qseald.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
+  }
 
   LoadOptions lo;
   lo.api = qseald.api();
@@ -85,7 +88,10 @@ TEST_P(ReliabilityCrashPointTest, AbortAtPointThenRestartLosesNothing) {
   Qseald qseald(tmp.Sub("d"), options);
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+  {
+    Status started = qseald.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
+  }
 
   LoadOptions lo;
   lo.api = qseald.api();
@@ -102,7 +108,10 @@ TEST_P(ReliabilityCrashPointTest, AbortAtPointThenRestartLosesNothing) {
             std::string::npos);
   load.SetApi("");
   qseald.options().extra_env.clear();
-  ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+  {
+    Status started = qseald.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
+  }
   load.SetApi(qseald.api());
   ASSERT_TRUE(load.WaitUntilDone(std::chrono::minutes(3)));
   load.Stop();

@@ -87,7 +87,10 @@ TEST(ReliabilityDurabilityTest, DiskFullAnswers503WithRetryAfterAndRecoversWhenS
   Qseald qseald(tmp.Sub("d"), options);
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+  {
+    Status started = qseald.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
+  }
 
   // Leave a little more than the queue's 64 MiB reserve, then load it.
   const std::string filler = small.dir + "/filler";

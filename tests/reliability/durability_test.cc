@@ -27,7 +27,10 @@ TEST(ReliabilityDurabilityTest, FailedFsyncStopsAcknowledgingAndExitsNonZeroLosi
   Qseald qseald(tmp.Sub("d"), ScenarioOptions());
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+  {
+    Status started = qseald.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
+  }
 
   LoadOptions lo;
   lo.api = qseald.api();
@@ -67,7 +70,10 @@ TEST(ReliabilityDurabilityTest, FailedFsyncStopsAcknowledgingAndExitsNonZeroLosi
   }
 
   qseald.options().wrapper.clear();
-  ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+  {
+    Status started = qseald.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
+  }
   load.SetApi(qseald.api());
   ASSERT_TRUE(load.WaitUntilDone(std::chrono::minutes(3)));
   load.Stop();

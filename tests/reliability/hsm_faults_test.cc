@@ -95,7 +95,10 @@ class ReliabilityHsmFaultTest : public ::testing::Test {
     Qseald qseald(tmp_.Sub("d"), Options());
     Ledger ledger(tmp_.Sub("ledger"));
     RunWindow window = RunWindow::StartNow();
-    ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+    {
+      Status started = qseald.Start();
+      ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
+    }
     LoadGenerator load(ledger, Load(qseald));
     load.Start();
     during(load);
@@ -141,8 +144,7 @@ TEST_F(ReliabilityHsmFaultTest, HungSignIsAbandonedAndTheDocumentStillSealed) {
 
 TEST_F(ReliabilityHsmFaultTest, CorruptedSignaturesAreNeverReleased) {
   SCOPED_TRACE("QSEAL_SEED=" + std::to_string(seed_));
-  Configure(shim_a_, "corrupt_sign_rate=0.05\n");
-  RunUnderFaults([](LoadGenerator&) {});
+  RunUnderFaults([&](LoadGenerator&) { Configure(shim_a_, "corrupt_sign_rate=0.05\n"); });
   EXPECT_GT(Count(shim_a_, p11shim::kInjectedCorrupt), 0u);
 }
 
@@ -216,7 +218,10 @@ TEST(ReliabilityNetworkHsmTest, ServerOutageRecoversByReinitialisingLosesNothing
   serve(server, 1);
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
+  {
+    Status started = qseald.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
+  }
   LoadOptions lo;
   lo.api = qseald.api();
   lo.token = qseald.token();

@@ -119,7 +119,13 @@ void LoadGenerator::ApiLoop(int /*thread*/) {
         continue;
       }
     }
-    ledger_.Rejected(Via::kApi, name, r->status);
+    // A 5xx to a POST does not say the document was not stored (e.g. 503 after a failed WAL
+    // sync whose record may still be recovered): its outcome is unknown, like a lost reply.
+    if (r->status >= 500) {
+      ledger_.TimedOut(Via::kApi, name);
+    } else {
+      ledger_.Rejected(Via::kApi, name, r->status);
+    }
     if (r->status == 503) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   running_--;

@@ -2,8 +2,9 @@
 // through the HTTP API (several client threads) and dropped into a watched folder (write under
 // a dot-name, rename into inbox/), everything it is told recorded in a Ledger (checker.h).
 //
-// API answers: 202 with an id -> Ledger::Accepted; any other status -> Rejected(status);
-// no answer (connection refused or lost, timeout) -> TimedOut. A watch drop is accepted once
+// API answers: 202 with an id -> Ledger::Accepted; 4xx -> Rejected(status); 5xx or no answer
+// (connection refused or lost, timeout) -> TimedOut: the outcome is unknown (a 503 after a failed
+// sync may still leave a record that a restart recovers). A watch drop is accepted once
 // its rename into inbox/ succeeded (the folder is the operator's own, DESIGN.md §5).
 //
 // Thread-safe; Start once, Stop (or destroy) once.
