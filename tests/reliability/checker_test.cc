@@ -26,10 +26,7 @@ TEST(ReliabilityCheckerTest, PassesACleanRunAndCatchesEachBrokenPromise) {
   Qseald qseald(tmp.Sub("d"), ScenarioOptions());
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  {
-    Status started = qseald.Start();
-    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
-  }
+  ASSERT_TRUE(Started(qseald));
   LoadOptions lo;
   lo.api = qseald.api();
   lo.token = qseald.token();

@@ -67,19 +67,12 @@ TEST(ReliabilityClockTest, WallClockJumpPastCertificateExpirySealsNothingPastIt)
   Qseald qseald(tmp.Sub("d"), o);
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  {
-    Status started = qseald.Start();
-    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
-  }
+  ASSERT_TRUE(Started(qseald));
   const long days = DaysLeft(qseald.var() + "/pki/seal.pem");
   ASSERT_GT(days, 0);
 
   // Before the jump: sealed.
-  LoadOptions lo;
-  lo.api = qseald.api();
-  lo.token = qseald.token();
-  lo.watch_root = qseald.watch_root();
-  lo.seed = seed;
+  LoadOptions lo = LoadFor(qseald, seed);
   lo.max_api_documents = 60;
   lo.max_watch_documents = 20;
   LoadGenerator load(ledger, lo);

@@ -29,16 +29,9 @@ TEST(ReliabilityCrashTest, KillDashNineAtRandomMomentsLosesNothing) {
   Qseald qseald(tmp.Sub("d"), ScenarioOptions());
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  {
-    Status started = qseald.Start();
-    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
-  }
+  ASSERT_TRUE(Started(qseald));
 
-  LoadOptions lo;
-  lo.api = qseald.api();
-  lo.token = qseald.token();
-  lo.watch_root = qseald.watch_root();
-  lo.seed = seed;
+  LoadOptions lo = LoadFor(qseald, seed);
   lo.max_api_documents = 150 * static_cast<std::size_t>(rounds + 1);
   lo.max_watch_documents = 40 * static_cast<std::size_t>(rounds + 1);
   lo.watch_per_second = 40;
@@ -88,16 +81,9 @@ TEST_P(ReliabilityCrashPointTest, AbortAtPointThenRestartLosesNothing) {
   Qseald qseald(tmp.Sub("d"), options);
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  {
-    Status started = qseald.Start();
-    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
-  }
+  ASSERT_TRUE(Started(qseald));
 
-  LoadOptions lo;
-  lo.api = qseald.api();
-  lo.token = qseald.token();
-  lo.watch_root = qseald.watch_root();
-  lo.seed = seed;
+  LoadOptions lo = LoadFor(qseald, seed);
   lo.max_api_documents = 200;
   lo.max_watch_documents = 60;
   LoadGenerator load(ledger, lo);
@@ -108,10 +94,7 @@ TEST_P(ReliabilityCrashPointTest, AbortAtPointThenRestartLosesNothing) {
             std::string::npos);
   load.SetApi("");
   qseald.options().extra_env.clear();
-  {
-    Status started = qseald.Start();
-    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
-  }
+  ASSERT_TRUE(Started(qseald));
   load.SetApi(qseald.api());
   ASSERT_TRUE(load.WaitUntilDone(std::chrono::minutes(3)));
   load.Stop();

@@ -87,10 +87,7 @@ TEST(ReliabilityDurabilityTest, DiskFullAnswers503WithRetryAfterAndRecoversWhenS
   Qseald qseald(tmp.Sub("d"), options);
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  {
-    Status started = qseald.Start();
-    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
-  }
+  ASSERT_TRUE(Started(qseald));
 
   // Leave a little more than the queue's 64 MiB reserve, then load it.
   const std::string filler = small.dir + "/filler";

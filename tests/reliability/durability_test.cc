@@ -27,16 +27,9 @@ TEST(ReliabilityDurabilityTest, FailedFsyncStopsAcknowledgingAndExitsNonZeroLosi
   Qseald qseald(tmp.Sub("d"), ScenarioOptions());
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  {
-    Status started = qseald.Start();
-    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
-  }
+  ASSERT_TRUE(Started(qseald));
 
-  LoadOptions lo;
-  lo.api = qseald.api();
-  lo.token = qseald.token();
-  lo.watch_root = qseald.watch_root();
-  lo.seed = seed;
+  LoadOptions lo = LoadFor(qseald, seed);
   lo.max_api_documents = 400;
   lo.max_watch_documents = 80;
   lo.watch_per_second = 40;
@@ -70,10 +63,7 @@ TEST(ReliabilityDurabilityTest, FailedFsyncStopsAcknowledgingAndExitsNonZeroLosi
   }
 
   qseald.options().wrapper.clear();
-  {
-    Status started = qseald.Start();
-    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
-  }
+  ASSERT_TRUE(Started(qseald));
   load.SetApi(qseald.api());
   ASSERT_TRUE(load.WaitUntilDone(std::chrono::minutes(3)));
   load.Stop();

@@ -80,11 +80,7 @@ class ReliabilityHsmFaultTest : public ::testing::Test {
   }
 
   LoadOptions Load(Qseald& qseald) {
-    LoadOptions lo;
-    lo.api = qseald.api();
-    lo.token = qseald.token();
-    lo.watch_root = qseald.watch_root();
-    lo.seed = seed_;
+    LoadOptions lo = LoadFor(qseald, seed_);
     lo.max_api_documents = 200;
     lo.max_watch_documents = 40;
     return lo;
@@ -95,10 +91,7 @@ class ReliabilityHsmFaultTest : public ::testing::Test {
     Qseald qseald(tmp_.Sub("d"), Options());
     Ledger ledger(tmp_.Sub("ledger"));
     RunWindow window = RunWindow::StartNow();
-    {
-      Status started = qseald.Start();
-      ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
-    }
+    ASSERT_TRUE(Started(qseald));
     LoadGenerator load(ledger, Load(qseald));
     load.Start();
     during(load);
@@ -218,15 +211,8 @@ TEST(ReliabilityNetworkHsmTest, ServerOutageRecoversByReinitialisingLosesNothing
   serve(server, 1);
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  {
-    Status started = qseald.Start();
-    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
-  }
-  LoadOptions lo;
-  lo.api = qseald.api();
-  lo.token = qseald.token();
-  lo.watch_root = qseald.watch_root();
-  lo.seed = seed;
+  ASSERT_TRUE(Started(qseald));
+  LoadOptions lo = LoadFor(qseald, seed);
   lo.max_api_documents = 200;
   lo.max_watch_documents = 40;
   LoadGenerator load(ledger, lo);

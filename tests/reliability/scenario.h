@@ -34,6 +34,23 @@ inline testing::QsealdOptions ScenarioOptions() {
   return o;
 }
 
+// Starts qseald; a failure carries its stderr.
+inline ::testing::AssertionResult Started(testing::Qseald& qseald) {
+  Status started = qseald.Start();
+  if (started.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << started << "\n" << qseald.Stderr();
+}
+
+// Load aimed at a running qseald: its API, token and watched folder, with the scenario's seed.
+inline LoadOptions LoadFor(const testing::Qseald& qseald, std::uint64_t seed) {
+  LoadOptions lo;
+  lo.api = qseald.api();
+  lo.token = qseald.token();
+  lo.watch_root = qseald.watch_root();
+  lo.seed = seed;
+  return lo;
+}
+
 inline int Rounds(int default_rounds) {
   const char* env = std::getenv("QSEAL_RELIABILITY_ROUNDS");
   return env != nullptr && *env != '\0' ? std::max(1, std::atoi(env)) : default_rounds;

@@ -86,10 +86,7 @@ TEST(ReliabilitySoakTest, HalfRateWithFaultsKeepsMemoryFdsAndSessionsFlat) {
   Qseald qseald(tmp.Sub("d"), o);
   Ledger ledger(tmp.Sub("ledger"));
   RunWindow window = RunWindow::StartNow();
-  {
-    Status started = qseald.Start();
-    ASSERT_TRUE(started.ok()) << started << "\n" << qseald.Stderr();
-  }
+  ASSERT_TRUE(Started(qseald));
   std::string started = qseald.process().WaitForLine("\"qseald started\"", std::chrono::seconds(1));
   const std::string metrics = nlohmann::json::parse(started)["metrics"];
 
