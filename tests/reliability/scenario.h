@@ -56,11 +56,14 @@ inline int Rounds(int default_rounds) {
   return env != nullptr && *env != '\0' ? std::max(1, std::atoi(env)) : default_rounds;
 }
 
-// The warn/error lines of every qseald log in `dir` (qseald.N.log), for a failure message.
+// The warn/error lines of every qseald log in `dir` (qseald.N.log), then its partition and module
+// lines (why no partition is up), for a failure message.
 inline std::string LogDigest(const std::string& dir) {
   return testing::RunCommand("cd " + testing::ShellQuote(dir) +
                              " && grep -H -E '\"(warn|error)\"|crash point' qseald.*.log | "
-                             "cut -c1-400 | tail -40; ls -R var/watch | head -40")
+                             "cut -c1-400 | tail -40; grep -H -E 'partition|module' qseald.*.log | "
+                             "grep -v 'document not sealed' | cut -c1-400 | tail -20; "
+                             "ls -R var/watch | head -40")
       .output;
 }
 
