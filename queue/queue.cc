@@ -270,6 +270,8 @@ class Queue::Impl {
   Result<EnqueueResult> Enqueue(const NewDocument& doc, ByteSpan content);
   Result<std::unique_ptr<PendingDocument>> Begin(const NewDocument& doc);
   Result<EnqueueResult> Commit(std::unique_ptr<PendingDocument> pending);
+  std::vector<Result<EnqueueResult>> CommitMany(
+      std::vector<std::unique_ptr<PendingDocument>> pending);
   Status Admit() const;
   Result<std::vector<Record>> Lease(std::size_t max_count, std::uint64_t max_bytes,
                                     std::chrono::milliseconds lease_duration);
@@ -337,6 +339,8 @@ class Queue::Impl {
   DocumentId NewId();
   Status CheckOpen() const;
   Status Submit(Op& op);
+  // Queues all ops at once and waits until every one is done; their statuses are in the ops.
+  void SubmitAll(const std::vector<Op*>& ops);
   void Run();
   void ProcessBatch(const std::vector<Op*>& ops);
   void PrepareEnqueue(Op& op, BatchContext& ctx);
@@ -744,6 +748,22 @@ Status Queue::Impl::Submit(Op& op) {
   return op.status;
 }
 
+void Queue::Impl::SubmitAll(const std::vector<Op*>& ops) {
+  {
+    MutexLock lock(submit_mu_);
+    if (stopping_) {
+      for (Op* op : ops) op->status = FailedPreconditionError("queue is closed");
+      return;
+    }
+    ops_.insert(ops_.end(), ops.begin(), ops.end());
+  }
+  committer_cv_.Signal();
+  MutexLock lock(submit_mu_);
+  for (Op* op : ops) {
+    while (!op->done) done_cv_.Wait(submit_mu_);
+  }
+}
+
 Result<EnqueueResult> Queue::Impl::Enqueue(const NewDocument& doc, ByteSpan content) {
   QSEAL_RETURN_IF_ERROR(ValidateDocument(doc));
   QSEAL_RETURN_IF_ERROR(Admit());
@@ -793,6 +813,50 @@ Result<EnqueueResult> Queue::Impl::Commit(std::unique_ptr<PendingDocument> pendi
   if (op.spooled && op.discard_spool) ::unlink(p->final_path().c_str());
   QSEAL_RETURN_IF_ERROR(s);
   return op.enqueue_result;
+}
+
+std::vector<Result<EnqueueResult>> Queue::Impl::CommitMany(
+    std::vector<std::unique_ptr<PendingDocument>> pending) {
+  std::vector<Result<EnqueueResult>> out(pending.size(), Result<EnqueueResult>(EnqueueResult{}));
+  std::vector<Op> ops(pending.size());
+  std::vector<Op*> submitted;
+  std::vector<PendingDocumentImpl*> impls(pending.size(), nullptr);
+  Status open = CheckOpen();
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    auto* p = dynamic_cast<PendingDocumentImpl*>(pending[i].get());
+    Status s = open;
+    if (s.ok() && (p == nullptr || p->owner() != this)) {
+      s = InvalidArgumentError("pending document does not belong to this queue");
+    }
+    if (s.ok()) s = p->Finish();
+    if (!s.ok()) {
+      out[i] = s;
+      continue;
+    }
+    impls[i] = p;
+    Op& op = ops[i];
+    op.kind = Op::Kind::kEnqueue;
+    op.doc = &p->doc();
+    op.id = p->id();
+    op.sha256_hex = p->sha256_hex();
+    op.size = p->size();
+    op.spooled = p->spooled();
+    if (!op.spooled) op.inline_payload = p->inline_bytes();
+    submitted.push_back(&op);
+  }
+  if (!submitted.empty()) SubmitAll(submitted);
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    if (impls[i] == nullptr) continue;
+    Op& op = ops[i];
+    // As in Commit: a spool file goes only when the committer decided not to reference it.
+    if (op.spooled && op.discard_spool) ::unlink(impls[i]->final_path().c_str());
+    if (op.status.ok()) {
+      out[i] = op.enqueue_result;
+    } else {
+      out[i] = op.status;
+    }
+  }
+  return out;
 }
 
 Result<std::vector<Record>> Queue::Impl::Lease(std::size_t max_count, std::uint64_t max_bytes,
@@ -1412,6 +1476,10 @@ Result<std::unique_ptr<PendingDocument>> Queue::Begin(const NewDocument& d) {
 }
 Result<EnqueueResult> Queue::Commit(std::unique_ptr<PendingDocument> p) {
   return impl_->Commit(std::move(p));
+}
+std::vector<Result<EnqueueResult>> Queue::CommitMany(
+    std::vector<std::unique_ptr<PendingDocument>> p) {
+  return impl_->CommitMany(std::move(p));
 }
 Status Queue::Admit() const { return impl_->Admit(); }
 Result<std::vector<Record>> Queue::Lease(std::size_t max_count, std::uint64_t max_bytes,

@@ -226,6 +226,12 @@ class Queue {
   // streams are independent.
   Result<std::unique_ptr<PendingDocument>> Begin(const NewDocument& document);
   Result<EnqueueResult> Commit(std::unique_ptr<PendingDocument> pending);
+  // Commits several streamed documents with one hand-off to the committer: they are written in
+  // the same synced group commit (split only when they exceed max_batch_ops/bytes). Each has its
+  // own outcome, in input order, exactly as Commit would give it (an idempotency conflict fails
+  // only that document). Not atomic across documents; every OK one is durable on return.
+  std::vector<Result<EnqueueResult>> CommitMany(
+      std::vector<std::unique_ptr<PendingDocument>> pending);
 
   // OK, or kResourceExhausted above the high watermark until below the low one (hysteresis).
   // Non-blocking. kUnavailable when read-only.

@@ -399,6 +399,49 @@ TEST_F(QueueTest, IdempotencyKeyReturnsFirstIdOrConflicts) {
   EXPECT_EQ(MustEnqueue(*q, Doc("a", "k1"), "hello").id, first.id);
 }
 
+TEST_F(QueueTest, CommitManyGivesEachDocumentItsOwnOutcomeInOneSyncedBatch) {
+  QueueOptions o = Options();
+  o.inline_payload_max_bytes = 8;  // the third document is spooled
+  auto q = Open(o);
+  auto first = MustEnqueue(*q, Doc("a", "k1"), "hello");
+  std::uint64_t batches_before = q->Stats().batches_committed;
+
+  std::vector<std::string> bodies = {"hello", "other", "a longer spooled body", "dup"};
+  std::vector<NewDocument> docs = {Doc("0", "k1"), Doc("1", "k1"), Doc("2"), Doc("3", "k3")};
+  std::vector<std::unique_ptr<PendingDocument>> pending;
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    auto p = q->Begin(docs[i]);
+    ASSERT_TRUE(p.ok()) << p.status();
+    ASSERT_TRUE((*p)->Append(AsBytes(bodies[i])).ok());
+    pending.push_back(std::move(*p));
+  }
+  std::vector<Result<EnqueueResult>> out = q->CommitMany(std::move(pending));
+  ASSERT_EQ(out.size(), 4u);
+  // Same key, same bytes: the earlier id. Same key, other bytes: only that one fails.
+  ASSERT_TRUE(out[0].ok()) << out[0].status();
+  EXPECT_TRUE(out[0]->duplicate);
+  EXPECT_EQ(out[0]->id, first.id);
+  EXPECT_EQ(out[1].status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(out[2].ok()) << out[2].status();
+  ASSERT_TRUE(out[3].ok()) << out[3].status();
+  EXPECT_FALSE(out[3]->duplicate);
+  EXPECT_LT(out[2]->id, out[3]->id);
+  EXPECT_EQ(q->Stats().batches_committed, batches_before + 1);
+  EXPECT_EQ(q->Stats().queued, 3u);
+
+  auto reader = q->OpenPayload(out[2]->id);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ(std::string(AsChars(ReadAll(**reader))), bodies[2]);
+  // Only the referenced spool file is left.
+  std::size_t spooled = 0;
+  for (const auto& e : std::filesystem::directory_iterator(o.path + "/spool")) {
+    (void)e;
+    ++spooled;
+  }
+  EXPECT_EQ(spooled, 1u);
+  EXPECT_TRUE(q->CommitMany({}).empty());
+}
+
 TEST_F(QueueTest, ConcurrentSubmissionsOfOneKeyYieldOneDocument) {
   auto q = Open();
   constexpr int kThreads = 16;
