@@ -149,15 +149,41 @@ class Submitter {
 
   int Run(const std::vector<std::string>& files) {
     total_ = files.size();
+    // Several files go in batches (POST /v1/batches, one request and one group commit for many);
+    // a large file, or a lone one, goes on its own.
+    std::vector<std::vector<std::string>> jobs;
+    std::vector<std::string> batch;
+    std::uint64_t batch_bytes = 0;
+    auto flush = [&] {
+      if (!batch.empty()) jobs.push_back(std::move(batch));
+      batch.clear();
+      batch_bytes = 0;
+    };
+    for (const auto& f : files) {
+      std::error_code ec;
+      std::uint64_t size = fs::file_size(f, ec);
+      if (files.size() == 1 || ec || size > kBatchFileMaxBytes) {
+        jobs.push_back({f});
+        continue;
+      }
+      if (batch.size() >= kBatchMaxFiles || batch_bytes + size > kBatchMaxBytes) flush();
+      batch.push_back(f);
+      batch_bytes += size;
+    }
+    flush();
     int workers = std::clamp<int>(options_.concurrency, 1, 256);
-    workers = std::min<int>(workers, static_cast<int>(std::max<std::size_t>(files.size(), 1)));
+    workers = std::min<int>(workers, static_cast<int>(std::max<std::size_t>(jobs.size(), 1)));
     std::vector<std::thread> threads;
     for (int w = 0; w < workers; ++w) {
-      threads.emplace_back([this, &files] {
+      threads.emplace_back([this, &jobs] {
         while (true) {
           std::size_t i = next_.fetch_add(1);
-          if (i >= files.size()) return;
-          Report(SubmitOne(files[i]));
+          if (i >= jobs.size()) return;
+          if (jobs[i].size() == 1) {
+            Report(SubmitOne(jobs[i][0]));
+          } else {
+            for (const auto& o : SubmitBatch(jobs[i])) Report(o);
+          }
         }
       });
     }
@@ -253,19 +279,186 @@ class Submitter {
       o.exit_code = kExitDataErr;
       return o;
     }
-    if (!options_.out_dir.empty()) {
-      std::string tmp = (fs::path(options_.out_dir) / ("." + o.name + ".qsealctl.tmp")).string();
-      auto r = client.Download("/v1/documents/" + UrlEncode(o.id) + "/seal", tmp);
-      if (!r.ok()) return Fail(o, ExitForTransport(r.status()), r.status().message());
-      if (r->status != 200) return Fail(o, ExitForHttp(r->status), Describe(*r));
-      std::string ext =
-          r->Header("content-type").find("pkcs7-mime") != std::string::npos ? ".p7m" : ".p7s";
-      std::string final_path = (fs::path(options_.out_dir) / (o.name + ext)).string();
-      std::error_code ec;
-      fs::rename(tmp, final_path, ec);
-      if (ec) return Fail(o, kExitIoErr, "cannot write " + final_path + ": " + ec.message());
-      o.status += "\t" + final_path;
+    if (!options_.out_dir.empty()) return FetchSeal(client, std::move(o));
+    return o;
+  }
+
+  // Batches stay well under the server's default limits (1000 parts, 64 MiB).
+  static constexpr std::size_t kBatchMaxFiles = 200;
+  static constexpr std::uint64_t kBatchMaxBytes = 16ull << 20;
+  static constexpr std::uint64_t kBatchFileMaxBytes = 1ull << 20;
+
+  std::vector<DocumentOutcome> SubmitBatch(const std::vector<std::string>& paths) {
+    std::vector<DocumentOutcome> out(paths.size());
+    std::string boundary = "qsealctl-" + RandomKey();
+    std::string body;
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+      out[i].name = fs::path(paths[i]).filename().string();
+      auto data = ReadFileBytes(paths[i]);
+      if (!data.ok()) {
+        // Unreadable now: submitted alone, which reports the local error as before.
+        return SubmitEachAlone(paths);
+      }
+      body += "--" + boundary + "\r\nX-Filename: " + HeaderSafe(out[i].name) +
+              "\r\nIdempotency-Key: " + RandomKey() + "\r\n\r\n";
+      body += *data;
+      body += "\r\n";
     }
+    body += "--" + boundary + "--\r\n";
+    HttpClient client(endpoint_.server, endpoint_.token);
+    std::map<std::string, std::string> headers = {
+        {"Content-Type", "multipart/mixed; boundary=" + boundary}};
+    std::string target = "/v1/batches?profile=" + UrlEncode(options_.profile);
+    int busy = 0;
+    int transport_failures = 0;
+    HttpReply reply;
+    while (true) {
+      auto r = client.Request("POST", target, body, headers);
+      if (!r.ok()) {
+        // Every part carries its Idempotency-Key: a resend after a lost reply is safe.
+        if (++transport_failures < 3) {
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+          continue;
+        }
+        for (auto& o : out) o = Fail(o, ExitForTransport(r.status()), r.status().message());
+        return out;
+      }
+      reply = std::move(*r);
+      if ((reply.status == 503 || reply.status == 429) && ++busy <= options_.max_busy_retries) {
+        std::this_thread::sleep_for(RetryAfter(reply, options_.max_retry_after));
+        continue;
+      }
+      break;
+    }
+    if (reply.status == 404 && reply.body.find("no such resource") != std::string::npos) {
+      return SubmitEachAlone(paths);  // a server without the batch endpoint
+    }
+    if (reply.status != 202 && reply.status != 200) {
+      std::string hint;
+      if (reply.status == 401 && endpoint_.token.empty()) {
+        hint = " (no API token found: use --token-file, $QSEAL_TOKEN or $QSEAL_VAR/api-token)";
+      }
+      for (auto& o : out) o = Fail(o, ExitForHttp(reply.status), Describe(reply) + hint);
+      return out;
+    }
+    try {
+      json j = json::parse(reply.body);
+      const json& docs = j.at("documents");
+      for (std::size_t i = 0; i < out.size() && i < docs.size(); ++i) {
+        const json& d = docs[i];
+        if (d.contains("id")) {
+          out[i].id = d["id"].get<std::string>();
+          out[i].status = d.value("status", "queued");
+        } else {
+          const json& e = d.at("error");
+          int st = e.value("status", 400);
+          out[i] = Fail(out[i], ExitForHttp(st),
+                        std::to_string(st) + " " + e.value("title", std::string()) + ": " +
+                            e.value("detail", std::string()));
+        }
+      }
+    } catch (const std::exception& e) {
+      for (auto& o : out) o = Fail(o, kExitUnavailable, std::string("unexpected reply: ") + e.what());
+      return out;
+    }
+    if (!(options_.wait || !options_.out_dir.empty())) return out;
+    WaitForBatch(client, out);
+    for (auto& o : out) {
+      if (o.exit_code == kExitOk && o.status == "sealed" && !options_.out_dir.empty()) {
+        o = FetchSeal(client, std::move(o));
+      }
+    }
+    return out;
+  }
+
+  std::vector<DocumentOutcome> SubmitEachAlone(const std::vector<std::string>& paths) {
+    std::vector<DocumentOutcome> out;
+    for (const auto& p : paths) out.push_back(SubmitOne(p));
+    return out;
+  }
+
+  static Result<std::string> ReadFileBytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return NotFoundError("cannot read " + path);
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) return UnavailableError("read error in " + path);
+    return data;
+  }
+
+  // Long-polls POST /v1/batches/status until every accepted document is final or the wait
+  // timeout passes; failed ones get their reason.
+  void WaitForBatch(HttpClient& client, std::vector<DocumentOutcome>& out) {
+    auto deadline = std::chrono::steady_clock::now() + options_.wait_timeout;
+    while (true) {
+      json ids = json::array();
+      std::map<std::string, std::size_t> where;
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        if (out[i].exit_code == kExitOk && out[i].id != "-" && !IsFinal(out[i].status)) {
+          ids.push_back(out[i].id);
+          where[out[i].id] = i;
+        }
+      }
+      if (ids.empty()) break;
+      auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) {
+        for (auto& [id, i] : where) {
+          out[i] = Fail(out[i], kExitUnavailable, "still " + out[i].status + " after the wait timeout");
+        }
+        return;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - now).count();
+      json req;
+      req["ids"] = ids;
+      auto r = client.Request("POST",
+                              "/v1/batches/status?wait=" + std::to_string(std::clamp<long>(
+                                                                 static_cast<long>(left), 1, 30)),
+                              req.dump(), {{"Content-Type", "application/json"}});
+      if (!r.ok() || r->status != 200) {
+        if (r.ok() && ExitForHttp(r->status) != kExitUnavailable) {
+          for (auto& [id, i] : where) out[i] = Fail(out[i], ExitForHttp(r->status), Describe(*r));
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::seconds(1));  // transient; the deadline bounds it
+        continue;
+      }
+      try {
+        json j = json::parse(r->body);
+        for (const json& d : j.at("documents")) {
+          auto it = where.find(d.value("id", std::string()));
+          if (it == where.end()) continue;
+          DocumentOutcome& o = out[it->second];
+          if (d.contains("error") && !d.contains("status")) {
+            o = Fail(o, kExitDataErr, "document no longer known to the server");
+            continue;
+          }
+          o.status = d.value("status", o.status);
+          if (o.status == "failed") {
+            std::string why;
+            if (d.contains("error") && d["error"].is_object()) {
+              why = d["error"].value("code", "") + ": " + d["error"].value("message", "");
+            }
+            o.status = "failed" + (why.empty() ? "" : " (" + why + ")");
+            o.exit_code = kExitDataErr;
+          }
+        }
+      } catch (const std::exception&) {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+    }
+  }
+
+  DocumentOutcome FetchSeal(HttpClient& client, DocumentOutcome o) {
+    std::string tmp = (fs::path(options_.out_dir) / ("." + o.name + ".qsealctl.tmp")).string();
+    auto r = client.Download("/v1/documents/" + UrlEncode(o.id) + "/seal", tmp);
+    if (!r.ok()) return Fail(o, ExitForTransport(r.status()), r.status().message());
+    if (r->status != 200) return Fail(o, ExitForHttp(r->status), Describe(*r));
+    std::string ext =
+        r->Header("content-type").find("pkcs7-mime") != std::string::npos ? ".p7m" : ".p7s";
+    std::string final_path = (fs::path(options_.out_dir) / (o.name + ext)).string();
+    std::error_code ec;
+    fs::rename(tmp, final_path, ec);
+    if (ec) return Fail(o, kExitIoErr, "cannot write " + final_path + ": " + ec.message());
+    o.status += "\t" + final_path;
     return o;
   }
 

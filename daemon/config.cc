@@ -380,6 +380,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Integer("max_connections", &c.server.max_connections, 1, 1'000'000);
     r.Dur("max_wait", &c.server.max_wait);
     r.Integer("threads", &c.server.threads, 1, 256);
+    r.Integer("max_batch_parts", &c.server.max_batch_parts, 1, 100'000);
+    r.Size("max_batch_bytes", &c.server.max_batch_bytes);
+    r.Size("max_batch_part_bytes", &c.server.max_batch_part_bytes);
     r.Finish();
   }
   {

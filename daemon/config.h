@@ -29,6 +29,10 @@ struct ServerConfig {
   std::uint32_t max_connections = 1024;
   std::chrono::milliseconds max_wait{60'000};  // Upper bound for ?wait=SECONDS.
   std::uint32_t threads = 2;                   // Asio threads serving the API.
+  // POST /v1/batches: parts per batch, body bytes per batch, bytes per part.
+  std::uint32_t max_batch_parts = 1000;
+  std::uint64_t max_batch_bytes = 64ull << 20;
+  std::uint64_t max_batch_part_bytes = 16ull << 20;
 };
 
 struct MetricsConfig {

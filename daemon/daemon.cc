@@ -328,6 +328,9 @@ class Daemon::Impl {
     api.max_connections = config_.server.max_connections;
     api.threads = config_.server.threads;
     api.max_wait = config_.server.max_wait;
+    api.max_batch_parts = config_.server.max_batch_parts;
+    api.max_batch_bytes = config_.server.max_batch_bytes;
+    api.max_batch_part_bytes = config_.server.max_batch_part_bytes;
     api.metrics = metrics_.get();
     if (audit_) {
       api.on_refusal = [this](std::string_view kind, std::string_view client,

@@ -6,6 +6,15 @@
 //          idempotency conflict, 503 + Retry-After when the queue is above its high watermark.
 //   GET  /v1/documents/{id}          → the status JSON (a client sees only its own documents)
 //   GET  /v1/documents/{id}/seal     → the seal bytes; 404 unknown, 409 not sealed (yet)
+//   POST /v1/batches?profile=NAME[&wait=SECONDS]   body: multipart/mixed, one document per part
+//        (per-part Content-Type, Idempotency-Key, X-Filename) → 202 {"accepted","rejected",
+//        "documents":[{"index","id","status","sha256","size"} | {"index","status":"rejected",
+//        "error":{problem}}]}: every part has its own outcome, the accepted ones are synced in one
+//        group commit before the answer; not atomic (a bad part never loses the good ones). 400
+//        bad framing, 413 over max_batch_parts or max_batch_bytes (nothing is accepted then), 415
+//        not multipart/mixed. ?wait answers 200 with each document's status once all are final.
+//   POST /v1/batches/status[?wait=SECONDS]   body: {"ids":[...]} → {"done","documents":[status
+//        JSON | {"id","error":{problem}}]}; ?wait long-polls until every known id is final.
 //   GET  /v1/profiles                → the profiles the caller may use, with certificate chains
 //   GET  /livez, GET /readyz         → unauthenticated liveness and readiness
 //
@@ -69,6 +78,13 @@ struct ApiServerOptions {
   // merges their syncs, so more threads means more documents per fsync. Default: 64
   std::uint32_t commit_threads = 64;
   std::uint32_t retry_after_seconds = 1;  // Retry-After on 503. Default: 1
+  // POST /v1/batches limits: parts per batch and body bytes (413 above either, nothing accepted),
+  // bytes per part (413 for that part only). Default: 1000, 64 MiB, 16 MiB.
+  std::uint32_t max_batch_parts = 1000;
+  std::uint64_t max_batch_bytes = 64ull << 20;
+  std::uint64_t max_batch_part_bytes = 16ull << 20;
+  // Ids in one POST /v1/batches/status request. Default: 10000
+  std::uint32_t max_status_ids = 10000;
   std::vector<ApiClient> clients;
   std::vector<ApiProfile> profiles;
   // Requests, acceptances and refusals are counted here; may be null. Must outlive the server.

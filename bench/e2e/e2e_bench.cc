@@ -9,6 +9,10 @@
 //   api            qseald fed by many concurrent HTTP clients (POST /v1/documents, no ?wait);
 //                  documents/s from the first submit to the last sealed_at, latency
 //                  sealed_at - created_at from the status JSON;
+//   api_batch      the same documents through POST /v1/batches (multipart/mixed, --batch-size
+//                  documents per request, fewer concurrent clients), outcomes learnt with the
+//                  long-poll POST /v1/batches/status?wait= instead of one GET per document;
+//   shim_api_batch the shim scenario through the batch API (with --scenarios shim_batch);
 //   watch          the same corpus renamed into the watched inbox; documents/s from the first
 //                  rename to the last seal's mtime in outbox/, latency = seal mtime - rename time;
 //   shim_api       the api scenario through tests/p11shim modelling a network HSM (2 ms per
@@ -73,13 +77,15 @@ struct Options {
   int partitions = 2;
   int sessions = 4;
   int clients = 64;
+  int batch_size = 100;    // api_batch: documents per POST /v1/batches
+  int batch_clients = 8;   // api_batch: concurrent batch clients
   int openssl_docs = 200;
   double raw_seconds = 3;
   int shim_sessions = 16;
   double shim_latency_ms = 2;
   int shim_docs = 0;  // 0: same as docs
   int verify_sample = 20;
-  std::string scenarios = "raw,openssl,api,watch,shim";
+  std::string scenarios = "raw,openssl,api,api_batch,watch,shim";
   int big_mib = 1024;           // the `big` scenario's document size
   int backlog_docs = 1000000;   // the `backlog` scenario's queued documents
   double backlog_seconds = 20;  // how long qseald runs on that backlog before RSS is read
@@ -420,8 +426,47 @@ void FillDaemonFigures(testing::Qseald& q, double cpu0, Figures* fig) {
   fig->cpu_s_per_1000 = cpu * 1000.0 / std::max(1, fig->docs - fig->failed);
 }
 
+// POSTs documents [first, first + count) as one multipart/mixed batch; fills their ids.
+// Returns "" or the first error.
+std::string SubmitBatch(cli::HttpClient& client, const std::vector<std::string>& contents,
+                        const Corpus& corpus, int first, int count, std::vector<std::string>& ids,
+                        std::atomic<int>& busy) {
+  std::string body;
+  for (int i = first; i < first + count; ++i) {
+    std::size_t k = static_cast<std::size_t>(i) % contents.size();
+    body += "--qseal-bench\r\nX-Filename: " + corpus.names[k] + "\r\n\r\n";
+    body += contents[k];
+    body += "\r\n";
+  }
+  body += "--qseal-bench--\r\n";
+  for (;;) {
+    auto r = client.Request("POST", "/v1/batches?profile=default", body,
+                            {{"Content-Type", "multipart/mixed; boundary=qseal-bench"}});
+    if (r.ok() && r->status == 503) {
+      ++busy;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1050));
+      continue;
+    }
+    if (!r.ok() || r->status != 202) {
+      return r.ok() ? std::to_string(r->status) + " " + r->body : r.status().ToString();
+    }
+    auto j = nlohmann::json::parse(r->body);
+    std::string error;
+    for (int i = 0; i < count; ++i) {
+      const auto& d = j["documents"][static_cast<std::size_t>(i)];
+      if (d.contains("id")) {
+        ids[static_cast<std::size_t>(first + i)] = d["id"].get<std::string>();
+      } else if (error.empty()) {
+        error = d.dump();
+      }
+    }
+    return error;
+  }
+}
+
+// `batch` > 0: submissions through POST /v1/batches, outcomes through the status long-poll.
 Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, int n,
-                    const std::string& name, const std::string& verify_dir) {
+                    const std::string& name, const std::string& verify_dir, int batch = 0) {
   Figures fig;
   fig.scenario = name;
   fig.docs = n;
@@ -432,7 +477,23 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
   std::atomic<int> next{0}, failed{0}, busy{0};
   std::mutex mu;
   std::string first_error;
+  std::vector<std::string> contents;
+  if (batch > 0) {
+    for (const auto& path : corpus.paths) contents.push_back(testing::ReadFile(path));
+  }
   double t0 = NowMs();
+  auto submit_batches = [&] {
+    cli::HttpClient client = q.Client();
+    for (int i = next.fetch_add(batch); i < n; i = next.fetch_add(batch)) {
+      int count = std::min(batch, n - i);
+      std::string error = SubmitBatch(client, contents, corpus, i, count, ids, busy);
+      if (!error.empty()) {
+        failed += count;
+        std::lock_guard<std::mutex> lock(mu);
+        if (first_error.empty()) first_error = error;
+      }
+    }
+  };
   auto submit = [&] {
     cli::HttpClient client = q.Client();
     for (int i = next++; i < n; i = next++) {
@@ -463,7 +524,11 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
     }
   };
   std::vector<std::thread> clients;
-  for (int c = 0; c < o.clients; ++c) clients.emplace_back(submit);
+  if (batch > 0) {
+    for (int c = 0; c < o.batch_clients; ++c) clients.emplace_back(submit_batches);
+  } else {
+    for (int c = 0; c < o.clients; ++c) clients.emplace_back(submit);
+  }
   for (auto& t : clients) t.join();
   double submitted_ms = NowMs();
   fig.client_cpu_s_per_1000 = (RusageCpu(RUSAGE_SELF) - client_cpu0) * 1000.0 / std::max(1, n);
@@ -506,8 +571,51 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
       }
     }
   };
+  // The batch client's way: many ids per long-poll.
+  auto poll_batches = [&] {
+    cli::HttpClient client = q.Client();
+    constexpr int kChunk = 500;
+    for (int i = poll_next.fetch_add(kChunk); i < n; i = poll_next.fetch_add(kChunk)) {
+      std::vector<int> open;
+      for (int k = i; k < std::min(n, i + kChunk); ++k) {
+        if (!ids[static_cast<std::size_t>(k)].empty()) open.push_back(k);
+      }
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(30);
+      while (!open.empty() && std::chrono::steady_clock::now() < deadline) {
+        nlohmann::json req;
+        req["ids"] = nlohmann::json::array();
+        for (int k : open) req["ids"].push_back(ids[static_cast<std::size_t>(k)]);
+        auto r = client.Request("POST", "/v1/batches/status?wait=30", req.dump());
+        if (!r.ok() || r->status != 200) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          continue;
+        }
+        auto j = nlohmann::json::parse(r->body);
+        std::vector<int> still;
+        for (std::size_t x = 0; x < open.size(); ++x) {
+          const auto& d = j["documents"][x];
+          std::string st = d.value("status", "");
+          auto k = static_cast<std::size_t>(open[x]);
+          if (st == "sealed") {
+            double c = ParseUtcMs(d.value("created_at", ""));
+            double sealed = ParseUtcMs(d.value("sealed_at", ""));
+            sealed_at[k] = sealed;
+            latencies[k] = sealed - c;
+          } else if (st == "failed" || st.empty()) {
+            ++poll_failed;
+            std::lock_guard<std::mutex> lock(mu);
+            Say(name + ": document failed: " + d.dump());
+          } else {
+            still.push_back(open[x]);
+          }
+        }
+        open = std::move(still);
+      }
+    }
+  };
   std::vector<std::thread> pollers;
-  for (int c = 0; c < 4; ++c) pollers.emplace_back(poll);
+  for (int c = 0; c < 4; ++c) pollers.emplace_back(batch > 0 ? std::function<void()>(poll_batches)
+                                                             : std::function<void()>(poll));
   for (auto& t : pollers) t.join();
   double last = *std::max_element(sealed_at.begin(), sealed_at.end());
   std::vector<double> lat;
@@ -881,6 +989,20 @@ int Run(const Options& o) {
     results.push_back(f);
     q.Stop();
   }
+  if (o.Want("api_batch")) {
+    fs::remove_all(q.var() + "/queue");
+    Status s = q.Start();
+    if (!s.ok()) {
+      Say("qseald: " + s.ToString());
+      return 1;
+    }
+    Figures f = ApiScenario(o, q, corpus, o.docs, "api_batch", work + "/verify-api-batch",
+                            std::max(1, o.batch_size));
+    f.sessions = sessions;
+    Say("api_batch: " + Fmt(f.docs_per_s) + " docs/s");
+    results.push_back(f);
+    q.Stop();
+  }
   if (o.Want("watch")) {
     fs::remove_all(q.var() + "/queue");
     Status s = q.Start();
@@ -981,6 +1103,14 @@ int Run(const Options& o) {
     f.ceiling_per_s = o.partitions * o.shim_sessions / (o.shim_latency_ms / 1000.0);
     Say("shim_api: " + Fmt(f.docs_per_s) + " docs/s, ceiling " + Fmt(f.ceiling_per_s));
     results.push_back(f);
+    if (o.Want("shim_batch")) {
+      Figures b = ApiScenario(o, sq, corpus, n, "shim_api_batch", sdir + "/verify-batch",
+                              std::max(1, o.batch_size));
+      b.sessions = f.sessions;
+      b.ceiling_per_s = f.ceiling_per_s;
+      Say("shim_api_batch: " + Fmt(b.docs_per_s) + " docs/s, ceiling " + Fmt(b.ceiling_per_s));
+      results.push_back(b);
+    }
     sq.Stop();
   }
 
@@ -1024,14 +1154,19 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--shim-latency-ms", o.shim_latency_ms, "added latency per C_Sign in the shim")
       ->capture_default_str();
+  app.add_option("--batch-size", o.batch_size, "documents per POST /v1/batches (api_batch)")
+      ->capture_default_str();
+  app.add_option("--batch-clients", o.batch_clients, "concurrent batch clients (api_batch)")
+      ->capture_default_str();
   app.add_option("--shim-docs", o.shim_docs, "documents for the shim scenario (0: --docs)")
       ->capture_default_str();
   app.add_option("--verify-sample", o.verify_sample,
                  "seals per scenario checked with openssl cms -verify")
       ->capture_default_str();
   app.add_option("--scenarios", o.scenarios,
-                 "comma-separated: raw,openssl,api,watch,shim; big, backlog and audit (api "
-                 "with the audit trail on and off, the ratio) not by default")
+                 "comma-separated: raw,openssl,api,api_batch,watch,shim; shim_batch (shim "
+                 "through the batch API), big, backlog and audit (api with the audit trail on "
+                 "and off, the ratio) not by default")
       ->capture_default_str();
   app.add_option("--big-mib", o.big_mib, "document size of the big scenario")
       ->capture_default_str();

@@ -44,6 +44,11 @@ HttpResponse MakeProblem(http::status status, const RequestHeader& req, std::str
                       "application/problem+json");
 }
 
+http::status BodySink::ErrorStatus(const Status& append_error) const {
+  return append_error.code() == StatusCode::kInvalidArgument ? http::status::bad_request
+                                                             : http::status::service_unavailable;
+}
+
 class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, HttpServer* server) : stream_(std::move(socket)), server_(server) {
@@ -167,11 +172,8 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
       Status s = sink_->Append(ByteSpan(chunk_.data(), got));
       if (!s.ok()) {
         const RequestHeader& header = parser_->get().base();
+        http::status code = sink_->ErrorStatus(s);
         AbortBody();
-        http::status code =
-            s.code() == StatusCode::kResourceExhausted ? http::status::service_unavailable
-            : s.code() == StatusCode::kInvalidArgument ? http::status::bad_request
-                                                       : http::status::service_unavailable;
         return WriteAndClose(MakeProblem(code, header, s.message()));
       }
     }

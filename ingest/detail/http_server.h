@@ -43,6 +43,9 @@ class BodySink {
   virtual void Finish(Respond respond) = 0;
   // The client went away or broke a limit: discard what was received.
   virtual void Abort() = 0;
+  // The answer to a failed Append: 503 for kResourceExhausted and kUnavailable, 400 for
+  // kInvalidArgument. A sink that knows better (a batch over its limits: 413) overrides it.
+  virtual http::status ErrorStatus(const Status& append_error) const;
 };
 
 // What the handler decided after seeing the request header.

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <filesystem>
+#include <map>
+#include <vector>
 #include <thread>
 
 #include <arpa/inet.h>
@@ -75,6 +77,12 @@ class ApiTest : public ::testing::Test {
       conf += "\n[[client]]\nname = \"limited\"\ntoken_sha256 = \"" + Sha256Hex(kLimitedToken) +
               "\"\nprofiles = [\"invoice-p7m\"]\n";
       conf.replace(conf.find("max_body_bytes = \"256MiB\""), 25, "max_body_bytes = \"8MiB\"");
+      auto set = [&conf](const std::string& from, const std::string& to) {
+        conf.replace(conf.find(from), from.size(), to);
+      };
+      set("max_batch_parts = 1000", "max_batch_parts = 50");
+      set("max_batch_bytes = \"64MiB\"", "max_batch_bytes = \"1MiB\"");
+      set("max_batch_part_bytes = \"16MiB\"", "max_batch_part_bytes = \"64KiB\"");
     };
     qseald_ = new Qseald(tmp_->Sub("d"), o);
     Status s = qseald_->Start();
@@ -239,6 +247,235 @@ TEST_F(ApiTest, UnknownAndForeignDocumentsAre404) {
   cli::HttpClient limited(qseald_->api(), kLimitedToken);
   EXPECT_EQ(limited.Request("GET", "/v1/documents/" + id)->status, 404);
   EXPECT_EQ(c.Request("DELETE", "/v1/documents/" + id)->status, 405);
+}
+
+// ---- POST /v1/batches and POST /v1/batches/status ----
+
+struct TestPart {
+  std::string body;
+  std::map<std::string, std::string> headers;
+};
+
+std::string Multipart(const std::vector<TestPart>& parts, const std::string& boundary = "qb-7") {
+  std::string out;
+  for (const auto& p : parts) {
+    out += "--" + boundary + "\r\n";
+    for (const auto& [k, v] : p.headers) out += k + ": " + v + "\r\n";
+    out += "\r\n" + p.body + "\r\n";
+  }
+  return out + "--" + boundary + "--\r\n";
+}
+
+const std::map<std::string, std::string> kMultipart = {
+    {"Content-Type", "multipart/mixed; boundary=qb-7"}};
+
+nlohmann::json StatusOf(cli::HttpClient& c, const std::vector<std::string>& ids, int wait) {
+  nlohmann::json req;
+  req["ids"] = ids;
+  auto r = c.Request("POST", "/v1/batches/status?wait=" + std::to_string(wait), req.dump(),
+                     {{"Content-Type", "application/json"}});
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200) << r->body;
+  return nlohmann::json::parse(r->body);
+}
+
+TEST_F(ApiTest, BatchIsAcceptedInOneRequestAndEverySealVerifies) {
+  TempDir tmp;
+  std::vector<TestPart> parts;
+  for (int i = 0; i < 40; ++i) {
+    // Bodies with CRLFs and dashes, as binary invoices have.
+    std::string body = "<invoice n=\"" + std::to_string(i) + "\">\r\n--qb-7 \r\n" +
+                       std::string(static_cast<std::size_t>(i * 37), '\0') + "</invoice>";
+    parts.push_back({body,
+                     {{"Content-Type", "application/xml"},
+                      {"X-Filename", "../inv-" + std::to_string(i) + ".xml"},
+                      {"Idempotency-Key", "batch-" + std::to_string(i)}}});
+  }
+  auto c = qseald_->Client();
+  auto r = c.Request("POST", "/v1/batches?profile=default", Multipart(parts), kMultipart);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 202) << r->body;
+  auto j = nlohmann::json::parse(r->body);
+  EXPECT_EQ(j["accepted"], 40);
+  EXPECT_EQ(j["rejected"], 0);
+  ASSERT_EQ(j["documents"].size(), 40u);
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < 40; ++i) {
+    const auto& d = j["documents"][i];
+    EXPECT_EQ(d["index"], i);
+    EXPECT_EQ(d["status"], "queued");
+    EXPECT_EQ(d["name"], "inv-" + std::to_string(i) + ".xml");
+    EXPECT_EQ(d["size"], parts[i].body.size());
+    ids.push_back(d["id"]);
+  }
+  // Resent (a lost answer): the same ids, marked duplicate, nothing queued twice.
+  auto again = c.Request("POST", "/v1/batches?profile=default", Multipart(parts), kMultipart);
+  ASSERT_EQ(again->status, 202) << again->body;
+  auto ja = nlohmann::json::parse(again->body);
+  for (std::size_t i = 0; i < 40; ++i) {
+    EXPECT_EQ(ja["documents"][i]["id"], ids[i]);
+    EXPECT_EQ(ja["documents"][i]["duplicate"], true);
+  }
+
+  nlohmann::json status = StatusOf(c, ids, 30);
+  ASSERT_EQ(status["done"], true) << status.dump();
+  for (std::size_t i = 0; i < 40; ++i) {
+    const auto& d = status["documents"][i];
+    ASSERT_EQ(d["status"], "sealed") << d.dump();
+    auto seal = c.Request("GET", "/v1/documents/" + ids[i] + "/seal");
+    ASSERT_EQ(seal->status, 200);
+    std::string content = tmp.Sub("inv-" + std::to_string(i));
+    testing::WriteFile(content, parts[i].body);
+    testing::WriteFile(content + ".p7s", seal->body);
+    EXPECT_EQ(testing::OpensslVerify(content + ".p7s", qseald_->ca_pem(), content), "")
+        << "part " << i;
+  }
+}
+
+TEST_F(ApiTest, BatchWaitAnswersWithTheFinalStatusOfEachPart) {
+  TempDir tmp;
+  std::vector<TestPart> parts = {{"one", {}}, {"two", {{"Content-Type", "text/plain"}}}};
+  auto c = qseald_->Client();
+  auto r = c.Request("POST", "/v1/batches?profile=invoice-p7m&wait=30", Multipart(parts),
+                     kMultipart);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = nlohmann::json::parse(r->body);
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    ASSERT_EQ(j["documents"][i]["status"], "sealed") << r->body;
+    std::string id = j["documents"][i]["id"];
+    auto seal = c.Request("GET", "/v1/documents/" + id + "/seal");
+    testing::WriteFile(tmp.Sub("s.p7m"), seal->body);
+    EXPECT_EQ(testing::OpensslVerify(tmp.Sub("s.p7m"), qseald_->ca_pem(), "", tmp.Sub("out")), "");
+    EXPECT_EQ(testing::ReadFile(tmp.Sub("out")), parts[i].body);
+  }
+}
+
+TEST_F(ApiTest, BadPartsAreRefusedOneByOneAndTheGoodOnesAreSealed) {
+  TempDir tmp;
+  auto c = qseald_->Client();
+  auto first = c.Request("POST", "/v1/documents?profile=default", "original",
+                         {{"Idempotency-Key", "bp-conflict"}});
+  ASSERT_EQ(first->status, 202);
+  std::vector<TestPart> parts = {
+      {"good 0", {}},
+      {std::string(65 * 1024, 'x'), {}},                           // over max_batch_part_bytes
+      {"changed", {{"Idempotency-Key", "bp-conflict"}}},           // key reused: 422
+      {"Z29vZA==", {{"Content-Transfer-Encoding", "base64"}}},     // not sealed as sent: 415
+      {"k", {{"Idempotency-Key", std::string(201, 'k')}}},         // key too long: 400
+      {"good 5", {{"X-Filename", "five.txt"}}},
+  };
+  auto r = c.Request("POST", "/v1/batches?profile=default", Multipart(parts), kMultipart);
+  ASSERT_EQ(r->status, 202) << r->body;
+  auto j = nlohmann::json::parse(r->body);
+  EXPECT_EQ(j["accepted"], 2);
+  EXPECT_EQ(j["rejected"], 4);
+  const auto& d = j["documents"];
+  EXPECT_EQ(d[1]["status"], "rejected");
+  EXPECT_EQ(d[1]["error"]["status"], 413);
+  EXPECT_EQ(d[2]["error"]["status"], 422);
+  EXPECT_EQ(d[3]["error"]["status"], 415);
+  EXPECT_EQ(d[4]["error"]["status"], 400);
+  for (std::size_t i : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{4}}) {
+    EXPECT_FALSE(d[i].contains("id")) << d[i].dump();
+  }
+  std::vector<std::string> ids = {d[0]["id"], d[5]["id"]};
+  auto status = StatusOf(c, ids, 30);
+  ASSERT_EQ(status["done"], true) << status.dump();
+  for (std::size_t k = 0; k < 2; ++k) {
+    ASSERT_EQ(status["documents"][k]["status"], "sealed");
+    auto seal = c.Request("GET", "/v1/documents/" + ids[k] + "/seal");
+    testing::WriteFile(tmp.Sub("c"), parts[k == 0 ? 0 : 5].body);
+    testing::WriteFile(tmp.Sub("c.p7s"), seal->body);
+    EXPECT_EQ(testing::OpensslVerify(tmp.Sub("c.p7s"), qseald_->ca_pem(), tmp.Sub("c")), "");
+  }
+}
+
+TEST_F(ApiTest, BatchFramingErrorsAndLimitsAcceptNothing) {
+  auto c = qseald_->Client();
+  std::string good = Multipart({{"a", {}}});
+  struct Case {
+    std::string what;
+    std::string body;
+    std::map<std::string, std::string> headers;
+    int status;
+  };
+  std::string many;
+  for (int i = 0; i < 51; ++i) many += "--qb-7\r\n\r\nx\r\n";
+  many += "--qb-7--\r\n";
+  std::vector<Case> cases = {
+      {"no boundary parameter", good, {{"Content-Type", "multipart/mixed"}}, 415},
+      {"not multipart", good, {{"Content-Type", "application/pdf"}}, 415},
+      {"boundary not in the body", good, {{"Content-Type", "multipart/mixed; boundary=zz"}}, 400},
+      {"truncated", good.substr(0, good.size() - 10), kMultipart, 400},
+      {"malformed part header", "--qb-7\r\nno colon\r\n\r\nx\r\n--qb-7--", kMultipart, 400},
+      {"no parts", "--qb-7--\r\n", kMultipart, 400},
+      {"too many parts", many, kMultipart, 413},
+      {"body over max_batch_bytes", Multipart({{std::string(1100 * 1024, 'y'), {}}}), kMultipart,
+       413},
+  };
+  for (const auto& k : cases) {
+    auto r = c.Request("POST", "/v1/batches?profile=default", k.body, k.headers);
+    ASSERT_TRUE(r.ok()) << k.what;
+    EXPECT_EQ(r->status, k.status) << k.what << ": " << r->body;
+    EXPECT_EQ(r->headers["content-type"], "application/problem+json") << k.what;
+  }
+  // Too many parts, streamed chunked (no Content-Length to refuse it up front).
+  std::string req = "POST /v1/batches?profile=default HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                    qseald_->token() +
+                    "\r\nContent-Type: multipart/mixed; boundary=qb-7\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n";
+  char size_line[32];
+  std::snprintf(size_line, sizeof(size_line), "%zx\r\n", many.size());
+  req += size_line + many + "\r\n0\r\n\r\n";
+  std::string answer = RawExchange(qseald_->api(), req);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer.substr(0, 300);
+}
+
+TEST_F(ApiTest, BatchWithoutValidCredentialsIs401AndSignsNothing) {
+  std::uint64_t before = Signs();
+  cli::HttpClient anonymous(qseald_->api(), "");
+  cli::HttpClient wrong(qseald_->api(), "not-the-token");
+  cli::HttpClient limited(qseald_->api(), kLimitedToken);
+  std::string body = Multipart({{"invoice", {}}, {"invoice 2", {}}});
+  for (auto* c : {&anonymous, &wrong}) {
+    auto r = c->Request("POST", "/v1/batches?profile=default", body, kMultipart);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 401) << r->body;
+    auto s = c->Request("POST", "/v1/batches/status", "{\"ids\":[]}");
+    EXPECT_EQ(s->status, 401);
+  }
+  auto denied = limited.Request("POST", "/v1/batches?profile=default", body, kMultipart);
+  EXPECT_EQ(denied->status, 403) << denied->body;
+  // Give a (wrongly) accepted document time to reach the HSM before counting.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(Signs(), before);
+}
+
+TEST_F(ApiTest, BatchStatusReportsUnknownAndForeignIdsAsNotFound) {
+  auto c = qseald_->Client();
+  auto mine = c.Request("POST", "/v1/documents?profile=default&wait=20", "x");
+  ASSERT_EQ(mine->status, 200) << mine->body;
+  std::string id = nlohmann::json::parse(mine->body)["id"];
+  cli::HttpClient limited(qseald_->api(), kLimitedToken);
+  nlohmann::json foreign = StatusOf(limited, {id, "not-an-id"}, 1);
+  EXPECT_EQ(foreign["documents"][0]["error"]["status"], 404);
+  EXPECT_EQ(foreign["documents"][1]["error"]["status"], 404);
+  EXPECT_FALSE(foreign["documents"][0].contains("status"));
+  nlohmann::json own = StatusOf(c, {id, "01ARZ3NDEKTSV4RRFFQ69G5FAV"}, 5);
+  EXPECT_EQ(own["done"], false);  // an unknown id is not a final document
+  EXPECT_EQ(own["documents"][0]["status"], "sealed");
+  auto bad = c.Request("POST", "/v1/batches/status", "{\"ids\": 5}");
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(c.Request("GET", "/v1/batches/status")->status, 405);
+}
+
+// Regression: ?wait=nan and ?wait=1e300 converted a double out of range to an integer (undefined
+// behaviour); now nan is refused and a huge wait is capped at max_wait.
+TEST_F(ApiTest, WaitOutOfRangeIsRefusedOrCapped) {
+  auto c = qseald_->Client();
+  EXPECT_EQ(c.Request("POST", "/v1/documents?profile=default&wait=nan", "w")->status, 400);
+  auto r = c.Request("POST", "/v1/documents?profile=default&wait=1e300", "w");
+  EXPECT_EQ(r->status, 200) << r->body;
 }
 
 // A slow HSM (200 ms per signature, one session per partition) and a tiny queue watermark: the
