@@ -358,7 +358,8 @@ class Submitter {
         }
       }
     } catch (const std::exception& e) {
-      for (auto& o : out) o = Fail(o, kExitUnavailable, std::string("unexpected reply: ") + e.what());
+      for (auto& o : out)
+        o = Fail(o, kExitUnavailable, std::string("unexpected reply: ") + e.what());
       return out;
     }
     if (!(options_.wait || !options_.out_dir.empty())) return out;
@@ -402,7 +403,8 @@ class Submitter {
       auto now = std::chrono::steady_clock::now();
       if (now >= deadline) {
         for (auto& [id, i] : where) {
-          out[i] = Fail(out[i], kExitUnavailable, "still " + out[i].status + " after the wait timeout");
+          out[i] =
+              Fail(out[i], kExitUnavailable, "still " + out[i].status + " after the wait timeout");
         }
         return;
       }
@@ -410,8 +412,8 @@ class Submitter {
       json req;
       req["ids"] = ids;
       auto r = client.Request("POST",
-                              "/v1/batches/status?wait=" + std::to_string(std::clamp<long>(
-                                                                 static_cast<long>(left), 1, 30)),
+                              "/v1/batches/status?wait=" +
+                                  std::to_string(std::clamp<long>(static_cast<long>(left), 1, 30)),
                               req.dump(), {{"Content-Type", "application/json"}});
       if (!r.ok() || r->status != 200) {
         if (r.ok() && ExitForHttp(r->status) != kExitUnavailable) {

@@ -535,8 +535,8 @@ class ApiServer::Impl : public detail::HttpHandler {
     Result<std::string> boundary =
         detail::MultipartBoundary(std::string_view(ctype.data(), ctype.size()));
     if (!boundary.ok()) {
-      return Answer(MakeProblem(http::status::unsupported_media_type, req,
-                                boundary.status().message()));
+      return Answer(
+          MakeProblem(http::status::unsupported_media_type, req, boundary.status().message()));
     }
     auto length = req[http::field::content_length];
     if (!length.empty()) {
@@ -560,8 +560,8 @@ class ApiServer::Impl : public detail::HttpHandler {
                                     : admit.message()));
     }
     Decision d;
-    d.sink = std::make_unique<BatchSink>(this, std::move(*boundary), req, *wait, client.name,
-                                         profile);
+    d.sink =
+        std::make_unique<BatchSink>(this, std::move(*boundary), req, *wait, client.name, profile);
     return d;
   }
 
@@ -586,9 +586,8 @@ class ApiServer::Impl : public detail::HttpHandler {
       }
       Status s = parser_.Feed(chunk);
       if (!s.ok()) {
-        error_status_ = s.code() == StatusCode::kResourceExhausted
-                            ? http::status::payload_too_large
-                            : http::status::bad_request;
+        error_status_ = s.code() == StatusCode::kResourceExhausted ? http::status::payload_too_large
+                                                                   : http::status::bad_request;
       }
       return s;
     }
@@ -662,11 +661,11 @@ class ApiServer::Impl : public detail::HttpHandler {
             MakeProblem(http::status::bad_request, *req_, "a batch needs at least one part"));
       }
       // As for one document: the synced commit runs on the commit pool, never on an Asio thread.
-      boost::asio::post(api_->pool_, [api = api_, parts = parts_, req = req_, wait = wait_,
-                                      client = client_, profile = profile_,
-                                      respond = std::move(respond)]() mutable {
-        api->CommitBatch(*parts, req, wait, client, profile, std::move(respond));
-      });
+      boost::asio::post(api_->pool_,
+                        [api = api_, parts = parts_, req = req_, wait = wait_, client = client_,
+                         profile = profile_, respond = std::move(respond)]() mutable {
+                          api->CommitBatch(*parts, req, wait, client, profile, std::move(respond));
+                        });
     }
 
     void Abort() override { parts_->clear(); }
@@ -728,15 +727,15 @@ class ApiServer::Impl : public detail::HttpHandler {
       } else {
         if (part.error_status != http::status::service_unavailable) only_unavailable = false;
         if (options_.metrics != nullptr) {
-          options_.metrics->DocumentRejected(
-              "api", std::to_string(static_cast<int>(part.error_status)));
+          options_.metrics->DocumentRejected("api",
+                                             std::to_string(static_cast<int>(part.error_status)));
         }
       }
     }
     if (accepted == 0 && only_unavailable) {
-      return respond(Unavailable(*req, http::status::service_unavailable,
-                                 parts.front().error.empty() ? "not accepted"
-                                                             : parts.front().error));
+      return respond(
+          Unavailable(*req, http::status::service_unavailable,
+                      parts.front().error.empty() ? "not accepted" : parts.front().error));
     }
     auto shared = std::make_shared<BatchParts>(std::move(parts));
     auto answer = [this, shared, req, client, respond = std::move(respond)](bool waited) {
@@ -828,14 +827,13 @@ class ApiServer::Impl : public detail::HttpHandler {
     auto shared_req = std::make_shared<RequestHeader>(req);
     std::uint64_t limit = std::uint64_t{options_.max_status_ids} * 32 + 1024;
     Decision d;
-    d.sink = std::make_unique<BufferSink>(
-        limit, [this, shared_req, client = client.name, wait = *wait](std::string body,
-                                                                      Respond respond) {
-          boost::asio::post(pool_, [this, shared_req, client, wait, body = std::move(body),
-                                    respond = std::move(respond)]() mutable {
-            StatusOfMany(body, shared_req, client, wait, std::move(respond));
-          });
-        });
+    d.sink = std::make_unique<BufferSink>(limit, [this, shared_req, client = client.name,
+                                                  wait = *wait](std::string body, Respond respond) {
+      boost::asio::post(pool_, [this, shared_req, client, wait, body = std::move(body),
+                                respond = std::move(respond)]() mutable {
+        StatusOfMany(body, shared_req, client, wait, std::move(respond));
+      });
+    });
     return d;
   }
 
@@ -1125,8 +1123,7 @@ class ApiServer::Impl : public detail::HttpHandler {
   bool stopped_ QSEAL_GUARDED_BY(mu_) = false;
   std::multimap<queue::DocumentId, Waiter> waiters_ QSEAL_GUARDED_BY(mu_);
   std::set<std::shared_ptr<GroupWaiter>> groups_ QSEAL_GUARDED_BY(mu_);
-  std::multimap<queue::DocumentId, std::shared_ptr<GroupWaiter>> group_index_
-      QSEAL_GUARDED_BY(mu_);
+  std::multimap<queue::DocumentId, std::shared_ptr<GroupWaiter>> group_index_ QSEAL_GUARDED_BY(mu_);
 };
 
 ApiServer::ApiServer(ApiServerOptions options, queue::Queue* queue, ReadinessCheck readiness)

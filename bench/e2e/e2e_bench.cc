@@ -77,8 +77,8 @@ struct Options {
   int partitions = 2;
   int sessions = 4;
   int clients = 64;
-  int batch_size = 100;    // api_batch: documents per POST /v1/batches
-  int batch_clients = 8;   // api_batch: concurrent batch clients
+  int batch_size = 100;   // api_batch: documents per POST /v1/batches
+  int batch_clients = 8;  // api_batch: concurrent batch clients
   int openssl_docs = 200;
   double raw_seconds = 3;
   int shim_sessions = 16;
@@ -614,8 +614,9 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
     }
   };
   std::vector<std::thread> pollers;
-  for (int c = 0; c < 4; ++c) pollers.emplace_back(batch > 0 ? std::function<void()>(poll_batches)
-                                                             : std::function<void()>(poll));
+  for (int c = 0; c < 4; ++c)
+    pollers.emplace_back(batch > 0 ? std::function<void()>(poll_batches)
+                                   : std::function<void()>(poll));
   for (auto& t : pollers) t.join();
   double last = *std::max_element(sealed_at.begin(), sealed_at.end());
   std::vector<double> lat;

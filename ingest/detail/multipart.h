@@ -30,7 +30,7 @@ namespace qseal::ingest::detail {
 Result<std::string> MultipartBoundary(std::string_view content_type);
 
 struct MultipartLimits {
-  std::size_t max_parts = 1000;            // more parts: kResourceExhausted. Default: 1000
+  std::size_t max_parts = 1000;              // more parts: kResourceExhausted. Default: 1000
   std::size_t max_part_header_bytes = 8192;  // one part's header block. Default: 8 KiB
   std::size_t max_preamble_bytes = 4096;     // text before the first boundary. Default: 4 KiB
 };

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -15,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "common/exit_codes.h"
+#include "ingest/detail/multipart.h"
 #include "tests/testing/testing.h"
 
 namespace qseal::cli {
@@ -86,6 +88,21 @@ class ScriptedServer {
       res.body() = R"({"title":"Unauthorized","detail":"bad token"})";
       return res;
     }
+    if (req.method() == http::verb::post && target.rfind("/v1/batches/status", 0) == 0) {
+      // Every known id is sealed; others are unknown.
+      std::string docs;
+      std::regex quoted("\"([^\"]+)\"");
+      for (std::sregex_iterator it(req.body().begin(), req.body().end(), quoted), end; it != end;
+           ++it) {
+        std::string id = (*it)[1];
+        if (id == "ids") continue;
+        if (!docs.empty()) docs += ",";
+        docs += bodies.count(id) > 0 ? R"({"id":")" + id + R"(","status":"sealed"})"
+                                     : R"({"id":")" + id + R"(","error":{"status":404}})";
+      }
+      res.body() = R"({"done":true,"documents":[)" + docs + "]}";
+      return res;
+    }
     if (req.method() == http::verb::post) {
       if (target.find("profile=forbidden") != std::string::npos) {
         res.result(http::status::forbidden);
@@ -99,6 +116,7 @@ class ScriptedServer {
         res.body() = R"({"title":"Service Unavailable"})";
         return res;
       }
+      if (target.rfind("/v1/batches?", 0) == 0) return Batch(req);
       std::string id = "ID" + std::to_string(bodies.size());
       bodies[id] = req.body();
       names[id] = std::string(req["X-Filename"]);
@@ -126,6 +144,49 @@ class ScriptedServer {
     return res;
   }
 
+  // POST /v1/batches: each multipart/mixed part becomes a document.
+  http::response<http::string_body> Batch(const http::request<http::string_body>& req) {
+    http::response<http::string_body> res(http::status::accepted, 11);
+    res.set(http::field::content_type, "application/json");
+    struct Parts : ingest::detail::MultipartHandler {
+      std::vector<std::pair<std::string, std::string>> got;  // name, bytes
+      Status OnPartBegin(const ingest::detail::PartHeader& h) override {
+        got.emplace_back(std::string(h.Get("X-Filename")), "");
+        return Status::Ok();
+      }
+      Status OnPartData(ByteSpan d) override {
+        got.back().second.append(AsChars(d));
+        return Status::Ok();
+      }
+      Status OnPartEnd() override { return Status::Ok(); }
+    } parts;
+    auto boundary = ingest::detail::MultipartBoundary(std::string(req[http::field::content_type]));
+    if (!boundary.ok()) {
+      res.result(http::status::unsupported_media_type);
+      return res;
+    }
+    ingest::detail::MultipartParser parser(*boundary, {}, &parts);
+    if (!parser.Feed(AsBytes(req.body())).ok() || !parser.Finish().ok()) {
+      res.result(http::status::bad_request);
+      return res;
+    }
+    ++batches;
+    std::string docs;
+    for (const auto& [name, bytes] : parts.got) {
+      std::string id = "ID" + std::to_string(bodies.size());
+      bodies[id] = bytes;
+      names[id] = name;
+      if (!docs.empty()) docs += ",";
+      docs += R"({"id":")" + id + R"(","status":"queued"})";
+    }
+    res.body() = R"({"documents":[)" + docs + "]}";
+    return res;
+  }
+
+ public:
+  int batches = 0;  // POST /v1/batches accepted
+
+ private:
   net::io_context io_;
   net::ip::tcp::acceptor acceptor_;
   std::atomic<bool> stop_{false};
@@ -158,11 +219,15 @@ TEST(QsealctlSubmitTest, RetriesAfter503WaitsAndWritesSealsNamedByContentType) {
   EXPECT_NE(lines.find("a.pdf\tID"), std::string::npos) << lines;
   EXPECT_NE(lines.find("b.xml\tID"), std::string::npos) << lines;
   EXPECT_NE(lines.find("\tsealed\t"), std::string::npos) << lines;
+  // Two files go as one batch (after one 503), their outcomes come from one long-poll.
+  EXPECT_EQ(server.batches, 1);
+  std::vector<std::string> posts;
   for (const auto& t : server.targets) {
-    if (t.rfind("POST", 0) == 0) {
-      EXPECT_NE(t.find("profile=default&wait="), std::string::npos);
-    }
+    if (t.rfind("POST", 0) == 0) posts.push_back(t);
   }
+  EXPECT_EQ(posts, (std::vector<std::string>{"POST /v1/batches?profile=default",
+                                             "POST /v1/batches?profile=default",
+                                             "POST /v1/batches/status?wait=30"}));
 
   lock.unlock();
   std::ostringstream status_out, status_err;
@@ -198,6 +263,9 @@ TEST(QsealctlSubmitTest, ClientErrorsExit65) {
   EXPECT_NE(out2.str().find("401"), std::string::npos) << out2.str();
   std::lock_guard<std::mutex> lock(server.mu);
   EXPECT_EQ(server.bad_auth, "Bearer wrong");
+  for (const auto& t : server.targets) {
+    EXPECT_NE(t.find("/v1/documents?profile="), std::string::npos) << "a lone file goes alone";
+  }
 }
 
 }  // namespace

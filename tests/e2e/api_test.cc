@@ -7,8 +7,8 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -336,8 +336,8 @@ TEST_F(ApiTest, BatchWaitAnswersWithTheFinalStatusOfEachPart) {
   TempDir tmp;
   std::vector<TestPart> parts = {{"one", {}}, {"two", {{"Content-Type", "text/plain"}}}};
   auto c = qseald_->Client();
-  auto r = c.Request("POST", "/v1/batches?profile=invoice-p7m&wait=30", Multipart(parts),
-                     kMultipart);
+  auto r =
+      c.Request("POST", "/v1/batches?profile=invoice-p7m&wait=30", Multipart(parts), kMultipart);
   ASSERT_EQ(r->status, 200) << r->body;
   auto j = nlohmann::json::parse(r->body);
   for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -358,10 +358,10 @@ TEST_F(ApiTest, BadPartsAreRefusedOneByOneAndTheGoodOnesAreSealed) {
   ASSERT_EQ(first->status, 202);
   std::vector<TestPart> parts = {
       {"good 0", {}},
-      {std::string(65 * 1024, 'x'), {}},                           // over max_batch_part_bytes
-      {"changed", {{"Idempotency-Key", "bp-conflict"}}},           // key reused: 422
-      {"Z29vZA==", {{"Content-Transfer-Encoding", "base64"}}},     // not sealed as sent: 415
-      {"k", {{"Idempotency-Key", std::string(201, 'k')}}},         // key too long: 400
+      {std::string(65 * 1024, 'x'), {}},                        // over max_batch_part_bytes
+      {"changed", {{"Idempotency-Key", "bp-conflict"}}},        // key reused: 422
+      {"Z29vZA==", {{"Content-Transfer-Encoding", "base64"}}},  // not sealed as sent: 415
+      {"k", {{"Idempotency-Key", std::string(201, 'k')}}},      // key too long: 400
       {"good 5", {{"X-Filename", "five.txt"}}},
   };
   auto r = c.Request("POST", "/v1/batches?profile=default", Multipart(parts), kMultipart);
@@ -420,10 +420,11 @@ TEST_F(ApiTest, BatchFramingErrorsAndLimitsAcceptNothing) {
     EXPECT_EQ(r->headers["content-type"], "application/problem+json") << k.what;
   }
   // Too many parts, streamed chunked (no Content-Length to refuse it up front).
-  std::string req = "POST /v1/batches?profile=default HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                    qseald_->token() +
-                    "\r\nContent-Type: multipart/mixed; boundary=qb-7\r\n"
-                    "Transfer-Encoding: chunked\r\n\r\n";
+  std::string req =
+      "POST /v1/batches?profile=default HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+      qseald_->token() +
+      "\r\nContent-Type: multipart/mixed; boundary=qb-7\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
   char size_line[32];
   std::snprintf(size_line, sizeof(size_line), "%zx\r\n", many.size());
   req += size_line + many + "\r\n0\r\n\r\n";

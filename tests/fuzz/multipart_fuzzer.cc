@@ -93,7 +93,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
   Outcome whole = Parse(body, {});
   Outcome pieces = Parse(body, steps);
-  if (whole.ok != pieces.ok || whole.code != pieces.code) Collector::Die("status depends on chunks");
+  if (whole.ok != pieces.ok || whole.code != pieces.code)
+    Collector::Die("status depends on chunks");
   if (whole.ok) {
     if (whole.headers != pieces.headers) Collector::Die("headers depend on chunking");
     if (whole.data != pieces.data) Collector::Die("part bytes depend on chunking");

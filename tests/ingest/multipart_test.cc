@@ -79,13 +79,13 @@ TEST(MultipartParserTest, ParsesPartsWithTheSameResultWhateverTheChunking) {
 
 TEST(MultipartParserTest, RejectsBrokenFraming) {
   const std::vector<std::string> bad = {
-      "",                                                    // no boundary at all
-      "--b0undary\r\n\r\nbody never closed",                 // truncated
-      "--b0undary\r\n\r\nbody\r\n--b0undary",                // delimiter without its line end
-      "--b0undaryX\r\n\r\nbody\r\n--b0undary--",             // another boundary
-      "--b0undary\r\nNo colon here\r\n\r\nx\r\n--b0undary--",  // malformed header field
+      "",                                                        // no boundary at all
+      "--b0undary\r\n\r\nbody never closed",                     // truncated
+      "--b0undary\r\n\r\nbody\r\n--b0undary",                    // delimiter without its line end
+      "--b0undaryX\r\n\r\nbody\r\n--b0undary--",                 // another boundary
+      "--b0undary\r\nNo colon here\r\n\r\nx\r\n--b0undary--",    // malformed header field
       "--b0undary\r\nA: b\r\n folded\r\n\r\nx\r\n--b0undary--",  // obsolete line folding
-      "--b0undary\r\nA: b\x01\r\n\r\nx\r\n--b0undary--",        // control character
+      "--b0undary\r\nA: b\x01\r\n\r\nx\r\n--b0undary--",         // control character
       std::string(5000, 'p') + "\r\n--b0undary\r\n\r\nx\r\n--b0undary--",  // preamble too long
   };
   for (const std::string& body : bad) {
@@ -128,10 +128,10 @@ TEST(MultipartBoundaryTest, AcceptsOnlyMultipartMixedWithAValidBoundary) {
   EXPECT_FALSE(MultipartBoundary("multipart/mixed; boundary=\"q\\\"\"").ok());  // '"'
   EXPECT_FALSE(MultipartBoundary("multipart/mixed; boundary=\"q\" junk").ok());
   for (const char* bad :
-       {"multipart/form-data; boundary=abc", "multipart/mixed", "multipart/mixed; boundary=",
-        "multipart/mixed; boundary=\"abc", "multipart/mixed; boundary=\"abc \"",
-        "multipart/mixed; boundary=a;boundary=b", "application/json",
-        "multipart/mixed; boundary=abc\x01"}) {
+       {"multipart/form-data; boundary=abc", "multipart/mixed",
+        "multipart/mixed; boundary=", "multipart/mixed; boundary=\"abc",
+        "multipart/mixed; boundary=\"abc \"", "multipart/mixed; boundary=a;boundary=b",
+        "application/json", "multipart/mixed; boundary=abc\x01"}) {
     EXPECT_FALSE(MultipartBoundary(bad).ok()) << bad;
   }
   EXPECT_FALSE(MultipartBoundary("multipart/mixed; boundary=" + std::string(71, 'a')).ok());
