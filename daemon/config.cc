@@ -394,6 +394,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Integer("low_watermark_documents", &c.queue.low_watermark_documents, 0, INT64_MAX);
     r.Size("high_watermark_bytes", &c.queue.high_watermark_bytes);
     r.Size("low_watermark_bytes", &c.queue.low_watermark_bytes);
+    r.Size("min_free_bytes", &c.queue.min_free_bytes);
     r.Dur("retention", &c.queue.retention);
     r.Dur("lease_duration", &c.queue.lease_duration);
     r.Integer("max_attempts", &c.queue.max_attempts, 1, 1000);

@@ -223,6 +223,7 @@ class Daemon::Impl {
     q.low_watermark_count = config_.queue.low_watermark_documents;
     q.high_watermark_bytes = config_.queue.high_watermark_bytes;
     q.low_watermark_bytes = config_.queue.low_watermark_bytes;
+    q.min_free_bytes = config_.queue.min_free_bytes;
     q.max_attempts = config_.queue.max_attempts;
     q.initial_backoff = config_.queue.retry_backoff;
     q.retention = std::chrono::duration_cast<std::chrono::seconds>(config_.queue.retention);
