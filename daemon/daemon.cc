@@ -116,6 +116,7 @@ class Daemon::Impl {
     sources.queue = queue_.get();
     sources.signer = signer_.get();
     sources.engine = engine_.get();
+    sources.audit = audit_.get();
     for (std::size_t i = 0; i < watchers_.size(); ++i) {
       sources.watches.push_back({config_.watches[i].profile, watchers_[i].get()});
     }

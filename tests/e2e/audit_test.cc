@@ -270,6 +270,12 @@ TEST_F(AuditE2eTest, FullAuditDiskStopsSealingUntilWritable) {
   ASSERT_FALSE(ready()) << "the audit disk never filled";
   auto readyz = q.Client().Request("GET", "/readyz");
   EXPECT_NE(readyz->body.find("audit"), std::string::npos) << readyz->body;
+  {
+    cli::HttpClient scraper(q.metrics(), "", std::chrono::seconds(10));
+    auto scrape = scraper.Request("GET", "/metrics");
+    ASSERT_TRUE(scrape.ok()) << scrape.status();
+    EXPECT_NE(scrape->body.find("\nqseal_audit_healthy 0\n"), std::string::npos) << scrape->body;
+  }
 
   // Not ready: documents are still accepted (they wait in the queue) but none is signed.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // in-flight signatures settle
