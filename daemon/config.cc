@@ -420,6 +420,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Dur("checkpoint_interval", &c.audit.checkpoint_interval);
     r.Str("checkpoint_key", &c.audit.checkpoint_key);
     r.Bool("create_checkpoint_key", &c.audit.create_checkpoint_key);
+    r.Integer("refusal_records_per_second", &c.audit.refusal_records_per_second, 1, 1'000'000);
+    r.Integer("refusal_burst", &c.audit.refusal_burst, 1, 1'000'000);
     r.Finish();
     if (c.audit.checkpoint_key.rfind("file:", 0) != 0 || c.audit.checkpoint_key.size() <= 5) {
       errors->push_back(origin + ": audit.checkpoint_key: expected \"file:/path\" of a PEM key " +
