@@ -887,6 +887,8 @@ class ApiServer::Impl : public detail::HttpHandler {
 
   // Long-poll for many documents: `answer` runs once (on the commit pool), when every id is
   // final (or unknown, or another client's) or when `wait` has passed.
+  // `ids`, `deadline` and `answer` are fixed before it is registered; `outstanding` and
+  // `answered` are guarded by Impl::mu_.
   struct GroupWaiter {
     std::vector<queue::DocumentId> ids;
     std::set<queue::DocumentId> outstanding;
@@ -902,17 +904,19 @@ class ApiServer::Impl : public detail::HttpHandler {
     g->outstanding.insert(g->ids.begin(), g->ids.end());
     g->deadline = std::chrono::steady_clock::now() + wait;
     g->answer = std::move(answer);
+    bool answer_now = false;
     {
       MutexLock lock(mu_);
       if (stopped_) {
         g->answered = true;
+        answer_now = true;
       } else {
         groups_.insert(g);
         for (const auto& id : g->outstanding) group_index_.emplace(id, g);
         waiter_cv_.SignalAll();
       }
     }
-    if (g->answered) return g->answer();
+    if (answer_now) return g->answer();
     // Registered first, looked at second: a document that finished in between is not missed.
     for (const auto& id : g->ids) {
       Result<queue::Record> rec = queue_->Get(id);
