@@ -233,8 +233,7 @@ TEST_F(RecoveryTest, HungCallPastHungCallTimeoutWedgesTheModuleAndShutdownAbando
   const std::size_t n = 100;
   Collector c(n);
   for (std::size_t i = 0; i < n; ++i) {
-    c.Submit(s, i, "seal", SignatureScheme::kEcdsa, DigestAlgorithm::kSha256,
-             static_cast<int>(i));
+    c.Submit(s, i, "seal", SignatureScheme::kEcdsa, DigestAlgorithm::kSha256, static_cast<int>(i));
   }
   ASSERT_TRUE(c.Wait());
   EXPECT_EQ(c.Failed(), 0u) << c.FirstError();

@@ -173,8 +173,8 @@ TEST_F(ReliabilityHsmFaultTest, HungCallPastDeadlineExitsNonZeroAndRestartLosesN
   load.Start();
   // The hang comes within the first 70 signatures: qseald must exit on its own.
   int code = qseald.process().Wait(std::chrono::seconds(120));
-  ASSERT_EQ(code, kExitUnavailable) << "the stuck call did not make qseald exit 69: "
-                                    << qseald.Stderr();
+  ASSERT_EQ(code, kExitUnavailable)
+      << "the stuck call did not make qseald exit 69: " << qseald.Stderr();
   EXPECT_EQ(Count(shim_a_, p11shim::kInjectedHang), 1u);
   // The hang is consumed once (the shim's counters outlive the process); clear it anyway so the
   // restarted daemon meets a healthy HSM.
