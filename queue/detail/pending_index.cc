@@ -1,7 +1,6 @@
 #include "queue/detail/pending_index.h"
 
 #include <algorithm>
-#include <cstring>
 #include <functional>
 
 namespace qseal::queue::detail {
@@ -11,9 +10,9 @@ constexpr std::size_t kMinBuckets = 64;
 // Heaps are rebuilt when their stale entries exceed the live ones by this slack (amortised O(1)).
 constexpr std::size_t kHeapSlack = 1024;
 
-std::uint64_t Load64(const std::uint8_t* p) {
+std::uint64_t LoadBigEndian64(const std::uint8_t* p) {
   std::uint64_t v = 0;
-  std::memcpy(&v, p, sizeof v);
+  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
   return v;
 }
 
@@ -32,10 +31,14 @@ void HeapPop(std::vector<T>& heap) {
 }  // namespace
 
 std::size_t PendingIndex::Home(const DocumentId& id) const {
-  // The low 8 bytes are random per millisecond and then counted up; mixing in the time and a
-  // multiplicative hash spreads both over the table.
-  std::uint64_t h = (Load64(id.data() + 8) ^ Load64(id.data())) * 0x9E3779B97F4A7C15ULL;
-  return static_cast<std::size_t>(h >> 32) & (buckets_.size() - 1);
+  // Big-endian halves put the per-millisecond counter in the low bits of `lo`; the splitmix64
+  // finaliser then spreads every input bit over the bits the mask keeps.
+  std::uint64_t x = LoadBigEndian64(id.data()) * 0x9E3779B97F4A7C15ULL ^
+                    LoadBigEndian64(id.data() + 8);
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  x ^= x >> 31;
+  return static_cast<std::size_t>(x) & (buckets_.size() - 1);
 }
 
 std::size_t PendingIndex::Probe(const DocumentId& id) const {
@@ -205,9 +208,11 @@ std::optional<PendingIndex::SysTime> PendingIndex::OldestQueuedCreatedAt() {
 
 void PendingIndex::CompactHeaps() {
   auto compact = [&](auto& heap, std::size_t live, auto&& valid) {
-    if (heap.size() <= 2 * live + kHeapSlack) return;
-    std::erase_if(heap, [&](const auto& e) { return !valid(e); });
-    std::make_heap(heap.begin(), heap.end(), std::greater<>{});
+    if (heap.size() > 2 * live + kHeapSlack) {
+      std::erase_if(heap, [&](const auto& e) { return !valid(e); });
+      std::make_heap(heap.begin(), heap.end(), std::greater<>{});
+    }
+    // Give memory back after a large backlog drained (amortised: the capacity halves at least).
     if (heap.capacity() > 4 * heap.size() + kHeapSlack) heap.shrink_to_fit();
   };
   compact(ready_, count(Where::kReady), [&](const DocumentId& id) {
