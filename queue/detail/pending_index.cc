@@ -33,8 +33,8 @@ void HeapPop(std::vector<T>& heap) {
 std::size_t PendingIndex::Home(const DocumentId& id) const {
   // Big-endian halves put the per-millisecond counter in the low bits of `lo`; the splitmix64
   // finaliser then spreads every input bit over the bits the mask keeps.
-  std::uint64_t x = LoadBigEndian64(id.data()) * 0x9E3779B97F4A7C15ULL ^
-                    LoadBigEndian64(id.data() + 8);
+  std::uint64_t x =
+      LoadBigEndian64(id.data()) * 0x9E3779B97F4A7C15ULL ^ LoadBigEndian64(id.data() + 8);
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
   x ^= x >> 31;

@@ -1,5 +1,5 @@
-// Unit tests of the queue's compact scheduling index (queue/detail/pending_index.h), checked against
-// plain std::map / std::set models.
+// Unit tests of the queue's compact scheduling index (queue/detail/pending_index.h), checked
+// against plain std::map / std::set models.
 #include "queue/detail/pending_index.h"
 
 #include <algorithm>
@@ -143,7 +143,7 @@ TEST(PendingIndexTest, ExpiredLeasesComeEarliestFirstAndSkipFinishedOnes) {
   index.SetLeased(a, At(5s));
   index.SetLeased(b, At(3s));
   index.SetLeased(c, At(7s));
-  index.Erase(b);             // completed: its heap entry is stale
+  index.Erase(b);              // completed: its heap entry is stale
   index.SetLeased(c, At(4s));  // re-leased earlier (a new lease): the 7 s entry is stale
   EXPECT_EQ(index.NextExpiredLease(At(2s)), std::nullopt);
   EXPECT_EQ(index.NextExpiredLease(At(6s)), c);
