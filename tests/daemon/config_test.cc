@@ -112,12 +112,14 @@ TEST(ConfigTest, ExpandsEnvironmentAndParsesUnits) {
   std::string text = std::string(kMinimal) +
                      "\n[queue]\npath = \"${QSEAL_TEST_DIR}/queue\"\nretention = \"2h\"\n"
                      "high_watermark_bytes = \"2GiB\"\nlow_watermark_bytes = \"1GiB\"\n"
+                     "min_free_bytes = \"128MiB\"\n"
                      "[metrics]\nlisten = \"${QSEAL_TEST_UNSET:-127.0.0.1:1}\"\n";
   Result<Config> c = ParseConfig(text, "t.toml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->queue.path, "/srv/q/queue");
   EXPECT_EQ(c->queue.retention, std::chrono::hours(2));
   EXPECT_EQ(c->queue.high_watermark_bytes, 2ull << 30);
+  EXPECT_EQ(c->queue.min_free_bytes, 128ull << 20);
   EXPECT_EQ(c->metrics.listen, "127.0.0.1:1");
 }
 
@@ -156,6 +158,23 @@ TEST(ConfigTest, AuditSectionParsesAndRefusesAnHsmCheckpointKey) {
   ASSERT_EQ(errors.size(), 2u);
   EXPECT_NE(errors[0].find("audit.bogus"), std::string::npos) << errors[0];
   EXPECT_NE(errors[1].find("audit.checkpoint_key"), std::string::npos) << errors[1];
+}
+
+TEST(ConfigTest, HungCallTimeoutDefaultsToSixtySecondsAndMustCoverSignTimeout) {
+  Result<Config> defaults = ParseConfig(kMinimal, "t.toml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->hsm.hung_call_timeout, std::chrono::seconds(60));
+  Result<Config> c =
+      ParseConfig(std::string(kMinimal) + "[hsm]\nhung_call_timeout = \"15s\"\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->hsm.hung_call_timeout, std::chrono::seconds(15));
+  std::vector<std::string> errors;
+  EXPECT_FALSE(ParseConfig(std::string(kMinimal) +
+                               "[hsm]\nsign_timeout = \"10s\"\nhung_call_timeout = \"5s\"\n",
+                           "t.toml", &errors)
+                   .ok());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("hsm.hung_call_timeout"), std::string::npos) << errors[0];
 }
 
 TEST(ConfigTest, SplitHostPort) {
