@@ -394,6 +394,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Integer("low_watermark_documents", &c.queue.low_watermark_documents, 0, INT64_MAX);
     r.Size("high_watermark_bytes", &c.queue.high_watermark_bytes);
     r.Size("low_watermark_bytes", &c.queue.low_watermark_bytes);
+    r.Size("min_free_bytes", &c.queue.min_free_bytes);
     r.Dur("retention", &c.queue.retention);
     r.Dur("lease_duration", &c.queue.lease_duration);
     r.Integer("max_attempts", &c.queue.max_attempts, 1, 1000);
@@ -419,6 +420,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Dur("checkpoint_interval", &c.audit.checkpoint_interval);
     r.Str("checkpoint_key", &c.audit.checkpoint_key);
     r.Bool("create_checkpoint_key", &c.audit.create_checkpoint_key);
+    r.Integer("refusal_records_per_second", &c.audit.refusal_records_per_second, 1, 1'000'000);
+    r.Integer("refusal_burst", &c.audit.refusal_burst, 1, 1'000'000);
     r.Finish();
     if (c.audit.checkpoint_key.rfind("file:", 0) != 0 || c.audit.checkpoint_key.size() <= 5) {
       errors->push_back(origin + ": audit.checkpoint_key: expected \"file:/path\" of a PEM key " +

@@ -41,6 +41,8 @@ struct QueueConfig {
   std::uint64_t low_watermark_documents = 900'000;
   std::uint64_t high_watermark_bytes = 8ull << 30;
   std::uint64_t low_watermark_bytes = 6ull << 30;
+  // Free space kept on the queue's filesystem: below it, acceptance answers 503 (0 = no reserve).
+  std::uint64_t min_free_bytes = 64ull << 20;
   std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};
   std::chrono::milliseconds lease_duration{300'000};
   std::uint32_t max_attempts = 5;
@@ -74,6 +76,10 @@ struct AuditConfig {
   // "file:/path" of an ECDSA P-256 PEM key (PKCS#11 keys are not supported yet).
   std::string checkpoint_key = "file:var/pki/audit-checkpoint.pem";
   bool create_checkpoint_key = true;  // Generate the key file when it does not exist.
+  // Refused requests (auth_denied, rejected) recorded one by one: a token bucket per kind; the
+  // rest are counted into a summary record (audit/refusal_limiter.h).
+  std::uint32_t refusal_records_per_second = 10;
+  std::uint32_t refusal_burst = 100;
 };
 
 struct PartitionConfig {

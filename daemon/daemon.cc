@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "audit/audit_log.h"
+#include "audit/refusal_limiter.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "daemon/metrics_bridge.h"
@@ -116,6 +117,7 @@ class Daemon::Impl {
     sources.queue = queue_.get();
     sources.signer = signer_.get();
     sources.engine = engine_.get();
+    sources.audit = audit_.get();
     for (std::size_t i = 0; i < watchers_.size(); ++i) {
       sources.watches.push_back({config_.watches[i].profile, watchers_[i].get()});
     }
@@ -149,6 +151,10 @@ class Daemon::Impl {
     Result<std::unique_ptr<audit::AuditLog>> log = audit::AuditLog::Open(o);
     if (!log.ok()) return log.status();
     audit_ = std::move(*log);
+    for (auto& limiter : refusal_limiters_) {
+      limiter =
+          std::make_unique<audit::RefusalLimiter>(a.refusal_records_per_second, a.refusal_burst);
+    }
     return audit_
         ->Append(
             {audit::EventEntry(audit::Event::kStartup, "qseald"),
@@ -189,6 +195,7 @@ class Daemon::Impl {
           }
           last[p.name] = p.state;
         }
+        AddRefusalSummaries(&entries);
         if (!entries.empty()) audit_->AppendAsync(std::move(entries), nullptr);
         watch_cv_.WaitUntil(watch_mu_, std::chrono::steady_clock::now() + std::chrono::seconds(1));
       }
@@ -204,14 +211,38 @@ class Daemon::Impl {
     if (partition_watch_.joinable()) partition_watch_.join();
   }
 
+  // Refusals are rate-limited per kind (index 0: auth_denied, 1: rejected); what the limit drops
+  // is counted into the next record of that kind or into the once-a-second summary.
+  static constexpr audit::Event kRefusalEvents[2] = {audit::Event::kAuthDenied,
+                                                     audit::Event::kRejected};
+
   void AuditRefusal(std::string_view kind, std::string_view client, std::string_view profile,
                     std::string_view reason) {
-    audit::Entry e = audit::EventEntry(kind == "auth_denied" ? audit::Event::kAuthDenied
-                                                             : audit::Event::kRejected);
+    const std::size_t k = kind == "auth_denied" ? 0 : 1;
+    std::uint64_t dropped = 0;
+    if (!refusal_limiters_[k]->Admit(&dropped)) return;
+    audit::Entry e = audit::EventEntry(kRefusalEvents[k]);
     e.client = std::string(client);
     e.profile = std::string(profile);
     e.detail = std::string(reason);
+    if (dropped > 0) e.detail += "; before it, " + RefusalsNotRecorded(dropped);
     audit_->AppendAsync({std::move(e)}, nullptr);
+  }
+
+  void AddRefusalSummaries(std::vector<audit::Entry>* entries) {
+    for (std::size_t k = 0; k < 2; ++k) {
+      const std::uint64_t dropped = refusal_limiters_[k]->TakeSuppressed();
+      if (dropped == 0) continue;
+      audit::Entry e = audit::EventEntry(kRefusalEvents[k]);
+      e.detail = RefusalsNotRecorded(dropped);
+      entries->push_back(std::move(e));
+    }
+  }
+
+  std::string RefusalsNotRecorded(std::uint64_t dropped) const {
+    return std::to_string(dropped) + " refusals of this kind not recorded one by one (more than " +
+           std::to_string(config_.audit.refusal_records_per_second) + "/s, burst " +
+           std::to_string(config_.audit.refusal_burst) + ")";
   }
 
   // ---- End of the audit trail wiring. ----
@@ -223,6 +254,7 @@ class Daemon::Impl {
     q.low_watermark_count = config_.queue.low_watermark_documents;
     q.high_watermark_bytes = config_.queue.high_watermark_bytes;
     q.low_watermark_bytes = config_.queue.low_watermark_bytes;
+    q.min_free_bytes = config_.queue.min_free_bytes;
     q.max_attempts = config_.queue.max_attempts;
     q.initial_backoff = config_.queue.retry_backoff;
     q.retention = std::chrono::duration_cast<std::chrono::seconds>(config_.queue.retention);
@@ -376,6 +408,7 @@ class Daemon::Impl {
   std::unique_ptr<metrics::Metrics> metrics_;
   // Outlives the engine and the API server, which write to it.
   std::unique_ptr<audit::AuditLog> audit_;
+  std::unique_ptr<audit::RefusalLimiter> refusal_limiters_[2];
   std::thread partition_watch_;
   Mutex watch_mu_;
   CondVar watch_cv_;

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <thread>
 
+#include "audit/audit_log.h"
 #include "common/mutex.h"
 #include "engine/engine.h"
 #include "hsm/signer.h"
@@ -79,6 +80,7 @@ struct MetricsBridge::State {
     if (sources.queue != nullptr) FillQueue(w, sources.queue->Stats());
     if (sources.engine != nullptr) FillEngine(w, sources.engine->Stats());
     if (sources.signer != nullptr) FillSigner(w, sources.signer->Stats());
+    if (sources.audit != nullptr) FillAudit(w, *sources.audit);
     // Listed even without watched folders, so dashboards find the names.
     w.DeclareCounter("qseal_watch_files_claimed_total", "Files claimed from inbox/ and enqueued.");
     w.DeclareCounter("qseal_watch_files_failed_total", "Files moved to failed/.");
@@ -187,6 +189,20 @@ struct MetricsBridge::State {
       w.Counter("qseal_hsm_sign_timeouts_total", "Sign calls past sign_timeout.", part,
                 D(p.timeouts));
     }
+  }
+
+  static void FillAudit(SnapshotWriter& w, const audit::AuditLog& log) {
+    const audit::AuditStats s = log.Stats();
+    w.Gauge("qseal_audit_healthy",
+            "0 while audit records cannot be written (sealing pauses until they can).", {},
+            log.Health().ok() ? 1 : 0);
+    w.Counter("qseal_audit_records_total", "Audit records written and synced.", {}, D(s.records));
+    w.Counter("qseal_audit_syncs_total", "Group commits (fdatasync) of the audit log.", {},
+              D(s.syncs));
+    w.Counter("qseal_audit_checkpoints_total", "Signed checkpoints written.", {}, D(s.checkpoints));
+    w.Counter("qseal_audit_failures_total", "Audit appends refused or failed.", {}, D(s.failures));
+    w.Gauge("qseal_audit_last_sequence", "Sequence number of the last durable audit record.", {},
+            D(s.last_seq));
   }
 
   static void FillWatch(SnapshotWriter& w, const Labels& labels, const ingest::WatcherStats& s) {

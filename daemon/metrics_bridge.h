@@ -25,6 +25,9 @@
 //   backpressure: qseal_backpressure_throttled{stage=engine|queue|watch} (0/1) and
 //             qseal_backpressure_throttled_seconds_total{stage}, accumulated by a sampler thread
 //             (default every 100 ms, so the time is exact to about one interval).
+//   audit:    qseal_audit_healthy (0 while records cannot be written: sealing is paused),
+//             qseal_audit_records_total, qseal_audit_syncs_total, qseal_audit_checkpoints_total,
+//             qseal_audit_failures_total, qseal_audit_last_sequence
 //   process:  metrics::ProcessMetricsSource().
 //
 // Lifetime: the components must outlive the bridge or Stop(); after Stop() the snapshot sources
@@ -51,6 +54,9 @@ class Engine;
 namespace qseal::ingest {
 class FolderWatcher;
 }
+namespace qseal::audit {
+class AuditLog;
+}
 
 namespace qseal::daemon {
 
@@ -58,6 +64,7 @@ struct MetricsBridgeSources {
   const queue::Queue* queue = nullptr;     // optional
   const hsm::Signer* signer = nullptr;     // optional
   const engine::Engine* engine = nullptr;  // optional
+  const audit::AuditLog* audit = nullptr;  // optional (the audit trail may be disabled)
   struct Watch {
     std::string profile;
     const ingest::FolderWatcher* watcher = nullptr;

@@ -24,6 +24,7 @@
 
 #include <dirent.h>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include "common/crash_point.h"
 #include "common/log.h"
@@ -108,6 +109,40 @@ Status WriteAll(int fd, ByteSpan data, const std::string& what) {
   return Status::Ok();
 }
 
+// True when dir/name still holds exactly the accepted bytes (size and SHA-256 as the queue
+// recorded them). A claimed file can still change through a second hard link or a writer that
+// opened it before the claim; publishing it then would put bytes beside the seal that it does not
+// cover.
+Result<bool> HoldsAcceptedBytes(int dir_fd, const std::string& name, const queue::Record& record) {
+  Fd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open processing/" + name, errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError("stat processing/" + name, errno);
+  if (static_cast<std::uint64_t>(st.st_size) != record.size) return false;
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return InternalError("cannot start SHA-256");
+  }
+  std::vector<std::uint8_t> buffer(kReadChunk);
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("read processing/" + name, errno);
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<std::size_t>(n));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) return InternalError("SHA-256 failed");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 15];
+  }
+  return hex == record.sha256_hex;
+}
+
 // Another process holds the file open for writing: a read lease cannot be taken then. The lease
 // is dropped at once; a lease break in between is signalled with SIGURG (ignored by default)
 // instead of SIGIO (which would terminate the process).
@@ -169,6 +204,11 @@ class FolderWatcher::Impl {
   std::vector<Status> PublishBatch(std::span<const engine::PublishItem> items);
   Status PublishFailure(const queue::Record& record, const std::string& code,
                         const std::string& message);
+  // Streams the queue's copy of the record's bytes into a new temp file in outbox/.
+  Status WriteAcceptedCopy(const queue::Record& record, std::string* temp, Fd* fd);
+  // Renames that copy to outbox/<out> and moves the changed original to failed/ with the reason.
+  Status PublishAcceptedCopy(const queue::Record& record, const std::string& temp,
+                             const std::string& out);
 
  private:
   // Creates and opens the folders once; the descriptors live as long as the Impl.
@@ -746,6 +786,10 @@ std::vector<Status> FolderWatcher::Impl::PublishBatch(std::span<const engine::Pu
     bool in_processing;
     std::string temp;
     Fd fd;
+    // Set when processing/<name> no longer holds the accepted bytes: a temp file in outbox/ with
+    // the queue's copy, published in its place.
+    std::string accepted_temp;
+    Fd accepted_fd;
   };
   std::vector<Pending> pending;
   Status folders = EnsureFolders();
@@ -772,7 +816,21 @@ std::vector<Status> FolderWatcher::Impl::PublishBatch(std::span<const engine::Pu
               {{"root", options_.root}, {"name", name}, {"id", record.id.ToString()}});
     }
     std::string what = "seal of " + name;
-    Pending p{i, in_processing, TempName(), Fd()};
+    Pending p{i, in_processing, TempName(), Fd(), "", Fd()};
+    if (in_processing) {
+      Result<bool> same = HoldsAcceptedBytes(processing_fd_.get(), name, record);
+      if (!same.ok()) {
+        result[i] = same.status();
+        continue;
+      }
+      if (!*same) {
+        Status copied = WriteAcceptedCopy(record, &p.accepted_temp, &p.accepted_fd);
+        if (!copied.ok()) {
+          result[i] = copied;
+          continue;
+        }
+      }
+    }
     p.fd = Fd(::openat(outbox_fd_.get(), p.temp.c_str(),
                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640));
     if (!p.fd.valid()) {
@@ -797,6 +855,9 @@ std::vector<Status> FolderWatcher::Impl::PublishBatch(std::span<const engine::Pu
     std::string ext(items[p.index].extension);
     Status s = FsyncFd(p.fd.get(), "seal of " + name);
     p.fd.Reset();
+    if (s.ok() && p.accepted_fd.valid())
+      s = FsyncFd(p.accepted_fd.get(), "accepted copy of " + name);
+    p.accepted_fd.Reset();
     if (s.ok()) QSEAL_CRASH_POINT("watch.written_before_rename");
     // A foreign file in the way of the original: move the pair to a free name instead.
     std::string out = name;
@@ -809,10 +870,15 @@ std::vector<Status> FolderWatcher::Impl::PublishBatch(std::span<const engine::Pu
     }
     if (!s.ok()) {
       (void)::unlinkat(outbox_fd_.get(), p.temp.c_str(), 0);
+      if (!p.accepted_temp.empty()) (void)::unlinkat(outbox_fd_.get(), p.accepted_temp.c_str(), 0);
       result[p.index] = s;
       continue;
     }
     renamed_any = true;
+    if (!p.accepted_temp.empty()) {
+      result[p.index] = PublishAcceptedCopy(record, p.accepted_temp, out);
+      continue;
+    }
     if (p.in_processing &&
         ::renameat2(processing_fd_.get(), name.c_str(), outbox_fd_.get(), out.c_str(),
                     RENAME_NOREPLACE) != 0 &&
@@ -834,6 +900,63 @@ std::vector<Status> FolderWatcher::Impl::PublishBatch(std::span<const engine::Pu
     if (result[p.index].ok()) published_.fetch_add(1);
   }
   return result;
+}
+
+Status FolderWatcher::Impl::WriteAcceptedCopy(const queue::Record& record, std::string* temp,
+                                              Fd* fd) {
+  Result<std::unique_ptr<queue::PayloadReader>> reader = queue_->OpenPayload(record.id);
+  if (!reader.ok()) return reader.status();
+  *temp = TempName();
+  *fd = Fd(::openat(outbox_fd_.get(), temp->c_str(),
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640));
+  if (!fd->valid()) {
+    int err = errno;
+    temp->clear();
+    return ErrnoError("create temp file for the accepted copy of " + record.name, err);
+  }
+  std::vector<std::uint8_t> buffer(kReadChunk);
+  Status s = Status::Ok();
+  for (;;) {
+    Result<std::size_t> n = (*reader)->Read(buffer);
+    if (!n.ok()) s = n.status();
+    if (!n.ok() || *n == 0) break;
+    s = WriteAll(fd->get(), ByteSpan(buffer.data(), *n), "accepted copy of " + record.name);
+    if (!s.ok()) break;
+  }
+  if (s.ok()) (void)::sync_file_range(fd->get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+  if (!s.ok()) {
+    fd->Reset();
+    (void)::unlinkat(outbox_fd_.get(), temp->c_str(), 0);
+    temp->clear();
+  }
+  return s;
+}
+
+Status FolderWatcher::Impl::PublishAcceptedCopy(const queue::Record& record,
+                                                const std::string& temp, const std::string& out) {
+  const std::string& name = record.name;
+  if (::renameat(outbox_fd_.get(), temp.c_str(), outbox_fd_.get(), out.c_str()) != 0) {
+    int err = errno;
+    (void)::unlinkat(outbox_fd_.get(), temp.c_str(), 0);
+    return ErrnoError("rename the accepted copy to outbox/" + out, err);
+  }
+  std::string changed = Exists(failed_fd_.get(), name) ? ChooseFreeName(name) : name;
+  std::string json = ErrorJson("FAILED_PRECONDITION",
+                               "the file changed after it was accepted; outbox/" + out +
+                                   " holds the accepted bytes and their seal; this changed "
+                                   "version was not sealed",
+                               record.sha256_hex, record.attempts);
+  QSEAL_RETURN_IF_ERROR(WriteAtomic(failed_fd_.get(), changed + ".error.json", AsBytes(json),
+                                    "failed/" + changed + ".error.json"));
+  if (::renameat2(processing_fd_.get(), name.c_str(), failed_fd_.get(), changed.c_str(),
+                  RENAME_NOREPLACE) != 0 &&
+      errno != ENOENT) {
+    return ErrnoError("move the changed processing/" + name + " to failed/" + changed, errno);
+  }
+  QSEAL_RETURN_IF_ERROR(FsyncFd(failed_fd_.get(), "failed/"));
+  LogWarn("watch published the accepted bytes of a file that changed after acceptance",
+          {{"root", options_.root}, {"name", out}, {"changed_copy", "failed/" + changed}});
+  return Status::Ok();
 }
 
 Status FolderWatcher::Impl::PublishFailure(const queue::Record& record, const std::string& code,

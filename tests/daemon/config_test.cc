@@ -112,12 +112,14 @@ TEST(ConfigTest, ExpandsEnvironmentAndParsesUnits) {
   std::string text = std::string(kMinimal) +
                      "\n[queue]\npath = \"${QSEAL_TEST_DIR}/queue\"\nretention = \"2h\"\n"
                      "high_watermark_bytes = \"2GiB\"\nlow_watermark_bytes = \"1GiB\"\n"
+                     "min_free_bytes = \"128MiB\"\n"
                      "[metrics]\nlisten = \"${QSEAL_TEST_UNSET:-127.0.0.1:1}\"\n";
   Result<Config> c = ParseConfig(text, "t.toml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->queue.path, "/srv/q/queue");
   EXPECT_EQ(c->queue.retention, std::chrono::hours(2));
   EXPECT_EQ(c->queue.high_watermark_bytes, 2ull << 30);
+  EXPECT_EQ(c->queue.min_free_bytes, 128ull << 20);
   EXPECT_EQ(c->metrics.listen, "127.0.0.1:1");
 }
 

@@ -229,6 +229,62 @@ TEST_F(AuditE2eTest, PartitionDownAndUpAreRecorded) {
   EXPECT_EQ(rc, 0) << verified;
 }
 
+// A flood of bad tokens: at most the burst plus the rate get records of their own, the rest are
+// counted into later records, and every refusal is accounted for; the flood signs nothing.
+TEST_F(AuditE2eTest, AuthDeniedFloodIsRateLimitedButEveryRefusalIsCounted) {
+  Qseald q(tmp_.Sub("d"), Options([](std::string& conf) {
+             Replace(conf, "refusal_records_per_second = 10", "refusal_records_per_second = 5");
+             Replace(conf, "refusal_burst = 100", "refusal_burst = 20");
+           }));
+  ASSERT_TRUE(q.Start().ok()) << q.Stderr();
+  const std::uint64_t signs = Signs();
+  constexpr int kRefusals = 400;
+  cli::HttpClient intruder(q.api(), "not-the-token");
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRefusals; ++i) {
+    auto r = intruder.Request("POST", "/v1/documents?profile=default", "x");
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->status, 401);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Every refusal shows up: one per record, plus the counts that records and summaries carry.
+  auto accounted = [&](std::size_t* records) {
+    std::vector<nlohmann::json> denied = AuditRecords(q, "--event auth_denied");
+    *records = denied.size();
+    std::uint64_t total = 0;
+    for (const auto& r : denied) {
+      const std::string detail = r.value("detail", "");
+      const std::size_t at = detail.find(" refusals of this kind not recorded");
+      if (at == std::string::npos) {
+        ++total;
+        continue;
+      }
+      std::size_t begin = detail.find_last_of(" ,", at - 1);
+      begin = begin == std::string::npos ? 0 : begin + 1;
+      total += std::stoull(detail.substr(begin, at - begin));
+      if (detail.rfind("; before it,", std::string::npos) != std::string::npos) ++total;
+    }
+    return total;
+  };
+  std::size_t records = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (accounted(&records) < kRefusals && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(accounted(&records), static_cast<std::uint64_t>(kRefusals));
+  // Individual records: the burst, the refill during the flood, one summary per second after it.
+  EXPECT_LE(records,
+            20 + static_cast<std::size_t>(5 * seconds) + 1 + static_cast<std::size_t>(seconds) + 3)
+      << seconds << " s";
+  EXPECT_LT(records, static_cast<std::size_t>(kRefusals) / 4);
+  EXPECT_EQ(Signs(), signs);
+  ASSERT_EQ(q.Stop(), 0) << q.Stderr();
+  int rc = -1;
+  std::string verified = Qsealctl(q, "audit verify", &rc);
+  EXPECT_EQ(rc, 0) << verified;
+}
+
 // Fail closed: the audit directory on a small tmpfs fills up; sealing stops and /readyz says not
 // ready; once space is back qseald is ready again and every accepted document gets sealed.
 TEST_F(AuditE2eTest, FullAuditDiskStopsSealingUntilWritable) {
@@ -270,6 +326,12 @@ TEST_F(AuditE2eTest, FullAuditDiskStopsSealingUntilWritable) {
   ASSERT_FALSE(ready()) << "the audit disk never filled";
   auto readyz = q.Client().Request("GET", "/readyz");
   EXPECT_NE(readyz->body.find("audit"), std::string::npos) << readyz->body;
+  {
+    cli::HttpClient scraper(q.metrics(), "", std::chrono::seconds(10));
+    auto scrape = scraper.Request("GET", "/metrics");
+    ASSERT_TRUE(scrape.ok()) << scrape.status();
+    EXPECT_NE(scrape->body.find("\nqseal_audit_healthy 0\n"), std::string::npos) << scrape->body;
+  }
 
   // Not ready: documents are still accepted (they wait in the queue) but none is signed.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // in-flight signatures settle

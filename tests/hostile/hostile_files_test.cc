@@ -296,7 +296,8 @@ TEST_F(HostileFilesTest, FileChangedAfterAcceptanceSealCoversTheAcceptedBytes) {
     std::ofstream rewrite(outside_ + "/invoice.xml", std::ios::binary | std::ios::trunc);
     rewrite << changed_bytes;
   }
-  ASSERT_TRUE(WaitFor([&] { return Sealed("invoice.xml"); }))
+  // The changed file reaches failed/ last (after the seal and the accepted copy).
+  ASSERT_TRUE(WaitFor([&] { return Exists(root_ + "/failed/invoice.xml"); }))
       << reliability::LogDigest(tmp_.Sub("d"));
   TempDir t;
   testing::WriteFile(t.Sub("accepted.xml"), accepted_bytes);
@@ -307,6 +308,16 @@ TEST_F(HostileFilesTest, FileChangedAfterAcceptanceSealCoversTheAcceptedBytes) {
   EXPECT_NE(
       testing::OpensslVerify(Outbox("invoice.xml.p7s"), qseald_->ca_pem(), t.Sub("changed.xml")),
       "");
+  // outbox/ holds the pair that verifies: the accepted bytes (the queue's copy), not the changed
+  // file, which goes to failed/ with the reason beside it.
+  EXPECT_EQ(testing::ReadFile(Outbox("invoice.xml")), accepted_bytes);
+  EXPECT_EQ(
+      testing::OpensslVerify(Outbox("invoice.xml.p7s"), qseald_->ca_pem(), Outbox("invoice.xml")),
+      "");
+  EXPECT_EQ(testing::ReadFile(root_ + "/failed/invoice.xml"), changed_bytes);
+  EXPECT_NE(testing::ReadFile(root_ + "/failed/invoice.xml.error.json")
+                .find("changed after it was accepted"),
+            std::string::npos);
   EXPECT_EQ(qseald_->Stop(), 0) << qseald_->Stderr();
 }
 

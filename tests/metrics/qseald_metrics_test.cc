@@ -171,6 +171,13 @@ TEST_F(QsealdMetricsTest, CountersMatchWhatWasSealedAndPromtoolIsSilent) {
                 *SampleValue(text, R"(qseal_hsm_signatures_total{partition="p2"})"),
             kApiDocs + 2);
   EXPECT_GT(*SampleValue(text, "qseal_process_resident_memory_bytes"), 1 << 20);
+  // The audit trail: startup, config, one sealed record per document and their intents at least.
+  EXPECT_EQ(SampleValue(text, "qseal_audit_healthy"), 1);
+  EXPECT_GE(*SampleValue(text, "qseal_audit_records_total"), 2 + 2 * (kApiDocs + 2));
+  EXPECT_GE(*SampleValue(text, "qseal_audit_last_sequence"),
+            *SampleValue(text, "qseal_audit_records_total"));
+  EXPECT_GT(*SampleValue(text, "qseal_audit_syncs_total"), 0);
+  EXPECT_EQ(SampleValue(text, "qseal_audit_failures_total"), 0);
 
   // The certificate's not-after, as openssl reads it.
   testing::CommandResult end = testing::RunCommand(

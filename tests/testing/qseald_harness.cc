@@ -53,6 +53,7 @@ Status Qseald::Start() {
   std::string line = process_.WaitForLine("\"qseald started\"", std::chrono::seconds(60));
   if (line.empty()) return UnavailableError("qseald did not start: " + process_.Stderr());
   api_ = nlohmann::json::parse(line)["api"];
+  metrics_ = nlohmann::json::parse(line)["metrics"];
   return Status::Ok();
 }
 

@@ -41,6 +41,8 @@ class Qseald {
 
   cli::HttpClient Client() const { return cli::HttpClient(api_, token_); }
   const std::string& api() const { return api_; }
+  // The metrics listener (host:port) of the last Start().
+  const std::string& metrics() const { return metrics_; }
   const std::string& token() const { return token_; }
   const std::string& var() const { return var_; }
   const std::string& config_path() const { return config_; }
@@ -60,6 +62,7 @@ class Qseald {
   QsealdOptions options_;
   ChildProcess process_;
   std::string api_;
+  std::string metrics_;
   std::string token_;
   int starts_ = 0;
 };
