@@ -435,8 +435,12 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Integer("max_pending", &c.hsm.max_pending, 1, 10'000'000);
     r.Dur("sign_timeout", &c.hsm.sign_timeout);
     r.Dur("reinit_interval", &c.hsm.reinit_interval);
+    r.Dur("hung_call_timeout", &c.hsm.hung_call_timeout);
     r.Integer("max_attempts", &c.hsm.max_attempts, 1, 100);
     r.Finish();
+    if (c.hsm.hung_call_timeout < c.hsm.sign_timeout) {
+      errors->push_back(origin + ": hsm.hung_call_timeout must be at least hsm.sign_timeout");
+    }
   }
   ForEachTableInArray(root, "partition", origin, errors, [&](TableReader r, const std::string&) {
     PartitionConfig p;

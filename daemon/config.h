@@ -62,6 +62,7 @@ struct HsmConfig {
   std::uint32_t max_pending = 8192;
   std::chrono::milliseconds sign_timeout{10'000};
   std::chrono::milliseconds reinit_interval{30'000};
+  std::chrono::milliseconds hung_call_timeout{60'000};
   std::uint32_t max_attempts = 4;
 };
 

@@ -9,6 +9,7 @@
 
 #include "audit/audit_log.h"
 #include "audit/refusal_limiter.h"
+#include "common/exit_codes.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "daemon/metrics_bridge.h"
@@ -71,7 +72,23 @@ class Daemon::Impl {
 
   // Order matters: doors first (nothing new comes in), then the pipeline drains, then the HSM
   // and finally the queue, which every other part writes to.
-  Status Fatal() const { return queue_ ? queue_->Health() : Status::Ok(); }
+  Status Fatal(int* exit_code) const {
+    if (queue_) {
+      Status q = queue_->Health();
+      if (!q.ok()) {
+        if (exit_code != nullptr) *exit_code = kExitIoErr;
+        return q;
+      }
+    }
+    if (signer_) {
+      Status h = signer_->Health();
+      if (!h.ok()) {
+        if (exit_code != nullptr) *exit_code = kExitUnavailable;
+        return h;
+      }
+    }
+    return Status::Ok();
+  }
 
   Status Stop() {
     if (stopped_) return Status::Ok();
@@ -273,6 +290,7 @@ class Daemon::Impl {
         std::max<std::size_t>(config_.hsm.max_pending, config_.engine.max_documents_in_flight);
     o.sign_timeout = config_.hsm.sign_timeout;
     o.reinit_interval = config_.hsm.reinit_interval;
+    o.hung_call_timeout = config_.hsm.hung_call_timeout;
     o.max_attempts = static_cast<int>(config_.hsm.max_attempts);
     std::vector<hsm::PartitionOptions> partitions;
     for (const auto& p : config_.partitions) {
@@ -394,6 +412,7 @@ class Daemon::Impl {
       api.profiles.push_back(std::move(ap));
     }
     api_ = std::make_unique<ingest::ApiServer>(api, queue_.get(), [this]() -> Status {
+      QSEAL_RETURN_IF_ERROR(signer_->Health());
       if (!signer_->Ready()) return UnavailableError("no HSM partition has passed its self-test");
       if (audit_) QSEAL_RETURN_IF_ERROR(audit_->Health());
       return Status::Ok();
@@ -427,6 +446,6 @@ Daemon::Daemon(Config config) : impl_(std::make_unique<Impl>(std::move(config)))
 Daemon::~Daemon() = default;
 Status Daemon::Start() { return impl_->Start(); }
 Status Daemon::Stop() { return impl_->Stop(); }
-Status Daemon::Fatal() const { return impl_->Fatal(); }
+Status Daemon::Fatal(int* exit_code) const { return impl_->Fatal(exit_code); }
 
 }  // namespace qseal::daemon

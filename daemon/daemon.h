@@ -27,8 +27,11 @@ class Daemon {
   Status Stop();
 
   // Non-OK once the daemon can no longer keep its promises and must exit: the queue refused a
-  // write (an fsync failed; never retried, DESIGN.md §6). Thread-safe.
-  Status Fatal() const;
+  // write (an fsync failed; never retried, DESIGN.md §6; *exit_code = kExitIoErr), or a call has
+  // been stuck inside a PKCS#11 module past hsm.hung_call_timeout, so that module can never be
+  // re-initialised in this process (*exit_code = kExitUnavailable: a restart recovers it).
+  // Never blocks on the HSM. Thread-safe.
+  Status Fatal(int* exit_code = nullptr) const;
 
  private:
   class Impl;

@@ -74,18 +74,24 @@ int main(int argc, char** argv) {
   // Wait for a stop signal; once a second, look whether the queue has refused a write (a failed
   // fsync): then nothing more may be acknowledged, so stop and exit non-zero (DESIGN.md §6).
   int sig = 0;
+  // Likewise when a call has been stuck inside a PKCS#11 module past hsm.hung_call_timeout: that
+  // module cannot be re-initialised in this process, so go not-ready and exit 69; the service
+  // manager restarts qseald and the durable queue hands every accepted document back.
   qseal::Status fatal = qseal::Status::Ok();
+  int fatal_exit = qseal::kExitIoErr;
   const timespec poll{1, 0};
   while (sig == 0) {
     int got = sigtimedwait(&stop_signals, nullptr, &poll);
     if (got > 0) sig = got;
-    fatal = daemon.Fatal();
+    fatal = daemon.Fatal(&fatal_exit);
     if (sig == 0 && !fatal.ok()) break;
   }
   if (sig == 0) {
-    qseal::LogError("stopping: the queue refused a write", {{"error", fatal.ToString()}});
+    qseal::LogError(fatal_exit == qseal::kExitIoErr ? "stopping: the queue refused a write"
+                                                    : "stopping: an HSM module is wedged",
+                    {{"error", fatal.ToString()}});
     daemon.Stop().IgnoreError();
-    return qseal::kExitIoErr;
+    return fatal_exit;
   }
   qseal::LogInfo("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   qseal::Status stopped = daemon.Stop();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -73,6 +74,7 @@ struct Slot {
   SteadyTime call_started;
   bool busy = false;       // holds a batch
   bool abandoned = false;  // the call passed sign_timeout; its result is discarded
+  bool exited = false;     // the thread has left RunSlot
   std::uint64_t signatures = 0;
   bool opened_before = false;  // a later open is a re-open
 };
@@ -120,8 +122,11 @@ class Signer::Impl {
   Status TrySubmit(SignRequest request, SignCallback done, const SteadyTime* deadline);
   Result<KeyInfo> GetKey(std::string_view name) const;
   bool Ready() const;
+  Status Health() const;
   SignerStats Stats() const;
   void Shutdown();
+  // True when Shutdown left threads stuck inside a module behind: the Impl must then outlive them.
+  bool leaked() const { return leaked_; }
 
  private:
   using Callbacks = std::vector<std::function<void()>>;
@@ -165,6 +170,11 @@ class Signer::Impl {
   mutable Mutex mu_;
   CondVar room_cv_;
   CondVar supervisor_cv_;
+  CondVar exit_cv_;  // a thread left RunSlot or RunSupervisor
+  bool supervisor_exited_ QSEAL_GUARDED_BY(mu_) = false;
+  bool leaked_ = false;  // only touched by Shutdown callers, serialised by shutdown_mu_
+  // The first hung-call verdict, latched: a module once wedged stays so for this process.
+  mutable Status wedged_ QSEAL_GUARDED_BY(mu_);
   bool shutdown_ QSEAL_GUARDED_BY(mu_) = false;
   bool joined_ = false;  // only touched by Shutdown callers, serialised by shutdown_mu_
   Mutex shutdown_mu_;
@@ -179,6 +189,9 @@ Status Signer::Impl::Init(std::vector<PartitionOptions> partitions, std::vector<
   if (keys.empty()) return InvalidArgumentError("no key configured");
   if (options_.max_batch == 0 || options_.max_pending == 0 || options_.max_attempts < 1) {
     return InvalidArgumentError("max_batch, max_pending and max_attempts must be positive");
+  }
+  if (options_.hung_call_timeout < options_.sign_timeout) {
+    return InvalidArgumentError("hung_call_timeout must be at least sign_timeout");
   }
   if (options_.max_linger >= options_.max_queue_time) {
     return InvalidArgumentError("max_linger must be shorter than max_queue_time");
@@ -736,6 +749,9 @@ void Signer::Impl::RunSlot(Slot& s) {
   }
   mu_.Unlock();
   session.Close();
+  MutexLock lock(mu_);
+  s.exited = true;
+  exit_cv_.SignalAll();
 }
 
 void Signer::Impl::ExpireLocked(Callbacks* cbs) {
@@ -855,6 +871,8 @@ void Signer::Impl::RunSupervisor() {
     }
     if (!shutdown_) supervisor_cv_.WaitUntil(mu_, SteadyNow() + tick);
   }
+  supervisor_exited_ = true;
+  exit_cv_.SignalAll();
   mu_.Unlock();
 }
 
@@ -916,11 +934,34 @@ Result<KeyInfo> Signer::Impl::GetKey(std::string_view name) const {
 }
 
 bool Signer::Impl::Ready() const {
+  if (!Health().ok()) return false;
   MutexLock lock(mu_);
   for (const auto& p : parts_) {
     if (p->state == PartitionState::kUp) return true;
   }
   return false;
+}
+
+Status Signer::Impl::Health() const {
+  // Reads only the modules' call clocks (never a lock held across an HSM call), so it answers
+  // while threads are stuck inside a library.
+  const SteadyTime now = SteadyNow();
+  MutexLock lock(mu_);
+  if (!wedged_.ok()) return wedged_;
+  for (const auto& [path, module] : modules_) {
+    auto oldest = module->OldestCallStart();
+    if (!oldest || now - *oldest < options_.hung_call_timeout) continue;
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - *oldest).count();
+    wedged_ = UnavailableError(
+        "pkcs11 module " + path + " is wedged: a call has been inside it for " +
+        std::to_string(secs) + " s (hung_call_timeout " +
+        std::to_string(options_.hung_call_timeout.count()) +
+        " ms); it cannot be re-initialised while a call is inside it (C_Finalize would be "
+        "undefined behaviour), so the process must restart");
+    LogError("hsm module wedged", {{"module", path}, {"error", wedged_.message()}});
+    return wedged_;
+  }
+  return Status::Ok();
 }
 
 SignerStats Signer::Impl::Stats() const {
@@ -975,10 +1016,60 @@ void Signer::Impl::Shutdown() {
     room_cv_.SignalAll();
   }
   Run(cbs);
-  for (auto& s : slots_) {
-    if (s->thread.joinable()) s->thread.join();
+  // Wait for every thread to leave. A thread stuck inside a wedged module (Health) may never
+  // return: once the module is wedged, the others get a grace of sign_timeout, then whatever is
+  // still inside the module is detached and this Impl is leaked for it (the caller, Signer, does
+  // not free it), and no module is finalised under a live call.
+  {
+    MutexLock lock(mu_);
+    auto all_exited = [&]() QSEAL_REQUIRES(mu_) {
+      if (supervisor_.joinable() && !supervisor_exited_) return false;
+      for (auto& s : slots_) {
+        if (s->thread.joinable() && !s->exited) return false;
+      }
+      return true;
+    };
+    std::optional<SteadyTime> give_up;
+    while (!all_exited()) {
+      if (give_up && SteadyNow() >= *give_up) break;
+      exit_cv_.WaitUntil(mu_, SteadyNow() + std::chrono::milliseconds(200));
+      if (!give_up) {
+        mu_.Unlock();
+        bool wedged = !Health().ok();
+        mu_.Lock();
+        if (wedged) give_up = SteadyNow() + options_.sign_timeout;
+      }
+    }
   }
-  if (supervisor_.joinable()) supervisor_.join();
+  std::size_t detached = 0;
+  auto finish = [&](std::thread& t, bool exited) {
+    if (!t.joinable()) return;
+    if (exited) {
+      t.join();
+    } else {
+      t.detach();
+      ++detached;
+    }
+  };
+  for (auto& s : slots_) {
+    bool exited;
+    {
+      MutexLock lock(mu_);
+      exited = s->exited;
+    }
+    finish(s->thread, exited);
+  }
+  bool sup_exited;
+  {
+    MutexLock lock(mu_);
+    sup_exited = supervisor_exited_;
+  }
+  finish(supervisor_, sup_exited);
+  if (detached > 0) {
+    leaked_ = true;
+    LogError("hsm shut down with threads stuck inside a wedged module; they are abandoned",
+             {{"threads", static_cast<std::int64_t>(detached)}});
+  }
   joined_ = true;
 }
 
@@ -1003,7 +1094,12 @@ Result<KeyInfo> Signer::CheckKeyCertificate(const KeyOptions& key, Clock& clock)
 }
 
 Signer::Signer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Signer::~Signer() { Shutdown(); }
+Signer::~Signer() {
+  Shutdown();
+  // Threads stuck inside a wedged module still use the Impl (and its modules, never finalised
+  // under them): leave it to the process exit.
+  if (impl_->leaked()) static_cast<void>(impl_.release());
+}
 
 Status Signer::TrySubmit(SignRequest request, SignCallback done) {
   return impl_->TrySubmit(std::move(request), std::move(done), nullptr);
@@ -1016,6 +1112,7 @@ Status Signer::Submit(SignRequest request, SignCallback done,
 
 Result<KeyInfo> Signer::GetKey(std::string_view name) const { return impl_->GetKey(name); }
 bool Signer::Ready() const { return impl_->Ready(); }
+Status Signer::Health() const { return impl_->Health(); }
 SignerStats Signer::Stats() const { return impl_->Stats(); }
 void Signer::Shutdown() { impl_->Shutdown(); }
 

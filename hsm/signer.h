@@ -84,6 +84,13 @@ struct SignerOptions {
   // A C_Sign running longer than this marks its session dead; the request is re-routed.
   // Default: 10 s.
   std::chrono::milliseconds sign_timeout{10'000};
+  // A call that has been inside a PKCS#11 module longer than this wedges the module: the call
+  // cannot be abandoned safely (PKCS#11 leaves C_Finalize undefined while a call is inside the
+  // library, and a thread cannot be taken back from it), so Health() reports kUnavailable from
+  // then on, Ready() turns false and the owner is expected to restart the process (qseald exits
+  // 69; nothing accepted is lost, the queue is durable). Must be at least sign_timeout.
+  // Default: 60 s.
+  std::chrono::milliseconds hung_call_timeout{60'000};
   // A module is re-initialised (C_Finalize + C_Initialize) at most once per interval.
   // Default: 30 s.
   std::chrono::milliseconds reinit_interval{30'000};
@@ -213,15 +220,23 @@ class Signer {
   // The key's certificate chain and properties. kNotFound for an unknown name.
   Result<KeyInfo> GetKey(std::string_view name) const;
 
-  // True when at least one partition has passed its self-test sign+verify and is up.
+  // True when at least one partition has passed its self-test sign+verify and is up, and no
+  // module is wedged (Health).
   bool Ready() const;
+
+  // OK, or kUnavailable (latched) once a call has been inside a module longer than
+  // hung_call_timeout: that module can never be re-initialised in this process (see
+  // SignerOptions::hung_call_timeout) and the process should restart. Never blocks on the HSM.
+  Status Health() const;
 
   // A snapshot for metrics and health.
   SignerStats Stats() const;
 
   // Stops taking requests, fails queued ones with kCancelled, waits for in-flight calls to end
-  // (a call hung inside the module delays this until it returns) and joins the threads.
-  // Idempotent.
+  // and joins the threads. A call hung inside a module delays this until it returns or, once
+  // Health() reports the module wedged, for sign_timeout more: threads still inside a module are
+  // then abandoned (detached; the signer's memory and modules are left to the process exit,
+  // never finalised under them). Idempotent.
   void Shutdown();
 
  private:

@@ -69,6 +69,12 @@ std::uint64_t Module::generation() const {
   return generation_;
 }
 
+std::optional<std::chrono::steady_clock::time_point> Module::OldestCallStart() const {
+  MutexLock lock(starts_mu_);
+  if (call_starts_.empty()) return std::nullopt;
+  return *call_starts_.begin();
+}
+
 bool Module::Initialized() const {
   MutexLock lock(mu_);
   return initialized_;
@@ -97,9 +103,18 @@ Status Module::Reinitialize(std::chrono::milliseconds min_interval,
   last_reinit_ = now;
   // The lock is held across C_Finalize/C_Initialize on purpose: no other call may enter the
   // library meanwhile (closing_ keeps them waiting in Call anyway).
+  std::multiset<std::chrono::steady_clock::time_point>::iterator started;
+  {
+    MutexLock starts(starts_mu_);
+    started = call_starts_.insert(std::chrono::steady_clock::now());
+  }
   if (initialized_) fn_->C_Finalize(nullptr);
   initialized_ = false;
   CK_RV rv = InitializeLocked();
+  {
+    MutexLock starts(starts_mu_);
+    call_starts_.erase(started);
+  }
   if (!initialized_) ++generation_;
   closing_ = false;
   cv_.SignalAll();
@@ -114,10 +129,16 @@ Module::Call::Call(Module& m) : m_(m) {
   ++m_.active_calls_;
   generation_ = m_.generation_;
   initialized_ = m_.initialized_;
+  MutexLock starts(m_.starts_mu_);
+  started_ = m_.call_starts_.insert(std::chrono::steady_clock::now());
 }
 
 Module::Call::~Call() {
   MutexLock lock(m_.mu_);
+  {
+    MutexLock starts(m_.starts_mu_);
+    m_.call_starts_.erase(started_);
+  }
   if (--m_.active_calls_ == 0 && m_.closing_) m_.cv_.SignalAll();
 }
 

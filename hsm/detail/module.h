@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 
 #include "common/mutex.h"
@@ -41,6 +43,12 @@ class Module {
   // meanwhile. Errors from C_Initialize are returned with their CKR name.
   Status Reinitialize(std::chrono::milliseconds min_interval, std::chrono::milliseconds drain);
 
+  // When the longest-running call now inside the library started; nullopt when none is inside.
+  // A call that never returns (a wedged library) keeps Reinitialize from draining for ever:
+  // PKCS#11 leaves C_Finalize undefined while another thread is inside the library, so a stuck
+  // call is reported (Signer::Health), never finalised under.
+  std::optional<std::chrono::steady_clock::time_point> OldestCallStart() const;
+
   // Brackets every call into the library. Blocks while a re-initialisation runs.
   class Call {
    public:
@@ -56,6 +64,7 @@ class Module {
     Module& m_;
     std::uint64_t generation_;
     bool initialized_;
+    std::multiset<std::chrono::steady_clock::time_point>::iterator started_;
   };
 
  private:
@@ -72,6 +81,11 @@ class Module {
   bool we_initialized_ QSEAL_GUARDED_BY(mu_) = false;
   bool closing_ QSEAL_GUARDED_BY(mu_) = false;
   int active_calls_ QSEAL_GUARDED_BY(mu_) = 0;
+  // Start times of the calls inside the library (one entry per live Call, and one while
+  // C_Finalize/C_Initialize run in Reinitialize). Its own lock: OldestCallStart must answer even
+  // while Reinitialize holds mu_ inside a C_Initialize that does not return.
+  mutable Mutex starts_mu_;
+  std::multiset<std::chrono::steady_clock::time_point> call_starts_ QSEAL_GUARDED_BY(starts_mu_);
   std::uint64_t generation_ QSEAL_GUARDED_BY(mu_) = 0;
   bool ever_reinitialized_ QSEAL_GUARDED_BY(mu_) = false;
   std::chrono::steady_clock::time_point last_reinit_ QSEAL_GUARDED_BY(mu_);

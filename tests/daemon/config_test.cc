@@ -160,6 +160,23 @@ TEST(ConfigTest, AuditSectionParsesAndRefusesAnHsmCheckpointKey) {
   EXPECT_NE(errors[1].find("audit.checkpoint_key"), std::string::npos) << errors[1];
 }
 
+TEST(ConfigTest, HungCallTimeoutDefaultsToSixtySecondsAndMustCoverSignTimeout) {
+  Result<Config> defaults = ParseConfig(kMinimal, "t.toml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->hsm.hung_call_timeout, std::chrono::seconds(60));
+  Result<Config> c =
+      ParseConfig(std::string(kMinimal) + "[hsm]\nhung_call_timeout = \"15s\"\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->hsm.hung_call_timeout, std::chrono::seconds(15));
+  std::vector<std::string> errors;
+  EXPECT_FALSE(ParseConfig(std::string(kMinimal) +
+                               "[hsm]\nsign_timeout = \"10s\"\nhung_call_timeout = \"5s\"\n",
+                           "t.toml", &errors)
+                   .ok());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("hsm.hung_call_timeout"), std::string::npos) << errors[0];
+}
+
 TEST(ConfigTest, SplitHostPort) {
   std::string host;
   std::uint16_t port = 0;

@@ -210,6 +210,58 @@ TEST_F(RecoveryTest, HungCallIsReroutedAfterSignTimeout) {
   EXPECT_GE(st.rerouted, 1u);
 }
 
+// A call that never comes back (a network HSM's client library stuck on a dead connection): the
+// request is re-routed after sign_timeout, and after hung_call_timeout the module is reported
+// wedged (it cannot be re-initialised while a call is inside it) and Shutdown abandons the stuck
+// thread instead of waiting for it.
+TEST_F(RecoveryTest, HungCallPastHungCallTimeoutWedgesTheModuleAndShutdownAbandonsIt) {
+  Shim a = MakeShim(dir_, "a");
+  Shim b = MakeShim(dir_, "b");
+  SignerOptions o = TestOptions();
+  o.sign_timeout = std::chrono::milliseconds(300);
+  o.hung_call_timeout = std::chrono::milliseconds(1000);
+  auto signer = Signer::Create(o, {Part("a", a.so, "hsm-a", 2), Part("b", b.so, "hsm-b", 2)},
+                               {SealKey({"a", "b"})});
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  Signer& s = **signer;
+  EXPECT_TRUE(s.Health().ok());
+  const auto kHang = std::chrono::seconds(300);
+  a.Configure("hang_ms=" + std::to_string(kHang.count() * 1000) +
+              "\nhang_sign_at=" + std::to_string(a.Count(Counter::kSign) + 2) + "\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // > the shim's 20 ms reload
+  const auto start = std::chrono::steady_clock::now();
+  const std::size_t n = 100;
+  Collector c(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    c.Submit(s, i, "seal", SignatureScheme::kEcdsa, DigestAlgorithm::kSha256, static_cast<int>(i));
+  }
+  ASSERT_TRUE(c.Wait());
+  EXPECT_EQ(c.Failed(), 0u) << c.FirstError();
+  EXPECT_EQ(a.Count(Counter::kInjectedHang), 1u);
+  for (std::size_t i = 0; i < n; i += 20) {
+    EXPECT_TRUE(OpensslVerify(dir_, Tokens().CertPem("seal"), SignatureScheme::kEcdsa,
+                              DigestAlgorithm::kSha256, c.outcomes()[i].digest,
+                              *c.outcomes()[i].signature));
+  }
+  // The stuck call passes hung_call_timeout: module a is wedged (and stays so), b is not named.
+  Status health = Status::Ok();
+  for (int i = 0; i < 3000 && health.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    health = s.Health();
+  }
+  ASSERT_FALSE(health.ok());
+  EXPECT_EQ(health.code(), StatusCode::kUnavailable);
+  EXPECT_NE(health.message().find(a.so), std::string::npos) << health;
+  EXPECT_EQ(health.message().find(b.so), std::string::npos) << health;
+  EXPECT_NE(health.message().find("wedged"), std::string::npos) << health;
+  EXPECT_FALSE(s.Ready());
+  // Shutdown returns although a thread is still inside module a (it is abandoned, not joined).
+  s.Shutdown();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, kHang / 2);
+  EXPECT_EQ(a.Count(Counter::kInjectedHang), 1u);
+  signer->reset();
+}
+
 TEST_F(RecoveryTest, RequestFailingEverywhereFailsWithLastReasonAfterMaxAttempts) {
   Shim a = MakeShim(dir_, "a");
   Shim b = MakeShim(dir_, "b");

@@ -9,11 +9,13 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <iostream>
 #include <random>
 #include <thread>
 
 #include <gtest/gtest.h>
 
+#include "common/exit_codes.h"
 #include "tests/p11shim/p11shim.h"
 #include "tests/reliability/scenario.h"
 
@@ -43,6 +45,21 @@ bool WaitUntil(const std::function<bool()>& done, std::chrono::seconds timeout) 
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return true;
+}
+
+// qseald has exited: it must have been the hung-call policy (exit 69, "hsm module wedged").
+// Restarts it, as systemd would (Restart=on-failure), with the load paused meanwhile.
+::testing::AssertionResult RestartAfterWedge(Qseald& qseald, int code, LoadGenerator& load) {
+  const std::string log = qseald.Stderr();
+  if (code != kExitUnavailable || log.find("hsm module wedged") == std::string::npos) {
+    return ::testing::AssertionFailure()
+           << "qseald exited " << code << ", not by the hung-call policy: " << log;
+  }
+  load.SetApi("");
+  ::testing::AssertionResult started = Started(qseald);
+  if (!started) return started;
+  load.SetApi(qseald.api());
+  return ::testing::AssertionSuccess();
 }
 
 // Two partitions, each behind its own shim copy (independent "HSMs"), fast recovery timers.
@@ -135,6 +152,39 @@ TEST_F(ReliabilityHsmFaultTest, HungSignIsAbandonedAndTheDocumentStillSealed) {
   EXPECT_EQ(Count(shim_a_, p11shim::kInjectedHang), 1u);
 }
 
+// The hung-call policy: a C_Sign that never returns is abandoned after sign_timeout (its document
+// re-routed); after hung_call_timeout the module is wedged (it cannot be re-initialised while the
+// call is inside it), so qseald goes not-ready and exits 69; restarted, it seals everything.
+TEST_F(ReliabilityHsmFaultTest, HungCallPastDeadlineExitsNonZeroAndRestartLosesNothing) {
+  SCOPED_TRACE("QSEAL_SEED=" + std::to_string(seed_));
+  std::mt19937_64 rng(seed_);
+  Configure(shim_a_, "hang_sign_at=" + std::to_string(10 + rng() % 60) + "\nhang_ms=600000\n");
+  testing::QsealdOptions o = Options();
+  auto base = o.edit_config;
+  o.edit_config = [base](std::string& conf) {
+    base(conf);
+    SetConfig(conf, "hung_call_timeout", "\"3s\"");
+  };
+  Qseald qseald(tmp_.Sub("d"), o);
+  Ledger ledger(tmp_.Sub("ledger"));
+  RunWindow window = RunWindow::StartNow();
+  ASSERT_TRUE(Started(qseald));
+  LoadGenerator load(ledger, Load(qseald));
+  load.Start();
+  // The hang comes within the first 70 signatures: qseald must exit on its own.
+  int code = qseald.process().Wait(std::chrono::seconds(120));
+  ASSERT_EQ(code, kExitUnavailable)
+      << "the stuck call did not make qseald exit 69: " << qseald.Stderr();
+  EXPECT_EQ(Count(shim_a_, p11shim::kInjectedHang), 1u);
+  // The hang is consumed once (the shim's counters outlive the process); clear it anyway so the
+  // restarted daemon meets a healthy HSM.
+  Configure(shim_a_, "");
+  ASSERT_TRUE(Started(qseald));
+  ASSERT_TRUE(load.WaitUntilDone(std::chrono::minutes(3)));
+  load.Stop();
+  ExpectRunKeptPromises(qseald, ledger, window);
+}
+
 TEST_F(ReliabilityHsmFaultTest, CorruptedSignaturesAreNeverReleased) {
   SCOPED_TRACE("QSEAL_SEED=" + std::to_string(seed_));
   RunUnderFaults([&](LoadGenerator&) { Configure(shim_a_, "corrupt_sign_rate=0.05\n"); });
@@ -173,16 +223,11 @@ TEST_F(ReliabilityHsmFaultTest, WrongPinLogsInOnceAndNeverRetries) {
 
 // A network HSM: both partitions reached through `p11-kit server` (SoftHSM2 behind it) and
 // p11-kit-client.so. The server dies mid-run and comes back on the same socket; the client
-// module then answers CKR_DEVICE_ERROR until C_Finalize + C_Initialize.
+// module then answers CKR_DEVICE_ERROR until C_Finalize + C_Initialize. When the server dies
+// between a response's header and its body, p11-kit-client 0.24 leaves every other call in
+// flight on that connection waiting for ever (docs/hsm.md, "Hung calls"): then the hung-call
+// policy applies (qseald exits 69 and is restarted). Either way nothing accepted is lost.
 TEST(ReliabilityNetworkHsmTest, ServerOutageRecoversByReinitialisingLosesNothing) {
-  // Open bug (docs/reliability.md, Known limits): in about half the runs a C_Sign in flight
-  // through p11-kit-client hangs after the outage, the hung call keeps Module::Reinitialize from
-  // draining, and the module never recovers. Until it is fixed this scenario runs on request
-  // only, so the default tier does not pass or fail by chance.
-  if (std::getenv("QSEAL_RUN_OPEN_BUGS") == nullptr) {
-    GTEST_SKIP() << "known open bug (hung C_Sign blocks re-initialisation); "
-                    "run with QSEAL_RUN_OPEN_BUGS=1";
-  }
   const std::uint64_t seed = SeedFromEnv();
   SCOPED_TRACE("QSEAL_SEED=" + std::to_string(seed));
   const std::string client_so = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so";
@@ -197,6 +242,7 @@ TEST(ReliabilityNetworkHsmTest, ServerOutageRecoversByReinitialisingLosesNothing
     SetModule(conf, 1, client_so);
     SetConfig(conf, "sign_timeout", "\"2s\"");
     SetConfig(conf, "reinit_interval", "\"500ms\"");
+    SetConfig(conf, "hung_call_timeout", "\"5s\"");
   };
   o.extra_env = {"P11_KIT_SERVER_ADDRESS=unix:path=" + socket};
   Qseald qseald(tmp.Sub("d"), o);
@@ -234,12 +280,34 @@ TEST(ReliabilityNetworkHsmTest, ServerOutageRecoversByReinitialisingLosesNothing
   std::this_thread::sleep_for(std::chrono::seconds(2));
   ChildProcess server2;
   serve(server2, 2);
+  // Either the module is re-initialised in place (no call was stuck), or a call stuck in the client
+  // library wedges it and qseald exits 69 within hung_call_timeout: restart it then.
+  int restarts = 0;
+  int exit_code = -1;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        if (qseald.Stderr().find("module re-initialised") != std::string::npos) return true;
+        exit_code = qseald.process().Wait(std::chrono::milliseconds(0));
+        return !qseald.process().running();
+      },
+      std::chrono::seconds(90)))
+      << LogDigest(tmp.Sub("d"));
+  if (!qseald.process().running()) {
+    ++restarts;
+    ASSERT_TRUE(RestartAfterWedge(qseald, exit_code, load));
+  }
   ASSERT_TRUE(load.WaitUntilDone(std::chrono::minutes(3)));
   load.Stop();
   ExpectRunKeptPromises(qseald, ledger, window);
   testing::RunCommand("pkill -KILL -P " + std::to_string(server2.pid()));
-  EXPECT_NE(qseald.Stderr().find("module re-initialised"), std::string::npos)
-      << "no module re-initialisation: " << LogDigest(tmp.Sub("d"));
+  // Recovered in place (C_Finalize + C_Initialize) or, with a call stuck in the client library,
+  // by the restart; the outcome is printed for the record.
+  std::cout << "network HSM outage: " << (restarts == 0 ? "re-initialised in place" : "restarted")
+            << std::endl;
+  if (restarts == 0) {
+    EXPECT_NE(qseald.Stderr().find("module re-initialised"), std::string::npos)
+        << "no module re-initialisation: " << LogDigest(tmp.Sub("d"));
+  }
 }
 
 }  // namespace
