@@ -152,6 +152,8 @@ class Signer::Impl {
       QSEAL_REQUIRES(mu_);
   void ExpireLocked(Callbacks* cbs) QSEAL_REQUIRES(mu_);
   bool KeyHasLivePartitionLocked(const KeyRt& k, Status* why) const QSEAL_REQUIRES(mu_);
+  // "p1: down, 0/4 sessions busy, last error: ..." for each partition of the key.
+  std::string PartitionSummaryLocked(const KeyRt& k) const QSEAL_REQUIRES(mu_);
   static void Run(Callbacks& cbs) {
     for (auto& cb : cbs) cb();
     cbs.clear();
@@ -310,6 +312,20 @@ Status Signer::Impl::Init(std::vector<PartitionOptions> partitions, std::vector<
   }
   supervisor_ = std::thread([this] { RunSupervisor(); });
   return Status::Ok();
+}
+
+std::string Signer::Impl::PartitionSummaryLocked(const KeyRt& k) const {
+  std::string out;
+  for (std::size_t pi : k.partitions) {
+    const PartRt& p = *parts_[pi];
+    int busy = 0;
+    for (const Slot* s : p.slots) busy += s->busy ? 1 : 0;
+    if (!out.empty()) out += "; ";
+    out += p.stats.name + ": " + std::string(PartitionStateName(p.state)) + ", " +
+           std::to_string(busy) + "/" + std::to_string(p.slots.size()) + " sessions busy";
+    if (!p.stats.last_error.empty()) out += ", last error: " + p.stats.last_error;
+  }
+  return out;
 }
 
 bool Signer::Impl::KeyHasLivePartitionLocked(const KeyRt& k, Status* why) const {
@@ -798,7 +814,11 @@ void Signer::Impl::ExpireLocked(Callbacks* cbs) {
                        cbs);
         it = k.queue.erase(it);
       } else if (now - r->enqueued >= options_.max_queue_time) {
-        std::string last = r->last_error.ok() ? "no partition up" : r->last_error.message();
+        // Never attempted: say what each partition of the key was doing (the CI rehearsal's
+        // "no partition up" for 180 s could not be explained from the log).
+        std::string last = r->last_error.ok()
+                               ? "no partition up (" + PartitionSummaryLocked(k) + ")"
+                               : r->last_error.message();
         CompleteLocked(r, UnavailableError("waited longer than max_queue_time; last: " + last),
                        cbs);
         it = k.queue.erase(it);

@@ -262,6 +262,23 @@ TEST_F(RecoveryTest, HungCallPastHungCallTimeoutWedgesTheModuleAndShutdownAbando
   signer->reset();
 }
 
+// A request that was never attempted (no partition of its key up for max_queue_time) fails with
+// what each partition was doing, so a log alone explains it.
+TEST_F(RecoveryTest, RequestPastMaxQueueTimeSaysWhatEachPartitionWasDoing) {
+  Shim a = MakeShim(dir_, "a", "down=1\n");
+  SignerOptions o = TestOptions();
+  o.max_queue_time = std::chrono::milliseconds(500);
+  auto signer = Signer::Create(o, {Part("a", a.so, "hsm-a", 2)}, {SealKey({"a"})});
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  Collector c(1);
+  c.Submit(**signer, 0, "seal", SignatureScheme::kEcdsa, DigestAlgorithm::kSha256, 1);
+  ASSERT_TRUE(c.Wait());
+  ASSERT_EQ(c.Failed(), 1u);
+  const std::string error = c.FirstError();
+  EXPECT_NE(error.find("max_queue_time"), std::string::npos) << error;
+  EXPECT_NE(error.find("a: down, 0/2 sessions busy, last error: "), std::string::npos) << error;
+}
+
 TEST_F(RecoveryTest, RequestFailingEverywhereFailsWithLastReasonAfterMaxAttempts) {
   Shim a = MakeShim(dir_, "a");
   Shim b = MakeShim(dir_, "b");
