@@ -20,6 +20,11 @@ if(QSEAL_SANITIZER)
   target_compile_options(qseal_options INTERFACE -fsanitize=${QSEAL_SANITIZER} -fno-omit-frame-pointer
                          $<$<CXX_COMPILER_ID:GNU>:-Wno-error=tsan -Wno-error=maybe-uninitialized>)
   target_link_options(qseal_options INTERFACE -fsanitize=${QSEAL_SANITIZER})
+  if(QSEAL_SANITIZER MATCHES "undefined")
+    # UBSan only prints and carries on by default; abort instead, so a report fails its test even
+    # in a child process (the daemon) whose environment lacks UBSAN_OPTIONS=halt_on_error=1.
+    target_compile_options(qseal_options INTERFACE -fno-sanitize-recover=undefined)
+  endif()
 endif()
 
 # qseal_add_component(NAME SOURCES a.cc ... [DEPS x y] [PRIVATE_DEPS z])

@@ -10,6 +10,7 @@
 #include "audit/audit_log.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/tsan.h"
 #include "formats/cades/cades.h"
 #include "hsm/signer.h"
 #include "metrics/metrics.h"
@@ -213,8 +214,13 @@ class Engine::Impl {
       MutexLock lock(tasks_mu_);
       tasks_outstanding_++;
     }
-    arena_.enqueue([this, fn = std::move(f)] {
-      fn();
+    // The task lives in its own heap block: its address keys the TSan edge from here to the
+    // worker that runs it (oneTBB's queue is invisible to TSan; common/tsan.h).
+    auto task = std::make_shared<F>(std::move(f));
+    TsanRelease(task.get());
+    arena_.enqueue([this, task = std::move(task)] {
+      TsanAcquire(task.get());
+      (*task)();
       MutexLock lock(tasks_mu_);
       if (--tasks_outstanding_ == 0) tasks_cv_.SignalAll();
     });

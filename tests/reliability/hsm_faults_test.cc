@@ -223,10 +223,10 @@ TEST_F(ReliabilityHsmFaultTest, WrongPinLogsInOnceAndNeverRetries) {
 
 // A network HSM: both partitions reached through `p11-kit server` (SoftHSM2 behind it) and
 // p11-kit-client.so. The server dies mid-run and comes back on the same socket; the client
-// module then answers CKR_DEVICE_ERROR until C_Finalize + C_Initialize. Sometimes p11-kit-client
-// 0.24 leaves calls in flight on that connection waiting for ever (docs/hsm.md, "Hung calls"):
-// then the hung-call policy applies (qseald exits 69 and is restarted). Either way nothing
-// accepted is lost.
+// module then answers CKR_DEVICE_ERROR until C_Finalize + C_Initialize. When the server dies
+// between a response's header and its body, p11-kit-client 0.24 leaves the other calls in flight
+// on that connection waiting for ever (docs/hsm.md, "Hung calls"): then the hung-call policy
+// applies (qseald exits 69 and is restarted). Either way nothing accepted is lost.
 TEST(ReliabilityNetworkHsmTest, ServerOutageRecoversByReinitialisingLosesNothing) {
   const std::uint64_t seed = SeedFromEnv();
   SCOPED_TRACE("QSEAL_SEED=" + std::to_string(seed));
