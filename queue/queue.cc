@@ -13,7 +13,6 @@
 #include <map>
 #include <optional>
 #include <random>
-#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -28,6 +27,7 @@
 #include "common/mutex.h"
 #include "queue/detail/codec.h"
 #include "queue/detail/open_with_env.h"
+#include "queue/detail/pending_index.h"
 #include "queue/detail/rocksdb_status.h"
 
 namespace qseal::queue {
@@ -37,7 +37,9 @@ using detail::EncodeRecord;
 using detail::FromRocksDb;
 using detail::IdKey;
 using detail::PayloadKind;
+using detail::PendingSlot;
 using detail::StoredRecord;
+using detail::Where;
 
 namespace {
 
@@ -311,13 +313,6 @@ class Queue::Impl {
     bool done = false;
   };
 
-  // An in-memory entry for each queued or leased record (owned by the committer thread).
-  struct Entry {
-    StoredRecord stored;
-    SteadyTime not_before;
-    SteadyTime lease_deadline;
-  };
-
   // State of one batch being assembled.
   struct BatchContext {
     rocksdb::WriteBatch batch;
@@ -340,16 +335,17 @@ class Queue::Impl {
   void Run();
   void ProcessBatch(const std::vector<Op*>& ops);
   void PrepareEnqueue(Op& op, BatchContext& ctx);
-  void DoLease(std::size_t max_count, std::uint64_t max_bytes,
-               std::chrono::milliseconds lease_duration, BatchContext& ctx,
-               std::vector<Record>* leased);
+  Status DoLease(std::size_t max_count, std::uint64_t max_bytes,
+                 std::chrono::milliseconds lease_duration, BatchContext& ctx,
+                 std::vector<Record>* leased);
   void PrepareComplete(Op& op, BatchContext& ctx);
   void PrepareFail(Op& op, BatchContext& ctx);
   void PrepareSweep(Op& op, BatchContext& ctx);
   void PutRecord(BatchContext& ctx, const StoredRecord& stored);
-  void Unindex(const Entry& entry);
-  void Requeue(Entry& entry, SysTime not_before, BatchContext& ctx);
-  void Finalize(std::map<DocumentId, Entry>::iterator it, State state, BatchContext& ctx);
+  Result<StoredRecord> ReadNewestLocked(const DocumentId& id) const;
+  void Unindex(const PendingSlot& slot);
+  void Requeue(StoredRecord& stored, SysTime not_before, BatchContext& ctx);
+  void Finalize(const PendingSlot& slot, StoredRecord& stored, State state, BatchContext& ctx);
   void PublishStats();
   std::string SpoolPath(const DocumentId& id) const {
     return spool_dir_ + "/" + id.ToString() + ".payload";
@@ -368,13 +364,14 @@ class Queue::Impl {
   // Queue state. Changed by the committer (while preparing a batch) and by Lease; both hold
   // state_mu_, never across a RocksDB write. Lease's record writes wait in deferred_records_ for
   // the committer's next batch (unsynced on their own), so Lease never waits for a disk sync.
+  // Memory holds only the compact scheduling index; the newest full record of a pending document
+  // is deferred_records_[id], else in_flight_[id] (a non-final value in the batch being written),
+  // else the one in RocksDB (ReadNewestLocked).
   mutable Mutex state_mu_;
   std::map<DocumentId, std::string> deferred_records_;
+  std::map<DocumentId, std::string> in_flight_;
   bool deferred_signalled_ QSEAL_GUARDED_BY(submit_mu_) = false;
-  std::map<DocumentId, Entry> pending_;
-  std::set<DocumentId> ready_;
-  std::set<std::pair<SteadyTime, DocumentId>> delayed_;
-  std::set<std::pair<SteadyTime, DocumentId>> leases_;
+  detail::PendingIndex index_;
   std::uint64_t queued_count_ = 0;
   std::uint64_t leased_count_ = 0;
   std::uint64_t pending_bytes_ = 0;
@@ -599,6 +596,7 @@ Status Queue::Impl::Load() {
   ctx.steady_now = clock_.SteadyNow();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kPending)));
   std::size_t requeued = 0;
+  std::vector<DocumentId> spooled;  // in id order, as the scan goes
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     DocumentId id;
     if (!detail::DecodeIdKey(std::string_view(it->key().data(), it->key().size()), &id)) {
@@ -615,21 +613,19 @@ Status Queue::Impl::Load() {
       return DataLossError("queue record " + id.ToString() + " is indexed as pending but is " +
                            std::string(StateName(stored.record.state)));
     }
-    Entry& entry = pending_[id];
-    entry.stored = std::move(stored);
-    pending_bytes_ += entry.stored.record.size;
-    Record& r = entry.stored.record;
+    Record& r = stored.record;
+    index_.Add(id, r.size, r.created_at);
+    pending_bytes_ += r.size;
+    if (stored.payload == PayloadKind::kSpool) spooled.push_back(id);
     if (r.state == State::kLeased) {
-      r.lease_deadline = {};
-      Requeue(entry, ctx.now, ctx);
+      Requeue(stored, ctx.now, ctx);
       ++requeued;
     } else {
       ++queued_count_;
       if (r.not_before > ctx.now) {
-        entry.not_before = ctx.steady_now + (r.not_before - ctx.now);
-        delayed_.emplace(entry.not_before, id);
+        index_.SetDelayed(id, ctx.steady_now + (r.not_before - ctx.now));
       } else {
-        ready_.insert(id);
+        index_.SetReady(id);
       }
     }
   }
@@ -641,6 +637,7 @@ Status Queue::Impl::Load() {
     wo.sync = true;
     QSEAL_RETURN_IF_ERROR(FromRocksDb(db_->Write(wo, &ctx.batch), "queue requeue on open"));
   }
+  in_flight_.clear();
   if (requeued > 0) LogInfo("queue requeued leased documents", {{"count", requeued}});
 
   std::error_code ec;
@@ -649,19 +646,15 @@ Status Queue::Impl::Load() {
     bool keep = false;
     if (entry.path().extension() == ".payload") {
       auto id = DocumentId::Parse(entry.path().stem().string());
-      if (id.ok()) {
-        auto p = pending_.find(*id);
-        keep = p != pending_.end() && p->second.stored.payload == PayloadKind::kSpool;
-      }
+      if (id.ok()) keep = std::binary_search(spooled.begin(), spooled.end(), *id);
     }
     if (!keep) {
       std::filesystem::remove(entry.path(), ec);
       LogInfo("queue removed unreferenced spool file", {{"file", name}});
     }
   }
-  for (const auto& [id, entry] : pending_) {
-    if (entry.stored.payload == PayloadKind::kSpool &&
-        !std::filesystem::exists(SpoolPath(id), ec)) {
+  for (const DocumentId& id : spooled) {
+    if (!std::filesystem::exists(SpoolPath(id), ec)) {
       return DataLossError("queue record " + id.ToString() + " references spool file " +
                            SpoolPath(id) + ", which is missing");
     }
@@ -802,13 +795,14 @@ Result<std::vector<Record>> Queue::Impl::Lease(std::size_t max_count, std::uint6
   std::vector<Record> leased;
   bool wrote = false;
   bool work_added = false;
+  Status lease_status;
   {
     MutexLock lock(state_mu_);
     BatchContext ctx;
     ctx.deferred = true;
     ctx.now = clock_.Now();
     ctx.steady_now = clock_.SteadyNow();
-    DoLease(max_count, max_bytes, lease_duration, ctx, &leased);
+    lease_status = DoLease(max_count, max_bytes, lease_duration, ctx, &leased);
     wrote = !deferred_records_.empty();
     work_added = ctx.work_added;
     PublishStats();
@@ -821,6 +815,12 @@ Result<std::vector<Record>> Queue::Impl::Lease(std::size_t max_count, std::uint6
     committer_cv_.Signal();
   }
   if (work_added) work_cv_.SignalAll();
+  if (!lease_status.ok()) {
+    // A pending record that no longer decodes: stop and alert, as Open would have (what was
+    // leased in this call stays leased and is requeued on the next Open).
+    SetUnhealthy(lease_status);
+    return lease_status;
+  }
   return leased;
 }
 
@@ -870,15 +870,19 @@ Result<Record> Queue::Impl::Get(const DocumentId& id) const {
   return std::move(stored.record);
 }
 
-// Pending records are read from memory (their newest state, including leases not yet written);
-// final ones from RocksDB.
+// The newest non-final state of a record (including leases not yet written) comes from memory;
+// anything else from RocksDB.
 Result<StoredRecord> Queue::Impl::LoadStored(const DocumentId& id) const {
   QSEAL_RETURN_IF_ERROR(CheckOpen());
   {
     MutexLock lock(state_mu_);
-    auto it = pending_.find(id);
-    if (it != pending_.end()) return it->second.stored;
+    if (auto d = deferred_records_.find(id); d != deferred_records_.end()) {
+      return DecodeRecord(id, d->second);
+    }
+    if (auto f = in_flight_.find(id); f != in_flight_.end()) return DecodeRecord(id, f->second);
   }
+  // Not changed since its last write (a final state is never in memory: it reads as final only
+  // once durable).
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kRecords), IdKey(id), &value);
   if (s.IsNotFound()) return NotFoundError("document " + id.ToString() + " not found");
@@ -1043,7 +1047,10 @@ void Queue::Impl::ProcessBatch(const std::vector<Op*>& ops) {
   {
     MutexLock lock(state_mu_);
     // Lease's record writes first: anything an op below writes for the same id is newer.
-    for (const auto& [id, value] : deferred_records_) ctx.batch.Put(cf(kRecords), IdKey(id), value);
+    for (auto& [id, value] : deferred_records_) {
+      ctx.batch.Put(cf(kRecords), IdKey(id), value);
+      in_flight_[id] = std::move(value);
+    }
     deferred_records_.clear();
     ctx.now = clock_.Now();
     ctx.steady_now = clock_.SteadyNow();
@@ -1076,6 +1083,10 @@ void Queue::Impl::ProcessBatch(const std::vector<Op*>& ops) {
       // acknowledging and the next Open decides from what is on disk.
       Status s = FromRocksDb(ws, ctx.sync ? "queue synced write" : "queue write");
       SetUnhealthy(s);
+      {
+        MutexLock lock(state_mu_);
+        in_flight_.clear();
+      }
       Status h = Health();
       for (Op* op : ops) {
         if (op->status.ok()) op->status = h;
@@ -1092,7 +1103,11 @@ void Queue::Impl::ProcessBatch(const std::vector<Op*>& ops) {
   }
   {
     MutexLock lock(state_mu_);
-    ready_.insert(ctx.enqueued.begin(), ctx.enqueued.end());
+    in_flight_.clear();
+    for (const DocumentId& id : ctx.enqueued) {
+      const PendingSlot* slot = index_.Find(id);
+      if (slot != nullptr && slot->where == Where::kHeld) index_.SetReady(id);
+    }
     if (ctx.batch.Count() > 0 && !ops.empty()) {
       ++batches_;
       operations_ += ops.size();
@@ -1103,11 +1118,29 @@ void Queue::Impl::ProcessBatch(const std::vector<Op*>& ops) {
 }
 
 void Queue::Impl::PutRecord(BatchContext& ctx, const StoredRecord& stored) {
+  std::string value = EncodeRecord(stored);
   if (ctx.deferred) {
-    deferred_records_[stored.record.id] = EncodeRecord(stored);
-  } else {
-    ctx.batch.Put(cf(kRecords), IdKey(stored.record.id), EncodeRecord(stored));
+    deferred_records_[stored.record.id] = std::move(value);
+    return;
   }
+  ctx.batch.Put(cf(kRecords), IdKey(stored.record.id), value);
+  // Readers see a non-final state at once, a final one only once its batch is written.
+  bool final = stored.record.state == State::kSealed || stored.record.state == State::kFailed;
+  if (!final) in_flight_[stored.record.id] = std::move(value);
+}
+
+Result<StoredRecord> Queue::Impl::ReadNewestLocked(const DocumentId& id) const {
+  if (auto d = deferred_records_.find(id); d != deferred_records_.end()) {
+    return DecodeRecord(id, d->second);
+  }
+  if (auto f = in_flight_.find(id); f != in_flight_.end()) return DecodeRecord(id, f->second);
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kRecords), IdKey(id), &value);
+  if (s.IsNotFound()) {
+    return DataLossError("queue record " + id.ToString() + " is indexed as pending but missing");
+  }
+  QSEAL_RETURN_IF_ERROR(FromRocksDb(s, "queue read of " + id.ToString()));
+  return DecodeRecord(id, value);
 }
 
 void Queue::Impl::PrepareEnqueue(Op& op, BatchContext& ctx) {
@@ -1147,8 +1180,8 @@ void Queue::Impl::PrepareEnqueue(Op& op, BatchContext& ctx) {
     ctx.idempotency[key] = {op.id, op.sha256_hex};
     ctx.batch.Put(cf(kIdempotency), key, detail::EncodeIdempotency(op.id, op.sha256_hex));
   }
-  Entry& entry = pending_[op.id];
-  Record& r = entry.stored.record;
+  StoredRecord stored;
+  Record& r = stored.record;
   r.id = op.id;
   r.profile = doc.profile;
   r.source = doc.source;
@@ -1162,10 +1195,11 @@ void Queue::Impl::PrepareEnqueue(Op& op, BatchContext& ctx) {
   r.updated_at = ctx.now;
   r.source_ref = doc.source_ref;
   r.idempotency_key = doc.idempotency_key;
-  entry.stored.payload = op.spooled ? PayloadKind::kSpool : PayloadKind::kInline;
+  stored.payload = op.spooled ? PayloadKind::kSpool : PayloadKind::kInline;
+  index_.Add(op.id, op.size, ctx.now);
   std::string key = IdKey(op.id);
   if (!op.spooled) ctx.batch.Put(cf(kPayloads), key, ToSlice(op.inline_payload));
-  PutRecord(ctx, entry.stored);
+  PutRecord(ctx, stored);
   ctx.batch.Put(cf(kPending), key, rocksdb::Slice());
   ctx.enqueued.push_back(op.id);
   ++queued_count_;
@@ -1175,87 +1209,84 @@ void Queue::Impl::PrepareEnqueue(Op& op, BatchContext& ctx) {
   op.enqueue_result = {op.id, false, op.sha256_hex, op.size};
 }
 
-void Queue::Impl::Unindex(const Entry& entry) {
-  const DocumentId& id = entry.stored.record.id;
-  if (entry.stored.record.state == State::kLeased) {
-    leases_.erase({entry.lease_deadline, id});
+// Takes a pending document out of the queued or leased count (its index slot is moved or erased
+// next).
+void Queue::Impl::Unindex(const PendingSlot& slot) {
+  if (slot.where == Where::kLeased) {
     --leased_count_;
   } else {
-    ready_.erase(id);
-    delayed_.erase({entry.not_before, id});
     --queued_count_;
   }
 }
 
-// Makes a (currently unindexed) entry queued again, eligible at not_before; writes the record.
-void Queue::Impl::Requeue(Entry& entry, SysTime not_before, BatchContext& ctx) {
-  Record& r = entry.stored.record;
+// Makes an (unindexed) pending document queued again, eligible at not_before; writes the record.
+void Queue::Impl::Requeue(StoredRecord& stored, SysTime not_before, BatchContext& ctx) {
+  Record& r = stored.record;
   r.state = State::kQueued;
   r.updated_at = ctx.now;
   r.not_before = not_before;
   r.lease_deadline = {};
   ++queued_count_;
   if (not_before > ctx.now) {
-    entry.not_before = ctx.steady_now + (not_before - ctx.now);
-    delayed_.emplace(entry.not_before, r.id);
+    index_.SetDelayed(r.id, ctx.steady_now + (not_before - ctx.now));
   } else {
-    entry.not_before = ctx.steady_now;
-    ready_.insert(r.id);
+    index_.SetReady(r.id);
     ctx.work_added = true;
   }
-  PutRecord(ctx, entry.stored);
+  PutRecord(ctx, stored);
 }
 
-void Queue::Impl::DoLease(std::size_t max_count, std::uint64_t max_bytes,
-                          std::chrono::milliseconds lease_duration, BatchContext& ctx,
-                          std::vector<Record>* leased) {
-  while (!leases_.empty() && leases_.begin()->first <= ctx.steady_now) {
-    DocumentId id = leases_.begin()->second;
-    Entry& entry = pending_.at(id);
-    Unindex(entry);
+Status Queue::Impl::DoLease(std::size_t max_count, std::uint64_t max_bytes,
+                            std::chrono::milliseconds lease_duration, BatchContext& ctx,
+                            std::vector<Record>* leased) {
+  while (std::optional<DocumentId> id = index_.NextExpiredLease(ctx.steady_now)) {
+    const PendingSlot* slot = index_.Find(*id);
+    QSEAL_ASSIGN_OR_RETURN(StoredRecord stored, ReadNewestLocked(*id));
+    Unindex(*slot);
     LogWarn("queue lease expired, document requeued",
-            {{"id", id.ToString()}, {"attempts", entry.stored.record.attempts}});
-    Requeue(entry, ctx.now, ctx);
+            {{"id", id->ToString()}, {"attempts", stored.record.attempts}});
+    Requeue(stored, ctx.now, ctx);
   }
-  while (!delayed_.empty() && delayed_.begin()->first <= ctx.steady_now) {
-    ready_.insert(delayed_.begin()->second);
-    delayed_.erase(delayed_.begin());
-  }
+  index_.PromoteDue(ctx.steady_now);
   std::uint64_t bytes = 0;
-  while (leased->size() < max_count && !ready_.empty()) {
-    DocumentId id = *ready_.begin();
-    Entry& entry = pending_.at(id);
-    Record& r = entry.stored.record;
-    if (!leased->empty() && bytes + r.size > max_bytes) break;
-    bytes += r.size;
-    Unindex(entry);
+  while (leased->size() < max_count) {
+    const PendingSlot* slot = index_.FrontReady();
+    if (slot == nullptr) break;
+    if (!leased->empty() && bytes + slot->size > max_bytes) break;
+    DocumentId id = slot->id;
+    // The full record is read here (memory holds only the slot); it is most often still in the
+    // memtable or the block cache.
+    QSEAL_ASSIGN_OR_RETURN(StoredRecord stored, ReadNewestLocked(id));
+    Record& r = stored.record;
+    bytes += slot->size;
+    Unindex(*slot);
     r.state = State::kLeased;
     ++r.attempts;
     r.updated_at = ctx.now;
     r.lease_deadline = ctx.now + lease_duration;
-    entry.lease_deadline = ctx.steady_now + lease_duration;
-    leases_.emplace(entry.lease_deadline, id);
+    index_.SetLeased(id, ctx.steady_now + lease_duration);
     ++leased_count_;
-    PutRecord(ctx, entry.stored);
-    leased->push_back(r);
+    PutRecord(ctx, stored);
+    leased->push_back(std::move(r));
   }
+  return Status::Ok();
 }
 
-void Queue::Impl::Finalize(std::map<DocumentId, Entry>::iterator it, State state,
+void Queue::Impl::Finalize(const PendingSlot& slot, StoredRecord& stored, State state,
                            BatchContext& ctx) {
-  Entry& entry = it->second;
-  Record& r = entry.stored.record;
+  Record& r = stored.record;
   std::string key = IdKey(r.id);
-  Unindex(entry);
-  pending_bytes_ -= r.size;
+  Unindex(slot);
+  pending_bytes_ -= slot.size;
+  index_.Erase(r.id);  // invalidates `slot`
   r.state = state;
   r.updated_at = ctx.now;
   r.lease_deadline = {};
   if (state == State::kSealed) r.sealed_at = ctx.now;
-  if (entry.stored.payload == PayloadKind::kInline) ctx.batch.Delete(cf(kPayloads), key);
-  if (entry.stored.payload == PayloadKind::kSpool) ctx.unlink_after.push_back(SpoolPath(r.id));
-  entry.stored.payload = PayloadKind::kNone;
-  PutRecord(ctx, entry.stored);
+  if (stored.payload == PayloadKind::kInline) ctx.batch.Delete(cf(kPayloads), key);
+  if (stored.payload == PayloadKind::kSpool) ctx.unlink_after.push_back(SpoolPath(r.id));
+  stored.payload = PayloadKind::kNone;
+  PutRecord(ctx, stored);
   ctx.batch.Delete(cf(kPending), key);
   ctx.batch.Put(cf(kExpiry), detail::ExpiryKey(ctx.now + options_.retention, r.id),
                 rocksdb::Slice());
@@ -1266,44 +1297,56 @@ void Queue::Impl::Finalize(std::map<DocumentId, Entry>::iterator it, State state
   }
   ctx.counts_changed = true;
   ctx.sync = true;
-  pending_.erase(it);
 }
 
 void Queue::Impl::PrepareComplete(Op& op, BatchContext& ctx) {
   for (Completion& c : *op.completions) {
-    auto it = pending_.find(c.id);
-    if (it == pending_.end()) {
+    const PendingSlot* slot = index_.Find(c.id);
+    if (slot == nullptr) {
       LogWarn("queue completion of an unknown or final document ignored",
               {{"id", c.id.ToString()}});
       continue;
     }
-    it->second.stored.record.seal_media_type = c.seal_media_type;
+    auto stored = ReadNewestLocked(c.id);
+    if (!stored.ok()) {
+      LogError("queue completion of a record that cannot be read",
+               {{"id", c.id.ToString()}, {"error", stored.status().ToString()}});
+      if (op.status.ok()) op.status = stored.status();
+      continue;
+    }
+    stored->record.seal_media_type = c.seal_media_type;
     ctx.batch.Put(cf(kResults), IdKey(c.id), detail::EncodeSeal(c.seal));
-    Finalize(it, State::kSealed, ctx);
+    Finalize(*slot, *stored, State::kSealed, ctx);
   }
 }
 
 void Queue::Impl::PrepareFail(Op& op, BatchContext& ctx) {
   for (Failure& f : *op.failures) {
-    auto it = pending_.find(f.id);
-    if (it == pending_.end()) {
+    const PendingSlot* slot = index_.Find(f.id);
+    if (slot == nullptr) {
       LogWarn("queue failure of an unknown or final document ignored", {{"id", f.id.ToString()}});
       continue;
     }
-    Entry& entry = it->second;
-    Record& r = entry.stored.record;
+    auto stored = ReadNewestLocked(f.id);
+    if (!stored.ok()) {
+      LogError("queue failure of a record that cannot be read",
+               {{"id", f.id.ToString()}, {"error", stored.status().ToString()}});
+      if (op.status.ok()) op.status = stored.status();
+      continue;
+    }
+    Record& r = stored->record;
     Status error = f.error.ok() ? InternalError("failed without a reason") : f.error;
     r.error_code = std::string(StatusCodeName(error.code()));
     r.error_message = error.message();
     if (f.retryable && r.attempts < options_.max_attempts) {
-      Unindex(entry);
+      Unindex(*slot);
       auto backoff = options_.initial_backoff;
       for (std::uint32_t i = 1; i < r.attempts && backoff < options_.max_backoff; ++i) backoff *= 2;
       backoff = std::min(backoff, options_.max_backoff);
-      Requeue(entry, ctx.now + backoff, ctx);
+      Requeue(*stored, ctx.now + backoff, ctx);
       ctx.sync = true;
     } else {
-      Finalize(it, State::kFailed, ctx);
+      Finalize(*slot, *stored, State::kFailed, ctx);
     }
   }
 }
@@ -1348,17 +1391,7 @@ void Queue::Impl::PrepareSweep(Op& op, BatchContext& ctx) {
 }
 
 void Queue::Impl::PublishStats() {
-  SysTime oldest{};
-  bool any = false;
-  auto consider = [&](const DocumentId& id) {
-    auto p = pending_.find(id);
-    if (p == pending_.end()) return;
-    SysTime created = p->second.stored.record.created_at;
-    if (!any || created < oldest) oldest = created;
-    any = true;
-  };
-  if (!ready_.empty()) consider(*ready_.begin());
-  for (const auto& d : delayed_) consider(d.second);
+  SysTime oldest = index_.OldestQueuedCreatedAt().value_or(SysTime{});
   {
     MutexLock lock(stats_mu_);
     stats_.queued = queued_count_;
@@ -1384,8 +1417,8 @@ void Queue::Impl::PublishStats() {
             {{"pending", count}, {"pending_bytes", pending_bytes_}});
   }
   MutexLock lock(work_mu_);
-  ready_count_ = ready_.size();
-  if (!ready_.empty()) ++work_generation_;
+  ready_count_ = index_.count(Where::kReady);
+  if (ready_count_ > 0) ++work_generation_;
 }
 
 // ---------------------------------------------------------------------------------------------

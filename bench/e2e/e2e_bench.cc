@@ -682,6 +682,7 @@ Figures BacklogScenario(const Options& o, const std::string& work) {
   so.key_type = o.key_type();
   so.module = shim;
   so.edit_config = EditConfig(o.partitions, o.sessions);
+  so.start_timeout = std::chrono::seconds(900);  // loading the backlog is what is measured
   testing::Qseald q(dir, so);
   double t0 = NowMs();
   Status s = q.Start();

@@ -50,7 +50,7 @@ Status Qseald::Start() {
     argv.push_back(std::move(a));
   }
   QSEAL_RETURN_IF_ERROR(process_.Start(argv, log, env));
-  std::string line = process_.WaitForLine("\"qseald started\"", std::chrono::seconds(60));
+  std::string line = process_.WaitForLine("\"qseald started\"", options_.start_timeout);
   if (line.empty()) return UnavailableError("qseald did not start: " + process_.Stderr());
   api_ = nlohmann::json::parse(line)["api"];
   metrics_ = nlohmann::json::parse(line)["metrics"];
