@@ -174,11 +174,12 @@ Status MultipartParser::Step(bool* progressed) {
         if (buffer_.size() > 256) return InvalidArgumentError("malformed multipart boundary line");
         return Status::Ok();
       }
-      buffer_.erase(0, eol + 2);
-      if (++parts_ > limits_.max_parts) {
+      if (parts_ >= limits_.max_parts) {
         return ResourceExhaustedError("more than " + std::to_string(limits_.max_parts) +
                                       " parts in one batch");
       }
+      buffer_.erase(0, eol + 2);
+      ++parts_;
       state_ = State::kHeader;
       *progressed = true;
       return Status::Ok();
