@@ -139,6 +139,8 @@ TEST(ReliabilitySoakTest, HalfRateWithFaultsKeepsMemoryFdsAndSessionsFlat) {
                   Bound{"open fds", &Sample::fds, 8}, Bound{"sessions", &Sample::sessions, 1}}) {
     double second = Mean(samples, q, 2 * q, b.field);
     double last = Mean(samples, 3 * q, samples.size(), b.field);
+    std::cerr << "soak: " << b.what << ": second quarter mean " << second << ", last quarter mean "
+              << last << "\n";
     EXPECT_LE(last, second * 1.10 + b.slack)
         << b.what << " grew: second quarter mean " << second << ", last quarter mean " << last;
     EXPECT_GE(last, second * 0.90 - b.slack)
