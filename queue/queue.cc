@@ -314,6 +314,7 @@ class Queue::Impl {
     Status status;
     bool done = false;
   };
+  static Op EnqueueOp(PendingDocumentImpl& p);
 
   // State of one batch being assembled.
   struct BatchContext {
@@ -785,6 +786,19 @@ Result<std::unique_ptr<PendingDocument>> Queue::Impl::Begin(const NewDocument& d
       this, doc, NewId(), spool_dir_, options_.inline_payload_max_bytes));
 }
 
+// The enqueue operation of a finished pending document (Commit and CommitMany).
+Queue::Impl::Op Queue::Impl::EnqueueOp(PendingDocumentImpl& p) {
+  Op op;
+  op.kind = Op::Kind::kEnqueue;
+  op.doc = &p.doc();
+  op.id = p.id();
+  op.sha256_hex = p.sha256_hex();
+  op.size = p.size();
+  op.spooled = p.spooled();
+  if (!op.spooled) op.inline_payload = p.inline_bytes();
+  return op;
+}
+
 Result<EnqueueResult> Queue::Impl::Commit(std::unique_ptr<PendingDocument> pending) {
   QSEAL_RETURN_IF_ERROR(CheckOpen());
   auto* p = dynamic_cast<PendingDocumentImpl*>(pending.get());
@@ -792,14 +806,7 @@ Result<EnqueueResult> Queue::Impl::Commit(std::unique_ptr<PendingDocument> pendi
     return InvalidArgumentError("pending document does not belong to this queue");
   }
   QSEAL_RETURN_IF_ERROR(p->Finish());
-  Op op;
-  op.kind = Op::Kind::kEnqueue;
-  op.doc = &p->doc();
-  op.id = p->id();
-  op.sha256_hex = p->sha256_hex();
-  op.size = p->size();
-  op.spooled = p->spooled();
-  if (!op.spooled) op.inline_payload = p->inline_bytes();
+  Op op = EnqueueOp(*p);
   Status s = Submit(op);
   // A spool file is removed only when the committer decided not to reference it; after a write
   // failure it stays for the next Open to judge (the record may have reached the WAL).
@@ -827,15 +834,8 @@ std::vector<Result<EnqueueResult>> Queue::Impl::CommitMany(
       continue;
     }
     impls[i] = p;
-    Op& op = ops[i];
-    op.kind = Op::Kind::kEnqueue;
-    op.doc = &p->doc();
-    op.id = p->id();
-    op.sha256_hex = p->sha256_hex();
-    op.size = p->size();
-    op.spooled = p->spooled();
-    if (!op.spooled) op.inline_payload = p->inline_bytes();
-    submitted.push_back(&op);
+    ops[i] = EnqueueOp(*p);
+    submitted.push_back(&ops[i]);
   }
   if (!submitted.empty()) SubmitAll(submitted);
   for (std::size_t i = 0; i < pending.size(); ++i) {
