@@ -134,13 +134,7 @@ Result<bool> HoldsAcceptedBytes(int dir_fd, const std::string& name, const queue
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) return InternalError("SHA-256 failed");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 15];
-  }
-  return hex == record.sha256_hex;
+  return HexEncode(ByteSpan(digest, length)) == record.sha256_hex;
 }
 
 // Another process holds the file open for writing: a read lease cannot be taken then. The lease
