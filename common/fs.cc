@@ -1,0 +1,57 @@
+#include "common/fs.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace qseal {
+
+Fd& Fd::operator=(Fd&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+void Fd::Reset() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+std::string ErrnoText(int err) {
+  const char* name = strerrorname_np(err);
+  return std::string(name != nullptr ? name : "errno " + std::to_string(err)) + " (" +
+         std::strerror(err) + ")";
+}
+
+Status ErrnoStatus(std::string_view what, int err) {
+  return UnavailableError(std::string(what) + ": " + ErrnoText(err));
+}
+
+Status WriteAll(int fd, ByteSpan data, std::string_view what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("write " + std::string(what), errno);
+    }
+    data = data.subspan(static_cast<std::size_t>(n));
+  }
+  return Status::Ok();
+}
+
+Status FsyncFd(int fd, std::string_view what) {
+  if (::fsync(fd) != 0) return ErrnoStatus("fsync " + std::string(what), errno);
+  return Status::Ok();
+}
+
+Status FsyncDir(const std::string& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open directory " + dir, errno);
+  return FsyncFd(fd.get(), "directory " + dir);
+}
+
+}  // namespace qseal
