@@ -1,0 +1,128 @@
+// The one interface every seal format implements (CAdES now; XAdES and PAdES next), so that the
+// engine, the outbox and qsealctl handle every format the same way.
+//
+// A seal is made in two halves around the HSM dispatcher:
+//   1. Prepare(): read the document (streamed through Content) and build what is signed; its
+//      digest, ToBeSigned::digest, is the DTBS/R the HSM signs (one C_Sign per document).
+//   2. Assemble(): from the prepared state, the HSM's signature and (when the output embeds the
+//      document) the document read once more, write the seal through a WriteFn.
+// Verifying a seal needs no format object: formats/verify.h dispatches on the seal's bytes.
+//
+// Rules every format keeps (DESIGN.md §1): no file or HSM I/O (bytes come through callbacks);
+// the seal covers exactly the bytes read (a format that embeds or wraps the document never
+// rewrites it: PAdES appends an incremental update, enveloped XAdES inserts only the signature
+// element); output is deterministic for the same inputs (document, chain, algorithms, time,
+// signature).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/algorithms.h"
+#include "common/bytes.h"
+#include "common/status.h"
+
+namespace qseal::formats {
+
+// Reads up to buffer.size() bytes into `buffer`; returns how many, 0 at the end.
+using ReadFn = std::function<Result<std::size_t>(std::span<std::uint8_t> buffer)>;
+// Consumes the next piece of the output.
+using WriteFn = std::function<Status(ByteSpan bytes)>;
+
+// The document as a format sees it: its size, its metadata, and a way to read it from the first
+// byte, as many times as the format needs (the queue's payload can be opened again). A plain
+// value; thread-compatible (each Open() gives an independent reader).
+struct Content {
+  // Exact size in bytes; a format reading more or fewer fails with kDataLoss.
+  std::uint64_t size = 0;
+  // The document's file name as submitted (X-Filename or the watched file's name); may be empty.
+  std::string name;
+  // Media type when the submitter gave one (e.g. "application/xml"); may be empty.
+  std::string media_type;
+  // A fresh reader positioned at the first byte; its errors are returned as they are.
+  std::function<Result<ReadFn>()> open;
+  // Read size for streaming (bounded memory per document). Default: 256 KiB.
+  std::size_t read_chunk_bytes = 256 << 10;
+};
+
+// The first half of a seal. Formats derive from it to keep what Assemble needs (signed
+// attributes, canonical SignedInfo, a PDF's incremental update, ...); only the format that made
+// it reads it back. Immutable once returned; thread-compatible.
+struct ToBeSigned {
+  virtual ~ToBeSigned() = default;
+  // The DTBS/R for C_Sign: a digest made with the format's DigestAlgorithm (for RSASSA-PKCS1-v1_5
+  // the signer wraps it in a DigestInfo; RSASSA-PSS and ECDSA sign it as is).
+  Bytes digest;
+  // The digest of the document's bytes as the seal records it (CAdES message-digest, XAdES
+  // reference digest of the raw document, PAdES ByteRange digest). For logs and the audit trail.
+  Bytes content_digest;
+  // The signing time the seal states, in whole seconds.
+  std::chrono::system_clock::time_point signing_time{};
+};
+
+// What a format needs to know once, at startup, for one profile.
+struct FormatOptions {
+  // The seal certificate first, then its issuers (DER); all go into the seal.
+  std::vector<Bytes> certificate_chain_der;
+  DigestAlgorithm digest = DigestAlgorithm::kSha256;
+  SignatureScheme scheme = SignatureScheme::kEcdsa;
+};
+
+// One seal format bound to one profile's key and algorithms. Created once per profile; immutable
+// after creation. Thread-safe: any number of threads may Prepare and Assemble at once.
+class Format {
+ public:
+  virtual ~Format() = default;
+
+  // The profile's format name as written in the config, e.g. "cades-detached".
+  virtual std::string_view name() const = 0;
+  // Media type of the seal output, e.g. "application/pkcs7-signature".
+  virtual std::string_view media_type() const = 0;
+  // File name of the seal for a document named `document_name` (e.g. "invoice.xml.p7s"). Never
+  // empty and never a path (a name with '/' or a leading '.' is replaced by "document").
+  virtual std::string OutputName(std::string_view document_name) const = 0;
+  // True when the seal contains the document (CAdES enveloping, enveloped XAdES, PAdES): then the
+  // outbox does not put the original beside it.
+  virtual bool embeds_document() const = 0;
+
+  // The first half: reads `content` (streamed; a format that must parse the document may hold it
+  // in memory up to its own documented limit) and builds what the HSM signs, at `signing_time`.
+  // Errors: kInvalidArgument for a document the format refuses (not XML, not a PDF, encrypted,
+  // ...: permanent, the message says why), kFailedPrecondition when signing_time is outside the
+  // certificate's validity, kDataLoss when the content's length differs from content.size, and
+  // the reader's own errors as returned. Pure CPU apart from the reads.
+  virtual Result<std::unique_ptr<ToBeSigned>> Prepare(
+      const Content& content, std::chrono::system_clock::time_point signing_time) const = 0;
+
+  // The second half: writes the seal for `tbs` (made by this object's Prepare) and the HSM's
+  // `signature` over tbs.digest (ECDSA: DER ECDSA-Sig-Value, as hsm::Signer returns it) through
+  // `write`. Formats that embed the document read `content` again and fail with kDataLoss when it
+  // no longer has the digest Prepare saw (the output written so far must then be discarded).
+  // Errors: kInvalidArgument for an empty signature or a foreign tbs, those of the callbacks.
+  // Does not verify the signature (hsm::Signer does, before it returns it).
+  virtual Status Assemble(const ToBeSigned& tbs, ByteSpan signature, const Content& content,
+                          const WriteFn& write) const = 0;
+
+  // The output's size in bytes if known before Assemble (to reserve memory), else 0.
+  virtual std::uint64_t OutputSizeHint(const ToBeSigned& tbs, std::size_t signature_size,
+                                       std::uint64_t content_size) const = 0;
+};
+
+// Every format name CreateFormat knows, in the order the config documents them.
+std::vector<std::string_view> FormatNames();
+
+// Makes the format called `name` (one of FormatNames()) for one profile.
+// Errors: kInvalidArgument for an unknown name (the message lists the known ones) or options the
+// format refuses (a chain that does not parse, a key that does not fit the scheme, a certificate
+// without digitalSignature/nonRepudiation).
+Result<std::unique_ptr<const Format>> CreateFormat(std::string_view name,
+                                                   const FormatOptions& options);
+
+}  // namespace qseal::formats
