@@ -16,6 +16,7 @@
 #include "audit/detail/checkpoint_key.h"
 #include "audit/detail/record.h"
 #include "audit/verifier.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/mutex.h"
 
@@ -55,7 +56,8 @@ namespace {
 
 using detail::LineBuilder;
 
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+// The errno of the call that just failed, as a kUnavailable Status naming `what`.
+Status Errno(const std::string& what) { return ErrnoStatus(what, errno); }
 
 struct Head {
   std::uint64_t seq = 0;  // 0: empty log
@@ -79,21 +81,12 @@ std::optional<Head> ReadHead(const std::string& path) {
   return head;
 }
 
-Status SyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return UnavailableError(Errno("open " + dir));
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return UnavailableError(Errno("fsync " + dir));
-  return Status::Ok();
-}
-
 Status WriteAt(int fd, std::string_view data, std::uint64_t offset, const std::string& path) {
   while (!data.empty()) {
     ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return UnavailableError(Errno("write " + path));
+      return Errno("write " + path);
     }
     data.remove_prefix(static_cast<std::size_t>(n));
     offset += static_cast<std::uint64_t>(n);
@@ -266,7 +259,7 @@ class AuditLog::Impl {
     if (out.empty()) return Status::Ok();
     Status s = Reserve(fd_, segment_bytes_ + out.size(), segment_path_);
     if (s.ok()) s = WriteAt(fd_, out, segment_bytes_, segment_path_);
-    if (s.ok() && ::fdatasync(fd_) != 0) s = UnavailableError(Errno("fdatasync " + segment_path_));
+    if (s.ok() && ::fdatasync(fd_) != 0) s = Errno("fdatasync " + segment_path_);
     if (!s.ok()) return Fail(s, count);
     segment_bytes_ += out.size();
     head_ = head;
@@ -377,7 +370,7 @@ class AuditLog::Impl {
     std::error_code ec;
     if (std::filesystem::exists(path, ec) && !ReadHead(path)) std::filesystem::remove(path, ec);
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (fd < 0) return UnavailableError(Errno("create " + path));
+    if (fd < 0) return Errno("create " + path);
     std::string time = FormatUtc(clock_.Now());
     LineBuilder b(seq, time, EventName(Event::kSegmentStart));
     b.Num("prev_seq", durable_.seq);
@@ -386,8 +379,8 @@ class AuditLog::Impl {
     allocated_ = 0;
     Status s = Reserve(fd, line.size(), path);
     if (s.ok()) s = WriteAt(fd, line, 0, path);
-    if (s.ok() && ::fdatasync(fd) != 0) s = UnavailableError(Errno("fdatasync " + path));
-    if (s.ok()) s = SyncDir(options_.dir);
+    if (s.ok() && ::fdatasync(fd) != 0) s = Errno("fdatasync " + path);
+    if (s.ok()) s = FsyncDir(options_.dir);
     if (!s.ok()) {
       ::close(fd);
       std::filesystem::remove(path, ec);

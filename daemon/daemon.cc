@@ -4,14 +4,12 @@
 #include <map>
 #include <sstream>
 #include <thread>
-
-#include <openssl/evp.h>
-
 #include "audit/audit_log.h"
 #include "audit/refusal_limiter.h"
 #include "common/exit_codes.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/sha256.h"
 #include "daemon/metrics_bridge.h"
 #include "engine/engine.h"
 #include "hsm/signer.h"
@@ -183,10 +181,7 @@ class Daemon::Impl {
   static std::string FileSha256(const std::string& path) {
     Result<std::string> text = ReadSmallFile(path);
     if (!text.ok()) return "unreadable";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(text->data(), text->size(), md, &len, EVP_sha256(), nullptr);
-    return HexEncode(ByteSpan(md, len));
+    return Sha256Hex(AsBytes(*text));
   }
 
   // The signer has no state-change callback; its stats are cheap, so a 1 s poll turns partition

@@ -13,6 +13,7 @@
 
 #include "audit/detail/record.h"
 #include "common/bytes.h"
+#include "common/sha256.h"
 
 namespace qseal::audit::detail {
 namespace {
@@ -26,8 +27,7 @@ Result<std::string> KeyId(EVP_PKEY* key) {
   unsigned char* der = nullptr;
   int len = i2d_PUBKEY(key, &der);
   if (len <= 0) return InvalidArgumentError("cannot encode the checkpoint public key");
-  std::string id = Sha256Hex(
-      std::string_view(reinterpret_cast<const char*>(der), static_cast<std::size_t>(len)));
+  std::string id = Sha256Hex(ByteSpan(der, static_cast<std::size_t>(len)));
   OPENSSL_free(der);
   return id;
 }

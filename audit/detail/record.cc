@@ -3,7 +3,9 @@
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
+
+#include "common/bytes.h"
+#include "common/sha256.h"
 
 namespace qseal::audit::detail {
 namespace {
@@ -50,19 +52,6 @@ bool IsLowerHex(std::string_view s) {
 
 }  // namespace
 
-std::string Sha256Hex(std::string_view bytes) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  std::string out;
-  out.reserve(2 * len);
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 0xf];
-  }
-  return out;
-}
-
 LineBuilder::LineBuilder(std::uint64_t seq, std::string_view time, std::string_view event) {
   body_.reserve(384);
   body_ += "{\"seq\":";
@@ -91,7 +80,7 @@ std::string LineBuilder::Finish(std::string_view prev_hex) {
   Str("prev", prev_hex);
   // The hash covers the record exactly as it would read without its own hash field.
   body_ += '}';
-  hash_ = Sha256Hex(body_);
+  hash_ = Sha256Hex(AsBytes(body_));
   body_.pop_back();
   body_ += kHashKey;
   body_ += hash_;
@@ -109,7 +98,7 @@ Result<ParsedLine> ParseLine(std::string_view line) {
   p.hash = std::string(line.substr(pos + kHashKey.size(), 64));
   std::string body(line.substr(0, pos));
   body += '}';
-  p.hash_ok = IsLowerHex(p.hash) && Sha256Hex(body) == p.hash;
+  p.hash_ok = IsLowerHex(p.hash) && Sha256Hex(AsBytes(body)) == p.hash;
   nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return DataLossError("not a record: the line is not a JSON object");
   std::optional<std::uint64_t> seq = OptU64(j, "seq");

@@ -34,9 +34,6 @@ class LineBuilder {
   std::string hash_;
 };
 
-// SHA-256 of bytes, lower-case hex.
-std::string Sha256Hex(std::string_view bytes);
-
 // One record line as read back. `hash_ok` is false when the stored hash does not match the line's
 // bytes. Fields not present are empty / nullopt.
 struct ParsedLine {

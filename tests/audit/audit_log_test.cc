@@ -11,6 +11,7 @@
 #include "audit/detail/checkpoint_key.h"
 #include "audit/detail/record.h"
 #include "audit/verifier.h"
+#include "common/sha256.h"
 #include "tests/testing/testing.h"
 
 namespace qseal::audit {
@@ -43,7 +44,7 @@ class AuditLogTest : public ::testing::Test {
         e.id = "doc-" + std::to_string(j);
         e.profile = "default";
         e.client = "client \"a\"\n";
-        e.document_sha256 = detail::Sha256Hex(e.id);
+        e.document_sha256 = Sha256Hex(AsBytes(e.id));
         group.push_back(e);
       }
       ASSERT_TRUE(log.Append(std::move(group)).ok());
@@ -105,7 +106,7 @@ class AuditLogTest : public ::testing::Test {
       l.replace(p + 8, 64, prev);
       std::size_t h = l.rfind(",\"hash\":\"");
       std::string body = l.substr(0, h) + "}";
-      prev = detail::Sha256Hex(body);
+      prev = Sha256Hex(AsBytes(body));
       l = l.substr(0, h) + ",\"hash\":\"" + prev + "\"}";
     }
   }
