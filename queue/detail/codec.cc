@@ -246,6 +246,21 @@ bool DecodeExpiryKey(std::string_view key, std::chrono::system_clock::time_point
   return true;
 }
 
+std::string EncodeCounts(std::uint64_t sealed, std::uint64_t failed) {
+  std::string out;
+  PutU64(&out, sealed);
+  PutU64(&out, failed);
+  return out;
+}
+
+bool DecodeCounts(std::string_view in, std::uint64_t* sealed, std::uint64_t* failed) {
+  if (in.size() != 16) return false;
+  Reader r(in);
+  *sealed = r.Uint(8);
+  *failed = r.Uint(8);
+  return true;
+}
+
 std::string IdKey(const DocumentId& id) {
   return std::string(reinterpret_cast<const char*>(id.data()), DocumentId::kSize);
 }

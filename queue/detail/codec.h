@@ -51,6 +51,11 @@ std::string ExpiryKey(std::chrono::system_clock::time_point at, const DocumentId
 bool DecodeExpiryKey(std::string_view key, std::chrono::system_clock::time_point* at,
                      DocumentId* id);
 
+// The meta "counts" value: sealed count, failed count, two big-endian u64. Decode is false unless
+// the value is exactly 16 bytes.
+std::string EncodeCounts(std::uint64_t sealed, std::uint64_t failed);
+bool DecodeCounts(std::string_view in, std::uint64_t* sealed, std::uint64_t* failed);
+
 std::string IdKey(const DocumentId& id);  // the 16 id bytes
 bool DecodeIdKey(std::string_view key, DocumentId* id);
 
