@@ -168,5 +168,17 @@ TEST(CodecTest, IdempotencyKeysOfDifferentClientsDiffer) {
   EXPECT_EQ(DecodeIdempotency("short").status().code(), StatusCode::kDataLoss);
 }
 
+TEST(CodecTest, CountsAreTwoBigEndianWords) {
+  std::string v = EncodeCounts(0x0102030405060708ULL, 5);
+  EXPECT_EQ(v, std::string("\x01\x02\x03\x04\x05\x06\x07\x08\0\0\0\0\0\0\0\x05", 16));
+  std::uint64_t sealed = 0;
+  std::uint64_t failed = 0;
+  ASSERT_TRUE(DecodeCounts(v, &sealed, &failed));
+  EXPECT_EQ(sealed, 0x0102030405060708ULL);
+  EXPECT_EQ(failed, 5u);
+  EXPECT_FALSE(DecodeCounts(v.substr(0, 15), &sealed, &failed));
+  EXPECT_FALSE(DecodeCounts(v + "x", &sealed, &failed));
+}
+
 }  // namespace
 }  // namespace qseal::queue::detail
