@@ -294,7 +294,7 @@ class Queue {
   // with other calls on this queue (stop the doors and the engine first).
   Status Close();
 
-  class Impl;  // implementation detail (queue.cc); only Open() can make one
+  class Impl;  // implementation detail (queue/detail/queue_impl.h); only Open() can make one
   explicit Queue(std::unique_ptr<Impl> impl);
 
  private:
