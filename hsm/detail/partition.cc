@@ -332,4 +332,151 @@ SignResult Partition::Sign(Session& session, CK_OBJECT_HANDLE key, CK_MECHANISM*
   return out;
 }
 
+Verdict VerdictFor(CK_RV rv) {
+  switch (Classify(rv)) {
+    case CkrClass::kSession:
+      return Verdict::kSession;
+    case CkrClass::kNotLoggedIn:
+    case CkrClass::kDevice:
+      return Verdict::kDown;
+    case CkrClass::kPin:
+      return Verdict::kDisabled;
+    case CkrClass::kRequest:
+      return Verdict::kRequest;
+    case CkrClass::kOk:
+    case CkrClass::kObject:
+    case CkrClass::kOther:
+      return Verdict::kRetry;
+  }
+  return Verdict::kRetry;
+}
+
+SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
+                    SignatureScheme scheme, DigestAlgorithm digest, ByteSpan digest_value,
+                    bool verify) {
+  SignOutcome out;
+  auto fail = [&](CK_RV rv, Status s) {
+    out.rv = rv;
+    out.status = std::move(s);
+    out.verdict = VerdictFor(rv);
+    return out;
+  };
+
+  CK_RV rv = CKR_OK;
+  if (session.open() && session.generation() != part.module().generation()) session.Drop();
+  if (!session.open()) {
+    auto opened = part.Open(&rv);
+    if (!opened.ok()) {
+      if (rv == CKR_OK) rv = CKR_GENERAL_ERROR;
+      fail(rv, opened.status());
+      // A session that cannot be opened is a device problem unless the module said otherwise.
+      if (out.verdict == Verdict::kSession || out.verdict == Verdict::kRetry) {
+        out.verdict = Verdict::kSession;
+      }
+      return out;
+    }
+    session = std::move(*opened);
+    out.reopened = true;
+  }
+
+  Bytes input;
+  CK_MECHANISM mech{};
+  CK_RSA_PKCS_PSS_PARAMS pss{};
+  switch (scheme) {
+    case SignatureScheme::kEcdsa:
+      mech.mechanism = CKM_ECDSA;
+      input.assign(digest_value.begin(), digest_value.end());
+      break;
+    case SignatureScheme::kRsaPkcs1v15:
+      mech.mechanism = CKM_RSA_PKCS;
+      input = DigestInfo(digest, digest_value);
+      break;
+    case SignatureScheme::kRsaPss:
+      mech.mechanism = CKM_RSA_PKCS_PSS;
+      pss.hashAlg = digest == DigestAlgorithm::kSha256   ? CKM_SHA256
+                    : digest == DigestAlgorithm::kSha384 ? CKM_SHA384
+                                                         : CKM_SHA512;
+      pss.mgf = digest == DigestAlgorithm::kSha256   ? CKG_MGF1_SHA256
+                : digest == DigestAlgorithm::kSha384 ? CKG_MGF1_SHA384
+                                                     : CKG_MGF1_SHA512;
+      pss.sLen = DigestSize(digest);
+      mech.pParameter = &pss;
+      mech.ulParameterLen = sizeof(pss);
+      input.assign(digest_value.begin(), digest_value.end());
+      break;
+  }
+
+  bool relogged = false;
+  bool refound = false;
+  for (;;) {
+    CK_KEY_TYPE token_key_type = CKK_VENDOR_DEFINED;
+    auto handle = part.KeyHandle(session, key.index, &rv, &token_key_type);
+    if (!handle.ok()) {
+      if (rv == CKR_OK && handle.status().code() == StatusCode::kNotFound && !relogged) {
+        // Private objects are invisible when the token is logged out: log in once, look again.
+        relogged = true;
+        if (part.Relogin(session, &rv).ok()) continue;
+        return fail(rv, handle.status());
+      }
+      if (rv == CKR_OK) {
+        out.verdict = Verdict::kDisabled;
+        out.status = handle.status();
+        return out;
+      }
+      return fail(rv, handle.status());
+    }
+    const CK_KEY_TYPE want = key.type == KeyType::kRsa ? CKK_RSA : CKK_EC;
+    if (token_key_type != CKK_VENDOR_DEFINED && token_key_type != want) {
+      out.verdict = Verdict::kQuarantine;
+      out.status =
+          FailedPreconditionError("partition '" + part.name() + "': the token's key is " +
+                                  (token_key_type == CKK_RSA  ? "RSA"
+                                   : token_key_type == CKK_EC ? "EC"
+                                                              : "of another type") +
+                                  ", the certificate's is " + (want == CKK_RSA ? "RSA" : "EC"));
+      return out;
+    }
+    SignResult r = part.Sign(session, *handle, &mech, input, key.raw_signature_size);
+    CkrClass cls = Classify(r.rv);
+    if (cls == CkrClass::kNotLoggedIn && !relogged) {
+      relogged = true;
+      if (part.Relogin(session, &rv).ok()) continue;
+      return fail(rv, CkrStatus(rv, "partition '" + part.name() + "': C_Login"));
+    }
+    if (cls == CkrClass::kObject && !refound) {
+      refound = true;
+      part.ForgetKeyHandle(key.index);
+      continue;
+    }
+    if (cls != CkrClass::kOk) {
+      if (cls == CkrClass::kSession)
+        session.Close();  // best effort: frees it if the module still knows it
+      return fail(r.rv, CkrStatus(r.rv, "partition '" + part.name() + "': C_Sign"));
+    }
+    out.signature = std::move(r.signature);
+    break;
+  }
+  if (scheme == SignatureScheme::kEcdsa) {
+    auto der = EcdsaRawToDer(out.signature);
+    if (!der.ok()) {
+      out.verdict = Verdict::kQuarantine;
+      out.status = UnavailableError("partition '" + part.name() +
+                                    "': malformed ECDSA signature from C_Sign");
+      return out;
+    }
+    out.signature = std::move(*der);
+  }
+  QSEAL_CRASH_POINT("hsm.signed_before_verify");
+  if (verify && !key.verifier->Verify(scheme, digest, digest_value, out.signature)) {
+    out.verdict = Verdict::kQuarantine;
+    out.status = UnavailableError("partition '" + part.name() +
+                                  "': signature failed verification with the certificate of key '" +
+                                  key.name + "'");
+    out.signature.clear();
+    return out;
+  }
+  out.verdict = Verdict::kOk;
+  return out;
+}
+
 }  // namespace qseal::hsm::detail

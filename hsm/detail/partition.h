@@ -2,9 +2,13 @@
 // C_Login; a wrong or locked PIN is remembered and never tried again), with the keys it holds
 // (named by RFC 7512 URIs) found once and their handles cached per module generation.
 // Session: one PKCS#11 session, move-only, closed on destruction.
-// Implementation-only. Partition is thread-safe; a Session is used by one thread at a time.
+// SignOne: one signature on one session, and the recovery ladder's reading of how it failed
+// (Verdict, from the CK_RV classes of pkcs11.h; docs/hsm.md, "The recovery ladder").
+// Implementation-only. Partition is thread-safe; a Session is used by one thread at a time;
+// SignOne and VerdictFor are thread-safe (SignOne uses its session from the calling thread only).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,6 +17,7 @@
 #include "common/bytes.h"
 #include "common/mutex.h"
 #include "common/status.h"
+#include "hsm/detail/crypto.h"
 #include "hsm/detail/module.h"
 #include "hsm/detail/pkcs11.h"
 #include "hsm/signer.h"
@@ -119,5 +124,50 @@ class Partition {
   };
   std::vector<CachedHandle> handles_ QSEAL_GUARDED_BY(mu_);
 };
+
+// What one sign attempt led to, and so what the recovery ladder does about it.
+enum class Verdict {
+  kOk,
+  kSession,     // session dead: drop it, re-queue the request
+  kRetry,       // other retryable error: re-queue
+  kDown,        // partition down
+  kDisabled,    // PIN or key missing: partition out for good
+  kQuarantine,  // signature failed verification (or the token's key is not the certificate's)
+  kRequest,     // this request cannot be signed: fail it
+};
+
+// The verdict for a CK_RV that failed an attempt, by its class (Classify): kSession for a lost
+// session, kDown for device trouble and for a token still logged out after the one re-login,
+// kDisabled for a PIN error, kRequest for a request the HSM refuses, kRetry for the rest (a stale
+// key handle that was already found again once, kOther, and CKR_OK, which fails no attempt).
+Verdict VerdictFor(CK_RV rv);
+
+struct SignOutcome {
+  Verdict verdict = Verdict::kOk;
+  CK_RV rv = CKR_OK;      // the return value that decided the verdict; CKR_OK when none did
+  Status status;          // why, when the verdict is not kOk
+  Bytes signature;        // on kOk: DER ECDSA-Sig-Value, or the raw RSA signature
+  bool reopened = false;  // the session was opened (again) for this attempt
+};
+
+// A configured key as SignOne needs it. Immutable once the signer is built.
+struct SigningKey {
+  std::size_t index = 0;  // the key's position in the URIs every Partition was built with
+  std::string name;       // KeyOptions::name, for messages
+  KeyType type = KeyType::kEc;
+  std::size_t raw_signature_size = 0;  // what C_Sign returns: the modulus, or r||s
+  std::shared_ptr<const Verifier> verifier;
+};
+
+// One signature over `digest_value` with `key` on `part`: opens `session` when it is closed or
+// void in the module's current generation, builds the mechanism (CKM_ECDSA, CKM_RSA_PKCS over a
+// DigestInfo, CKM_RSA_PKCS_PSS with MGF1 of the same hash and a digest-sized salt), finds the key
+// (logging in once more when the key is invisible or the token logged out, finding it again once
+// after a stale handle), calls C_Sign, converts ECDSA r||s to DER and, when `verify`, checks the
+// signature with the certificate's public key (a failure is kQuarantine, the signature dropped).
+// Never throws; every failure is in the outcome. Blocks on the HSM: call it with no lock held.
+SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
+                    SignatureScheme scheme, DigestAlgorithm digest, ByteSpan digest_value,
+                    bool verify);
 
 }  // namespace qseal::hsm::detail
