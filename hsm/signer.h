@@ -201,7 +201,9 @@ class Signer {
   // one key, without touching an HSM (for `qseald --check-config`). Errors as for Create.
   static Result<KeyInfo> CheckKeyCertificate(const KeyOptions& key, Clock& clock = Clock::Real());
 
-  // Shutdown() then releases sessions, logs out and finalises the modules.
+  // Shutdown(), then finalises the modules this signer initialised (each session thread closed its
+  // session on leaving; a token is never logged out, login is per token). When Shutdown abandoned
+  // threads inside a wedged module, the memory and the modules are left to the process exit.
   ~Signer();
   Signer(const Signer&) = delete;
   Signer& operator=(const Signer&) = delete;

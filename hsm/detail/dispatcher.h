@@ -41,7 +41,8 @@ inline void RunCallbacks(Callbacks& cbs) {
   cbs.clear();
 }
 
-// One accepted request, from Submit to its callback. All fields under mu.
+// One accepted request, from Submit to its callback. `request` and `key` do not change once it is
+// queued (a session thread reads them unlocked); the rest is under mu.
 struct PendingRequest {
   SignRequest request;
   SignCallback done;

@@ -165,7 +165,7 @@ struct SigningKey {
 // (logging in once more when the key is invisible or the token logged out, finding it again once
 // after a stale handle), calls C_Sign, converts ECDSA r||s to DER and, when `verify`, checks the
 // signature with the certificate's public key (a failure is kQuarantine, the signature dropped).
-// Never throws; every failure is in the outcome. Blocks on the HSM: call it with no lock held.
+// Reports every failure in the outcome. Blocks on the HSM: call it with no lock held.
 SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
                     SignatureScheme scheme, DigestAlgorithm digest, ByteSpan digest_value,
                     bool verify);
