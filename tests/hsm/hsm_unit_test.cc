@@ -1,11 +1,13 @@
-// Pure parts of hsm/: CK_RV names and recovery classes, RFC 7512 key URIs, PIN sources, DigestInfo
-// and ECDSA encoding.
+// Pure parts of hsm/: CK_RV names, recovery classes and verdicts, RFC 7512 key URIs, PIN sources,
+// the option checks, DigestInfo and ECDSA encoding.
 #include <cstdlib>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <openssl/ecdsa.h>
 
 #include "hsm/detail/crypto.h"
+#include "hsm/detail/options.h"
 #include "hsm/detail/partition.h"
 #include "hsm/detail/pkcs11.h"
 #include "tests/testing/testing.h"
@@ -46,6 +48,21 @@ TEST(CkrTest, StatusKeepsTheName) {
   EXPECT_TRUE(CkrStatus(CKR_OK, "x").ok());
 }
 
+TEST(CkrTest, VerdictsFollowTheClasses) {
+  EXPECT_EQ(VerdictFor(CKR_SESSION_HANDLE_INVALID), Verdict::kSession);
+  EXPECT_EQ(VerdictFor(CKR_SESSION_CLOSED), Verdict::kSession);
+  EXPECT_EQ(VerdictFor(CKR_USER_NOT_LOGGED_IN), Verdict::kDown);  // after the one re-login
+  EXPECT_EQ(VerdictFor(CKR_DEVICE_ERROR), Verdict::kDown);
+  EXPECT_EQ(VerdictFor(CKR_CRYPTOKI_NOT_INITIALIZED), Verdict::kDown);
+  EXPECT_EQ(VerdictFor(CKR_PIN_INCORRECT), Verdict::kDisabled);
+  EXPECT_EQ(VerdictFor(CKR_PIN_LOCKED), Verdict::kDisabled);
+  EXPECT_EQ(VerdictFor(CKR_DATA_LEN_RANGE), Verdict::kRequest);
+  EXPECT_EQ(VerdictFor(CKR_MECHANISM_INVALID), Verdict::kRequest);
+  EXPECT_EQ(VerdictFor(CKR_OBJECT_HANDLE_INVALID), Verdict::kRetry);  // after the one re-find
+  EXPECT_EQ(VerdictFor(CKR_FUNCTION_FAILED), Verdict::kRetry);
+  EXPECT_EQ(VerdictFor(CKR_OK), Verdict::kRetry);
+}
+
 TEST(KeyUriTest, ParsesLabelAndId) {
   auto k = ParseKeyUri("pkcs11:token=whatever;object=seal%20key;id=%01%ff;type=private");
   ASSERT_TRUE(k.ok()) << k.status();
@@ -76,6 +93,117 @@ TEST(PinSourceTest, FileAndEnv) {
   Status bad = ReadPin("1234").status();
   EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(bad.message().find("1234"), std::string::npos);  // never echo a PIN
+}
+
+// A configuration ValidateOptions accepts; each check below breaks one thing in a copy of it.
+struct Config {
+  SignerOptions options;
+  std::vector<PartitionOptions> partitions;
+  std::vector<KeyOptions> keys;
+
+  Status Validate() const { return ValidateOptions(options, partitions, keys); }
+};
+
+Config GoodConfig() {
+  Config c;
+  for (const char* name : {"a", "b"}) {
+    PartitionOptions p;
+    p.name = name;
+    p.module_path = "/usr/lib/softhsm/libsofthsm2.so";
+    p.token_label = std::string("hsm-") + name;
+    p.pin_source = "env:QSEAL_UNIT_PIN";  // not read: no environment is checked here
+    c.partitions.push_back(p);
+  }
+  KeyOptions k;
+  k.name = "seal";
+  k.uri = "pkcs11:object=seal;type=private";
+  k.certificate_chain_file = "/nonexistent/seal.pem";  // not read either
+  k.partitions = {"a", "b"};
+  c.keys.push_back(k);
+  return c;
+}
+
+MATCHER_P(RejectedWith, text, "") {
+  return arg.code() == StatusCode::kInvalidArgument &&
+         arg.message().find(text) != std::string::npos;
+}
+
+TEST(ValidateOptionsTest, AcceptsAGoodConfigurationAndItsBoundaries) {
+  EXPECT_TRUE(GoodConfig().Validate().ok()) << GoodConfig().Validate();
+  Config c = GoodConfig();
+  c.options.hung_call_timeout = c.options.sign_timeout;
+  c.options.max_linger = c.options.max_queue_time - std::chrono::milliseconds(1);
+  c.options.max_attempts = 1;
+  c.options.max_batch = 1;
+  c.options.max_pending = 1;
+  c.partitions[0].sessions = 1;
+  c.partitions[1].sessions = 1024;
+  c.partitions[1].token_label.clear();
+  c.partitions[1].token_serial = "0123456789abcdef";
+  c.keys[0].uri = "pkcs11:id=%01";
+  EXPECT_TRUE(c.Validate().ok()) << c.Validate();
+}
+
+TEST(ValidateOptionsTest, RejectsBadSignerOptions) {
+  Config c = GoodConfig();
+  c.partitions.clear();
+  EXPECT_THAT(c.Validate(), RejectedWith("no partition configured"));
+  c = GoodConfig();
+  c.keys.clear();
+  EXPECT_THAT(c.Validate(), RejectedWith("no key configured"));
+  for (int which = 0; which < 3; ++which) {
+    c = GoodConfig();
+    if (which == 0) c.options.max_batch = 0;
+    if (which == 1) c.options.max_pending = 0;
+    if (which == 2) c.options.max_attempts = 0;
+    EXPECT_THAT(c.Validate(), RejectedWith("must be positive")) << which;
+  }
+  c = GoodConfig();
+  c.options.hung_call_timeout = c.options.sign_timeout - std::chrono::milliseconds(1);
+  EXPECT_THAT(c.Validate(), RejectedWith("hung_call_timeout must be at least sign_timeout"));
+  c = GoodConfig();
+  c.options.max_linger = c.options.max_queue_time;
+  EXPECT_THAT(c.Validate(), RejectedWith("max_linger must be shorter than max_queue_time"));
+}
+
+TEST(ValidateOptionsTest, RejectsBadPartitions) {
+  Config c = GoodConfig();
+  c.partitions[1].name.clear();
+  EXPECT_THAT(c.Validate(), RejectedWith("a partition has no name"));
+  c = GoodConfig();
+  c.partitions[1].name = "a";
+  EXPECT_THAT(c.Validate(), RejectedWith("partition 'a' configured twice"));
+  c = GoodConfig();
+  c.partitions[1].module_path.clear();
+  EXPECT_THAT(c.Validate(), RejectedWith("partition 'b': module is empty"));
+  c = GoodConfig();
+  c.partitions[1].token_label.clear();
+  EXPECT_THAT(c.Validate(), RejectedWith("partition 'b': needs a token label or serial"));
+  for (int sessions : {0, -1, 1025}) {
+    c = GoodConfig();
+    c.partitions[1].sessions = sessions;
+    EXPECT_THAT(c.Validate(), RejectedWith("partition 'b': sessions must be 1..1024")) << sessions;
+  }
+}
+
+TEST(ValidateOptionsTest, RejectsBadKeys) {
+  Config c = GoodConfig();
+  c.keys[0].name.clear();
+  EXPECT_THAT(c.Validate(), RejectedWith("a key has no name"));
+  c = GoodConfig();
+  c.keys.push_back(c.keys[0]);
+  EXPECT_THAT(c.Validate(), RejectedWith("key 'seal' configured twice"));
+  c = GoodConfig();
+  c.keys[0].uri = "pkcs11:object=seal;type=cert";
+  EXPECT_THAT(c.Validate(), RejectedWith("key 'seal'"));
+  c.keys[0].uri = "seal";
+  EXPECT_THAT(c.Validate(), RejectedWith("bad PKCS#11 URI"));
+  c = GoodConfig();
+  c.keys[0].partitions.clear();
+  EXPECT_THAT(c.Validate(), RejectedWith("key 'seal': no partitions"));
+  c = GoodConfig();
+  c.keys[0].partitions = {"a", "nowhere"};
+  EXPECT_THAT(c.Validate(), RejectedWith("key 'seal': unknown partition 'nowhere'"));
 }
 
 TEST(DigestInfoTest, PrefixesPerDigest) {
