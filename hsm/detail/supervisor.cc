@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "common/log.h"
@@ -35,28 +37,24 @@ SignOutcome Supervisor::Probe(PartitionRuntime& p) {
     Bytes digest = RandomBytes(32);
     out = SignOne(*p.partition, session, key.key, scheme, DigestAlgorithm::kSha256, digest,
                   /*verify=*/true);
+    // The startup checks' wording: "key 'k' refused: check 'c' failed on partition 'p': why".
+    auto refused = [&](std::string_view check) {
+      return "key '" + key.key.name + "' refused: check '" + std::string(check) +
+             "' failed on partition '" + p.partition->name() + "': " + out.status.message();
+    };
     switch (out.verdict) {
       case Verdict::kOk:
         continue;
       case Verdict::kQuarantine:
-        out.status = FailedPreconditionError("key '" + key.key.name +
-                                             "' refused: check 'key matches certificate' failed "
-                                             "on partition '" +
-                                             p.partition->name() + "': " + out.status.message());
+        out.status = FailedPreconditionError(refused("key matches certificate"));
         return out;
       case Verdict::kDisabled:
         if (out.status.code() == StatusCode::kNotFound) {
-          out.status = NotFoundError("key '" + key.key.name +
-                                     "' refused: check 'key present' "
-                                     "failed on partition '" +
-                                     p.partition->name() + "': " + out.status.message());
+          out.status = NotFoundError(refused("key present"));
         }
         return out;
       case Verdict::kRequest:
-        out.status = FailedPreconditionError("key '" + key.key.name +
-                                             "' refused: check 'test signature' failed on "
-                                             "partition '" +
-                                             p.partition->name() + "': " + out.status.message());
+        out.status = FailedPreconditionError(refused("test signature"));
         return out;
       default:
         out.verdict = Verdict::kDown;
