@@ -22,7 +22,8 @@
 #include "common/bytes.h"
 #include "common/clock.h"
 #include "common/exit_codes.h"
-#include "formats/cades/cades.h"
+#include "formats/format.h"
+#include "formats/verify.h"
 
 namespace qseal::cli {
 namespace {
@@ -482,7 +483,7 @@ class Submitter {
 };
 
 // A ReadFn over a file stream.
-formats::cades::ReadFn StreamReader(std::shared_ptr<std::ifstream> in) {
+formats::ReadFn StreamReader(std::shared_ptr<std::ifstream> in) {
   return [in](std::span<std::uint8_t> buffer) -> Result<std::size_t> {
     in->read(reinterpret_cast<char*>(buffer.data()), static_cast<std::streamsize>(buffer.size()));
     if (in->bad()) return UnavailableError("read error in the content file");
@@ -676,7 +677,7 @@ int RunVerify(const VerifyCommandOptions& options, const std::string& var_dir, s
     std::error_code ec;
     if (fs::is_regular_file(beside, ec)) content = beside;
   }
-  std::optional<formats::cades::ReadFn> reader;
+  std::optional<formats::ReadFn> reader;
   if (!content.empty()) {
     auto in = std::make_shared<std::ifstream>(content, std::ios::binary);
     if (!*in) {
@@ -686,7 +687,7 @@ int RunVerify(const VerifyCommandOptions& options, const std::string& var_dir, s
     reader = StreamReader(in);
     if (options.content.empty()) out << "content: " << content << "\n";
   }
-  auto report = formats::cades::Verify(der, reader, *anchors);
+  auto report = formats::VerifySeal(der, reader, *anchors);
   if (!report.ok()) {
     const std::string& msg = report.status().message();
     if (msg.find("the content is needed") != std::string::npos) {
@@ -708,8 +709,7 @@ int RunVerify(const VerifyCommandOptions& options, const std::string& var_dir, s
   if (!report->signer_certificate_der.empty()) {
     out << "signer: " << SubjectOf(report->signer_certificate_der) << "\n";
   }
-  out << "packaging: "
-      << (report->packaging == formats::cades::Packaging::kDetached ? "detached" : "enveloping")
+  out << "packaging: " << (report->format == "cades-enveloping" ? "enveloping" : "detached")
       << "\n";
   if (report->signing_time != std::chrono::system_clock::time_point{}) {
     out << "signing time: " << FormatUtc(report->signing_time) << "\n";

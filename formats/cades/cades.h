@@ -10,7 +10,7 @@
 //   2. AssembleDetached() / AssembleEnveloping(): wrap the signed attributes and the signature in a
 //      CMS SignedData ContentInfo, DER (definite lengths only): detached (.p7s, no eContent) or
 //      enveloping (.p7m, eContent = the document, streamed from a reader into a writer).
-// Verify() checks a seal against its content and trust anchors and reports each B-B requirement.
+// Verify() (formats/cades/verify.h) checks a seal against its content and trust anchors.
 //
 // The library does no file or HSM I/O: bytes come in through spans and callbacks. Output is
 // byte-for-byte deterministic for the same inputs (same chain, algorithms, digest, time,
@@ -31,7 +31,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -39,6 +38,7 @@
 #include "common/algorithms.h"
 #include "common/bytes.h"
 #include "common/status.h"
+#include "formats/format.h"
 
 namespace qseal::formats::cades {
 
@@ -115,10 +115,9 @@ Result<ToBeSigned> BuildToBeSigned(const SignerContext& context, ByteSpan conten
 Result<Bytes> AssembleDetached(const SignerContext& context, const ToBeSigned& tbs,
                                ByteSpan signature);
 
-// Reads up to buffer.size() content bytes into `buffer`; returns how many, 0 at the end.
-using ReadFn = std::function<Result<std::size_t>(std::span<std::uint8_t> buffer)>;
-// Consumes the next piece of the output.
-using WriteFn = std::function<Status(ByteSpan bytes)>;
+// The content reader and output writer of every format (formats/format.h).
+using ReadFn = formats::ReadFn;
+using WriteFn = formats::WriteFn;
 
 // Assembles an enveloping seal (.p7m: eContent = the document), DER with definite lengths, writing
 // it through `write` in pieces while the `content_size` content bytes are streamed from `read`
@@ -135,43 +134,5 @@ Status AssembleEnveloping(const SignerContext& context, const ToBeSigned& tbs, B
 // The exact size in bytes AssembleEnveloping will write (e.g. to preallocate an output file).
 std::uint64_t EnvelopingSealSize(const SignerContext& context, const ToBeSigned& tbs,
                                  std::size_t signature_size, std::uint64_t content_size);
-
-// One B-B requirement checked by Verify.
-struct Check {
-  std::string name;  // stable identifier, e.g. "message-digest", "signature", "chain"
-  bool ok = false;
-  std::string detail;  // what was found; the reason when !ok
-};
-
-struct VerifyReport {
-  bool ok = false;            // every check held
-  std::vector<Check> checks;  // in the order performed; a failed structural check ends the list
-  Packaging packaging = Packaging::kDetached;
-  std::chrono::system_clock::time_point signing_time{};
-  Bytes signer_certificate_der;
-};
-
-struct VerifyOptions {
-  // Time at which the chain is validated. Default: now (B-B carries no proof of existence, so,
-  // as in EN 319 102-1 basic validation, the chain must be valid at validation time).
-  std::optional<std::chrono::system_clock::time_point> validation_time;
-};
-
-// Verifies `seal` (DER or BER-with-definite-lengths ContentInfo). For a detached seal,
-// `detached_content` streams the document; for an enveloping seal it must be nullopt.
-// `trust_anchors_der`: root (or intermediate) certificates the chain must end in. Checks, each
-// reported: structure (SignedData, one SignerInfo, issuerAndSerialNumber), the signer certificate
-// found in `certificates`, content-type / message-digest / signing-time / signing-certificate-v2
-// each present exactly once, content-type = id-data, message-digest equals the content digest,
-// signing-certificate-v2 hashes the signer certificate and names its issuer and serial,
-// signing-time within the certificate validity, the signature over the signed attributes, the chain
-// to a trust anchor at the validation time, key usage (digitalSignature or nonRepudiation). Returns
-// a report (ok=false with reasons) for a seal that fails; an error Status only when
-// `detached_content` fails to read (its Status), when a detached seal comes without content or an
-// enveloping one with it, or a trust anchor does not parse (kInvalidArgument). Pure CPU apart from
-// the callback; thread-safe.
-Result<VerifyReport> Verify(ByteSpan seal, const std::optional<ReadFn>& detached_content,
-                            const std::vector<Bytes>& trust_anchors_der,
-                            const VerifyOptions& options = {});
 
 }  // namespace qseal::formats::cades

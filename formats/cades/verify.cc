@@ -1,5 +1,7 @@
 // Verify(): parses a seal with the local DER reader and checks each CAdES B-B requirement itself;
 // OpenSSL is used only for the cryptography and the path validation.
+#include "formats/cades/verify.h"
+
 #include <algorithm>
 #include <utility>
 
@@ -279,11 +281,12 @@ Result<VerifyReport> Verify(ByteSpan seal, const std::optional<ReadFn>& detached
     return finish();
   }
   Parsed& p = *parsed;
-  report.packaging = p.econtent.has_value() ? Packaging::kEnveloping : Packaging::kDetached;
-  if (report.packaging == Packaging::kDetached && !detached_content.has_value()) {
+  const bool enveloping = p.econtent.has_value();
+  report.format = enveloping ? "cades-enveloping" : "cades-detached";
+  if (!enveloping && !detached_content.has_value()) {
     return InvalidArgumentError("detached seal: the content is needed to verify it");
   }
-  if (report.packaging == Packaging::kEnveloping && detached_content.has_value()) {
+  if (enveloping && detached_content.has_value()) {
     return InvalidArgumentError("enveloping seal: it carries its content, none may be given");
   }
   auto digest = detail::ParseDigestAlgorithmId(p.digest_algorithm);
@@ -293,8 +296,7 @@ Result<VerifyReport> Verify(ByteSpan seal, const std::optional<ReadFn>& detached
   }
   add("structure", true,
       std::string("CMS SignedData, one SignerInfo by issuerAndSerialNumber, ") +
-          (report.packaging == Packaging::kDetached ? "detached" : "enveloping") + ", " +
-          std::string(DigestName(*digest)));
+          (enveloping ? "enveloping" : "detached") + ", " + std::string(DigestName(*digest)));
 
   // The signer certificate, named by issuerAndSerialNumber.
   ByteSpan signer_der;

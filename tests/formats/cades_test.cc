@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "formats/cades/detail/der.h"
+#include "formats/cades/verify.h"
 #include "tests/formats/cades_test_util.h"
 
 namespace qseal::formats::cades {
@@ -119,7 +120,7 @@ TEST(CadesTest, DetachedSealVerifiesWithEveryCheckHeld) {
     auto report = VerifyDetached(seal, "hello, invoice", pki);
     ASSERT_TRUE(report.ok()) << report.status();
     EXPECT_TRUE(report->ok) << Describe(*report);
-    EXPECT_EQ(report->packaging, Packaging::kDetached);
+    EXPECT_EQ(report->format, "cades-detached");
     EXPECT_EQ(report->signing_time, kSigningTime);
     EXPECT_EQ(report->signer_certificate_der, pki.leaf.certificate_der);
     auto checks = ByName(*report);
@@ -286,7 +287,7 @@ TEST(CadesTest, EnvelopingSealHasAnnouncedSizeAndVerifies) {
     auto report = Verify(out, std::nullopt, {pki.ca.certificate_der}, options);
     ASSERT_TRUE(report.ok()) << report.status();
     EXPECT_TRUE(report->ok) << Describe(*report);
-    EXPECT_EQ(report->packaging, Packaging::kEnveloping);
+    EXPECT_EQ(report->format, "cades-enveloping");
     // Detached and enveloping share everything but eContent.
     auto detached = AssembleDetached(*ctx, *tbs, sig);
     ASSERT_TRUE(detached.ok());

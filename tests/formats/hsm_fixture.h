@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "formats/cades/cades.h"
+#include "formats/cades/verify.h"
 #include "tests/formats/cades_test_util.h"
 #include "tests/formats/p11_test_signer.h"
 #include "tests/testing/testing.h"

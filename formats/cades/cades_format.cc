@@ -1,0 +1,108 @@
+#include "formats/cades/cades_format.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/sha256.h"
+
+namespace qseal::formats::cades {
+namespace {
+
+// What Prepare keeps for Assemble: cades's own first half.
+struct CadesToBeSigned final : formats::ToBeSigned {
+  cades::ToBeSigned cades;
+};
+
+// A document name usable as the stem of a file name (format.h: never a path, never hidden).
+std::string SafeStem(std::string_view document_name) {
+  if (document_name.empty() || document_name.front() == '.' ||
+      document_name.find('/') != std::string_view::npos) {
+    return "document";
+  }
+  return std::string(document_name);
+}
+
+class CadesFormat final : public Format {
+ public:
+  CadesFormat(Packaging packaging, std::shared_ptr<const SignerContext> context)
+      : packaging_(packaging), context_(std::move(context)) {}
+
+  std::string_view name() const override {
+    return packaging_ == Packaging::kDetached ? "cades-detached" : "cades-enveloping";
+  }
+  std::string_view media_type() const override {
+    return packaging_ == Packaging::kDetached ? "application/pkcs7-signature"
+                                              : "application/pkcs7-mime";
+  }
+  std::string OutputName(std::string_view document_name) const override {
+    return SafeStem(document_name) + (packaging_ == Packaging::kDetached ? ".p7s" : ".p7m");
+  }
+  bool embeds_document() const override { return packaging_ == Packaging::kEnveloping; }
+
+  Result<std::unique_ptr<formats::ToBeSigned>> Prepare(
+      const Content& content, std::chrono::system_clock::time_point signing_time) const override {
+    QSEAL_ASSIGN_OR_RETURN(ReadFn read, content.open());
+    Hasher hasher(context_->digest());
+    // One buffer per document, never larger than the document (a small file needs no 256 KiB).
+    std::vector<std::uint8_t> buf(
+        std::min<std::uint64_t>(std::max<std::size_t>(content.read_chunk_bytes, 1),
+                                std::max<std::uint64_t>(content.size, 1)));
+    std::uint64_t total = 0;
+    while (true) {
+      QSEAL_ASSIGN_OR_RETURN(std::size_t n, read(buf));
+      if (n == 0) break;
+      QSEAL_RETURN_IF_ERROR(hasher.Update(ByteSpan(buf.data(), n)));
+      total += n;
+    }
+    if (total != content.size) {
+      return DataLossError("content " + content.name + " has " + std::to_string(total) +
+                           " bytes, expected " + std::to_string(content.size));
+    }
+    QSEAL_ASSIGN_OR_RETURN(Bytes digest, hasher.Final());
+    QSEAL_ASSIGN_OR_RETURN(cades::ToBeSigned tbs, BuildToBeSigned(*context_, digest, signing_time));
+    auto out = std::make_unique<CadesToBeSigned>();
+    out->digest = tbs.digest;
+    out->content_digest = tbs.content_digest;
+    out->signing_time = tbs.signing_time;
+    out->cades = std::move(tbs);
+    return std::unique_ptr<formats::ToBeSigned>(std::move(out));
+  }
+
+  Status Assemble(const formats::ToBeSigned& tbs, ByteSpan signature, const Content& content,
+                  const WriteFn& write) const override {
+    const auto* ours = dynamic_cast<const CadesToBeSigned*>(&tbs);
+    if (ours == nullptr) return InvalidArgumentError("to-be-signed not made by a CAdES format");
+    if (packaging_ == Packaging::kDetached) {
+      QSEAL_ASSIGN_OR_RETURN(Bytes seal, AssembleDetached(*context_, ours->cades, signature));
+      return write(seal);
+    }
+    QSEAL_ASSIGN_OR_RETURN(ReadFn read, content.open());
+    return AssembleEnveloping(*context_, ours->cades, signature, content.size, read, write);
+  }
+
+  std::uint64_t OutputSizeHint(const formats::ToBeSigned& tbs, std::size_t signature_size,
+                               std::uint64_t content_size) const override {
+    const auto* ours = dynamic_cast<const CadesToBeSigned*>(&tbs);
+    if (ours == nullptr || packaging_ == Packaging::kDetached) return 0;
+    return EnvelopingSealSize(*context_, ours->cades, signature_size, content_size);
+  }
+
+ private:
+  const Packaging packaging_;
+  const std::shared_ptr<const SignerContext> context_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<const Format>> CreateCadesFormat(Packaging packaging,
+                                                        const FormatOptions& options) {
+  QSEAL_ASSIGN_OR_RETURN(
+      std::shared_ptr<const SignerContext> context,
+      SignerContext::Create(options.certificate_chain_der, options.digest, options.scheme));
+  return std::unique_ptr<const Format>(
+      std::make_unique<const CadesFormat>(packaging, std::move(context)));
+}
+
+}  // namespace qseal::formats::cades
