@@ -48,7 +48,9 @@ enum class Packaging { kDetached, kEnveloping };
 // chain, the encoded `certificates` field, the SignerIdentifier (issuerAndSerialNumber), the
 // signing-certificate-v2 attribute, the algorithm identifiers and the signer's public key.
 //
-// Immutable after Create(); thread-safe to share between any number of threads.
+// Immutable after Create(): every field is set there and never written again, and the signer's
+// public key is only read by OpenSSL 3 verify operations, which may run concurrently on one key.
+// Thread-safe: share it (shared_ptr<const>) between any number of threads and formats.
 class SignerContext {
  public:
   // `certificate_chain_der`: the signer (leaf) certificate first, then its issuers up to (and
