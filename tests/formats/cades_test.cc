@@ -22,36 +22,12 @@ using namespace std::chrono_literals;
 using formats::testing::CertSpec;
 using formats::testing::GenerateKey;
 using formats::testing::IssueCertificate;
+using formats::testing::kSigningTime;
+using formats::testing::MakePki;
+using formats::testing::Pki;
 using formats::testing::SoftwareSigner;
 using formats::testing::SpanReader;
 using std::chrono::system_clock;
-
-// 2026-11-25T12:00:00Z
-const system_clock::time_point kSigningTime =
-    system_clock::time_point(std::chrono::sys_days(std::chrono::year{2026} / 11 / 25)) + 12h;
-
-struct Pki {
-  SoftwareSigner ca;
-  SoftwareSigner leaf;
-};
-
-Pki MakePki(const std::string& key_type, CertSpec leaf_spec = {}) {
-  Pki pki;
-  pki.ca.key = GenerateKey("ec-p256");
-  CertSpec ca_spec;
-  ca_spec.common_name = "qseal unit test CA";
-  ca_spec.ca = true;
-  ca_spec.key_usage = "critical,keyCertSign,cRLSign";
-  ca_spec.not_before =
-      system_clock::time_point(std::chrono::sys_days(std::chrono::year{2020} / 1 / 1));
-  ca_spec.not_after =
-      system_clock::time_point(std::chrono::sys_days(std::chrono::year{2070} / 1 / 1));
-  pki.ca.certificate_der = IssueCertificate(pki.ca.key.get(), ca_spec, nullptr);
-  pki.leaf.key = GenerateKey(key_type);
-  if (leaf_spec.serial == 1) leaf_spec.serial = 7;
-  pki.leaf.certificate_der = IssueCertificate(pki.leaf.key.get(), leaf_spec, &pki.ca);
-  return pki;
-}
 
 Bytes Sha(DigestAlgorithm d, std::string_view s) {
   Bytes out(DigestSize(d));

@@ -241,4 +241,18 @@ Cmd Sh(const std::string& command) {
   return Cmd{r.exit_code, r.output};
 }
 
+Pki MakePki(const std::string& key_type, CertSpec leaf_spec) {
+  Pki pki;
+  pki.ca.key = GenerateKey("ec-p256");
+  CertSpec ca_spec;
+  ca_spec.common_name = "qseal unit test CA";
+  ca_spec.ca = true;
+  ca_spec.key_usage = "critical,keyCertSign,cRLSign";
+  pki.ca.certificate_der = IssueCertificate(pki.ca.key.get(), ca_spec, nullptr);
+  pki.leaf.key = GenerateKey(key_type);
+  if (leaf_spec.serial == 1) leaf_spec.serial = 7;
+  pki.leaf.certificate_der = IssueCertificate(pki.leaf.key.get(), leaf_spec, &pki.ca);
+  return pki;
+}
+
 }  // namespace qseal::formats::testing

@@ -79,6 +79,22 @@ struct CertSpec {
 // Issues a certificate for `subject_key` signed by `issuer` (self-signed when issuer is null).
 Bytes IssueCertificate(EVP_PKEY* subject_key, const CertSpec& spec, const SoftwareSigner* issuer);
 
+// A fixed signing time inside every test certificate's validity: 2026-11-25T12:00:00Z.
+inline const std::chrono::system_clock::time_point kSigningTime =
+    std::chrono::system_clock::time_point(
+        std::chrono::sys_days(std::chrono::year{2026} / 11 / 25)) +
+    std::chrono::hours(12);
+
+// A software CA (EC P-256, 2020..2070) and a leaf it issued.
+struct Pki {
+  SoftwareSigner ca;
+  SoftwareSigner leaf;
+};
+
+// A CA and a leaf of `key_type` (see GenerateKey) made from `leaf_spec` (serial 1 becomes 7, so
+// the leaf's serial differs from the CA's).
+Pki MakePki(const std::string& key_type, CertSpec leaf_spec = {});
+
 // Signs a DTBS/R digest the way the HSM does (EVP_PKEY_sign with the digest declared: DigestInfo
 // for PKCS#1 v1.5, PSS with salt = hash length, DER for ECDSA).
 Bytes SoftwareSign(EVP_PKEY* key, ByteSpan digest, DigestAlgorithm algorithm,

@@ -18,36 +18,21 @@ namespace qseal::formats {
 namespace {
 
 using namespace std::chrono_literals;
-using formats::testing::CertSpec;
-using formats::testing::GenerateKey;
-using formats::testing::IssueCertificate;
-using formats::testing::SoftwareSigner;
+using formats::testing::kSigningTime;
+using formats::testing::MakePki;
+using formats::testing::Pki;
 using formats::testing::SpanReader;
 using qseal::testing::ShellQuote;
 using std::chrono::system_clock;
 
-// 2026-11-25T12:00:00Z
-const system_clock::time_point kSigningTime =
-    system_clock::time_point(std::chrono::sys_days(std::chrono::year{2026} / 11 / 25)) + 12h;
-
-struct Pki {
-  SoftwareSigner ca;
-  SoftwareSigner leaf;
-};
-
-Pki MakePki(const std::string& key_type) {
-  Pki pki;
-  pki.ca.key = GenerateKey("ec-p256");
-  CertSpec ca_spec;
-  ca_spec.common_name = "qseal format test CA";
-  ca_spec.ca = true;
-  ca_spec.key_usage = "critical,keyCertSign,cRLSign";
-  pki.ca.certificate_der = IssueCertificate(pki.ca.key.get(), ca_spec, nullptr);
-  pki.leaf.key = GenerateKey(key_type);
-  CertSpec leaf_spec;
-  leaf_spec.serial = 7;
-  pki.leaf.certificate_der = IssueCertificate(pki.leaf.key.get(), leaf_spec, &pki.ca);
-  return pki;
+// Options for a CAdES format over `pki`'s chain.
+FormatOptions OptionsFor(const Pki& pki, DigestAlgorithm digest = DigestAlgorithm::kSha256,
+                         SignatureScheme scheme = SignatureScheme::kEcdsa) {
+  FormatOptions options;
+  options.certificate_chain_der = {pki.leaf.certificate_der, pki.ca.certificate_der};
+  options.digest = digest;
+  options.scheme = scheme;
+  return options;
 }
 
 Content MemoryContent(const std::string& data, std::string name) {
@@ -68,8 +53,7 @@ TEST(FormatTest, NamesAreTheCadesPackagings) {
 
 TEST(FormatTest, UnknownNameFailsListingTheKnownOnes) {
   Pki pki = MakePki("ec-p256");
-  FormatOptions options;
-  options.certificate_chain_der = {pki.leaf.certificate_der, pki.ca.certificate_der};
+  FormatOptions options = OptionsFor(pki);
   auto f = CreateFormat("xades-enveloped", options);
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.status().code(), StatusCode::kInvalidArgument);
@@ -89,8 +73,7 @@ TEST(FormatTest, BadChainFailsAsInvalidArgument) {
 
 TEST(FormatTest, PropertiesAndOutputNames) {
   Pki pki = MakePki("ec-p256");
-  FormatOptions options;
-  options.certificate_chain_der = {pki.leaf.certificate_der, pki.ca.certificate_der};
+  FormatOptions options = OptionsFor(pki);
   auto d = CreateFormat("cades-detached", options);
   auto e = CreateFormat("cades-enveloping", options);
   ASSERT_TRUE(d.ok()) << d.status();
@@ -118,10 +101,7 @@ TEST(FormatTest, PrepareAndAssembleEveryNameVerifiesWithUsAndOpenssl) {
     qseal::testing::WriteFile(ca_pem, formats::testing::CertificateToPem(pki.ca.certificate_der));
     const std::string doc = "hello, invoice: streamed in small pieces";
     qseal::testing::WriteFile(tmp.Sub("doc.txt"), doc);
-    FormatOptions options;
-    options.certificate_chain_der = {pki.leaf.certificate_der, pki.ca.certificate_der};
-    options.digest = digest;
-    options.scheme = scheme;
+    FormatOptions options = OptionsFor(pki, digest, scheme);
     for (std::string_view name : FormatNames()) {
       SCOPED_TRACE(std::string(key) + " " + std::string(name));
       auto format = CreateFormat(name, options);
@@ -172,8 +152,7 @@ TEST(FormatTest, PrepareAndAssembleEveryNameVerifiesWithUsAndOpenssl) {
 
 TEST(FormatTest, PrepareFailsWithDataLossWhenTheLengthDiffers) {
   Pki pki = MakePki("ec-p256");
-  FormatOptions options;
-  options.certificate_chain_der = {pki.leaf.certificate_der, pki.ca.certificate_der};
+  FormatOptions options = OptionsFor(pki);
   auto format = CreateFormat("cades-detached", options);
   ASSERT_TRUE(format.ok()) << format.status();
   const std::string doc = "twelve bytes";
@@ -188,8 +167,7 @@ TEST(FormatTest, PrepareFailsWithDataLossWhenTheLengthDiffers) {
 
 TEST(FormatTest, PrepareReturnsTheReadersErrors) {
   Pki pki = MakePki("ec-p256");
-  FormatOptions options;
-  options.certificate_chain_der = {pki.leaf.certificate_der, pki.ca.certificate_der};
+  FormatOptions options = OptionsFor(pki);
   auto format = CreateFormat("cades-enveloping", options);
   ASSERT_TRUE(format.ok()) << format.status();
   Content content;
@@ -202,8 +180,7 @@ TEST(FormatTest, PrepareReturnsTheReadersErrors) {
 
 TEST(FormatTest, AssembleRefusesAForeignToBeSigned) {
   Pki pki = MakePki("ec-p256");
-  FormatOptions options;
-  options.certificate_chain_der = {pki.leaf.certificate_der, pki.ca.certificate_der};
+  FormatOptions options = OptionsFor(pki);
   auto format = CreateFormat("cades-detached", options);
   ASSERT_TRUE(format.ok()) << format.status();
   ToBeSigned foreign;
