@@ -16,6 +16,47 @@ namespace beast = boost::beast;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+namespace {
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::string UrlDecode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && HexDigit(s[i + 1]) >= 0 && HexDigit(s[i + 2]) >= 0) {
+      out += static_cast<char>(HexDigit(s[i + 1]) * 16 + HexDigit(s[i + 2]));
+      i += 2;
+    } else if (s[i] == '+') {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+Query ParseQuery(std::string_view query) {
+  Query out;
+  while (!query.empty()) {
+    std::size_t amp = query.find('&');
+    std::string_view part = query.substr(0, amp);
+    std::size_t eq = part.find('=');
+    std::string key = UrlDecode(part.substr(0, eq));
+    std::string value = eq == std::string_view::npos ? "" : UrlDecode(part.substr(eq + 1));
+    if (!key.empty()) out[key] = value;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
 bool WantsKeepAlive(const RequestHeader& req) {
   auto connection = req[http::field::connection];
   auto has = [&](const char* token) { return http::token_list(connection).exists(token); };
@@ -42,6 +83,19 @@ HttpResponse MakeProblem(http::status status, const RequestHeader& req, std::str
   j["detail"] = std::string(detail);
   return MakeResponse(status, req, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                       "application/problem+json");
+}
+
+HttpResponse MakeRetryLater(http::status status, const RequestHeader& req, std::string_view detail,
+                            std::uint32_t retry_after_seconds) {
+  HttpResponse res = MakeProblem(status, req, detail);
+  res.set(http::field::retry_after, std::to_string(retry_after_seconds));
+  return res;
+}
+
+Decision Answer(HttpResponse res) {
+  Decision d;
+  d.response = std::move(res);
+  return d;
 }
 
 http::status BodySink::ErrorStatus(const Status& append_error) const {

@@ -13,9 +13,11 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -75,6 +77,16 @@ struct HttpServerOptions {
   std::string server_name = "qseald";
 };
 
+// A decoded query string: parameter name to value.
+using Query = std::map<std::string, std::string>;
+
+// Decodes %XX escapes and '+' (a space). A '%' not followed by two hex digits is kept as is.
+std::string UrlDecode(std::string_view s);
+// Splits "a=1&b=2" (the part of a target after '?') into decoded names and values. A parameter
+// without '=' has the empty value; one with an empty name is dropped; the last of a repeated name
+// wins.
+Query ParseQuery(std::string_view query);
+
 // Whether the client asked to keep the connection open (HTTP/1.1 default, 1.0 opt-in).
 bool WantsKeepAlive(const RequestHeader& req);
 // Builds a response with the common headers set.
@@ -82,6 +94,11 @@ HttpResponse MakeResponse(http::status status, const RequestHeader& req, std::st
                           std::string content_type);
 // An RFC 9457 problem+json response: {"type","title","status","detail"}.
 HttpResponse MakeProblem(http::status status, const RequestHeader& req, std::string_view detail);
+// A problem response telling the client to come back: MakeProblem plus Retry-After.
+HttpResponse MakeRetryLater(http::status status, const RequestHeader& req, std::string_view detail,
+                            std::uint32_t retry_after_seconds);
+// A Decision that answers at once with `res`.
+Decision Answer(HttpResponse res);
 
 class HttpServer {
  public:

@@ -1,0 +1,56 @@
+// Who may call the HTTP API and with which profiles: bearer-token authentication (tokens known
+// only by their SHA-256, compared in constant time) and the per-client profile grants. Refusals
+// are logged and reported to the server's RefusalListener for the audit trail.
+//
+// AccessControl is thread-safe (it only reads what it was given).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ingest/api_server.h"
+#include "ingest/detail/http_server.h"
+
+namespace qseal::ingest::detail {
+
+class AccessControl {
+ public:
+  // Keeps references: `clients`, `profiles` and `on_refusal` (which may be empty) must outlive
+  // this object.
+  AccessControl(const std::vector<ApiClient>& clients, const std::vector<ApiProfile>& profiles,
+                const RefusalListener& on_refusal);
+
+  // The client whose token the request carries in its one "Authorization: Bearer <token>" field
+  // (scheme case-insensitive, token exact); null when there is none, two, or no client matches.
+  // Takes the same time whichever client matches.
+  const ApiClient* Authenticate(const RequestHeader& req) const;
+
+  // Whether `client` is granted `profile` (by name or by "*"); says nothing about its existence.
+  static bool Allowed(const ApiClient& client, const std::string& profile);
+
+  // The configured profile of that name, or null.
+  const ApiProfile* FindProfile(const std::string& name) const;
+
+  // The answer refusing `profile` to `client`, or nullopt when it may be used: 403 when not
+  // granted (audited "auth_denied"), 404 when granted but unknown (audited "rejected").
+  std::optional<HttpResponse> ProfileRefusal(const RequestHeader& req, const ApiClient& client,
+                                             const std::string& profile) const;
+
+  // Reports a refusal to the listener, if any (see RefusalListener for `kind`).
+  void Refused(std::string_view kind, std::string_view client, std::string_view profile,
+               std::string_view reason) const;
+
+  const std::vector<ApiProfile>& profiles() const { return profiles_; }
+
+ private:
+  const std::vector<ApiClient>& clients_;
+  const std::vector<ApiProfile>& profiles_;
+  const RefusalListener& on_refusal_;
+};
+
+// The profile a request names with ?profile=NAME; "default" without one.
+std::string RequestedProfile(const Query& query);
+
+}  // namespace qseal::ingest::detail
