@@ -1,0 +1,153 @@
+// Unit tests of the API's authentication (bearer tokens known by their SHA-256) and profile
+// grants, with the refusals they report for the audit trail.
+#include "ingest/detail/access_control.h"
+
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/sha256.h"
+
+namespace qseal::ingest::detail {
+namespace {
+
+Bytes HashOf(std::string_view token) {
+  Result<Bytes> h = Digest(DigestAlgorithm::kSha256, AsBytes(token));
+  EXPECT_TRUE(h.ok());
+  return *h;
+}
+
+RequestHeader WithAuthorization(std::vector<std::string> values) {
+  RequestHeader req;
+  req.version(11);
+  for (const auto& v : values) req.insert(http::field::authorization, v);
+  return req;
+}
+
+class AccessControlTest : public ::testing::Test {
+ protected:
+  AccessControlTest() {
+    clients_ = {{"alice", HashOf("alice-token"), {"default"}},
+                {"bob", HashOf("bob-token"), {"*"}},
+                {"carol", HashOf("carol-token"), {"invoices", "missing"}}};
+    profiles_ = {{"default", "cades-detached", "sha256", "ecdsa", "PEM-D"},
+                 {"invoices", "cades-enveloping", "sha256", "ecdsa", "PEM-I"}};
+    on_refusal_ = [this](std::string_view kind, std::string_view client, std::string_view profile,
+                         std::string_view reason) {
+      refusals_.emplace_back(std::string(kind), std::string(client), std::string(profile),
+                             std::string(reason));
+    };
+  }
+
+  std::vector<ApiClient> clients_;
+  std::vector<ApiProfile> profiles_;
+  RefusalListener on_refusal_;
+  std::vector<std::tuple<std::string, std::string, std::string, std::string>> refusals_;
+  AccessControl access_{clients_, profiles_, on_refusal_};
+};
+
+TEST_F(AccessControlTest, AuthenticatesEachClientByItsToken) {
+  const ApiClient* a = access_.Authenticate(WithAuthorization({"Bearer alice-token"}));
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->name, "alice");
+  const ApiClient* b = access_.Authenticate(WithAuthorization({"Bearer bob-token"}));
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->name, "bob");
+}
+
+TEST_F(AccessControlTest, SchemeIsCaseInsensitiveTokenIsNot) {
+  EXPECT_NE(access_.Authenticate(WithAuthorization({"bearer alice-token"})), nullptr);
+  EXPECT_NE(access_.Authenticate(WithAuthorization({"BEARER alice-token"})), nullptr);
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({"Bearer ALICE-TOKEN"})), nullptr);
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({"Bearer alice-token."})), nullptr);
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({"Bearer alice-toke"})), nullptr);
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({"Bearer  alice-token"})), nullptr);
+}
+
+TEST_F(AccessControlTest, RefusesMissingMalformedAndRepeatedCredentials) {
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({})), nullptr);
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({""})), nullptr);
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({"Bearer "})), nullptr);
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({"Bearer"})), nullptr);
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({"Basic YWxpY2U6eA=="})), nullptr);
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({"Bearer nobody-token"})), nullptr);
+  // The token's hash itself is not a token.
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({"Bearer " + HexEncode(HashOf("alice-token"))})),
+            nullptr);
+  // Two Authorization fields, even both valid: which one would count is ambiguous.
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({"Bearer alice-token", "Bearer alice-token"})),
+            nullptr);
+  EXPECT_EQ(access_.Authenticate(WithAuthorization({"Bearer alice-token", "Bearer bob-token"})),
+            nullptr);
+}
+
+TEST_F(AccessControlTest, AllowedByNameOrWildcard) {
+  EXPECT_TRUE(AccessControl::Allowed(clients_[0], "default"));
+  EXPECT_FALSE(AccessControl::Allowed(clients_[0], "invoices"));
+  EXPECT_FALSE(AccessControl::Allowed(clients_[0], "Default"));
+  EXPECT_TRUE(AccessControl::Allowed(clients_[1], "anything"));
+  EXPECT_TRUE(AccessControl::Allowed(clients_[2], "invoices"));
+  EXPECT_FALSE(AccessControl::Allowed(ApiClient{"none", {}, {}}, "default"));
+}
+
+TEST_F(AccessControlTest, FindsConfiguredProfilesOnly) {
+  const ApiProfile* p = access_.FindProfile("invoices");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->certificate_chain_pem, "PEM-I");
+  EXPECT_EQ(access_.FindProfile("missing"), nullptr);
+  EXPECT_EQ(&access_.profiles(), &profiles_);
+}
+
+TEST_F(AccessControlTest, ProfileRefusalForbidsUngrantedAndReportsIt) {
+  RequestHeader req = WithAuthorization({});
+  EXPECT_FALSE(access_.ProfileRefusal(req, clients_[0], "default").has_value());
+  EXPECT_TRUE(refusals_.empty());
+
+  std::optional<HttpResponse> r = access_.ProfileRefusal(req, clients_[0], "invoices");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->result(), http::status::forbidden);
+  ASSERT_EQ(refusals_.size(), 1u);
+  EXPECT_EQ(refusals_[0],
+            std::make_tuple(std::string("auth_denied"), std::string("alice"),
+                            std::string("invoices"), std::string("profile not granted")));
+}
+
+TEST_F(AccessControlTest, ProfileRefusalRejectsGrantedButUnknown) {
+  RequestHeader req = WithAuthorization({});
+  // Granted by name but not configured, and granted by "*" but not configured: 404 both.
+  for (const ApiClient* c : {&clients_[2], &clients_[1]}) {
+    std::optional<HttpResponse> r = access_.ProfileRefusal(req, *c, "missing");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->result(), http::status::not_found);
+    EXPECT_NE(r->body().find("unknown profile"), std::string::npos);
+  }
+  ASSERT_EQ(refusals_.size(), 2u);
+  EXPECT_EQ(std::get<0>(refusals_[0]), "rejected");
+  EXPECT_EQ(std::get<1>(refusals_[0]), "carol");
+  EXPECT_EQ(std::get<3>(refusals_[0]), "unknown profile");
+  EXPECT_EQ(std::get<1>(refusals_[1]), "bob");
+}
+
+TEST(AccessControlNoListenerTest, RefusalWithoutListenerStillAnswers) {
+  std::vector<ApiClient> clients = {{"alice", HashOf("t"), {"default"}}};
+  std::vector<ApiProfile> profiles;
+  RefusalListener none;
+  AccessControl access(clients, profiles, none);
+  RequestHeader req;
+  std::optional<HttpResponse> r = access.ProfileRefusal(req, clients[0], "other");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->result(), http::status::forbidden);
+  access.Refused("rejected", "alice", "", "nobody listens");  // must not crash
+}
+
+TEST(RequestedProfileTest, DefaultsWhenAbsent) {
+  EXPECT_EQ(RequestedProfile({}), "default");
+  EXPECT_EQ(RequestedProfile({{"profile", "invoices"}}), "invoices");
+  EXPECT_EQ(RequestedProfile({{"profile", ""}}), "");
+  EXPECT_EQ(RequestedProfile({{"wait", "3"}}), "default");
+}
+
+}  // namespace
+}  // namespace qseal::ingest::detail
