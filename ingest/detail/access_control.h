@@ -42,8 +42,6 @@ class AccessControl {
   void Refused(std::string_view kind, std::string_view client, std::string_view profile,
                std::string_view reason) const;
 
-  const std::vector<ApiProfile>& profiles() const { return profiles_; }
-
  private:
   const std::vector<ApiClient>& clients_;
   const std::vector<ApiProfile>& profiles_;

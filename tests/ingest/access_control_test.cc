@@ -97,7 +97,6 @@ TEST_F(AccessControlTest, FindsConfiguredProfilesOnly) {
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->certificate_chain_pem, "PEM-I");
   EXPECT_EQ(access_.FindProfile("missing"), nullptr);
-  EXPECT_EQ(&access_.profiles(), &profiles_);
 }
 
 TEST_F(AccessControlTest, ProfileRefusalForbidsUngrantedAndReportsIt) {
