@@ -4,6 +4,7 @@
 #include <map>
 #include <sstream>
 #include <thread>
+
 #include "audit/audit_log.h"
 #include "audit/refusal_limiter.h"
 #include "common/exit_codes.h"
