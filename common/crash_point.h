@@ -8,8 +8,8 @@
 //   api.acked                    ingest/ the 202 has been handed to the connection
 //   hsm.before_sign              hsm/    just before C_Sign
 //   hsm.signed_before_verify     hsm/    C_Sign returned, the signature not yet verified
-//   watch.written_before_rename  ingest/ an outbox temp file is written and synced, not renamed
-//   watch.renamed_before_commit  ingest/ the seal and original are in outbox/, queue not committed
+//   watch.written_before_rename  publish/ an outbox temp file is written and synced, not renamed
+//   watch.renamed_before_commit  publish/ the seal and original are in outbox/, queue not committed
 //
 // Cost when QSEAL_CRASH_AT is unset: one relaxed load of a bool and a predictable branch.
 // Thread-safe.

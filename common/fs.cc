@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <dirent.h>
+
 namespace qseal {
 
 Fd& Fd::operator=(Fd&& other) noexcept {
@@ -52,6 +54,26 @@ Status FsyncDir(const std::string& dir) {
   Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus("open directory " + dir, errno);
   return FsyncFd(fd.get(), "directory " + dir);
+}
+
+Result<std::vector<std::string>> ListDir(int dir_fd) {
+  int dup_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) return ErrnoStatus("duplicate a directory descriptor", errno);
+  DIR* dir = ::fdopendir(dup_fd);
+  if (dir == nullptr) {
+    int err = errno;
+    ::close(dup_fd);
+    return ErrnoStatus("open a directory for listing", err);
+  }
+  // The duplicate shares the offset of dir_fd, which an earlier listing left at the end.
+  ::rewinddir(dir);
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  ::closedir(dir);
+  return names;
 }
 
 }  // namespace qseal

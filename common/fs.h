@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "common/bytes.h"
 #include "common/status.h"
@@ -47,5 +48,9 @@ Status WriteAll(int fd, ByteSpan data, std::string_view what);
 Status FsyncFd(int fd, std::string_view what);
 // Opens `dir` and fsyncs it, so renames and creations inside it are durable.
 Status FsyncDir(const std::string& dir);
+// The names in the directory open as `dir_fd` (without "." and ".."), in no particular order.
+// Reads through a duplicate descriptor, rewound first, so `dir_fd` stays usable; symlinks are
+// listed, never followed.
+Result<std::vector<std::string>> ListDir(int dir_fd);
 
 }  // namespace qseal

@@ -17,6 +17,7 @@
 #include "ingest/api_server.h"
 #include "ingest/watcher.h"
 #include "metrics/metrics.h"
+#include "publish/folder_outbox.h"
 #include "queue/queue.h"
 
 namespace qseal::daemon {
@@ -109,6 +110,7 @@ class Daemon::Impl {
     engine_.reset();
     api_.reset();
     watchers_.clear();
+    outboxes_.clear();
     signer_.reset();
     if (queue_) {
       Status closed = queue_->Close();
@@ -316,15 +318,20 @@ class Daemon::Impl {
     return Status::Ok();
   }
 
+  // One outbox per watched root publishes what the engine seals (the engine finds it by the
+  // record's client, the root); the watcher of that root only reads its inbox and hands the outbox
+  // what a restart finds already finished.
   Status CreateWatchers() {
     for (const auto& w : config_.watches) {
+      outboxes_.push_back(std::make_unique<publish::FolderOutbox>(w.root, queue_.get()));
       ingest::WatchOptions o;
       o.root = w.root;
       o.profile = w.profile;
       o.poll_interval = w.poll_interval;
       o.max_file_bytes = w.max_file_bytes;
       o.metrics = metrics_.get();
-      watchers_.push_back(std::make_unique<ingest::FolderWatcher>(o, queue_.get()));
+      watchers_.push_back(
+          std::make_unique<ingest::FolderWatcher>(o, queue_.get(), outboxes_.back().get()));
     }
     return Status::Ok();
   }
@@ -350,9 +357,9 @@ class Daemon::Impl {
       ep.key = p.key;
       profiles.push_back(std::move(ep));
     }
-    auto lookup = [this](const queue::Record& r) -> engine::Publisher* {
-      for (auto& w : watchers_) {
-        if (w->root() == r.client) return w.get();
+    auto lookup = [this](const queue::Record& r) -> publish::Publisher* {
+      for (auto& outbox : outboxes_) {
+        if (outbox->root() == r.client) return outbox.get();
       }
       return nullptr;
     };
@@ -433,6 +440,8 @@ class Daemon::Impl {
   bool watch_stop_ QSEAL_GUARDED_BY(watch_mu_) = false;
   std::unique_ptr<queue::Queue> queue_;
   std::unique_ptr<hsm::Signer> signer_;
+  // Outlive the watchers and the engine, which publish through them.
+  std::vector<std::unique_ptr<publish::FolderOutbox>> outboxes_;
   std::vector<std::unique_ptr<ingest::FolderWatcher>> watchers_;
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<ingest::ApiServer> api_;

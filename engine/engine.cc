@@ -436,10 +436,10 @@ class Engine::Impl {
   // Watched-folder seals of `batch` go to their publishers, one PublishBatch per publisher, before
   // the committer marks them sealed.
   void PublishSeals(const Jobs& batch) {
-    std::vector<std::pair<Publisher*, Jobs>> groups;
+    std::vector<std::pair<publish::Publisher*, Jobs>> groups;
     for (const JobPtr& job : batch) {
       if (!job->error.ok() || job->record.source != queue::Source::kWatch) continue;
-      Publisher* publisher = publishers_ ? publishers_(job->record) : nullptr;
+      publish::Publisher* publisher = publishers_ ? publishers_(job->record) : nullptr;
       if (publisher == nullptr) {
         Fail(job, FailedPreconditionError("no watched folder for \"" + job->record.client + "\""),
              true);
@@ -451,7 +451,7 @@ class Engine::Impl {
       it->second.push_back(job);
     }
     for (auto& [publisher, jobs] : groups) {
-      std::vector<PublishItem> items;
+      std::vector<publish::PublishItem> items;
       items.reserve(jobs.size());
       for (const JobPtr& job : jobs) {
         items.push_back({&job->record, job->seal, job->profile->extension});
@@ -528,7 +528,7 @@ class Engine::Impl {
                                       {"final", !job->retryable}});
       if (!job->retryable && job->record.source == queue::Source::kWatch) {
         // The failure reaches the folder before the queue forgets the document.
-        Publisher* publisher = publishers_ ? publishers_(job->record) : nullptr;
+        publish::Publisher* publisher = publishers_ ? publishers_(job->record) : nullptr;
         Status published = publisher != nullptr ? publisher->PublishFailure(job->record, job->error)
                                                 : FailedPreconditionError("no watched folder");
         if (!published.ok()) {

@@ -36,7 +36,7 @@
 #include "common/algorithms.h"
 #include "common/clock.h"
 #include "common/status.h"
-#include "engine/publisher.h"
+#include "publish/publisher.h"
 #include "queue/queue.h"
 
 namespace qseal::audit {
@@ -104,7 +104,7 @@ struct EngineStats {
 // Told after a document reached a final state (sealed or failed) and that state is durable.
 using FinishedListener = std::function<void(const queue::DocumentId& id)>;
 // Chooses the publisher for a watch-sourced record (by record.client); nullptr if none.
-using PublisherLookup = std::function<Publisher*(const queue::Record& record)>;
+using PublisherLookup = std::function<publish::Publisher*(const queue::Record& record)>;
 
 class Engine {
  public:

@@ -22,119 +22,27 @@
 #include <utility>
 #include <vector>
 
-#include <dirent.h>
-#include <nlohmann/json.hpp>
-#include <openssl/evp.h>
-
-#include "common/crash_point.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/mutex.h"
-#include "ingest/detail/names.h"
 #include "metrics/metrics.h"
+#include "publish/folder_names.h"
+#include "publish/folder_outbox.h"
 
 namespace qseal::ingest {
 namespace {
 
-using detail::IsIgnoredName;
-using detail::IsSafeName;
-using detail::SuffixedName;
+using publish::IsIgnoredName;
 
 constexpr const char* kInbox = "inbox";
 constexpr const char* kProcessing = "processing";
-constexpr const char* kOutbox = "outbox";
-constexpr const char* kFailed = "failed";
 constexpr std::size_t kReadChunk = 256 << 10;
 constexpr std::size_t kMaxClaimBatch = 64;
 constexpr std::size_t kEnqueueThreads = 8;
 
-Status ErrnoError(const std::string& what, int err) {
-  return UnavailableError(what + ": " + std::strerror(err));
-}
-
-// An owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      Reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-// True when something (anything, even a dangling symlink) has this name in the folder.
-bool Exists(int dir_fd, const std::string& name) {
+bool IsRegularFile(int dir_fd, const std::string& name) {
   struct stat st;
-  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return true;
-  return errno != ENOENT;  // be conservative: an unreadable entry counts as taken
-}
-
-bool IsRegularFile(int dir_fd, const std::string& name, struct stat* st) {
-  return ::fstatat(dir_fd, name.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st->st_mode);
-}
-
-Status FsyncFd(int fd, const std::string& what) {
-  if (::fsync(fd) != 0) return ErrnoError("fsync " + what, errno);
-  return Status::Ok();
-}
-
-Status WriteAll(int fd, ByteSpan data, const std::string& what) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("write " + what, errno);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  return Status::Ok();
-}
-
-// True when dir/name still holds exactly the accepted bytes (size and SHA-256 as the queue
-// recorded them). A claimed file can still change through a second hard link or a writer that
-// opened it before the claim; publishing it then would put bytes beside the seal that it does not
-// cover.
-Result<bool> HoldsAcceptedBytes(int dir_fd, const std::string& name, const queue::Record& record) {
-  Fd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoError("open processing/" + name, errno);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoError("stat processing/" + name, errno);
-  if (static_cast<std::uint64_t>(st.st_size) != record.size) return false;
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return InternalError("cannot start SHA-256");
-  }
-  std::vector<std::uint8_t> buffer(kReadChunk);
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("read processing/" + name, errno);
-    if (n == 0) break;
-    EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<std::size_t>(n));
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) return InternalError("SHA-256 failed");
-  return HexEncode(ByteSpan(digest, length)) == record.sha256_hex;
+  return ::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
 // Another process holds the file open for writing: a read lease cannot be taken then. The lease
@@ -163,30 +71,12 @@ std::string MediaTypeFor(const std::string& name) {
   return "";
 }
 
-std::vector<std::string> ListDir(int dir_fd) {
-  std::vector<std::string> names;
-  int dup_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
-  if (dup_fd < 0) return names;
-  DIR* dir = ::fdopendir(dup_fd);
-  if (dir == nullptr) {
-    ::close(dup_fd);
-    return names;
-  }
-  ::rewinddir(dir);
-  while (struct dirent* e = ::readdir(dir)) {
-    std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(std::move(name));
-  }
-  ::closedir(dir);
-  return names;
-}
-
 }  // namespace
 
 class FolderWatcher::Impl {
  public:
-  Impl(WatchOptions options, queue::Queue* queue, Clock& clock)
-      : options_(std::move(options)), queue_(queue), clock_(clock) {}
+  Impl(WatchOptions options, queue::Queue* queue, publish::FolderOutbox* outbox)
+      : options_(std::move(options)), queue_(queue), outbox_(outbox) {}
 
   ~Impl() { Stop(); }
 
@@ -194,19 +84,11 @@ class FolderWatcher::Impl {
   void Stop();
   WatcherStats Stats() const;
   const std::string& root() const { return options_.root; }
-  Status Publish(const queue::Record& record, ByteSpan seal, std::string_view extension);
-  std::vector<Status> PublishBatch(std::span<const engine::PublishItem> items);
-  Status PublishFailure(const queue::Record& record, const std::string& code,
-                        const std::string& message);
-  // Streams the queue's copy of the record's bytes into a new temp file in outbox/.
-  Status WriteAcceptedCopy(const queue::Record& record, std::string* temp, Fd* fd);
-  // Renames that copy to outbox/<out> and moves the changed original to failed/ with the reason.
-  Status PublishAcceptedCopy(const queue::Record& record, const std::string& temp,
-                             const std::string& out);
 
  private:
-  // Creates and opens the folders once; the descriptors live as long as the Impl.
-  Status EnsureFolders();
+  // Opens the outbox (which creates the root, processing/, outbox/ and failed/), then creates
+  // inbox/ and opens inbox/ and processing/ once; the descriptors live as long as the Impl.
+  Status OpenFolders();
   void Run();
   // Scans inbox/ into the candidate list.
   void ScanInbox();
@@ -216,26 +98,17 @@ class FolderWatcher::Impl {
   Result<std::optional<std::string>> ClaimOne(const std::string& name);
   // EnqueueClaimed for each name, on up to kEnqueueThreads threads; one Status per name.
   std::vector<Status> EnqueueMany(const std::vector<std::string>& names);
-  // Streams processing/<name> into the queue. `reconcile`: found at Start (publish from the queue
-  // record if it is already final).
+  // Streams processing/<name> into the queue. `reconcile`: found at Start (the outbox publishes
+  // the queue's record if it is already final).
   Status EnqueueClaimed(const std::string& name, bool reconcile);
   Status MoveOversized(const std::string& name, std::uint64_t size);
-  // A name not used by anything in processing/, outbox/ or failed/.
-  std::string ChooseFreeName(const std::string& name) const;
-  Status WriteAtomic(int dir_fd, const std::string& final_name, ByteSpan data,
-                     const std::string& what);
-  std::string TempName();
   void LogOnce(const std::string& name, const struct stat& st, const char* reason);
-  std::string ErrorJson(const std::string& code, const std::string& message,
-                        const std::string& sha256, std::uint32_t attempts) const;
 
   const WatchOptions options_;
   queue::Queue* const queue_;
-  Clock& clock_;
+  publish::FolderOutbox* const outbox_;
 
-  Mutex folders_mu_;
-  std::atomic<bool> folders_ready_{false};
-  Fd inbox_fd_, processing_fd_, outbox_fd_, failed_fd_;  // set once under folders_mu_
+  Fd inbox_fd_, processing_fd_;  // opened by the first Start, before the watcher thread runs
 
   Mutex run_mu_;
   bool started_ QSEAL_GUARDED_BY(run_mu_) = false;
@@ -250,71 +123,55 @@ class FolderWatcher::Impl {
   std::set<std::pair<std::string, ino_t>> logged_;
   std::size_t batch_limit_ = 1;
 
-  std::atomic<std::uint64_t> temp_counter_{0};
-  std::atomic<std::uint64_t> claimed_{0}, reconciled_{0}, duplicates_{0}, published_{0}, failed_{0},
-      skipped_{0}, scans_{0}, pending_{0};
+  std::atomic<std::uint64_t> claimed_{0}, reconciled_{0}, duplicates_{0}, skipped_{0}, scans_{0},
+      pending_{0};
   std::atomic<bool> paused_{false};
   std::atomic<bool> lease_warned_{false};
 };
 
-Status FolderWatcher::Impl::EnsureFolders() {
-  if (folders_ready_.load(std::memory_order_acquire)) return Status::Ok();
-  MutexLock lock(folders_mu_);
-  if (folders_ready_.load(std::memory_order_relaxed)) return Status::Ok();
-  if (options_.root.empty()) return InvalidArgumentError("watch root is empty");
-  if (::mkdir(options_.root.c_str(), 0750) != 0 && errno != EEXIST) {
-    return ErrnoError("cannot create watch root " + options_.root, errno);
-  }
+Status FolderWatcher::Impl::OpenFolders() {
+  QSEAL_RETURN_IF_ERROR(outbox_->Open());
+  if (inbox_fd_.valid()) return Status::Ok();
   Fd root(::open(options_.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!root.valid()) return ErrnoError("cannot open watch root " + options_.root, errno);
-  Fd* fds[] = {&inbox_fd_, &processing_fd_, &outbox_fd_, &failed_fd_};
-  const char* names[] = {kInbox, kProcessing, kOutbox, kFailed};
-  for (int i = 0; i < 4; ++i) {
-    if (::mkdirat(root.get(), names[i], 0750) != 0 && errno != EEXIST) {
-      return ErrnoError("cannot create " + options_.root + "/" + names[i], errno);
-    }
+  if (!root.valid()) return ErrnoStatus("cannot open watch root " + options_.root, errno);
+  if (::mkdirat(root.get(), kInbox, 0750) != 0 && errno != EEXIST) {
+    return ErrnoStatus("cannot create " + options_.root + "/" + kInbox, errno);
+  }
+  Fd* fds[] = {&inbox_fd_, &processing_fd_};
+  const char* names[] = {kInbox, kProcessing};
+  for (int i = 0; i < 2; ++i) {
     Fd fd(::openat(root.get(), names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid()) {
-      return ErrnoError("cannot open " + options_.root + "/" + names[i] + " (a directory)", errno);
+      return ErrnoStatus("cannot open " + options_.root + "/" + names[i] + " (a directory)", errno);
     }
     *fds[i] = std::move(fd);
   }
-  QSEAL_RETURN_IF_ERROR(FsyncFd(root.get(), options_.root));
-  folders_ready_.store(true, std::memory_order_release);
-  return Status::Ok();
+  return FsyncFd(root.get(), options_.root);
 }
 
 Status FolderWatcher::Impl::Start() {
   if (options_.profile.empty())
     return InvalidArgumentError("watch " + options_.root + ": no profile");
   if (queue_ == nullptr) return InvalidArgumentError("watch " + options_.root + ": no queue");
+  if (outbox_ == nullptr || outbox_->root() != options_.root) {
+    return InvalidArgumentError("watch " + options_.root + ": no outbox for this root");
+  }
   {
     MutexLock lock(run_mu_);
     if (started_) return FailedPreconditionError("watch " + options_.root + ": already started");
   }
-  QSEAL_RETURN_IF_ERROR(EnsureFolders());
-
-  // Temp files of an earlier process that died mid-write.
-  const std::string own_prefix = ".qseal-" + std::to_string(::getpid()) + "-";
-  for (int dir_fd : {outbox_fd_.get(), failed_fd_.get()}) {
-    for (const auto& name : ListDir(dir_fd)) {
-      if (name.rfind(".qseal-", 0) == 0 && EndsWith(name, ".tmp") &&
-          name.rfind(own_prefix, 0) != 0) {
-        (void)::unlinkat(dir_fd, name.c_str(), 0);
-      }
-    }
-  }
+  QSEAL_RETURN_IF_ERROR(OpenFolders());
 
   // Watch before reconciling and scanning, so nothing renamed in meanwhile is missed.
   Fd ifd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-  if (!ifd.valid()) return ErrnoError("inotify_init1", errno);
+  if (!ifd.valid()) return ErrnoStatus("inotify_init1", errno);
   std::string inbox_path = options_.root + "/" + kInbox;
   if (::inotify_add_watch(ifd.get(), inbox_path.c_str(),
                           IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW) < 0) {
-    return ErrnoError("inotify_add_watch " + inbox_path, errno);
+    return ErrnoStatus("inotify_add_watch " + inbox_path, errno);
   }
   Fd efd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!efd.valid()) return ErrnoError("eventfd", errno);
+  if (!efd.valid()) return ErrnoStatus("eventfd", errno);
 
   // Reconcile processing/: every file there was claimed by an earlier run.
   retry_.clear();
@@ -322,10 +179,9 @@ Status FolderWatcher::Impl::Start() {
   candidate_set_.clear();
   batch_limit_ = 1;
   std::uint64_t found = 0;
-  for (const auto& name : ListDir(processing_fd_.get())) {
+  for (const auto& name : ListDir(processing_fd_.get()).value_or(std::vector<std::string>())) {
     if (IsIgnoredName(name)) continue;
-    struct stat st;
-    if (!IsRegularFile(processing_fd_.get(), name, &st)) continue;
+    if (!IsRegularFile(processing_fd_.get(), name)) continue;
     ++found;
     Status s = EnqueueClaimed(name, /*reconcile=*/true);
     if (s.code() == StatusCode::kResourceExhausted) {
@@ -367,8 +223,9 @@ WatcherStats FolderWatcher::Impl::Stats() const {
   s.claimed = claimed_.load();
   s.reconciled = reconciled_.load();
   s.duplicates = duplicates_.load();
-  s.published = published_.load();
-  s.failed = failed_.load();
+  publish::FolderOutboxStats outbox = outbox_->Stats();
+  s.published = outbox.published;
+  s.failed = outbox.failed;
   s.skipped = skipped_.load();
   s.scans = scans_.load();
   s.pending_in_inbox = pending_.load();
@@ -382,7 +239,7 @@ void FolderWatcher::Impl::AddCandidate(const std::string& name) {
 }
 
 void FolderWatcher::Impl::ScanInbox() {
-  std::vector<std::string> names = ListDir(inbox_fd_.get());
+  std::vector<std::string> names = ListDir(inbox_fd_.get()).value_or(std::vector<std::string>());
   // Forget "logged once" entries whose file is gone, so a new file with that name is logged.
   std::set<std::pair<std::string, ino_t>> still;
   for (const auto& name : names) {
@@ -543,18 +400,6 @@ void FolderWatcher::Impl::LogOnce(const std::string& name, const struct stat& st
   }
 }
 
-std::string FolderWatcher::Impl::ChooseFreeName(const std::string& name) const {
-  for (int k = 0;; ++k) {
-    std::string candidate = SuffixedName(name, k);
-    if (!Exists(processing_fd_.get(), candidate) && !Exists(outbox_fd_.get(), candidate) &&
-        !Exists(outbox_fd_.get(), candidate + ".p7s") &&
-        !Exists(outbox_fd_.get(), candidate + ".p7m") && !Exists(failed_fd_.get(), candidate) &&
-        !Exists(failed_fd_.get(), candidate + ".error.json")) {
-      return candidate;
-    }
-  }
-}
-
 Result<std::optional<std::string>> FolderWatcher::Impl::ClaimOne(const std::string& name) {
   using Claimed = std::optional<std::string>;
   if (IsIgnoredName(name)) return Claimed();
@@ -596,7 +441,7 @@ Result<std::optional<std::string>> FolderWatcher::Impl::ClaimOne(const std::stri
     }
   }
   for (int attempt = 0; attempt < 100; ++attempt) {
-    std::string target = ChooseFreeName(name);
+    QSEAL_ASSIGN_OR_RETURN(std::string target, outbox_->FreeName(name));
     if (::renameat2(inbox_fd_.get(), name.c_str(), processing_fd_.get(), target.c_str(),
                     RENAME_NOREPLACE) == 0) {
       return Claimed(std::move(target));
@@ -632,10 +477,10 @@ Status FolderWatcher::Impl::EnqueueClaimed(const std::string& name, bool reconci
       ::openat(processing_fd_.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) {
     if (errno == ENOENT) return Status::Ok();  // published meanwhile
-    return ErrnoError("open processing/" + name, errno);
+    return ErrnoStatus("open processing/" + name, errno);
   }
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoError("fstat processing/" + name, errno);
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("fstat processing/" + name, errno);
   if (!S_ISREG(st.st_mode)) return Status::Ok();
 
   queue::NewDocument doc;
@@ -659,7 +504,7 @@ Status FolderWatcher::Impl::EnqueueClaimed(const std::string& name, bool reconci
     ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoError("read processing/" + name, errno);
+      return ErrnoStatus("read processing/" + name, errno);
     }
     if (n == 0) break;
     QSEAL_RETURN_IF_ERROR((*pending)->Append(ByteSpan(buf.data(), static_cast<std::size_t>(n))));
@@ -674,8 +519,7 @@ Status FolderWatcher::Impl::EnqueueClaimed(const std::string& name, bool reconci
       r.name = name;
       LogWarn("watch could not enqueue a claimed file",
               {{"root", options_.root}, {"name", name}, {"error", result.status().ToString()}});
-      return PublishFailure(r, std::string(StatusCodeName(result.status().code())),
-                            result.status().message());
+      return outbox_->PublishFailure(r, result.status());
     }
     return result.status();
   }
@@ -689,306 +533,25 @@ Status FolderWatcher::Impl::EnqueueClaimed(const std::string& name, bool reconci
   // An earlier run enqueued it; if the queue already finished it, publish that outcome now.
   auto record = queue_->Get(result->id);
   if (!record.ok()) return Status::Ok();
-  if (record->state == queue::State::kSealed) {
-    auto seal = queue_->GetSeal(record->id);
-    if (!seal.ok()) return seal.status();
-    std::string ext = record->seal_media_type == "application/pkcs7-mime" ? "p7m" : "p7s";
-    return Publish(*record, *seal, ext);
-  }
-  if (record->state == queue::State::kFailed) {
-    return PublishFailure(*record, record->error_code, record->error_message);
-  }
-  return Status::Ok();
-}
-
-std::string FolderWatcher::Impl::ErrorJson(const std::string& code, const std::string& message,
-                                           const std::string& sha256,
-                                           std::uint32_t attempts) const {
-  nlohmann::json j;
-  j["code"] = code.empty() ? "UNKNOWN" : code;
-  j["message"] = message;
-  if (sha256.empty()) {
-    j["sha256"] = nullptr;
-  } else {
-    j["sha256"] = sha256;
-  }
-  j["attempts"] = attempts;
-  j["failed_at"] = FormatUtc(clock_.Now());
-  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return outbox_->PublishFinished(*record);
 }
 
 Status FolderWatcher::Impl::MoveOversized(const std::string& name, std::uint64_t size) {
-  std::string target = ChooseFreeName(name);
-  std::string json = ErrorJson("INVALID_ARGUMENT",
-                               "file is " + std::to_string(size) + " bytes, above max_file_bytes " +
-                                   std::to_string(options_.max_file_bytes) + "; not read",
-                               "", 0);
-  QSEAL_RETURN_IF_ERROR(WriteAtomic(failed_fd_.get(), target + ".error.json", AsBytes(json),
-                                    "failed/" + target + ".error.json"));
-  if (::renameat2(inbox_fd_.get(), name.c_str(), failed_fd_.get(), target.c_str(),
-                  RENAME_NOREPLACE) != 0) {
-    int err = errno;
-    (void)::unlinkat(failed_fd_.get(), (target + ".error.json").c_str(), 0);
-    if (err == ENOENT) return Status::Ok();
-    return ErrnoError("move oversized " + name + " to failed/", err);
-  }
-  QSEAL_RETURN_IF_ERROR(FsyncFd(failed_fd_.get(), "failed/"));
-  failed_.fetch_add(1);
+  Status reason =
+      InvalidArgumentError("file is " + std::to_string(size) + " bytes, above max_file_bytes " +
+                           std::to_string(options_.max_file_bytes) + "; not read");
+  Result<std::string> target = outbox_->MoveUnreadToFailed(inbox_fd_.get(), name, reason);
+  if (!target.ok()) return target.status().WithContext("oversized " + name);
+  if (target->empty()) return Status::Ok();  // gone before the move
   if (options_.metrics != nullptr) options_.metrics->DocumentRejected("watch", "too_large");
   LogWarn("watch moved an oversized file to failed/",
-          {{"root", options_.root}, {"name", target}, {"bytes", size}});
+          {{"root", options_.root}, {"name", *target}, {"bytes", size}});
   return Status::Ok();
 }
 
-std::string FolderWatcher::Impl::TempName() {
-  return ".qseal-" + std::to_string(::getpid()) + "-" + std::to_string(temp_counter_.fetch_add(1)) +
-         ".tmp";
-}
-
-Status FolderWatcher::Impl::WriteAtomic(int dir_fd, const std::string& final_name, ByteSpan data,
-                                        const std::string& what) {
-  std::string temp = TempName();
-  Fd fd(::openat(dir_fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640));
-  if (!fd.valid()) return ErrnoError("create temp file for " + what, errno);
-  Status s = WriteAll(fd.get(), data, what);
-  if (s.ok()) s = FsyncFd(fd.get(), what);
-  fd.Reset();
-  if (s.ok()) QSEAL_CRASH_POINT("watch.written_before_rename");
-  if (s.ok() && ::renameat(dir_fd, temp.c_str(), dir_fd, final_name.c_str()) != 0) {
-    s = ErrnoError("rename " + what, errno);
-  }
-  if (!s.ok()) (void)::unlinkat(dir_fd, temp.c_str(), 0);
-  return s;
-}
-
-Status FolderWatcher::Impl::Publish(const queue::Record& record, ByteSpan seal,
-                                    std::string_view extension) {
-  engine::PublishItem item{&record, seal, extension};
-  return PublishBatch(std::span<const engine::PublishItem>(&item, 1)).front();
-}
-
-// The seals of a batch share their syncs: every seal is written to a temp file first (writeback
-// started at once), then each is fsynced (mostly finding its data already on disk and its journal
-// transaction already committed), renamed into outbox/ and its original moved beside it; one
-// fsync of outbox/ and one of processing/ then make every rename of the batch durable. The order
-// per document is the one of a single Publish: seal durable, seal renamed, original moved,
-// directories synced, and only then does the engine commit the queue.
-std::vector<Status> FolderWatcher::Impl::PublishBatch(std::span<const engine::PublishItem> items) {
-  std::vector<Status> result(items.size(), Status::Ok());
-  struct Pending {
-    std::size_t index;
-    bool in_processing;
-    std::string temp;
-    Fd fd;
-    // Set when processing/<name> no longer holds the accepted bytes: a temp file in outbox/ with
-    // the queue's copy, published in its place.
-    std::string accepted_temp;
-    Fd accepted_fd;
-  };
-  std::vector<Pending> pending;
-  Status folders = EnsureFolders();
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    const queue::Record& record = *items[i].record;
-    std::string_view extension = items[i].extension;
-    if (!folders.ok()) {
-      result[i] = folders;
-    } else if (record.client != options_.root) {
-      result[i] = InvalidArgumentError("record " + record.id.ToString() +
-                                       " is not from watch root " + options_.root);
-    } else if (extension != "p7s" && extension != "p7m") {
-      result[i] = InvalidArgumentError("unknown seal extension \"" + std::string(extension) + "\"");
-    } else if (!IsSafeName(record.name)) {
-      result[i] = InvalidArgumentError("record " + record.id.ToString() + " has an unusable name");
-    }
-    if (!result[i].ok()) continue;
-    const std::string& name = record.name;
-    struct stat st;
-    bool in_processing = IsRegularFile(processing_fd_.get(), name, &st);
-    if (!in_processing) {
-      if (Exists(outbox_fd_.get(), name + "." + std::string(extension))) continue;  // published
-      LogWarn("watch publishing a seal whose original is no longer in processing/",
-              {{"root", options_.root}, {"name", name}, {"id", record.id.ToString()}});
-    }
-    std::string what = "seal of " + name;
-    Pending p{i, in_processing, TempName(), Fd(), "", Fd()};
-    if (in_processing) {
-      Result<bool> same = HoldsAcceptedBytes(processing_fd_.get(), name, record);
-      if (!same.ok()) {
-        result[i] = same.status();
-        continue;
-      }
-      if (!*same) {
-        Status copied = WriteAcceptedCopy(record, &p.accepted_temp, &p.accepted_fd);
-        if (!copied.ok()) {
-          result[i] = copied;
-          continue;
-        }
-      }
-    }
-    p.fd = Fd(::openat(outbox_fd_.get(), p.temp.c_str(),
-                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640));
-    if (!p.fd.valid()) {
-      result[i] = ErrnoError("create temp file for " + what, errno);
-      continue;
-    }
-    Status s = WriteAll(p.fd.get(), items[i].seal, what);
-    // Start writeback now so the fsyncs below overlap (a hint; fsync is what makes it durable).
-    if (s.ok()) (void)::sync_file_range(p.fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
-    if (!s.ok()) {
-      p.fd.Reset();
-      (void)::unlinkat(outbox_fd_.get(), p.temp.c_str(), 0);
-      result[i] = s;
-      continue;
-    }
-    pending.push_back(std::move(p));
-  }
-  bool renamed_any = false;
-  for (Pending& p : pending) {
-    const queue::Record& record = *items[p.index].record;
-    const std::string& name = record.name;
-    std::string ext(items[p.index].extension);
-    Status s = FsyncFd(p.fd.get(), "seal of " + name);
-    p.fd.Reset();
-    if (s.ok() && p.accepted_fd.valid())
-      s = FsyncFd(p.accepted_fd.get(), "accepted copy of " + name);
-    p.accepted_fd.Reset();
-    if (s.ok()) QSEAL_CRASH_POINT("watch.written_before_rename");
-    // A foreign file in the way of the original: move the pair to a free name instead.
-    std::string out = name;
-    if (s.ok() && p.in_processing && Exists(outbox_fd_.get(), name)) out = ChooseFreeName(name);
-    // The seal first, so the original appearing in outbox/ means its seal is there. A seal left
-    // by an earlier attempt for this document (same claimed name) is replaced.
-    if (s.ok() && ::renameat(outbox_fd_.get(), p.temp.c_str(), outbox_fd_.get(),
-                             (out + "." + ext).c_str()) != 0) {
-      s = ErrnoError("rename outbox/" + out + "." + ext, errno);
-    }
-    if (!s.ok()) {
-      (void)::unlinkat(outbox_fd_.get(), p.temp.c_str(), 0);
-      if (!p.accepted_temp.empty()) (void)::unlinkat(outbox_fd_.get(), p.accepted_temp.c_str(), 0);
-      result[p.index] = s;
-      continue;
-    }
-    renamed_any = true;
-    if (!p.accepted_temp.empty()) {
-      result[p.index] = PublishAcceptedCopy(record, p.accepted_temp, out);
-      continue;
-    }
-    if (p.in_processing &&
-        ::renameat2(processing_fd_.get(), name.c_str(), outbox_fd_.get(), out.c_str(),
-                    RENAME_NOREPLACE) != 0 &&
-        errno != ENOENT) {
-      result[p.index] = ErrnoError("move processing/" + name + " to outbox/" + out, errno);
-    }
-  }
-  if (renamed_any) {
-    Status synced = FsyncFd(outbox_fd_.get(), "outbox/");
-    if (synced.ok()) synced = FsyncFd(processing_fd_.get(), "processing/");
-    if (!synced.ok()) {
-      for (const Pending& p : pending) {
-        if (result[p.index].ok()) result[p.index] = synced;
-      }
-    }
-    QSEAL_CRASH_POINT("watch.renamed_before_commit");
-  }
-  for (const Pending& p : pending) {
-    if (result[p.index].ok()) published_.fetch_add(1);
-  }
-  return result;
-}
-
-Status FolderWatcher::Impl::WriteAcceptedCopy(const queue::Record& record, std::string* temp,
-                                              Fd* fd) {
-  Result<std::unique_ptr<queue::PayloadReader>> reader = queue_->OpenPayload(record.id);
-  if (!reader.ok()) return reader.status();
-  *temp = TempName();
-  *fd = Fd(::openat(outbox_fd_.get(), temp->c_str(),
-                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640));
-  if (!fd->valid()) {
-    int err = errno;
-    temp->clear();
-    return ErrnoError("create temp file for the accepted copy of " + record.name, err);
-  }
-  std::vector<std::uint8_t> buffer(kReadChunk);
-  Status s = Status::Ok();
-  for (;;) {
-    Result<std::size_t> n = (*reader)->Read(buffer);
-    if (!n.ok()) s = n.status();
-    if (!n.ok() || *n == 0) break;
-    s = WriteAll(fd->get(), ByteSpan(buffer.data(), *n), "accepted copy of " + record.name);
-    if (!s.ok()) break;
-  }
-  if (s.ok()) (void)::sync_file_range(fd->get(), 0, 0, SYNC_FILE_RANGE_WRITE);
-  if (!s.ok()) {
-    fd->Reset();
-    (void)::unlinkat(outbox_fd_.get(), temp->c_str(), 0);
-    temp->clear();
-  }
-  return s;
-}
-
-Status FolderWatcher::Impl::PublishAcceptedCopy(const queue::Record& record,
-                                                const std::string& temp, const std::string& out) {
-  const std::string& name = record.name;
-  if (::renameat(outbox_fd_.get(), temp.c_str(), outbox_fd_.get(), out.c_str()) != 0) {
-    int err = errno;
-    (void)::unlinkat(outbox_fd_.get(), temp.c_str(), 0);
-    return ErrnoError("rename the accepted copy to outbox/" + out, err);
-  }
-  std::string changed = Exists(failed_fd_.get(), name) ? ChooseFreeName(name) : name;
-  std::string json = ErrorJson("FAILED_PRECONDITION",
-                               "the file changed after it was accepted; outbox/" + out +
-                                   " holds the accepted bytes and their seal; this changed "
-                                   "version was not sealed",
-                               record.sha256_hex, record.attempts);
-  QSEAL_RETURN_IF_ERROR(WriteAtomic(failed_fd_.get(), changed + ".error.json", AsBytes(json),
-                                    "failed/" + changed + ".error.json"));
-  if (::renameat2(processing_fd_.get(), name.c_str(), failed_fd_.get(), changed.c_str(),
-                  RENAME_NOREPLACE) != 0 &&
-      errno != ENOENT) {
-    return ErrnoError("move the changed processing/" + name + " to failed/" + changed, errno);
-  }
-  QSEAL_RETURN_IF_ERROR(FsyncFd(failed_fd_.get(), "failed/"));
-  LogWarn("watch published the accepted bytes of a file that changed after acceptance",
-          {{"root", options_.root}, {"name", out}, {"changed_copy", "failed/" + changed}});
-  return Status::Ok();
-}
-
-Status FolderWatcher::Impl::PublishFailure(const queue::Record& record, const std::string& code,
-                                           const std::string& message) {
-  if (record.client != options_.root) {
-    return InvalidArgumentError("record " + record.id.ToString() + " is not from watch root " +
-                                options_.root);
-  }
-  if (!IsSafeName(record.name)) {
-    return InvalidArgumentError("record " + record.id.ToString() + " has an unusable name");
-  }
-  QSEAL_RETURN_IF_ERROR(EnsureFolders());
-  const std::string& name = record.name;
-  struct stat st;
-  bool in_processing = IsRegularFile(processing_fd_.get(), name, &st);
-  if (!in_processing && Exists(failed_fd_.get(), name + ".error.json")) return Status::Ok();
-  std::string out = name;
-  if (in_processing && Exists(failed_fd_.get(), name)) out = ChooseFreeName(name);
-  std::string json = ErrorJson(code, message, record.sha256_hex, record.attempts);
-  QSEAL_RETURN_IF_ERROR(WriteAtomic(failed_fd_.get(), out + ".error.json", AsBytes(json),
-                                    "failed/" + out + ".error.json"));
-  if (in_processing) {
-    if (::renameat2(processing_fd_.get(), name.c_str(), failed_fd_.get(), out.c_str(),
-                    RENAME_NOREPLACE) != 0 &&
-        errno != ENOENT) {
-      return ErrnoError("move processing/" + name + " to failed/" + out, errno);
-    }
-  }
-  QSEAL_RETURN_IF_ERROR(FsyncFd(failed_fd_.get(), "failed/"));
-  QSEAL_RETURN_IF_ERROR(FsyncFd(processing_fd_.get(), "processing/"));
-  failed_.fetch_add(1);
-  LogWarn("watch moved a document to failed/",
-          {{"root", options_.root}, {"name", out}, {"code", code}, {"message", message}});
-  return Status::Ok();
-}
-
-FolderWatcher::FolderWatcher(WatchOptions options, queue::Queue* queue, Clock& clock)
-    : impl_(std::make_unique<Impl>(std::move(options), queue, clock)) {}
+FolderWatcher::FolderWatcher(WatchOptions options, queue::Queue* queue,
+                             publish::FolderOutbox* outbox)
+    : impl_(std::make_unique<Impl>(std::move(options), queue, outbox)) {}
 
 FolderWatcher::~FolderWatcher() = default;
 
@@ -996,18 +559,5 @@ Status FolderWatcher::Start() { return impl_->Start(); }
 void FolderWatcher::Stop() { impl_->Stop(); }
 WatcherStats FolderWatcher::Stats() const { return impl_->Stats(); }
 const std::string& FolderWatcher::root() const { return impl_->root(); }
-
-Status FolderWatcher::Publish(const queue::Record& record, ByteSpan seal,
-                              std::string_view extension) {
-  return impl_->Publish(record, seal, extension);
-}
-
-std::vector<Status> FolderWatcher::PublishBatch(std::span<const engine::PublishItem> items) {
-  return impl_->PublishBatch(items);
-}
-
-Status FolderWatcher::PublishFailure(const queue::Record& record, const Status& error) {
-  return impl_->PublishFailure(record, std::string(StatusCodeName(error.code())), error.message());
-}
 
 }  // namespace qseal::ingest

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -67,6 +68,24 @@ TEST_F(FsTest, FdClosesOnDestructionAndMoveTransfersOwnership) {
   errno = 0;
   EXPECT_EQ(::fcntl(raw, F_GETFD), -1);
   EXPECT_EQ(errno, EBADF);
+}
+
+TEST_F(FsTest, ListDirNamesEveryEntryTwiceWithoutFollowingSymlinks) {
+  std::ofstream(dir_ + "/a.txt") << "a";
+  std::ofstream(dir_ + "/.hidden") << "h";
+  std::filesystem::create_directory(dir_ + "/sub");
+  std::ofstream(dir_ + "/sub/inner") << "i";
+  ASSERT_EQ(::symlink("/nonexistent", (dir_ + "/dangling").c_str()), 0);
+  Fd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(dir.valid());
+  const std::set<std::string> expected = {"a.txt", ".hidden", "sub", "dangling"};
+  for (int pass = 0; pass < 2; ++pass) {  // the second listing starts from the beginning again
+    Result<std::vector<std::string>> names = ListDir(dir.get());
+    ASSERT_TRUE(names.ok()) << names.status();
+    EXPECT_EQ(std::set<std::string>(names->begin(), names->end()), expected) << pass;
+  }
+  Result<std::vector<std::string>> bad = ListDir(-1);
+  EXPECT_EQ(bad.status().code(), StatusCode::kUnavailable);
 }
 
 }  // namespace

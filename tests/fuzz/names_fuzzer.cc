@@ -1,4 +1,5 @@
-// Fuzzes the name sanitisers of the two doors (ingest/detail/names.h) and checks the guarantees
+// Fuzzes the name sanitisers of the two doors (ingest/detail/names.h for the API's X-Filename,
+// publish/folder_names.h for the watched folder's claimed names) and checks the guarantees
 // the watched folder relies on: any directory entry name (1..255 bytes, no '/', no NUL) that is not
 // ignored gives claimed names that are safe path components, visible (not a dot-file, not *.tmp),
 // short enough for "<name>.error.json" within NAME_MAX, distinct per suffix, and valid UTF-8 when
@@ -11,10 +12,12 @@
 #include <string_view>
 
 #include "ingest/detail/names.h"
+#include "publish/folder_names.h"
 
 namespace {
 
-namespace names = qseal::ingest::detail;
+namespace api = qseal::ingest::detail;
+namespace names = qseal::publish;
 
 void Check(bool ok, const char* what, std::string_view input) {
   if (!ok) {
@@ -48,7 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const int k = data[0];
   std::string_view name(reinterpret_cast<const char*>(data + 1), size - 1);
 
-  std::string client = names::SanitizeClientName(name);
+  std::string client = api::SanitizeClientName(name);
   Check(client.size() <= names::kMaxClaimedNameBytes, "X-Filename too long", name);
   Check(client != "." && client != "..", "X-Filename is a dot entry", name);
   for (char c : client) {

@@ -29,7 +29,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "ingest/detail/names.h"
+#include "publish/folder_names.h"
 #include "tests/p11shim/p11shim.h"
 #include "tests/reliability/checker.h"
 #include "tests/reliability/scenario.h"
@@ -129,7 +129,7 @@ TEST_F(HostileFilesTest, OddEntriesEndWithTheirOutcomeAndTheWatcherKeepsWorking)
   Drop(ledger, "bad-\xff\xfe-\x80.xml", "<a>invalid UTF-8 name</a>\n");
   // A 255-byte name (NAME_MAX): claimed under a shortened name that leaves room for suffixes.
   const std::string long_name = std::string(251, 'L') + ".xml";
-  Drop(ledger, long_name, "<a>long name</a>\n", ingest::detail::ShortenedName(long_name));
+  Drop(ledger, long_name, "<a>long name</a>\n", publish::ShortenedName(long_name));
   // A hard link into inbox/ (the other name stays outside): sealed like any regular file.
   testing::WriteFile(outside_ + "/linked.xml", "<a>hard link</a>\n");
   ASSERT_EQ(::link((outside_ + "/linked.xml").c_str(), Inbox("linked.xml").c_str()), 0);

@@ -1,7 +1,8 @@
-// FolderWatcher against a real RocksDB queue and real inotify on a temp dir. A fake engine loop
-// leases records and publishes a stand-in seal (the record's sha256 hex), so the test can check
+// FolderWatcher against a real RocksDB queue and real inotify on a temp dir, publishing through the
+// same root's publish::FolderOutbox as in the daemon. A fake engine loop leases records and
+// publishes a stand-in seal (the record's sha256 hex) through the outbox, so the test can check
 // that every output pairs the right seal with the right original; real signing is covered by the
-// daemon's e2e tests.
+// daemon's e2e tests, the outbox alone by tests/publish/folder_outbox_test.cc.
 #include "ingest/watcher.h"
 
 #include <fcntl.h>
@@ -17,9 +18,10 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include "common/bytes.h"
+#include "common/sha256.h"
+#include "publish/folder_outbox.h"
 #include "queue/queue.h"
 #include "tests/testing/testing.h"
 
@@ -31,12 +33,7 @@ using qseal::testing::ReadFile;
 using qseal::testing::TempDir;
 using qseal::testing::WriteFile;
 
-std::string Sha256Hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  return HexEncode(ByteSpan(md, len));
-}
+std::string Sha256Hex(const std::string& data) { return qseal::Sha256Hex(AsBytes(data)); }
 
 // Polls `pred` until true or the timeout (file system effects of another thread have no latch).
 bool WaitFor(const std::function<bool()>& pred,
@@ -56,12 +53,12 @@ std::set<std::string> List(const std::string& dir) {
   return names;
 }
 
-// Leases records and publishes them through the watcher, as the engine does: Publish (or
+// Leases records and publishes them through the outbox, as the engine does: Publish (or
 // PublishFailure) first, then the queue's final state.
 class FakeEngine {
  public:
-  FakeEngine(queue::Queue* q, FolderWatcher* w, bool fail = false, int threads = 4)
-      : queue_(q), watcher_(w), fail_(fail) {
+  FakeEngine(queue::Queue* q, publish::Publisher* p, bool fail = false, int threads = 4)
+      : queue_(q), publisher_(p), fail_(fail) {
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
   }
   ~FakeEngine() {
@@ -84,10 +81,10 @@ class FakeEngine {
       for (const auto& r : *leased) {
         if (fail_) {
           Status err = InvalidArgumentError("not a document we can seal");
-          if (!watcher_->PublishFailure(r, err).ok()) errors_++;
+          if (!publisher_->PublishFailure(r, err).ok()) errors_++;
           failures.push_back({r.id, err, false});
         } else {
-          Status s = watcher_->Publish(r, AsBytes(r.sha256_hex), "p7s");
+          Status s = publisher_->Publish(r, AsBytes(r.sha256_hex), "p7s");
           if (!s.ok()) {
             errors_++;
             continue;
@@ -103,7 +100,7 @@ class FakeEngine {
   }
 
   queue::Queue* queue_;
-  FolderWatcher* watcher_;
+  publish::Publisher* publisher_;
   bool fail_;
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> done_{0};
@@ -120,11 +117,14 @@ class WatcherTest : public ::testing::Test {
     OpenQueue();
   }
 
+  // Also a new outbox, as a restarted process has.
   void OpenQueue(queue::QueueOptions options = {}) {
+    outbox_.reset();
     options.path = tmp_.Sub("queue");
     auto q = queue::Queue::Open(options);
     ASSERT_TRUE(q.ok()) << q.status();
     queue_ = std::move(*q);
+    outbox_ = std::make_unique<publish::FolderOutbox>(root_, queue_.get());
   }
 
   WatchOptions Options() const {
@@ -156,18 +156,32 @@ class WatcherTest : public ::testing::Test {
   std::string root_;
   std::string staging_;
   std::unique_ptr<queue::Queue> queue_;
+  std::unique_ptr<publish::FolderOutbox> outbox_;
 };
 
 TEST(WatcherOptionsTest, StartRefusesMissingProfile) {
   TempDir tmp;
   auto q = queue::Queue::Open({.path = tmp.Sub("queue")});
   ASSERT_TRUE(q.ok());
-  FolderWatcher w({.root = tmp.Sub("w"), .profile = ""}, q->get());
+  publish::FolderOutbox outbox(tmp.Sub("w"), q->get());
+  FolderWatcher w({.root = tmp.Sub("w"), .profile = ""}, q->get(), &outbox);
   EXPECT_EQ(w.Start().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(WatcherOptionsTest, StartRefusesAMissingOutboxOrOneOfAnotherRoot) {
+  TempDir tmp;
+  auto q = queue::Queue::Open({.path = tmp.Sub("queue")});
+  ASSERT_TRUE(q.ok());
+  FolderWatcher none({.root = tmp.Sub("w"), .profile = "default"}, q->get(), nullptr);
+  EXPECT_EQ(none.Start().code(), StatusCode::kInvalidArgument);
+  publish::FolderOutbox other(tmp.Sub("other"), q->get());
+  FolderWatcher w({.root = tmp.Sub("w"), .profile = "default"}, q->get(), &other);
+  EXPECT_EQ(w.Start().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(fs::exists(tmp.Sub("w")));
+}
+
 TEST_F(WatcherTest, StartCreatesTheFourFolders) {
-  FolderWatcher w(Options(), queue_.get());
+  FolderWatcher w(Options(), queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
   for (const auto& d : {Inbox(), Processing(), Outbox(), Failed()}) {
     EXPECT_TRUE(fs::is_directory(d)) << d;
@@ -180,7 +194,7 @@ TEST_F(WatcherTest, StartCreatesTheFourFolders) {
 TEST_F(WatcherTest, LeavesSymlinkFifoDotFileTmpAndOpenFileAlone) {
   WatchOptions o = Options();
   o.poll_interval = std::chrono::milliseconds(20);  // rescans must not claim them either
-  FolderWatcher w(o, queue_.get());
+  FolderWatcher w(o, queue_.get(), outbox_.get());
   fs::create_directories(Inbox());
   WriteFile(staging_ + "/target.txt", "symlink target");
   ASSERT_EQ(::symlink((staging_ + "/target.txt").c_str(), (Inbox() + "/link.txt").c_str()), 0);
@@ -193,7 +207,7 @@ TEST_F(WatcherTest, LeavesSymlinkFifoDotFileTmpAndOpenFileAlone) {
   ASSERT_GE(writing, 0);
   ASSERT_EQ(::write(writing, "partial", 7), 7);
 
-  FakeEngine engine(queue_.get(), &w);
+  FakeEngine engine(queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
   Drop("done.txt", "a complete document");
   ASSERT_TRUE(WaitFor([&] { return fs::exists(Outbox() + "/done.txt"); }));
@@ -219,10 +233,10 @@ TEST_F(WatcherTest, LeavesSymlinkFifoDotFileTmpAndOpenFileAlone) {
 }
 
 TEST_F(WatcherTest, RenamedFileIsPublishedOnceAndPublishIsIdempotent) {
-  FolderWatcher w(Options(), queue_.get());
+  FolderWatcher w(Options(), queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
   {
-    FakeEngine engine(queue_.get(), &w);
+    FakeEngine engine(queue_.get(), outbox_.get());
     Drop("invoice.pdf", "%PDF-1.7 pretend");
     ASSERT_TRUE(WaitFor([&] { return engine.done() == 1 && queue_->Stats().sealed == 1; }));
     EXPECT_EQ(engine.errors(), 0u);
@@ -242,7 +256,7 @@ TEST_F(WatcherTest, RenamedFileIsPublishedOnceAndPublishIsIdempotent) {
   r.client = root_;
   r.name = "invoice.pdf";
   r.sha256_hex = Sha256Hex("%PDF-1.7 pretend");
-  EXPECT_TRUE(w.Publish(r, AsBytes(std::string("other seal")), "p7s").ok());
+  EXPECT_TRUE(outbox_->Publish(r, AsBytes(std::string("other seal")), "p7s").ok());
   ExpectPublished("invoice.pdf", "%PDF-1.7 pretend");
   EXPECT_EQ(List(Outbox()).size(), 2u);
   EXPECT_EQ(w.Stats().published, 1u);
@@ -250,19 +264,19 @@ TEST_F(WatcherTest, RenamedFileIsPublishedOnceAndPublishIsIdempotent) {
   // A record from another root or with a path in its name is refused.
   queue::Record other = r;
   other.client = "/elsewhere";
-  EXPECT_EQ(w.Publish(other, AsBytes(std::string("x")), "p7s").code(),
+  EXPECT_EQ(outbox_->Publish(other, AsBytes(std::string("x")), "p7s").code(),
             StatusCode::kInvalidArgument);
   queue::Record sneaky = r;
   sneaky.name = "../escape";
-  EXPECT_EQ(w.Publish(sneaky, AsBytes(std::string("x")), "p7s").code(),
+  EXPECT_EQ(outbox_->Publish(sneaky, AsBytes(std::string("x")), "p7s").code(),
             StatusCode::kInvalidArgument);
   w.Stop();
 }
 
-// The engine hands the watcher every seal assembled since its last call in one PublishBatch
+// The engine hands the outbox every seal assembled since its last call in one PublishBatch
 // (two directory fsyncs for all of them); each item still succeeds or fails on its own.
 TEST_F(WatcherTest, PublishBatchPublishesEachItemOnItsOwn) {
-  FolderWatcher w(Options(), queue_.get());
+  FolderWatcher w(Options(), queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
   const int kDocs = 5;
   for (int i = 0; i < kDocs; ++i)
@@ -278,11 +292,11 @@ TEST_F(WatcherTest, PublishBatchPublishesEachItemOnItsOwn) {
   foreign.client = "/elsewhere";
   std::vector<std::string> seals;
   for (const auto& r : records) seals.push_back(r.sha256_hex);
-  std::vector<engine::PublishItem> items;
+  std::vector<publish::PublishItem> items;
   for (int i = 0; i < kDocs; ++i) items.push_back({&records[i], AsBytes(seals[i]), "p7s"});
   items.push_back({&foreign, AsBytes(seals[0]), "p7s"});
   items.push_back({&records[1], AsBytes(seals[1]), "exe"});
-  std::vector<Status> published = w.PublishBatch(items);
+  std::vector<Status> published = outbox_->PublishBatch(items);
   ASSERT_EQ(published.size(), items.size());
   for (int i = 0; i < kDocs; ++i) EXPECT_TRUE(published[i].ok()) << i << ": " << published[i];
   EXPECT_EQ(published[kDocs].code(), StatusCode::kInvalidArgument);
@@ -296,7 +310,7 @@ TEST_F(WatcherTest, PublishBatchPublishesEachItemOnItsOwn) {
 
   // Published again (a crash before the queue commit): every item is OK and nothing new appears.
   items.resize(kDocs);
-  for (const Status& s : w.PublishBatch(items)) EXPECT_TRUE(s.ok()) << s;
+  for (const Status& s : outbox_->PublishBatch(items)) EXPECT_TRUE(s.ok()) << s;
   EXPECT_EQ(List(Outbox()).size(), 2u * kDocs);
   EXPECT_EQ(w.Stats().published, static_cast<std::uint64_t>(kDocs));
   w.Stop();
@@ -305,8 +319,8 @@ TEST_F(WatcherTest, PublishBatchPublishesEachItemOnItsOwn) {
 TEST_F(WatcherTest, FilesInTheInboxBeforeStartAreClaimedByTheStartScan) {
   fs::create_directories(Inbox());
   for (int i = 0; i < 20; ++i) Drop("early-" + std::to_string(i), "early " + std::to_string(i));
-  FolderWatcher w(Options(), queue_.get());
-  FakeEngine engine(queue_.get(), &w);
+  FolderWatcher w(Options(), queue_.get(), outbox_.get());
+  FakeEngine engine(queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
   ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 20; }));
   for (int i = 0; i < 20; ++i) {
@@ -326,9 +340,9 @@ TEST_F(WatcherTest, FiveThousandFilesDroppedAtOnceArePublishedExactlyOnce) {
     WriteFile(staging_ + "/" + name, content);
     contents[name] = content;
   }
-  FolderWatcher w(Options(), queue_.get());
+  FolderWatcher w(Options(), queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
-  FakeEngine engine(queue_.get(), &w);
+  FakeEngine engine(queue_.get(), outbox_.get());
   for (const auto& [name, content] : contents) {
     ASSERT_EQ(::rename((staging_ + "/" + name).c_str(), (Inbox() + "/" + name).c_str()), 0);
   }
@@ -350,10 +364,10 @@ TEST_F(WatcherTest, FiveThousandFilesDroppedAtOnceArePublishedExactlyOnce) {
 }
 
 TEST_F(WatcherTest, CollisionsGetASuffixAndNothingIsOverwritten) {
-  FolderWatcher w(Options(), queue_.get());
+  FolderWatcher w(Options(), queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
   WriteFile(Outbox() + "/report.txt", "someone else's file");
-  FakeEngine engine(queue_.get(), &w);
+  FakeEngine engine(queue_.get(), outbox_.get());
   Drop("report.txt", "first report");
   ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 1; }));
   Drop("report.txt", "second report");
@@ -374,9 +388,9 @@ TEST_F(WatcherTest, CollisionsGetASuffixAndNothingIsOverwritten) {
 }
 
 TEST_F(WatcherTest, OverLongNameIsShortenedKeepingItsExtension) {
-  FolderWatcher w(Options(), queue_.get());
+  FolderWatcher w(Options(), queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
-  FakeEngine engine(queue_.get(), &w);
+  FakeEngine engine(queue_.get(), outbox_.get());
   std::string long_name = std::string(240, 'n') + ".pdf";
   Drop(long_name, "long named");
   ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 1; }));
@@ -395,7 +409,7 @@ TEST_F(WatcherTest, BackpressurePausesClaimingAndResumes) {
   OpenQueue(qo);
   WatchOptions o = Options();
   o.backpressure_recheck = std::chrono::milliseconds(10);
-  FolderWatcher w(o, queue_.get());
+  FolderWatcher w(o, queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
   for (int i = 0; i < kFiles; ++i) Drop("f" + std::to_string(i), "content " + std::to_string(i));
   ASSERT_TRUE(WaitFor([&] { return w.Stats().paused; }));
@@ -411,7 +425,7 @@ TEST_F(WatcherTest, BackpressurePausesClaimingAndResumes) {
   ASSERT_TRUE(WaitFor([&] { return w.Stats().paused; }));
   EXPECT_EQ(w.Stats().scans, scans);
 
-  FakeEngine engine(queue_.get(), &w);
+  FakeEngine engine(queue_.get(), outbox_.get());
   ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == kFiles; }));
   for (int i = 0; i < kFiles; ++i) {
     ExpectPublished("f" + std::to_string(i), "content " + std::to_string(i));
@@ -428,7 +442,7 @@ TEST_F(WatcherTest, BackpressurePausesClaimingAndResumes) {
 TEST_F(WatcherTest, RestartReenqueuesProcessingWithTheSameIds) {
   std::set<std::string> first_ids;
   {
-    FolderWatcher w(Options(), queue_.get());
+    FolderWatcher w(Options(), queue_.get(), outbox_.get());
     ASSERT_TRUE(w.Start().ok());
     for (int i = 0; i < 3; ++i) Drop("r" + std::to_string(i), "doc " + std::to_string(i));
     ASSERT_TRUE(WaitFor([&] { return w.Stats().claimed == 3; }));
@@ -445,7 +459,7 @@ TEST_F(WatcherTest, RestartReenqueuesProcessingWithTheSameIds) {
   queue_.reset();
   OpenQueue();
 
-  FolderWatcher w(Options(), queue_.get());
+  FolderWatcher w(Options(), queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
   auto stats = w.Stats();
   EXPECT_EQ(stats.reconciled, 4u);
@@ -459,7 +473,7 @@ TEST_F(WatcherTest, RestartReenqueuesProcessingWithTheSameIds) {
   std::vector<queue::Queue::Completion> completions;
   for (const auto& r : *leased) {
     if (r.name != "orphan.txt") second_ids.insert(r.id.ToString());
-    ASSERT_TRUE(w.Publish(r, AsBytes(r.sha256_hex), "p7s").ok());
+    ASSERT_TRUE(outbox_->Publish(r, AsBytes(r.sha256_hex), "p7s").ok());
     completions.push_back({r.id, Bytes(r.sha256_hex.begin(), r.sha256_hex.end()), "x"});
   }
   ASSERT_TRUE(queue_->Complete(std::move(completions)).ok());
@@ -474,7 +488,7 @@ TEST_F(WatcherTest, RestartPublishesDocumentsTheQueueAlreadyFinished) {
   // A crash after the queue recorded the outcome but before the folder showed it (the engine
   // publishes first, so this needs an outside hand; the watcher still converges).
   {
-    FolderWatcher w(Options(), queue_.get());
+    FolderWatcher w(Options(), queue_.get(), outbox_.get());
     ASSERT_TRUE(w.Start().ok());
     Drop("sealed.txt", "will be sealed");
     Drop("failed.txt", "will fail");
@@ -496,7 +510,7 @@ TEST_F(WatcherTest, RestartPublishesDocumentsTheQueueAlreadyFinished) {
   }
   EXPECT_EQ(List(Processing()).size(), 2u);
 
-  FolderWatcher w(Options(), queue_.get());
+  FolderWatcher w(Options(), queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
   EXPECT_EQ(w.Stats().duplicates, 2u);
   ExpectPublished("sealed.txt", "will be sealed");
@@ -514,9 +528,9 @@ TEST_F(WatcherTest, RestartPublishesDocumentsTheQueueAlreadyFinished) {
 TEST_F(WatcherTest, OversizedFileGoesToFailedUnread) {
   WatchOptions o = Options();
   o.max_file_bytes = 100;
-  FolderWatcher w(o, queue_.get());
+  FolderWatcher w(o, queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
-  FakeEngine engine(queue_.get(), &w);
+  FakeEngine engine(queue_.get(), outbox_.get());
   Drop("big.bin", std::string(101, 'b'));
   Drop("small.bin", std::string(100, 's'));
   ASSERT_TRUE(WaitFor([&] { return fs::exists(Failed() + "/big.bin.error.json"); }));
@@ -535,10 +549,10 @@ TEST_F(WatcherTest, OversizedFileGoesToFailedUnread) {
 }
 
 TEST_F(WatcherTest, PublishFailureMovesOriginalWithErrorJson) {
-  FolderWatcher w(Options(), queue_.get());
+  FolderWatcher w(Options(), queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
   {
-    FakeEngine engine(queue_.get(), &w, /*fail=*/true);
+    FakeEngine engine(queue_.get(), outbox_.get(), /*fail=*/true);
     Drop("bad.xml", "<not-sealable/>");
     ASSERT_TRUE(WaitFor([&] { return queue_->Stats().failed == 1; }));
     EXPECT_EQ(engine.errors(), 0u);
@@ -557,7 +571,7 @@ TEST_F(WatcherTest, PublishFailureMovesOriginalWithErrorJson) {
   queue::Record r;
   r.client = root_;
   r.name = "bad.xml";
-  EXPECT_TRUE(w.PublishFailure(r, InternalError("again")).ok());
+  EXPECT_TRUE(outbox_->PublishFailure(r, InternalError("again")).ok());
   EXPECT_EQ(List(Failed()).size(), 2u);
   EXPECT_EQ(nlohmann::json::parse(ReadFile(Failed() + "/bad.xml.error.json"))["message"],
             "not a document we can seal");

@@ -1,4 +1,6 @@
-// Publisher: where a sealed (or finally failed) document goes besides the queue.
+// Publisher: where a sealed (or finally failed) document goes besides the queue. The engine knows
+// publish/ only through this interface; the daemon chooses the implementation per document source
+// (publish/folder_outbox.h for watched folders; broker result subjects later).
 //
 // The engine calls the publisher registered for a document's source before it marks the record
 // sealed or failed in the queue, so an output exists before the queue forgets the document. After a
@@ -18,7 +20,7 @@
 #include "common/status.h"
 #include "queue/queue.h"
 
-namespace qseal::engine {
+namespace qseal::publish {
 
 // One seal of a PublishBatch call.
 struct PublishItem {
@@ -52,4 +54,4 @@ class Publisher {
   virtual Status PublishFailure(const queue::Record& record, const Status& error) = 0;
 };
 
-}  // namespace qseal::engine
+}  // namespace qseal::publish
