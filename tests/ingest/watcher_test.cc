@@ -29,6 +29,7 @@ namespace qseal::ingest {
 namespace {
 
 namespace fs = std::filesystem;
+using qseal::testing::ListNames;
 using qseal::testing::ReadFile;
 using qseal::testing::TempDir;
 using qseal::testing::WriteFile;
@@ -44,13 +45,6 @@ bool WaitFor(const std::function<bool()>& pred,
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return pred();
-}
-
-std::set<std::string> List(const std::string& dir) {
-  std::set<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) names.insert(e.path().filename().string());
-  return names;
 }
 
 // Leases records and publishes them through the outbox, as the engine does: Publish (or
@@ -215,10 +209,10 @@ TEST_F(WatcherTest, LeavesSymlinkFifoDotFileTmpAndOpenFileAlone) {
   ASSERT_TRUE(WaitFor([&] { return w.Stats().scans >= scans + 5; }));
 
   ExpectPublished("done.txt", "a complete document");
-  EXPECT_EQ(List(Inbox()), (std::set<std::string>{".hidden", "link.txt", "pipe", "subdir",
-                                                  "upload.tmp", "writing.txt"}));
-  EXPECT_TRUE(List(Processing()).empty());
-  EXPECT_EQ(List(Outbox()), (std::set<std::string>{"done.txt", "done.txt.p7s"}));
+  EXPECT_EQ(ListNames(Inbox()), (std::set<std::string>{".hidden", "link.txt", "pipe", "subdir",
+                                                       "upload.tmp", "writing.txt"}));
+  EXPECT_TRUE(ListNames(Processing()).empty());
+  EXPECT_EQ(ListNames(Outbox()), (std::set<std::string>{"done.txt", "done.txt.p7s"}));
   EXPECT_EQ(ReadFile(staging_ + "/target.txt"), "symlink target");
   EXPECT_GT(w.Stats().skipped, 0u);
   EXPECT_EQ(queue_->Stats().sealed, 1u);
@@ -242,7 +236,7 @@ TEST_F(WatcherTest, RenamedFileIsPublishedOnceAndPublishIsIdempotent) {
     EXPECT_EQ(engine.errors(), 0u);
   }
   ExpectPublished("invoice.pdf", "%PDF-1.7 pretend");
-  EXPECT_TRUE(List(Processing()).empty());
+  EXPECT_TRUE(ListNames(Processing()).empty());
 
   // The engine crashed between Publish and the queue commit and publishes again: nothing new.
   auto leased = queue_->Lease(10, 1 << 20, std::chrono::seconds(10));
@@ -258,7 +252,7 @@ TEST_F(WatcherTest, RenamedFileIsPublishedOnceAndPublishIsIdempotent) {
   r.sha256_hex = Sha256Hex("%PDF-1.7 pretend");
   EXPECT_TRUE(outbox_->Publish(r, AsBytes(std::string("other seal")), "p7s").ok());
   ExpectPublished("invoice.pdf", "%PDF-1.7 pretend");
-  EXPECT_EQ(List(Outbox()).size(), 2u);
+  EXPECT_EQ(ListNames(Outbox()).size(), 2u);
   EXPECT_EQ(w.Stats().published, 1u);
 
   // A record from another root or with a path in its name is refused.
@@ -304,14 +298,14 @@ TEST_F(WatcherTest, PublishBatchPublishesEachItemOnItsOwn) {
   for (int i = 0; i < kDocs; ++i) {
     ExpectPublished("doc" + std::to_string(i) + ".txt", "content " + std::to_string(i));
   }
-  EXPECT_TRUE(List(Processing()).empty());
-  EXPECT_EQ(List(Outbox()).size(), 2u * kDocs);  // no temp file left behind
+  EXPECT_TRUE(ListNames(Processing()).empty());
+  EXPECT_EQ(ListNames(Outbox()).size(), 2u * kDocs);  // no temp file left behind
   EXPECT_EQ(w.Stats().published, static_cast<std::uint64_t>(kDocs));
 
   // Published again (a crash before the queue commit): every item is OK and nothing new appears.
   items.resize(kDocs);
   for (const Status& s : outbox_->PublishBatch(items)) EXPECT_TRUE(s.ok()) << s;
-  EXPECT_EQ(List(Outbox()).size(), 2u * kDocs);
+  EXPECT_EQ(ListNames(Outbox()).size(), 2u * kDocs);
   EXPECT_EQ(w.Stats().published, static_cast<std::uint64_t>(kDocs));
   w.Stop();
 }
@@ -348,11 +342,11 @@ TEST_F(WatcherTest, FiveThousandFilesDroppedAtOnceArePublishedExactlyOnce) {
   }
   ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == kFiles; }, std::chrono::seconds(90)))
       << "sealed " << queue_->Stats().sealed;
-  auto outbox = List(Outbox());
+  auto outbox = ListNames(Outbox());
   EXPECT_EQ(outbox.size(), 2u * kFiles);
   for (const auto& [name, content] : contents) ExpectPublished(name, content);
-  EXPECT_TRUE(List(Inbox()).empty());
-  EXPECT_TRUE(List(Processing()).empty());
+  EXPECT_TRUE(ListNames(Inbox()).empty());
+  EXPECT_TRUE(ListNames(Processing()).empty());
   auto stats = w.Stats();
   EXPECT_EQ(stats.claimed, static_cast<std::uint64_t>(kFiles));
   EXPECT_EQ(stats.published, static_cast<std::uint64_t>(kFiles));
@@ -383,7 +377,7 @@ TEST_F(WatcherTest, CollisionsGetASuffixAndNothingIsOverwritten) {
   ExpectPublished("report-2.txt", "second report");
   ExpectPublished("README", "no extension");
   ExpectPublished("README-1", "no extension again");
-  EXPECT_EQ(List(Outbox()).size(), 9u);
+  EXPECT_EQ(ListNames(Outbox()).size(), 9u);
   w.Stop();
 }
 
@@ -418,7 +412,7 @@ TEST_F(WatcherTest, BackpressurePausesClaimingAndResumes) {
   auto paused = w.Stats();
   EXPECT_GE(paused.claimed, 3u);
   EXPECT_LT(paused.claimed, 16u);
-  EXPECT_GT(List(Inbox()).size(), static_cast<std::size_t>(kFiles - 16));
+  EXPECT_GT(ListNames(Inbox()).size(), static_cast<std::size_t>(kFiles - 16));
   EXPECT_LT(queue_->Stats().queued, 16u);
   std::uint64_t scans = w.Stats().scans;
   // Still paused while nothing drains the queue.
@@ -432,9 +426,9 @@ TEST_F(WatcherTest, BackpressurePausesClaimingAndResumes) {
   }
   EXPECT_FALSE(w.Stats().paused);
   EXPECT_EQ(w.Stats().claimed, static_cast<std::uint64_t>(kFiles));
-  EXPECT_EQ(List(Outbox()).size(), 2u * kFiles);
-  EXPECT_TRUE(List(Processing()).empty());
-  EXPECT_TRUE(List(Inbox()).empty());
+  EXPECT_EQ(ListNames(Outbox()).size(), 2u * kFiles);
+  EXPECT_TRUE(ListNames(Processing()).empty());
+  EXPECT_TRUE(ListNames(Inbox()).empty());
   EXPECT_EQ(engine.errors(), 0u);
   w.Stop();
 }
@@ -453,7 +447,7 @@ TEST_F(WatcherTest, RestartReenqueuesProcessingWithTheSameIds) {
     ASSERT_EQ(leased->size(), 3u);
     for (const auto& r : *leased) first_ids.insert(r.id.ToString());
   }
-  EXPECT_EQ(List(Processing()).size(), 3u);
+  EXPECT_EQ(ListNames(Processing()).size(), 3u);
   // A file claimed by the dead process but never enqueued (crash between rename and commit).
   WriteFile(Processing() + "/orphan.txt", "claimed, not enqueued");
   queue_.reset();
@@ -480,7 +474,7 @@ TEST_F(WatcherTest, RestartReenqueuesProcessingWithTheSameIds) {
   EXPECT_EQ(first_ids, second_ids);
   for (int i = 0; i < 3; ++i) ExpectPublished("r" + std::to_string(i), "doc " + std::to_string(i));
   ExpectPublished("orphan.txt", "claimed, not enqueued");
-  EXPECT_TRUE(List(Processing()).empty());
+  EXPECT_TRUE(ListNames(Processing()).empty());
   w.Stop();
 }
 
@@ -508,7 +502,7 @@ TEST_F(WatcherTest, RestartPublishesDocumentsTheQueueAlreadyFinished) {
       ASSERT_TRUE(queue_->Fail({{r.id, UnavailableError("HSM gone"), false}}).ok());
     }
   }
-  EXPECT_EQ(List(Processing()).size(), 2u);
+  EXPECT_EQ(ListNames(Processing()).size(), 2u);
 
   FolderWatcher w(Options(), queue_.get(), outbox_.get());
   ASSERT_TRUE(w.Start().ok());
@@ -519,7 +513,7 @@ TEST_F(WatcherTest, RestartPublishesDocumentsTheQueueAlreadyFinished) {
   EXPECT_EQ(j["code"], "UNAVAILABLE");
   EXPECT_EQ(j["message"], "HSM gone");
   EXPECT_EQ(j["sha256"], Sha256Hex("will fail"));
-  EXPECT_TRUE(List(Processing()).empty());
+  EXPECT_TRUE(ListNames(Processing()).empty());
   auto qs = queue_->Stats();
   EXPECT_EQ(qs.queued + qs.leased, 0u);
   w.Stop();
@@ -544,7 +538,7 @@ TEST_F(WatcherTest, OversizedFileGoesToFailedUnread) {
   EXPECT_TRUE(j.contains("failed_at"));
   ExpectPublished("small.bin", std::string(100, 's'));
   EXPECT_EQ(w.Stats().failed, 1u);
-  EXPECT_EQ(List(Failed()).size(), 2u);
+  EXPECT_EQ(ListNames(Failed()).size(), 2u);
   w.Stop();
 }
 
@@ -564,15 +558,15 @@ TEST_F(WatcherTest, PublishFailureMovesOriginalWithErrorJson) {
   EXPECT_EQ(j["sha256"], Sha256Hex("<not-sealable/>"));
   EXPECT_EQ(j["attempts"], 1);
   EXPECT_EQ(j["failed_at"].get<std::string>().size(), 24u);
-  EXPECT_TRUE(List(Processing()).empty());
-  EXPECT_TRUE(List(Outbox()).empty());
+  EXPECT_TRUE(ListNames(Processing()).empty());
+  EXPECT_TRUE(ListNames(Outbox()).empty());
 
   // Again after a crash before the queue commit: nothing new.
   queue::Record r;
   r.client = root_;
   r.name = "bad.xml";
   EXPECT_TRUE(outbox_->PublishFailure(r, InternalError("again")).ok());
-  EXPECT_EQ(List(Failed()).size(), 2u);
+  EXPECT_EQ(ListNames(Failed()).size(), 2u);
   EXPECT_EQ(nlohmann::json::parse(ReadFile(Failed() + "/bad.xml.error.json"))["message"],
             "not a document we can seal");
   w.Stop();

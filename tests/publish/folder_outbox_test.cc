@@ -91,16 +91,10 @@ namespace qseal::publish {
 namespace {
 
 namespace fs = std::filesystem;
+using qseal::testing::ListNames;
 using qseal::testing::ReadFile;
 using qseal::testing::TempDir;
 using qseal::testing::WriteFile;
-
-std::set<std::string> List(const std::string& dir) {
-  std::set<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) names.insert(e.path().filename().string());
-  return names;
-}
 
 class FolderOutboxTest : public ::testing::Test {
  protected:
@@ -161,8 +155,8 @@ TEST_F(FolderOutboxTest, OpenCreatesTheFoldersAndRemovesTempFilesOfDeadProcesses
   WriteFile(Outbox() + "/" + own, "this process's, maybe in use");
   WriteFile(Outbox() + "/.qseal-notes.txt", "not a temp name");
   ASSERT_TRUE(outbox_->Open().ok());
-  EXPECT_EQ(List(Outbox()), (std::set<std::string>{own, ".qseal-notes.txt"}));
-  EXPECT_TRUE(List(Failed()).empty());
+  EXPECT_EQ(ListNames(Outbox()), (std::set<std::string>{own, ".qseal-notes.txt"}));
+  EXPECT_TRUE(ListNames(Failed()).empty());
 
   FolderOutbox unnamed("", queue_.get());
   EXPECT_EQ(unnamed.Open().code(), StatusCode::kInvalidArgument);
@@ -186,8 +180,8 @@ TEST_F(FolderOutboxTest, PublishMakesTheSealDurableBeforeItsNameAndTheOriginalFo
                      }));
   EXPECT_EQ(ReadFile(Outbox() + "/invoice.pdf"), "%PDF-1.7 pretend");
   EXPECT_EQ(ReadFile(Outbox() + "/invoice.pdf.p7s"), "the seal");
-  EXPECT_EQ(List(Outbox()).size(), 2u);
-  EXPECT_TRUE(List(Processing()).empty());
+  EXPECT_EQ(ListNames(Outbox()).size(), 2u);
+  EXPECT_TRUE(ListNames(Processing()).empty());
   EXPECT_EQ(outbox_->Stats().published, 1u);
 
   // Again (a crash before the queue commit): OK, and nothing is written.
@@ -242,9 +236,9 @@ TEST_F(FolderOutboxTest, RefusesRecordsOfAnotherRootUnsafeNamesAndUnknownExtensi
             StatusCode::kInvalidArgument);
   EXPECT_EQ(outbox_->PublishFailure(sneaky, InternalError("x")).code(),
             StatusCode::kInvalidArgument);
-  EXPECT_TRUE(List(Outbox()).empty());
-  EXPECT_TRUE(List(Failed()).empty());
-  EXPECT_EQ(List(Processing()), (std::set<std::string>{"a.txt"}));
+  EXPECT_TRUE(ListNames(Outbox()).empty());
+  EXPECT_TRUE(ListNames(Failed()).empty());
+  EXPECT_EQ(ListNames(Processing()), (std::set<std::string>{"a.txt"}));
 }
 
 TEST_F(FolderOutboxTest, CollisionsGetASuffixAndNothingIsOverwritten) {
@@ -292,15 +286,15 @@ TEST_F(FolderOutboxTest, PublishFailureWritesErrorJsonDurablyThenMovesTheOrigina
                                {"sha256", Sha256Hex(AsBytes(std::string("<not-sealable/>")))},
                                {"attempts", 0},
                                {"failed_at", FormatUtc(clock_.Now())}}));
-  EXPECT_TRUE(List(Processing()).empty());
-  EXPECT_TRUE(List(Outbox()).empty());
+  EXPECT_TRUE(ListNames(Processing()).empty());
+  EXPECT_TRUE(ListNames(Outbox()).empty());
   EXPECT_EQ(outbox_->Stats().failed, 1u);
 
   // Again after a crash before the queue commit: nothing new.
   Record(true);
   ASSERT_TRUE(outbox_->PublishFailure(r, InternalError("again")).ok());
   EXPECT_TRUE(Calls().empty());
-  EXPECT_EQ(List(Failed()).size(), 2u);
+  EXPECT_EQ(ListNames(Failed()).size(), 2u);
   EXPECT_EQ(nlohmann::json::parse(ReadFile(Failed() + "/bad.xml.error.json"))["message"],
             "not a document we can seal");
   EXPECT_EQ(outbox_->Stats().failed, 1u);
@@ -320,8 +314,8 @@ TEST_F(FolderOutboxTest, FileChangedAfterAcceptancePublishesTheAcceptedBytes) {
   EXPECT_NE(j["message"].get<std::string>().find("changed after it was accepted"),
             std::string::npos);
   EXPECT_EQ(j["sha256"], r.sha256_hex);
-  EXPECT_TRUE(List(Processing()).empty());
-  EXPECT_EQ(List(Outbox()).size(), 2u);
+  EXPECT_TRUE(ListNames(Processing()).empty());
+  EXPECT_EQ(ListNames(Outbox()).size(), 2u);
 
   // Same size, other bytes: caught by the SHA-256, not the size.
   queue::Record same_size = Accept("n.txt", "1234");
@@ -349,7 +343,7 @@ TEST_F(FolderOutboxTest, MoveUnreadToFailedMovesTheFileBesideItsReason) {
   EXPECT_TRUE(j["sha256"].is_null());
   EXPECT_EQ(j["attempts"], 0);
   EXPECT_EQ(j["failed_at"], FormatUtc(clock_.Now()));
-  EXPECT_TRUE(List(inbox).empty());
+  EXPECT_TRUE(ListNames(inbox).empty());
   EXPECT_EQ(outbox_->Stats().failed, 1u);
 
   // Gone before the move: "" and no error.json left behind.
@@ -357,7 +351,7 @@ TEST_F(FolderOutboxTest, MoveUnreadToFailedMovesTheFileBesideItsReason) {
       outbox_->MoveUnreadToFailed(inbox_fd.get(), "vanished.bin", InvalidArgumentError("x"));
   ASSERT_TRUE(gone.ok()) << gone.status();
   EXPECT_EQ(*gone, "");
-  EXPECT_EQ(List(Failed()).size(), 3u);
+  EXPECT_EQ(ListNames(Failed()).size(), 3u);
   EXPECT_EQ(outbox_->Stats().failed, 1u);
 }
 
@@ -382,7 +376,7 @@ TEST_F(FolderOutboxTest, PublishFinishedPublishesWhatTheQueueRecorded) {
   EXPECT_EQ(j["code"], "UNAVAILABLE");
   EXPECT_EQ(j["message"], "HSM gone");
   EXPECT_EQ(j["attempts"], 1);
-  EXPECT_EQ(List(Processing()), (std::set<std::string>{"queued.txt"}));
+  EXPECT_EQ(ListNames(Processing()), (std::set<std::string>{"queued.txt"}));
 }
 
 }  // namespace

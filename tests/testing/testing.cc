@@ -63,6 +63,15 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+std::set<std::string> ListNames(const std::string& dir) {
+  std::set<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    names.insert(e.path().filename().string());
+  }
+  return names;
+}
+
 Result<SoftHsm> ProvisionSoftHsm(const std::string& dir, const std::vector<std::string>& tokens,
                                  const std::string& key_type, const std::string& key_label) {
   std::string cmd = ShellQuote(std::string(QSEAL_SOURCE_DIR) + "/scripts/provision-softhsm") +

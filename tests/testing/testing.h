@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,8 @@ std::string ShellQuote(const std::string& s);
 
 void WriteFile(const std::string& path, const std::string& contents);
 std::string ReadFile(const std::string& path);
+// The names in a directory (no "." or ".."); empty when it cannot be read.
+std::set<std::string> ListNames(const std::string& dir);
 
 // SoftHSM2 tokens made by scripts/provision-softhsm under one directory.
 struct SoftHsm {
