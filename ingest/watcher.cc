@@ -11,9 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <deque>
 #include <optional>
 #include <set>

@@ -35,7 +35,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <string_view>
 
 #include "common/status.h"
 #include "queue/queue.h"
