@@ -57,8 +57,8 @@ struct WatchOptions {
   // When > 0, inbox/ is also rescanned this often (for file systems without inotify events).
   // Default: 0 (inotify only).
   std::chrono::milliseconds poll_interval{0};
-  // Files larger than this go to failed/ unread. Default: 4 GiB.
-  std::uint64_t max_file_bytes = 4ull << 30;
+  // Files larger than this go to failed/ unread. Default: 256 MiB (as `[[watch]] max_file_bytes`).
+  std::uint64_t max_file_bytes = 256ull << 20;
   // How often admission is re-checked while paused by backpressure. Default: 100 ms.
   std::chrono::milliseconds backpressure_recheck{100};
   // Acceptances and refusals are counted here; may be null. Must outlive the watcher.

@@ -123,6 +123,22 @@ TEST(ConfigTest, ExpandsEnvironmentAndParsesUnits) {
   EXPECT_EQ(c->metrics.listen, "127.0.0.1:1");
 }
 
+// Found by config_fuzzer: a size or duration too large for 64 bits threw std::out_of_range out of
+// ParseConfig; now it is a config error naming the key, and so is one that overflows its unit.
+TEST(ConfigTest, NumbersTooLargeForSixtyFourBitsAreErrorsNotExceptions) {
+  for (const char* line : {"max_body_bytes = \"123456789012345678901234567890\"\n",
+                           "max_body_bytes = \"18446744073709551615KiB\"\n",
+                           "header_timeout = \"99999999999999999999999s\"\n",
+                           "header_timeout = \"9223372036854775807d\"\n"}) {
+    SCOPED_TRACE(line);
+    std::vector<std::string> errors;
+    Result<Config> c = ParseConfig(std::string(kMinimal) + "[server]\n" + line, "t.toml", &errors);
+    ASSERT_FALSE(c.ok());
+    ASSERT_FALSE(errors.empty());
+    EXPECT_NE(errors[0].find("server."), std::string::npos) << errors[0];
+  }
+}
+
 TEST(ConfigTest, SyntaxErrorNamesTheLine) {
   std::vector<std::string> errors;
   ASSERT_FALSE(ParseConfig("a = \n", "s.toml", &errors).ok());
