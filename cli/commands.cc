@@ -110,17 +110,21 @@ std::string HeaderSafe(const std::string& s) {
 }
 
 // The seal's file name is the server's (its profile's format names it, e.g. "a.pdf.p7s"), with
-// the name we sent (HeaderSafe-encoded) put back as we know it locally. A missing or unusable
-// name (a path, a dot-file) gives "<name>.seal".
-std::string SealFileName(const std::string& content_disposition, const std::string& local_name) {
+// the name we sent (HeaderSafe-encoded) put back as we know it locally. Without a usable name
+// (none, a path, a dot-file) the media type decides, as servers before Content-Disposition expect:
+// "<name>.p7m" for application/pkcs7-mime, else "<name>.p7s".
+std::string SealFileName(const std::string& content_disposition, const std::string& content_type,
+                         const std::string& local_name) {
+  const std::string fallback =
+      local_name + (content_type.find("pkcs7-mime") != std::string::npos ? ".p7m" : ".p7s");
   const std::string key = "filename=\"";
   std::size_t start = content_disposition.find(key);
   std::size_t end = start == std::string::npos ? std::string::npos
                                                : content_disposition.find('"', start + key.size());
-  if (end == std::string::npos) return local_name + ".seal";
+  if (end == std::string::npos) return fallback;
   std::string name = content_disposition.substr(start + key.size(), end - start - key.size());
   if (name.empty() || name.front() == '.' || name.find('/') != std::string::npos) {
-    return local_name + ".seal";
+    return fallback;
   }
   const std::string sent = HeaderSafe(local_name);
   if (name.compare(0, sent.size(), sent) == 0) name = local_name + name.substr(sent.size());
@@ -474,7 +478,8 @@ class Submitter {
     if (!r.ok()) return Fail(o, ExitForTransport(r.status()), r.status().message());
     if (r->status != 200) return Fail(o, ExitForHttp(r->status), Describe(*r));
     std::string final_path =
-        (fs::path(options_.out_dir) / SealFileName(r->Header("content-disposition"), o.name))
+        (fs::path(options_.out_dir) /
+         SealFileName(r->Header("content-disposition"), r->Header("content-type"), o.name))
             .string();
     std::error_code ec;
     fs::rename(tmp, final_path, ec);

@@ -11,6 +11,7 @@
 #include "common/mutex.h"
 #include "common/sha256.h"
 #include "common/tsan.h"
+#include "engine/detail/format_stages.h"
 #include "formats/format.h"
 #include "hsm/signer.h"
 #include "metrics/metrics.h"
@@ -260,7 +261,7 @@ class Engine::Impl {
       return Fail(job, InvalidArgumentError("unknown profile \"" + job->record.profile + "\""),
                   false);
     }
-    job->content = ContentOf(job->record);
+    job->content = detail::PayloadContent(queue_, job->record, options_.read_chunk_bytes);
     auto prepare_start = std::chrono::steady_clock::now();
     Result<std::unique_ptr<formats::ToBeSigned>> tbs =
         job->profile->format->Prepare(job->content, clock_.Now());
@@ -274,22 +275,6 @@ class Engine::Impl {
     job->request.digest = job->profile->profile.digest;
     job->request.digest_value = job->tbs->digest;
     return true;
-  }
-
-  // The document as the formats read it: the queue's payload, opened again for every reader.
-  formats::Content ContentOf(const queue::Record& record) const {
-    formats::Content c;
-    c.size = record.size;
-    c.name = record.name;
-    c.media_type = record.media_type;
-    c.read_chunk_bytes = options_.read_chunk_bytes;
-    c.open = [queue = queue_, id = record.id]() -> Result<formats::ReadFn> {
-      QSEAL_ASSIGN_OR_RETURN(std::unique_ptr<queue::PayloadReader> reader, queue->OpenPayload(id));
-      // shared_ptr: a ReadFn is a std::function, which must be copyable.
-      std::shared_ptr<queue::PayloadReader> r = std::move(reader);
-      return formats::ReadFn([r](std::span<std::uint8_t> buf) { return r->Read(buf); });
-    };
-    return c;
   }
 
   // Hands the prepared digests to the signer (never waits for it); the ones it refuses go to the
@@ -433,14 +418,9 @@ class Engine::Impl {
       return;
     }
     if (options_.audit != nullptr) job->signature_sha256 = Sha256Hex(*signature);
-    const formats::Format& format = *job->profile->format;
-    job->seal.reserve(format.OutputSizeHint(*job->tbs, signature->size(), job->record.size));
-    Status s = format.Assemble(*job->tbs, *signature, job->content, [job](ByteSpan bytes) {
-      job->seal.insert(job->seal.end(), bytes.begin(), bytes.end());
-      return Status::Ok();
-    });
+    Status s = detail::AssembleSeal(*job->profile->format, *job->tbs, *signature, job->content,
+                                    &job->seal);
     if (!s.ok()) {
-      job->seal.clear();  // a partial output is never published
       Fail(job, s, IsRetryable(s.code()));
       return;
     }
