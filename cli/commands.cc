@@ -109,6 +109,28 @@ std::string HeaderSafe(const std::string& s) {
   return o.str();
 }
 
+// The seal's file name is the server's (its profile's format names it, e.g. "a.pdf.p7s"), with
+// the name we sent (HeaderSafe-encoded) put back as we know it locally. Without a usable name
+// (none, a path, a dot-file) the media type decides, as servers before Content-Disposition expect:
+// "<name>.p7m" for application/pkcs7-mime, else "<name>.p7s".
+std::string SealFileName(const std::string& content_disposition, const std::string& content_type,
+                         const std::string& local_name) {
+  const std::string fallback =
+      local_name + (content_type.find("pkcs7-mime") != std::string::npos ? ".p7m" : ".p7s");
+  const std::string key = "filename=\"";
+  std::size_t start = content_disposition.find(key);
+  std::size_t end = start == std::string::npos ? std::string::npos
+                                               : content_disposition.find('"', start + key.size());
+  if (end == std::string::npos) return fallback;
+  std::string name = content_disposition.substr(start + key.size(), end - start - key.size());
+  if (name.empty() || name.front() == '.' || name.find('/') != std::string::npos) {
+    return fallback;
+  }
+  const std::string sent = HeaderSafe(local_name);
+  if (name.compare(0, sent.size(), sent) == 0) name = local_name + name.substr(sent.size());
+  return name;
+}
+
 std::string RandomKey() {
   std::uint8_t b[16];
   if (RAND_bytes(b, sizeof(b)) != 1) {
@@ -455,9 +477,10 @@ class Submitter {
     auto r = client.Download("/v1/documents/" + UrlEncode(o.id) + "/seal", tmp);
     if (!r.ok()) return Fail(o, ExitForTransport(r.status()), r.status().message());
     if (r->status != 200) return Fail(o, ExitForHttp(r->status), Describe(*r));
-    std::string ext =
-        r->Header("content-type").find("pkcs7-mime") != std::string::npos ? ".p7m" : ".p7s";
-    std::string final_path = (fs::path(options_.out_dir) / (o.name + ext)).string();
+    std::string final_path =
+        (fs::path(options_.out_dir) /
+         SealFileName(r->Header("content-disposition"), r->Header("content-type"), o.name))
+            .string();
     std::error_code ec;
     fs::rename(tmp, final_path, ec);
     if (ec) return Fail(o, kExitIoErr, "cannot write " + final_path + ": " + ec.message());

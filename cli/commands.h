@@ -26,7 +26,8 @@ struct SubmitOptions {
   std::vector<std::string> paths;  // files, or directories (recursed; regular files only)
   std::string profile = "default";
   bool wait = false;      // wait until each document is sealed or failed
-  std::string out_dir;    // when set (implies wait): write each seal to DIR/<name>.p7s or .p7m
+  std::string out_dir;    // when set (implies wait): write each seal to DIR/<seal name>
+                          // (the server's, e.g. <name>.p7s)
   int concurrency = 4;    // uploads in flight
   bool progress = false;  // a progress line on stderr (main sets it when stderr is a terminal)
   std::chrono::seconds wait_timeout{600};  // per document, with wait

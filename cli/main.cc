@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
   submit->add_option("--profile", submit_opts.profile, "sealing profile")->capture_default_str();
   submit->add_flag("--wait", submit_opts.wait, "wait until each document is sealed or failed");
   submit->add_option("--out", submit_opts.out_dir,
-                     "write each seal to DIR/<name>.p7s or .p7m (implies --wait)");
+                     "write each seal to DIR under the name the server gives it, e.g. <name>.p7s "
+                     "(implies --wait)");
   submit->add_option("--concurrency", submit_opts.concurrency, "uploads in flight")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));

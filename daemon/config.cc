@@ -1,5 +1,6 @@
 #include "daemon/config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -10,8 +11,20 @@
 
 #include <toml++/toml.h>
 
+#include "formats/format.h"
+
 namespace qseal::daemon {
 namespace {
+
+// "a", "a or b", "a, b or c": the known names in an error message.
+std::string OneOf(const std::vector<std::string_view>& names) {
+  std::string out;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += i + 1 == names.size() ? " or " : ", ";
+    out += names[i];
+  }
+  return out;
+}
 
 // Expands ${NAME} and ${NAME:-default} from the environment.
 std::string ExpandEnv(const std::string& in) {
@@ -350,10 +363,6 @@ Status SplitHostPort(const std::string& addr, std::string* host, std::uint16_t* 
   return Status::Ok();
 }
 
-std::string_view SealFormatName(SealFormat f) {
-  return f == SealFormat::kCadesEnveloping ? "cades-enveloping" : "cades-detached";
-}
-
 Result<Config> ParseConfig(const std::string& text, const std::string& origin,
                            std::vector<std::string>* errors_out) {
   std::vector<std::string> local;
@@ -481,21 +490,17 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
   });
   ForEachTableInArray(root, "profile", origin, errors, [&](TableReader r, const std::string& path) {
     ProfileConfig p;
-    std::string format = "cades-detached", digest = "sha256", scheme = "ecdsa";
+    std::string digest = "sha256", scheme = "ecdsa";
     r.Str("name", &p.name, true);
-    r.Str("format", &format);
+    r.Str("format", &p.format);
     r.Str("digest", &digest);
     r.Str("scheme", &scheme);
     r.Str("key", &p.key, true);
     r.Finish();
-    if (format == "cades-detached") {
-      p.format = SealFormat::kCadesDetached;
-    } else if (format == "cades-enveloping") {
-      p.format = SealFormat::kCadesEnveloping;
-    } else {
-      errors->push_back(origin + ": " + path +
-                        ".format: expected cades-detached or cades-enveloping, got \"" + format +
-                        "\"");
+    std::vector<std::string_view> formats = formats::FormatNames();
+    if (std::find(formats.begin(), formats.end(), p.format) == formats.end()) {
+      errors->push_back(origin + ": " + path + ".format: expected " + OneOf(formats) + ", got \"" +
+                        p.format + "\"");
     }
     if (auto d = ParseDigest(digest)) {
       p.digest = *d;

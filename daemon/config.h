@@ -104,11 +104,9 @@ struct KeyConfig {
   bool allow_rsa_below_3072 = false;
 };
 
-enum class SealFormat { kCadesDetached, kCadesEnveloping };
-
 struct ProfileConfig {
   std::string name;
-  SealFormat format = SealFormat::kCadesDetached;
+  std::string format = "cades-detached";  // one of formats::FormatNames()
   DigestAlgorithm digest = DigestAlgorithm::kSha256;
   SignatureScheme scheme = SignatureScheme::kEcdsa;
   std::string key;
@@ -153,7 +151,5 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
 
 // Splits "host:port"; kInvalidArgument when malformed.
 Status SplitHostPort(const std::string& addr, std::string* host, std::uint16_t* port);
-
-std::string_view SealFormatName(SealFormat f);
 
 }  // namespace qseal::daemon

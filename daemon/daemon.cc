@@ -51,8 +51,9 @@ class Daemon::Impl {
     QSEAL_RETURN_IF_ERROR(OpenQueue());
     QSEAL_RETURN_IF_ERROR(CreateSigner());
     StartPartitionWatch();
-    QSEAL_RETURN_IF_ERROR(CreateWatchers());
+    // The engine first: its profiles' formats name the seals the outboxes publish.
     QSEAL_RETURN_IF_ERROR(CreateEngine());
+    QSEAL_RETURN_IF_ERROR(CreateWatchers());
     QSEAL_RETURN_IF_ERROR(CreateApi());
     engine_->SetFinishedListener(
         [api = api_.get()](const queue::DocumentId& id) { api->Notify(id); });
@@ -323,7 +324,8 @@ class Daemon::Impl {
   // what a restart finds already finished.
   Status CreateWatchers() {
     for (const auto& w : config_.watches) {
-      outboxes_.push_back(std::make_unique<publish::FolderOutbox>(w.root, queue_.get()));
+      outboxes_.push_back(
+          std::make_unique<publish::FolderOutbox>(w.root, queue_.get(), engine_.get()));
       ingest::WatchOptions o;
       o.root = w.root;
       o.profile = w.profile;
@@ -350,13 +352,13 @@ class Daemon::Impl {
     for (const auto& p : config_.profiles) {
       engine::Profile ep;
       ep.name = p.name;
-      ep.packaging = p.format == SealFormat::kCadesEnveloping ? engine::SealPackaging::kEnveloping
-                                                              : engine::SealPackaging::kDetached;
+      ep.format = p.format;
       ep.digest = p.digest;
       ep.scheme = p.scheme;
       ep.key = p.key;
       profiles.push_back(std::move(ep));
     }
+    // Called only once the engine runs, when the outboxes exist.
     auto lookup = [this](const queue::Record& r) -> publish::Publisher* {
       for (auto& outbox : outboxes_) {
         if (outbox->root() == r.client) return outbox.get();
@@ -385,6 +387,7 @@ class Daemon::Impl {
     api.max_batch_bytes = config_.server.max_batch_bytes;
     api.max_batch_part_bytes = config_.server.max_batch_part_bytes;
     api.metrics = metrics_.get();
+    api.seal_namer = engine_.get();
     if (audit_) {
       api.on_refusal = [this](std::string_view kind, std::string_view client,
                               std::string_view profile, std::string_view reason) {
@@ -406,7 +409,7 @@ class Daemon::Impl {
     for (const auto& p : config_.profiles) {
       ingest::ApiProfile ap;
       ap.name = p.name;
-      ap.format = std::string(SealFormatName(p.format));
+      ap.format = p.format;
       ap.digest = std::string(DigestName(p.digest));
       ap.scheme = std::string(SchemeName(p.scheme));
       for (const auto& k : config_.keys) {

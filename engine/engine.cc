@@ -4,44 +4,32 @@
 #include <deque>
 #include <thread>
 
-#include <openssl/evp.h>
 #include <tbb/task_arena.h>
 
 #include "audit/audit_log.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/sha256.h"
 #include "common/tsan.h"
-#include "formats/cades/cades.h"
+#include "engine/detail/format_stages.h"
+#include "formats/format.h"
 #include "hsm/signer.h"
 #include "metrics/metrics.h"
 
 namespace qseal::engine {
 namespace {
 
-namespace cades = formats::cades;
-
-// DigestName() spells the OpenSSL names ("sha256", ...), so one lookup serves every digest.
-const EVP_MD* DigestMd(DigestAlgorithm d) { return EVP_get_digestbyname(DigestName(d).data()); }
-
-std::string Sha256Hex(ByteSpan bytes) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  return HexEncode(ByteSpan(md, len));
-}
-
 struct ProfileState {
   Profile profile;
-  std::shared_ptr<const cades::SignerContext> context;
-  std::string seal_media_type;
-  std::string extension;
+  std::unique_ptr<const formats::Format> format;  // made once by Engine::Create
 };
 
 // One document between lease and commit.
 struct Job {
   queue::Record record;
   const ProfileState* profile = nullptr;
-  cades::ToBeSigned tbs;
+  formats::Content content;  // reopens the queue's payload (Prepare, and Assemble if it embeds)
+  std::unique_ptr<formats::ToBeSigned> tbs;
   Result<Bytes> signature = Bytes();
   Bytes seal;
   Status error;
@@ -124,6 +112,34 @@ class Engine::Impl {
     s.documents_in_flight = docs_in_flight_;
     s.bytes_in_flight = bytes_in_flight_;
     return s;
+  }
+
+  // The profiles and their formats never change after Create: no lock needed.
+  Result<std::string> SealName(const queue::Record& record, std::string_view document_name) const {
+    const ProfileState* p = FindProfile(record.profile);
+    if (p == nullptr) {
+      return InvalidArgumentError("no seal format for profile \"" + record.profile + "\"");
+    }
+    const formats::Format* format = p->format.get();
+    // A seal made before the profile changed format keeps the name its media type says.
+    if (!record.seal_media_type.empty() && record.seal_media_type != format->media_type()) {
+      for (const ProfileState& other : profiles_) {
+        if (other.format->media_type() == record.seal_media_type) {
+          format = other.format.get();
+          break;
+        }
+      }
+    }
+    return format->OutputName(document_name);
+  }
+
+  std::vector<std::string> SealNames(std::string_view document_name) const {
+    std::vector<std::string> names;
+    for (const ProfileState& p : profiles_) {
+      std::string n = p.format->OutputName(document_name);
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(std::move(n));
+    }
+    return names;
   }
 
  private:
@@ -235,28 +251,29 @@ class Engine::Impl {
     SubmitToSigner(prepared);
   }
 
-  // Read + hash + to-be-signed, then hand the digest to the signer (never waits for it).
+  // The format's first half (read + hash + to-be-signed) and the sign request for its digest.
   // false: the job failed here (Fail set its error); it goes to the committer with its chunk.
+  // Errors of the payload reader keep their retry meaning (kUnavailable: retry); the format's
+  // refusals (kInvalidArgument, kFailedPrecondition, kDataLoss) are final.
   bool Prepare(const JobPtr& job) {
     job->profile = FindProfile(job->record.profile);
     if (job->profile == nullptr) {
       return Fail(job, InvalidArgumentError("unknown profile \"" + job->record.profile + "\""),
                   false);
     }
-    auto hash_start = std::chrono::steady_clock::now();
-    Result<Bytes> digest = HashPayload(job->record, job->profile->profile.digest);
-    if (!digest.ok()) return Fail(job, digest.status(), IsRetryable(digest.status().code()));
+    job->content = detail::PayloadContent(queue_, job->record, options_.read_chunk_bytes);
+    auto prepare_start = std::chrono::steady_clock::now();
+    Result<std::unique_ptr<formats::ToBeSigned>> tbs =
+        job->profile->format->Prepare(job->content, clock_.Now());
+    if (!tbs.ok()) return Fail(job, tbs.status(), IsRetryable(tbs.status().code()));
     if (options_.metrics != nullptr)
-      options_.metrics->ObserveHash(std::chrono::steady_clock::now() - hash_start);
-    Result<cades::ToBeSigned> tbs =
-        cades::BuildToBeSigned(*job->profile->context, *digest, clock_.Now());
-    if (!tbs.ok()) return Fail(job, tbs.status(), false);
+      options_.metrics->ObserveHash(std::chrono::steady_clock::now() - prepare_start);
     job->tbs = std::move(*tbs);
 
     job->request.key = job->profile->profile.key;
     job->request.scheme = job->profile->profile.scheme;
     job->request.digest = job->profile->profile.digest;
-    job->request.digest_value = job->tbs.digest;
+    job->request.digest_value = job->tbs->digest;
     return true;
   }
 
@@ -401,36 +418,14 @@ class Engine::Impl {
       return;
     }
     if (options_.audit != nullptr) job->signature_sha256 = Sha256Hex(*signature);
-    const ProfileState& p = *job->profile;
-    if (p.profile.packaging == SealPackaging::kDetached) {
-      Result<Bytes> seal = cades::AssembleDetached(*p.context, job->tbs, *signature);
-      if (!seal.ok()) {
-        Fail(job, seal.status(), false);
-        return;
-      }
-      job->seal = std::move(*seal);
-    } else {
-      Result<std::unique_ptr<queue::PayloadReader>> reader = queue_->OpenPayload(job->record.id);
-      if (!reader.ok()) {
-        Fail(job, reader.status(), IsRetryable(reader.status().code()));
-        return;
-      }
-      job->seal.reserve(
-          cades::EnvelopingSealSize(*p.context, job->tbs, signature->size(), job->record.size));
-      queue::PayloadReader* r = reader->get();
-      Status s = cades::AssembleEnveloping(
-          *p.context, job->tbs, *signature, job->record.size,
-          [r](std::span<std::uint8_t> buf) { return r->Read(buf); },
-          [job](ByteSpan bytes) {
-            job->seal.insert(job->seal.end(), bytes.begin(), bytes.end());
-            return Status::Ok();
-          });
-      if (!s.ok()) {
-        Fail(job, s, IsRetryable(s.code()));
-        return;
-      }
+    Status s = detail::AssembleSeal(*job->profile->format, *job->tbs, *signature, job->content,
+                                    &job->seal);
+    if (!s.ok()) {
+      Fail(job, s, IsRetryable(s.code()));
+      return;
     }
     job->signature = Bytes();
+    job->tbs.reset();
   }
 
   // Watched-folder seals of `batch` go to their publishers, one PublishBatch per publisher, before
@@ -454,7 +449,7 @@ class Engine::Impl {
       std::vector<publish::PublishItem> items;
       items.reserve(jobs.size());
       for (const JobPtr& job : jobs) {
-        items.push_back({&job->record, job->seal, job->profile->extension});
+        items.push_back({&job->record, job->seal});
       }
       std::vector<Status> published = publisher->PublishBatch(items);
       for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -462,33 +457,6 @@ class Engine::Impl {
         if (!s.ok()) Fail(jobs[i], s.WithContext("publishing"), true);
       }
     }
-  }
-
-  Result<Bytes> HashPayload(const queue::Record& record, DigestAlgorithm digest) {
-    Result<std::unique_ptr<queue::PayloadReader>> reader = queue_->OpenPayload(record.id);
-    if (!reader.ok()) return reader.status();
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-    if (!ctx || EVP_DigestInit_ex(ctx.get(), DigestMd(digest), nullptr) != 1) {
-      return InternalError("EVP_DigestInit failed");
-    }
-    std::vector<std::uint8_t> buf(std::min<std::uint64_t>(options_.read_chunk_bytes,
-                                                          std::max<std::uint64_t>(record.size, 1)));
-    std::uint64_t total = 0;
-    while (true) {
-      Result<std::size_t> n = (*reader)->Read(buf);
-      if (!n.ok()) return n.status();
-      if (*n == 0) break;
-      EVP_DigestUpdate(ctx.get(), buf.data(), *n);
-      total += *n;
-    }
-    if (total != record.size) {
-      return DataLossError("payload of " + record.id.ToString() + " has " + std::to_string(total) +
-                           " bytes, the record says " + std::to_string(record.size));
-    }
-    Bytes out(DigestSize(digest));
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx.get(), out.data(), &len);
-    return out;
   }
 
   void CountOutcomes(const std::vector<std::shared_ptr<Job>>& batch, bool completed, bool failed) {
@@ -510,7 +478,7 @@ class Engine::Impl {
     }
   }
 
-  const ProfileState* FindProfile(const std::string& name) const {
+  const ProfileState* FindProfile(std::string_view name) const {
     for (const auto& p : profiles_) {
       if (p.profile.name == name) return &p;
     }
@@ -569,8 +537,8 @@ class Engine::Impl {
     std::vector<queue::Queue::Failure> failures;
     for (const auto& job : batch) {
       if (job->error.ok()) {
-        completions.push_back(
-            {job->record.id, std::move(job->seal), job->profile->seal_media_type});
+        completions.push_back({job->record.id, std::move(job->seal),
+                               std::string(job->profile->format->media_type())});
       } else {
         failures.push_back({job->record.id, job->error, job->retryable});
       }
@@ -649,16 +617,13 @@ Result<std::unique_ptr<Engine>> Engine::Create(EngineOptions options, queue::Que
     Result<hsm::KeyInfo> key = signer->GetKey(p.key);
     if (!key.ok())
       return InvalidArgumentError("profile \"" + p.name + "\": " + key.status().message());
-    Result<std::shared_ptr<const cades::SignerContext>> ctx =
-        cades::SignerContext::Create(key->certificate_chain_der, p.digest, p.scheme);
-    if (!ctx.ok())
-      return InvalidArgumentError("profile \"" + p.name + "\": " + ctx.status().message());
+    Result<std::unique_ptr<const formats::Format>> format = formats::CreateFormat(
+        p.format, formats::FormatOptions{key->certificate_chain_der, p.digest, p.scheme});
+    if (!format.ok())
+      return InvalidArgumentError("profile \"" + p.name + "\": " + format.status().message());
     ProfileState s;
     s.profile = p;
-    s.context = std::move(*ctx);
-    bool detached = p.packaging == SealPackaging::kDetached;
-    s.seal_media_type = detached ? "application/pkcs7-signature" : "application/pkcs7-mime";
-    s.extension = detached ? "p7s" : "p7m";
+    s.format = std::move(*format);
     states.push_back(std::move(s));
   }
   return std::unique_ptr<Engine>(new Engine(std::make_unique<Impl>(
@@ -673,5 +638,12 @@ void Engine::SetFinishedListener(FinishedListener listener) {
 Status Engine::Start() { return impl_->Start(); }
 Status Engine::Stop() { return impl_->Stop(); }
 EngineStats Engine::Stats() const { return impl_->Stats(); }
+Result<std::string> Engine::SealName(const queue::Record& record,
+                                     std::string_view document_name) const {
+  return impl_->SealName(record, document_name);
+}
+std::vector<std::string> Engine::SealNames(std::string_view document_name) const {
+  return impl_->SealNames(document_name);
+}
 
 }  // namespace qseal::engine

@@ -23,7 +23,11 @@
 // with its reason. On Stop the leaser stops, in-flight documents get drain_timeout to finish;
 // whatever is left stays leased and is requeued when the queue is next opened.
 //
-// Thread-safe: Start, Stop, Stats and the listener may be used from any thread.
+// Seals are made through formats::Format (formats/format.h): Prepare streams the queue's payload
+// into the to-be-signed, the HSM signs its digest, Assemble writes the seal; the profile's format
+// also gives the seal's media type (recorded in the queue) and file name (SealName).
+//
+// Thread-safe: Start, Stop, Stats, SealName(s) and the listener may be used from any thread.
 #pragma once
 
 #include <chrono>
@@ -31,6 +35,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/algorithms.h"
@@ -51,12 +56,11 @@ class Metrics;
 
 namespace qseal::engine {
 
-enum class SealPackaging { kDetached, kEnveloping };
-
 // One sealing policy, resolved against the signer's keys.
 struct Profile {
   std::string name;
-  SealPackaging packaging = SealPackaging::kDetached;
+  // The seal format, one of formats::FormatNames() (formats/format.h).
+  std::string format = "cades-detached";
   DigestAlgorithm digest = DigestAlgorithm::kSha256;
   SignatureScheme scheme = SignatureScheme::kEcdsa;
   std::string key;  // hsm key name
@@ -106,15 +110,17 @@ using FinishedListener = std::function<void(const queue::DocumentId& id)>;
 // Chooses the publisher for a watch-sourced record (by record.client); nullptr if none.
 using PublisherLookup = std::function<publish::Publisher*(const queue::Record& record)>;
 
-class Engine {
+// The engine is also the publishers' publish::SealNamer: a seal is named by its profile's format.
+class Engine : public publish::SealNamer {
  public:
-  // `queue` and `signer` must outlive the engine. Profiles are checked against the signer's keys
-  // (kInvalidArgument names the profile whose key or scheme does not fit).
+  // `queue` and `signer` must outlive the engine. Each profile's format is made here, once, with
+  // formats::CreateFormat from its key's certificate chain, digest and scheme; kInvalidArgument
+  // names the profile whose key, scheme or format does not fit (with the format's reason).
   static Result<std::unique_ptr<Engine>> Create(EngineOptions options, queue::Queue* queue,
                                                 hsm::Signer* signer, std::vector<Profile> profiles,
                                                 PublisherLookup publishers,
                                                 Clock& clock = Clock::Real());
-  ~Engine();  // Stop()s.
+  ~Engine() override;  // Stop()s.
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -124,6 +130,11 @@ class Engine {
   // kDeadlineExceeded when documents were still in flight (they stay leased). Idempotent.
   Status Stop();
   EngineStats Stats() const;
+
+  // publish::SealNamer, from the profiles' formats (formats::Format::OutputName).
+  Result<std::string> SealName(const queue::Record& record,
+                               std::string_view document_name) const override;
+  std::vector<std::string> SealNames(std::string_view document_name) const override;
 
  private:
   class Impl;

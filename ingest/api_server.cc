@@ -407,11 +407,12 @@ class ApiServer::Impl : public detail::HttpHandler {
     HttpResponse res = MakeResponse(
         http::status::ok, req, std::string(AsChars(*bytes)),
         rec->seal_media_type.empty() ? "application/octet-stream" : rec->seal_media_type);
-    bool enveloping = rec->seal_media_type == "application/pkcs7-mime";
-    std::string filename =
-        (rec->name.empty() ? rec->id.ToString() : rec->name) + (enveloping ? ".p7m" : ".p7s");
+    if (options_.seal_namer == nullptr) return res;
+    Result<std::string> filename =
+        options_.seal_namer->SealName(*rec, rec->name.empty() ? rec->id.ToString() : rec->name);
+    if (!filename.ok()) return res;  // a profile no longer configured: no name to offer
     std::string safe;
-    for (char c : filename) safe += (c == '"' || c == '\\') ? '_' : c;
+    for (char c : *filename) safe += (c == '"' || c == '\\') ? '_' : c;
     res.set(http::field::content_disposition, "attachment; filename=\"" + safe + "\"");
     return res;
   }

@@ -36,6 +36,7 @@
 
 #include "common/bytes.h"
 #include "common/status.h"
+#include "publish/publisher.h"
 #include "queue/queue.h"
 
 namespace qseal::metrics {
@@ -91,6 +92,9 @@ struct ApiServerOptions {
   metrics::Metrics* metrics = nullptr;
   // May be empty. Default: none.
   RefusalListener on_refusal;
+  // Names the seal GET /v1/documents/{id}/seal offers (Content-Disposition filename), by the
+  // record's profile's format; may be null (no filename then). Must outlive the server.
+  const publish::SealNamer* seal_namer = nullptr;
 };
 
 // Returns OK when the daemon is ready to seal (queue open and writable, at least one HSM partition

@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <utility>
 
+#include <limits.h>
 #include <nlohmann/json.hpp>
 
 #include "common/crash_point.h"
@@ -74,8 +76,8 @@ Result<bool> HoldsAcceptedBytes(int dir_fd, const std::string& name, const queue
 
 class FolderOutbox::Impl {
  public:
-  Impl(std::string root, queue::Queue* queue, Clock& clock)
-      : root_(std::move(root)), queue_(queue), clock_(clock) {}
+  Impl(std::string root, queue::Queue* queue, const SealNamer* namer, Clock& clock)
+      : root_(std::move(root)), queue_(queue), namer_(namer), clock_(clock) {}
 
   Status Open();
   const std::string& root() const { return root_; }
@@ -93,6 +95,10 @@ class FolderOutbox::Impl {
   Status EnsureFolders();
   // Checks what PublishBatch and PublishFailure refuse (kInvalidArgument).
   Status CheckRecord(const queue::Record& record) const;
+  // The name of the seal of `record`'s document published as `name` (its profile's format):
+  // kInvalidArgument for a profile without a format or a seal name that could leave outbox/,
+  // be taken for a temp file or replace the original.
+  Result<std::string> SealName(const queue::Record& record, const std::string& name) const;
   // A name not used by anything in processing/, outbox/ or failed/. Folders must be open.
   std::string ChooseFreeName(const std::string& name) const;
   Status WriteAtomic(int dir_fd, const std::string& final_name, ByteSpan data,
@@ -108,6 +114,7 @@ class FolderOutbox::Impl {
 
   const std::string root_;
   queue::Queue* const queue_;
+  const SealNamer* const namer_;
   Clock& clock_;
 
   Mutex folders_mu_;
@@ -171,13 +178,31 @@ Status FolderOutbox::Impl::CheckRecord(const queue::Record& record) const {
   return Status::Ok();
 }
 
+Result<std::string> FolderOutbox::Impl::SealName(const queue::Record& record,
+                                                 const std::string& name) const {
+  QSEAL_ASSIGN_OR_RETURN(std::string seal, namer_->SealName(record, name));
+  // Format::OutputName promises a name, never a path; checked anyway, since a wrong one would
+  // escape outbox/, hide as a temp file or replace the original.
+  if (seal.size() > NAME_MAX || seal.find('/') != std::string::npos ||
+      seal.find('\0') != std::string::npos || IsIgnoredName(seal) || seal == name) {
+    return InvalidArgumentError("record " + record.id.ToString() + ": unusable seal name \"" +
+                                seal + "\"");
+  }
+  return seal;
+}
+
 std::string FolderOutbox::Impl::ChooseFreeName(const std::string& name) const {
   for (int k = 0;; ++k) {
     std::string candidate = SuffixedName(name, k);
-    if (!Exists(processing_fd_.get(), candidate) && !Exists(outbox_fd_.get(), candidate) &&
-        !Exists(outbox_fd_.get(), candidate + ".p7s") &&
-        !Exists(outbox_fd_.get(), candidate + ".p7m") && !Exists(failed_fd_.get(), candidate) &&
-        !Exists(failed_fd_.get(), candidate + ".error.json")) {
+    if (Exists(processing_fd_.get(), candidate) || Exists(outbox_fd_.get(), candidate) ||
+        Exists(failed_fd_.get(), candidate) ||
+        Exists(failed_fd_.get(), candidate + ".error.json")) {
+      continue;
+    }
+    // Nor may any seal a configured format would give it be there.
+    std::vector<std::string> seals = namer_->SealNames(candidate);
+    if (std::none_of(seals.begin(), seals.end(),
+                     [&](const std::string& s) { return Exists(outbox_fd_.get(), s); })) {
       return candidate;
     }
   }
@@ -248,16 +273,17 @@ std::vector<Status> FolderOutbox::Impl::PublishBatch(std::span<const PublishItem
   Status folders = EnsureFolders();
   for (std::size_t i = 0; i < items.size(); ++i) {
     const queue::Record& record = *items[i].record;
-    std::string_view extension = items[i].extension;
     result[i] = folders.ok() ? CheckRecord(record) : folders;
-    if (result[i].ok() && extension != "p7s" && extension != "p7m") {
-      result[i] = InvalidArgumentError("unknown seal extension \"" + std::string(extension) + "\"");
-    }
     if (!result[i].ok()) continue;
     const std::string& name = record.name;
+    Result<std::string> seal_name = SealName(record, name);
+    if (!seal_name.ok()) {
+      result[i] = seal_name.status();
+      continue;
+    }
     bool in_processing = IsRegularFile(processing_fd_.get(), name);
     if (!in_processing) {
-      if (Exists(outbox_fd_.get(), name + "." + std::string(extension))) continue;  // published
+      if (Exists(outbox_fd_.get(), *seal_name)) continue;  // published
       LogWarn("watch publishing a seal whose original is no longer in processing/",
               {{"root", root_}, {"name", name}, {"id", record.id.ToString()}});
     }
@@ -297,7 +323,6 @@ std::vector<Status> FolderOutbox::Impl::PublishBatch(std::span<const PublishItem
   for (Pending& p : pending) {
     const queue::Record& record = *items[p.index].record;
     const std::string& name = record.name;
-    std::string ext(items[p.index].extension);
     Status s = FsyncFd(p.fd.get(), "seal of " + name);
     p.fd.Reset();
     if (s.ok() && p.accepted_fd.valid())
@@ -307,11 +332,17 @@ std::vector<Status> FolderOutbox::Impl::PublishBatch(std::span<const PublishItem
     // A foreign file in the way of the original: move the pair to a free name instead.
     std::string out = name;
     if (s.ok() && p.in_processing && Exists(outbox_fd_.get(), name)) out = ChooseFreeName(name);
+    std::string seal_name;
+    if (s.ok()) {
+      Result<std::string> n = SealName(record, out);
+      if (n.ok()) seal_name = std::move(*n);
+      s = n.status();
+    }
     // The seal first, so the original appearing in outbox/ means its seal is there. A seal left
     // by an earlier attempt for this document (same claimed name) is replaced.
-    if (s.ok() && ::renameat(outbox_fd_.get(), p.temp.c_str(), outbox_fd_.get(),
-                             (out + "." + ext).c_str()) != 0) {
-      s = ErrnoStatus("rename outbox/" + out + "." + ext, errno);
+    if (s.ok() &&
+        ::renameat(outbox_fd_.get(), p.temp.c_str(), outbox_fd_.get(), seal_name.c_str()) != 0) {
+      s = ErrnoStatus("rename outbox/" + seal_name, errno);
     }
     if (!s.ok()) {
       (void)::unlinkat(outbox_fd_.get(), p.temp.c_str(), 0);
@@ -434,8 +465,7 @@ Status FolderOutbox::Impl::PublishFinished(const queue::Record& record) {
   if (record.state == queue::State::kSealed) {
     Result<Bytes> seal = queue_->GetSeal(record.id);
     if (!seal.ok()) return seal.status();
-    std::string_view ext = record.seal_media_type == "application/pkcs7-mime" ? "p7m" : "p7s";
-    PublishItem item{&record, *seal, ext};
+    PublishItem item{&record, *seal};
     return PublishBatch(std::span<const PublishItem>(&item, 1)).front();
   }
   if (record.state == queue::State::kFailed) {
@@ -462,8 +492,9 @@ Result<std::string> FolderOutbox::Impl::MoveUnreadToFailed(int from_dir_fd, cons
   return target;
 }
 
-FolderOutbox::FolderOutbox(std::string root, queue::Queue* queue, Clock& clock)
-    : impl_(std::make_unique<Impl>(std::move(root), queue, clock)) {}
+FolderOutbox::FolderOutbox(std::string root, queue::Queue* queue, const SealNamer* namer,
+                           Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(root), queue, namer, clock)) {}
 
 FolderOutbox::~FolderOutbox() = default;
 
@@ -471,9 +502,8 @@ Status FolderOutbox::Open() { return impl_->Open(); }
 const std::string& FolderOutbox::root() const { return impl_->root(); }
 FolderOutboxStats FolderOutbox::Stats() const { return impl_->Stats(); }
 
-Status FolderOutbox::Publish(const queue::Record& record, ByteSpan seal,
-                             std::string_view extension) {
-  PublishItem item{&record, seal, extension};
+Status FolderOutbox::Publish(const queue::Record& record, ByteSpan seal) {
+  PublishItem item{&record, seal};
   return impl_->PublishBatch(std::span<const PublishItem>(&item, 1)).front();
 }
 

@@ -1,8 +1,9 @@
 // The publishing half of a watched folder (DESIGN.md §5, "Watched folder (contract)"); the
 // watcher (ingest/watcher.h) is the reading half. Per folder root the FolderOutbox owns:
-//   outbox/      Publish() writes outbox/<name>.p7s (detached) or outbox/<name>.p7m (enveloping)
-//                as temp file + fsync + rename + directory fsync, then moves the original from
-//                processing/<name> to outbox/<name> (for both packagings).
+//   outbox/      Publish() writes the seal under the name its profile's format gives it
+//                (SealNamer: outbox/<name>.p7s for cades-detached, .p7m for cades-enveloping) as
+//                temp file + fsync + rename + directory fsync, then moves the original from
+//                processing/<name> to outbox/<name> (for every format).
 //   failed/      PublishFailure() moves the original to failed/<name> beside
 //                failed/<name>.error.json {"code","message","sha256","attempts","failed_at"}.
 //                MoveUnreadToFailed() puts there a file that was never accepted (the watcher's
@@ -19,7 +20,8 @@
 // document, and hands a record the queue already finished to PublishFinished().
 //
 // Names never collide: FreeName() gives a name used by nothing in processing/, outbox/ or failed/
-// (a "-1", "-2", ... suffix before the extension when needed, publish/folder_names.h), and nothing
+// nor by any seal a configured format would give it (a "-1", "-2", ... suffix before the
+// extension when needed, publish/folder_names.h), and nothing
 // is ever overwritten except the outbox's own earlier output for the same document. Temp files are
 // ".qseal-<pid>-<n>.tmp" (names the watcher ignores); Open() removes those a dead process left.
 //
@@ -56,9 +58,10 @@ class FolderOutbox : public Publisher {
  public:
   // `root` is the folder root holding processing/, outbox/ and failed/ (created if missing); it
   // is also the `client` of every record this outbox accepts. `queue` (read for the accepted copy
-  // of a changed file and for PublishFinished) and `clock` (error.json's failed_at) must outlive
-  // the outbox. Does no I/O.
-  FolderOutbox(std::string root, queue::Queue* queue, Clock& clock = Clock::Real());
+  // of a changed file and for PublishFinished), `namer` (seal names, e.g. the engine) and `clock`
+  // (error.json's failed_at) must outlive the outbox. Does no I/O.
+  FolderOutbox(std::string root, queue::Queue* queue, const SealNamer* namer,
+               Clock& clock = Clock::Real());
   ~FolderOutbox() override;
   FolderOutbox(const FolderOutbox&) = delete;
   FolderOutbox& operator=(const FolderOutbox&) = delete;
@@ -74,9 +77,10 @@ class FolderOutbox : public Publisher {
   FolderOutboxStats Stats() const;
 
   // Publisher. kInvalidArgument when the record is not from this root, its name is not a safe
-  // path component or the extension is neither "p7s" nor "p7m"; kUnavailable on I/O errors (retry
-  // later; nothing half-written is visible under a final name).
-  Status Publish(const queue::Record& record, ByteSpan seal, std::string_view extension) override;
+  // path component, or its profile has no seal name (SealNamer) or one that is not a safe name
+  // distinct from the document's; kUnavailable on I/O errors (retry later; nothing half-written
+  // is visible under a final name).
+  Status Publish(const queue::Record& record, ByteSpan seal) override;
   // Publish for several seals sharing two directory fsyncs (outbox/, then processing/): every seal
   // is durable under a temp name before any of the batch is renamed.
   std::vector<Status> PublishBatch(std::span<const PublishItem> items) override;
@@ -84,7 +88,7 @@ class FolderOutbox : public Publisher {
   Status PublishFailure(const queue::Record& record, const Status& error) override;
 
   // Publishes the final outcome the queue already holds for `record`: a sealed record's seal
-  // (read from the queue; .p7m for application/pkcs7-mime, else .p7s) as Publish does, a failed
+  // (read from the queue, named by the record's profile) as Publish does, a failed
   // record's error_code and error_message as PublishFailure does. OK without doing anything for a
   // record that is not final. For a restart that finds a finished document still in processing/.
   Status PublishFinished(const queue::Record& record);

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -22,22 +23,37 @@
 
 namespace qseal::publish {
 
+// Names seals: the file name of a record's seal, for its document published as `document_name`,
+// is formats::Format::OutputName of the format that made (or makes) it (e.g. "invoice.xml.p7s").
+// The engine implements it from its profiles' formats; a publisher asks it instead of knowing any
+// format. Implementations must be thread-safe.
+class SealNamer {
+ public:
+  virtual ~SealNamer() = default;
+  // The seal's file name (never empty, never a path): by the format of record.profile, or for a
+  // record already sealed under another format (record.seal_media_type is not that format's), by
+  // a configured format with that media type. kInvalidArgument for a profile without a format.
+  virtual Result<std::string> SealName(const queue::Record& record,
+                                       std::string_view document_name) const = 0;
+  // Every name a seal of any configured profile would get for `document_name`, without repeats
+  // (the names a free name for a new document must not collide with).
+  virtual std::vector<std::string> SealNames(std::string_view document_name) const = 0;
+};
+
 // One seal of a PublishBatch call.
 struct PublishItem {
   const queue::Record* record = nullptr;
   ByteSpan seal;
-  std::string_view extension;
 };
 
 class Publisher {
  public:
   virtual ~Publisher() = default;
 
-  // Makes `seal` durable for `record` (e.g. outbox/<name>.p7s written with temp + fsync + rename,
-  // the original moved beside it). `extension` is "p7s" (detached) or "p7m" (enveloping: the seal
-  // contains the document). kUnavailable on I/O errors (the engine retries later).
-  virtual Status Publish(const queue::Record& record, ByteSpan seal,
-                         std::string_view extension) = 0;
+  // Makes `seal` durable for `record` (e.g. outbox/<seal name> written with temp + fsync +
+  // rename, the original moved beside it), the seal named by the record's profile (SealNamer).
+  // kUnavailable on I/O errors (the engine retries later).
+  virtual Status Publish(const queue::Record& record, ByteSpan seal) = 0;
 
   // Publish for several documents at once, so a publisher can share the syncs between them (the
   // engine hands over everything assembled since the last call). Returns one Status per item, in
@@ -46,7 +62,7 @@ class Publisher {
   virtual std::vector<Status> PublishBatch(std::span<const PublishItem> items) {
     std::vector<Status> out;
     out.reserve(items.size());
-    for (const PublishItem& i : items) out.push_back(Publish(*i.record, i.seal, i.extension));
+    for (const PublishItem& i : items) out.push_back(Publish(*i.record, i.seal));
     return out;
   }
 

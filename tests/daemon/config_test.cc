@@ -37,7 +37,7 @@ TEST(ConfigTest, DefaultsApplyWhenKeysAreOmitted) {
   EXPECT_EQ(c->metrics.listen, "127.0.0.1:9464");
   EXPECT_EQ(c->server.max_body_bytes, 256ull << 20);
   EXPECT_EQ(c->partitions.at(0).sessions, 4u);
-  EXPECT_EQ(c->profiles.at(0).format, SealFormat::kCadesDetached);
+  EXPECT_EQ(c->profiles.at(0).format, "cades-detached");
   EXPECT_EQ(c->profiles.at(0).digest, DigestAlgorithm::kSha256);
   EXPECT_EQ(c->profiles.at(0).scheme, SignatureScheme::kEcdsa);
 }
@@ -48,7 +48,7 @@ TEST(ConfigTest, ShippedConfigIsValid) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->partitions.size(), 2u);
   ASSERT_EQ(c->profiles.size(), 2u);
-  EXPECT_EQ(c->profiles[1].format, SealFormat::kCadesEnveloping);
+  EXPECT_EQ(c->profiles[1].format, "cades-enveloping");
   EXPECT_EQ(c->watches.size(), 1u);
 }
 

@@ -23,6 +23,7 @@
 #include "common/sha256.h"
 #include "publish/folder_outbox.h"
 #include "queue/queue.h"
+#include "tests/testing/seal_namer.h"
 #include "tests/testing/testing.h"
 
 namespace qseal::ingest {
@@ -78,7 +79,7 @@ class FakeEngine {
           if (!publisher_->PublishFailure(r, err).ok()) errors_++;
           failures.push_back({r.id, err, false});
         } else {
-          Status s = publisher_->Publish(r, AsBytes(r.sha256_hex), "p7s");
+          Status s = publisher_->Publish(r, AsBytes(r.sha256_hex));
           if (!s.ok()) {
             errors_++;
             continue;
@@ -118,7 +119,7 @@ class WatcherTest : public ::testing::Test {
     auto q = queue::Queue::Open(options);
     ASSERT_TRUE(q.ok()) << q.status();
     queue_ = std::move(*q);
-    outbox_ = std::make_unique<publish::FolderOutbox>(root_, queue_.get());
+    outbox_ = std::make_unique<publish::FolderOutbox>(root_, queue_.get(), &namer_);
   }
 
   WatchOptions Options() const {
@@ -150,6 +151,7 @@ class WatcherTest : public ::testing::Test {
   std::string root_;
   std::string staging_;
   std::unique_ptr<queue::Queue> queue_;
+  qseal::testing::CadesSealNamer namer_;
   std::unique_ptr<publish::FolderOutbox> outbox_;
 };
 
@@ -157,7 +159,8 @@ TEST(WatcherOptionsTest, StartRefusesMissingProfile) {
   TempDir tmp;
   auto q = queue::Queue::Open({.path = tmp.Sub("queue")});
   ASSERT_TRUE(q.ok());
-  publish::FolderOutbox outbox(tmp.Sub("w"), q->get());
+  qseal::testing::CadesSealNamer namer;
+  publish::FolderOutbox outbox(tmp.Sub("w"), q->get(), &namer);
   FolderWatcher w({.root = tmp.Sub("w"), .profile = ""}, q->get(), &outbox);
   EXPECT_EQ(w.Start().code(), StatusCode::kInvalidArgument);
 }
@@ -168,7 +171,8 @@ TEST(WatcherOptionsTest, StartRefusesAMissingOutboxOrOneOfAnotherRoot) {
   ASSERT_TRUE(q.ok());
   FolderWatcher none({.root = tmp.Sub("w"), .profile = "default"}, q->get(), nullptr);
   EXPECT_EQ(none.Start().code(), StatusCode::kInvalidArgument);
-  publish::FolderOutbox other(tmp.Sub("other"), q->get());
+  qseal::testing::CadesSealNamer namer;
+  publish::FolderOutbox other(tmp.Sub("other"), q->get(), &namer);
   FolderWatcher w({.root = tmp.Sub("w"), .profile = "default"}, q->get(), &other);
   EXPECT_EQ(w.Start().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(fs::exists(tmp.Sub("w")));
@@ -250,7 +254,7 @@ TEST_F(WatcherTest, RenamedFileIsPublishedOnceAndPublishIsIdempotent) {
   r.client = root_;
   r.name = "invoice.pdf";
   r.sha256_hex = Sha256Hex("%PDF-1.7 pretend");
-  EXPECT_TRUE(outbox_->Publish(r, AsBytes(std::string("other seal")), "p7s").ok());
+  EXPECT_TRUE(outbox_->Publish(r, AsBytes(std::string("other seal"))).ok());
   ExpectPublished("invoice.pdf", "%PDF-1.7 pretend");
   EXPECT_EQ(ListNames(Outbox()).size(), 2u);
   EXPECT_EQ(w.Stats().published, 1u);
@@ -258,11 +262,11 @@ TEST_F(WatcherTest, RenamedFileIsPublishedOnceAndPublishIsIdempotent) {
   // A record from another root or with a path in its name is refused.
   queue::Record other = r;
   other.client = "/elsewhere";
-  EXPECT_EQ(outbox_->Publish(other, AsBytes(std::string("x")), "p7s").code(),
+  EXPECT_EQ(outbox_->Publish(other, AsBytes(std::string("x"))).code(),
             StatusCode::kInvalidArgument);
   queue::Record sneaky = r;
   sneaky.name = "../escape";
-  EXPECT_EQ(outbox_->Publish(sneaky, AsBytes(std::string("x")), "p7s").code(),
+  EXPECT_EQ(outbox_->Publish(sneaky, AsBytes(std::string("x"))).code(),
             StatusCode::kInvalidArgument);
   w.Stop();
 }
@@ -281,15 +285,18 @@ TEST_F(WatcherTest, PublishBatchPublishesEachItemOnItsOwn) {
     if (leased.ok()) records.insert(records.end(), leased->begin(), leased->end());
     return records.size() == kDocs;
   }));
-  // One item from another root and one with an unknown extension fail; the others are published.
+  // One item from another root and one whose profile names no seal fail; the others are
+  // published.
   queue::Record foreign = records[0];
   foreign.client = "/elsewhere";
+  queue::Record unnamed = records[1];
+  unnamed.profile = "unnamed";
   std::vector<std::string> seals;
   for (const auto& r : records) seals.push_back(r.sha256_hex);
   std::vector<publish::PublishItem> items;
-  for (int i = 0; i < kDocs; ++i) items.push_back({&records[i], AsBytes(seals[i]), "p7s"});
-  items.push_back({&foreign, AsBytes(seals[0]), "p7s"});
-  items.push_back({&records[1], AsBytes(seals[1]), "exe"});
+  for (int i = 0; i < kDocs; ++i) items.push_back({&records[i], AsBytes(seals[i])});
+  items.push_back({&foreign, AsBytes(seals[0])});
+  items.push_back({&unnamed, AsBytes(seals[1])});
   std::vector<Status> published = outbox_->PublishBatch(items);
   ASSERT_EQ(published.size(), items.size());
   for (int i = 0; i < kDocs; ++i) EXPECT_TRUE(published[i].ok()) << i << ": " << published[i];
@@ -467,7 +474,7 @@ TEST_F(WatcherTest, RestartReenqueuesProcessingWithTheSameIds) {
   std::vector<queue::Queue::Completion> completions;
   for (const auto& r : *leased) {
     if (r.name != "orphan.txt") second_ids.insert(r.id.ToString());
-    ASSERT_TRUE(outbox_->Publish(r, AsBytes(r.sha256_hex), "p7s").ok());
+    ASSERT_TRUE(outbox_->Publish(r, AsBytes(r.sha256_hex)).ok());
     completions.push_back({r.id, Bytes(r.sha256_hex.begin(), r.sha256_hex.end()), "x"});
   }
   ASSERT_TRUE(queue_->Complete(std::move(completions)).ok());

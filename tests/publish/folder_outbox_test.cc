@@ -26,6 +26,7 @@
 #include "common/fs.h"
 #include "common/sha256.h"
 #include "queue/queue.h"
+#include "tests/testing/seal_namer.h"
 #include "tests/testing/testing.h"
 
 namespace {
@@ -103,7 +104,7 @@ class FolderOutboxTest : public ::testing::Test {
     auto q = queue::Queue::Open({.path = tmp_.Sub("queue")});
     ASSERT_TRUE(q.ok()) << q.status();
     queue_ = std::move(*q);
-    outbox_ = std::make_unique<FolderOutbox>(root_, queue_.get(), clock_);
+    outbox_ = std::make_unique<FolderOutbox>(root_, queue_.get(), &namer_, clock_);
     ASSERT_TRUE(outbox_->Open().ok());
     Record(true);
   }
@@ -143,6 +144,7 @@ class FolderOutboxTest : public ::testing::Test {
   std::string root_;
   ManualClock clock_;
   std::unique_ptr<queue::Queue> queue_;
+  qseal::testing::CadesSealNamer namer_;
   std::unique_ptr<FolderOutbox> outbox_;
 };
 
@@ -158,9 +160,9 @@ TEST_F(FolderOutboxTest, OpenCreatesTheFoldersAndRemovesTempFilesOfDeadProcesses
   EXPECT_EQ(ListNames(Outbox()), (std::set<std::string>{own, ".qseal-notes.txt"}));
   EXPECT_TRUE(ListNames(Failed()).empty());
 
-  FolderOutbox unnamed("", queue_.get());
+  FolderOutbox unnamed("", queue_.get(), &namer_);
   EXPECT_EQ(unnamed.Open().code(), StatusCode::kInvalidArgument);
-  FolderOutbox closed(tmp_.Sub("other"), queue_.get());
+  FolderOutbox closed(tmp_.Sub("other"), queue_.get(), &namer_);
   EXPECT_EQ(closed.FreeName("x").status().code(), StatusCode::kFailedPrecondition);
 }
 
@@ -170,7 +172,7 @@ TEST_F(FolderOutboxTest, OpenCreatesTheFoldersAndRemovesTempFilesOfDeadProcesses
 TEST_F(FolderOutboxTest, PublishMakesTheSealDurableBeforeItsNameAndTheOriginalFollows) {
   queue::Record r = Accept("invoice.pdf", "%PDF-1.7 pretend");
   Record(true);
-  ASSERT_TRUE(outbox_->Publish(r, AsBytes(std::string("the seal")), "p7s").ok());
+  ASSERT_TRUE(outbox_->Publish(r, AsBytes(std::string("the seal"))).ok());
   EXPECT_EQ(Calls(), (std::vector<std::string>{
                          "fsync outbox/<temp>",
                          "rename outbox/<temp> -> outbox/invoice.pdf.p7s",
@@ -186,14 +188,15 @@ TEST_F(FolderOutboxTest, PublishMakesTheSealDurableBeforeItsNameAndTheOriginalFo
 
   // Again (a crash before the queue commit): OK, and nothing is written.
   Record(true);
-  ASSERT_TRUE(outbox_->Publish(r, AsBytes(std::string("another seal")), "p7s").ok());
+  ASSERT_TRUE(outbox_->Publish(r, AsBytes(std::string("another seal"))).ok());
   EXPECT_TRUE(Calls().empty());
   EXPECT_EQ(ReadFile(Outbox() + "/invoice.pdf.p7s"), "the seal");
   EXPECT_EQ(outbox_->Stats().published, 1u);
 
-  // Enveloping seals are .p7m.
+  // Enveloping seals are .p7m (the profile's format names the seal).
   queue::Record m = Accept("order.xml", "<order/>");
-  ASSERT_TRUE(outbox_->Publish(m, AsBytes(std::string("enveloped")), "p7m").ok());
+  m.profile = "enveloping";
+  ASSERT_TRUE(outbox_->Publish(m, AsBytes(std::string("enveloped"))).ok());
   EXPECT_EQ(ReadFile(Outbox() + "/order.xml.p7m"), "enveloped");
   EXPECT_EQ(ReadFile(Outbox() + "/order.xml"), "<order/>");
 }
@@ -203,7 +206,7 @@ TEST_F(FolderOutboxTest, PublishBatchSyncsEachSealAndBothFoldersOnce) {
   for (int i = 0; i < 3; ++i) records.push_back(Accept("d" + std::to_string(i), "doc"));
   std::vector<std::string> seals = {"s0", "s1", "s2"};
   std::vector<PublishItem> items;
-  for (int i = 0; i < 3; ++i) items.push_back({&records[i], AsBytes(seals[i]), "p7s"});
+  for (int i = 0; i < 3; ++i) items.push_back({&records[i], AsBytes(seals[i])});
   Record(true);
   for (const Status& s : outbox_->PublishBatch(items)) EXPECT_TRUE(s.ok()) << s;
   std::vector<std::string> expected;
@@ -222,16 +225,18 @@ TEST_F(FolderOutboxTest, PublishBatchSyncsEachSealAndBothFoldersOnce) {
   EXPECT_EQ(outbox_->Stats().published, 3u);
 }
 
-TEST_F(FolderOutboxTest, RefusesRecordsOfAnotherRootUnsafeNamesAndUnknownExtensions) {
+TEST_F(FolderOutboxTest, RefusesRecordsOfAnotherRootUnsafeNamesAndProfilesWithoutSealNames) {
   queue::Record r = Accept("a.txt", "a");
   queue::Record foreign = r;
   foreign.client = "/elsewhere";
   queue::Record sneaky = r;
   sneaky.name = "../a.txt";
   Bytes seal = {1, 2, 3};
-  EXPECT_EQ(outbox_->Publish(foreign, seal, "p7s").code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(outbox_->Publish(sneaky, seal, "p7s").code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(outbox_->Publish(r, seal, "exe").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(outbox_->Publish(foreign, seal).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(outbox_->Publish(sneaky, seal).code(), StatusCode::kInvalidArgument);
+  queue::Record unnamed = r;
+  unnamed.profile = "unnamed";  // no format names its seal
+  EXPECT_EQ(outbox_->Publish(unnamed, seal).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(outbox_->PublishFailure(foreign, InternalError("x")).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(outbox_->PublishFailure(sneaky, InternalError("x")).code(),
@@ -244,7 +249,7 @@ TEST_F(FolderOutboxTest, RefusesRecordsOfAnotherRootUnsafeNamesAndUnknownExtensi
 TEST_F(FolderOutboxTest, CollisionsGetASuffixAndNothingIsOverwritten) {
   WriteFile(Outbox() + "/report.txt", "someone else's file");
   queue::Record r = Accept("report.txt", "my report");
-  ASSERT_TRUE(outbox_->Publish(r, AsBytes(std::string("seal")), "p7s").ok());
+  ASSERT_TRUE(outbox_->Publish(r, AsBytes(std::string("seal"))).ok());
   EXPECT_EQ(ReadFile(Outbox() + "/report.txt"), "someone else's file");
   EXPECT_FALSE(fs::exists(Outbox() + "/report.txt.p7s"));
   EXPECT_EQ(ReadFile(Outbox() + "/report-1.txt"), "my report");
@@ -305,7 +310,7 @@ TEST_F(FolderOutboxTest, PublishFailureWritesErrorJsonDurablyThenMovesTheOrigina
 TEST_F(FolderOutboxTest, FileChangedAfterAcceptancePublishesTheAcceptedBytes) {
   queue::Record r = Accept("contract.txt", "the accepted terms");
   WriteFile(Processing() + "/contract.txt", "terms changed afterwards");
-  ASSERT_TRUE(outbox_->Publish(r, AsBytes(std::string("seal")), "p7s").ok());
+  ASSERT_TRUE(outbox_->Publish(r, AsBytes(std::string("seal"))).ok());
   EXPECT_EQ(ReadFile(Outbox() + "/contract.txt"), "the accepted terms");
   EXPECT_EQ(ReadFile(Outbox() + "/contract.txt.p7s"), "seal");
   EXPECT_EQ(ReadFile(Failed() + "/contract.txt"), "terms changed afterwards");
@@ -320,7 +325,7 @@ TEST_F(FolderOutboxTest, FileChangedAfterAcceptancePublishesTheAcceptedBytes) {
   // Same size, other bytes: caught by the SHA-256, not the size.
   queue::Record same_size = Accept("n.txt", "1234");
   WriteFile(Processing() + "/n.txt", "4321");
-  ASSERT_TRUE(outbox_->Publish(same_size, AsBytes(std::string("seal")), "p7s").ok());
+  ASSERT_TRUE(outbox_->Publish(same_size, AsBytes(std::string("seal"))).ok());
   EXPECT_EQ(ReadFile(Outbox() + "/n.txt"), "1234");
   EXPECT_EQ(ReadFile(Failed() + "/n.txt"), "4321");
 }

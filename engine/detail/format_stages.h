@@ -1,0 +1,26 @@
+// The engine's two calls into a seal format (formats/format.h) around the HSM, on queue records:
+// the document as a formats::Content reading the queue's payload, and Assemble into a buffer.
+// Free functions; thread-safe as far as the queue and the format are (both are).
+#pragma once
+
+#include <cstddef>
+
+#include "common/bytes.h"
+#include "common/status.h"
+#include "formats/format.h"
+#include "queue/queue.h"
+
+namespace qseal::engine::detail {
+
+// `record`'s document: its size, name and media type, and an open() that reopens the queue's
+// payload (queue->OpenPayload; its errors as they are, kUnavailable meaning retry). `queue` must
+// outlive the Content.
+formats::Content PayloadContent(const queue::Queue* queue, const queue::Record& record,
+                                std::size_t read_chunk_bytes);
+
+// format.Assemble written into *seal (reserved with OutputSizeHint). On an error *seal is empty:
+// a partial output is never published.
+Status AssembleSeal(const formats::Format& format, const formats::ToBeSigned& tbs,
+                    ByteSpan signature, const formats::Content& content, Bytes* seal);
+
+}  // namespace qseal::engine::detail
