@@ -101,7 +101,15 @@ class JetStreamSource::Impl {
       }
       // Backpressure reaches the broker: nothing is fetched while the local queue is above its
       // watermarks, so the backlog stays in the stream (where other nodes can take it).
-      if (!queue_->Admit().ok()) {
+      int batch = options_.fetch_batch;
+      if (options_.local_high_watermark > 0) {
+        const queue::QueueStats qs = queue_->Stats();
+        const std::uint64_t pending = qs.queued + qs.leased;
+        const std::uint64_t room =
+            pending >= options_.local_high_watermark ? 0 : options_.local_high_watermark - pending;
+        batch = static_cast<int>(std::min<std::uint64_t>(room, static_cast<std::uint64_t>(batch)));
+      }
+      if (batch == 0 || !queue_->Admit().ok()) {
         paused_ = true;
         Pause(options_.retry_interval);
         continue;
@@ -110,7 +118,7 @@ class JetStreamSource::Impl {
       natsMsgList list = {nullptr, 0};
       jsFetchRequest req;
       jsFetchRequest_Init(&req);
-      req.Batch = options_.fetch_batch;
+      req.Batch = batch;
       req.Expires = Nanos(options_.fetch_wait);
       natsStatus s = natsSubscription_FetchRequest(&list, sub_, &req);
       if (list.Count > 0) {

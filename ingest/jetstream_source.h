@@ -20,7 +20,8 @@
 //
 // Flow control. The source fetches only while the local queue admits (Queue::Admit: under its
 // watermarks and free-space reserve); above them it stops fetching, so the backlog stays in the
-// stream, not in this node. At most fetch_batch messages are fetched per round, max_ack_pending
+// stream, not in this node. At most fetch_batch messages (and no more than the headroom below
+// local_high_watermark) are fetched per round, max_ack_pending
 // bounds what the consumer hands out unacked, and ack_wait must exceed the time to enqueue one
 // batch (checked by the config: ack_wait >= 5 s).
 //
@@ -61,6 +62,10 @@ struct JetStreamSourceOptions {
   std::vector<std::string> profiles;
   // Messages fetched per round (one group commit). Default: 64.
   int fetch_batch = 64;
+  // The local queue's high watermark in documents (QueueOptions::high_watermark_count): a round
+  // fetches at most the headroom below it, so the queue never holds more. 0: rely on Admit alone
+  // (then a round may overshoot by up to fetch_batch). Default: 0.
+  std::uint64_t local_high_watermark = 0;
   // How long one fetch waits for messages. Default: 1 s.
   std::chrono::milliseconds fetch_wait{1000};
   // Consumer settings (used when creating it): unacked messages handed out at most, and how long
