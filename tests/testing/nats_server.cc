@@ -50,7 +50,8 @@ Status NatsServer::Start() {
 
 int NatsServer::Stop() {
   if (!process_.running()) return -1;
-  process_.Signal(SIGTERM);
+  // SIGINT is nats-server's clean shutdown (exit 0); SIGTERM ends it with exit status 1.
+  process_.Signal(SIGINT);
   return process_.Wait(std::chrono::seconds(30));
 }
 
@@ -67,8 +68,9 @@ Result<std::unique_ptr<publish::NatsConnection>> ConnectNats(const std::string& 
   return publish::NatsConnection::Connect(o);
 }
 
-Status PublishJs(publish::NatsConnection& nc, const std::string& subject, const std::string& data,
-                 const std::map<std::string, std::string>& headers) {
+Result<std::uint64_t> PublishJs(publish::NatsConnection& nc, const std::string& subject,
+                                const std::string& data,
+                                const std::map<std::string, std::string>& headers) {
   natsMsg* raw = nullptr;
   natsStatus s =
       natsMsg_Create(&raw, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
@@ -79,7 +81,29 @@ Status PublishJs(publish::NatsConnection& nc, const std::string& subject, const 
   jsErrCode jerr = static_cast<jsErrCode>(0);
   s = js_PublishMsg(&ack, nc.js(), msg.get(), nullptr, &jerr);
   if (s != NATS_OK) return publish::NatsError("publish " + subject, s, jerr);
+  const std::uint64_t seq = ack->Sequence;
   jsPubAck_Destroy(ack);
+  return seq;
+}
+
+Status CreateWorkQueueStream(publish::NatsConnection& nc, const std::string& name,
+                             const std::vector<std::string>& subjects) {
+  std::vector<const char*> subj;
+  for (const auto& s : subjects) subj.push_back(s.c_str());
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = name.c_str();
+  cfg.Subjects = subj.data();
+  cfg.SubjectsLen = static_cast<int>(subj.size());
+  cfg.Retention = js_WorkQueuePolicy;
+  cfg.Storage = js_FileStorage;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_AddStream(&si, nc.js(), &cfg, nullptr, &jerr);
+  if (si != nullptr) jsStreamInfo_Destroy(si);
+  if (s != NATS_OK && jerr != JSStreamNameExistErr) {
+    return publish::NatsError("add stream " + name, s, jerr);
+  }
   return Status::Ok();
 }
 

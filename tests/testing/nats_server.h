@@ -41,9 +41,11 @@ class NatsServer {
 // A connection to `url` for the test itself.
 Result<std::unique_ptr<publish::NatsConnection>> ConnectNats(const std::string& url);
 
-// Publishes one message with headers to JetStream and waits for its ack.
-Status PublishJs(publish::NatsConnection& nc, const std::string& subject, const std::string& data,
-                 const std::map<std::string, std::string>& headers = {});
+// Publishes one message with headers to JetStream and waits for its ack; returns its stream
+// sequence.
+Result<std::uint64_t> PublishJs(publish::NatsConnection& nc, const std::string& subject,
+                                const std::string& data,
+                                const std::map<std::string, std::string>& headers = {});
 
 struct StreamMessage {
   std::uint64_t sequence = 0;
@@ -55,6 +57,10 @@ struct StreamMessage {
 // Every message currently stored in `stream`, in order (reads them one by one by sequence).
 Result<std::vector<StreamMessage>> ReadStream(publish::NatsConnection& nc,
                                               const std::string& stream);
+
+// Creates the work-queue stream `name` on `subjects` (file storage) unless it exists.
+Status CreateWorkQueueStream(publish::NatsConnection& nc, const std::string& name,
+                             const std::vector<std::string>& subjects);
 
 // Messages in `stream` now (0 when it does not exist), and the consumer's unacked count.
 std::uint64_t StreamMessages(publish::NatsConnection& nc, const std::string& stream);
