@@ -148,6 +148,9 @@ class Daemon::Impl {
     for (std::size_t i = 0; i < watchers_.size(); ++i) {
       sources.watches.push_back({config_.watches[i].profile, watchers_[i].get()});
     }
+    for (const auto& e : brokers_->entries()) {
+      sources.jetstreams.push_back({e.source.get(), e.publisher.get()});
+    }
     for (const auto& k : config_.keys) sources.keys.push_back(k.name);
     for (const auto& p : config_.profiles) sources.profiles.push_back(p.name);
     bridge_ = std::make_unique<MetricsBridge>(metrics_.get(), std::move(sources));

@@ -67,6 +67,7 @@ class JetStreamSource::Impl {
     s.naks = naks_.load();
     s.errors = errors_.load();
     s.lag = lag_.load();
+    s.in_flight = in_flight_.load();
     s.paused = paused_.load();
     s.connected = connection_->connected();
     return s;
@@ -122,7 +123,9 @@ class JetStreamSource::Impl {
       req.Expires = Nanos(options_.fetch_wait);
       natsStatus s = natsSubscription_FetchRequest(&list, sub_, &req);
       if (list.Count > 0) {
+        in_flight_ = static_cast<std::uint64_t>(list.Count);
         Handle(list);
+        in_flight_ = 0;
         failures_in_a_row_ = 0;
       } else if (s != NATS_OK && s != NATS_TIMEOUT) {
         ++errors_;
@@ -340,7 +343,7 @@ class JetStreamSource::Impl {
   CondVar cv_;
   bool stop_ QSEAL_GUARDED_BY(mu_) = false;
   std::atomic<std::uint64_t> fetched_{0}, enqueued_{0}, duplicates_{0}, redelivered_{0},
-      rejected_{0}, naks_{0}, errors_{0}, lag_{0};
+      rejected_{0}, naks_{0}, errors_{0}, lag_{0}, in_flight_{0};
   std::atomic<bool> paused_{false};
 };
 

@@ -87,6 +87,7 @@ struct JetStreamSourceStats {
   std::uint64_t naks = 0;         // handed back for a later redelivery (e.g. queue saturated)
   std::uint64_t errors = 0;       // broker or queue errors (retried)
   std::uint64_t lag = 0;          // messages in the stream not yet delivered (last fetch's view)
+  std::uint64_t in_flight = 0;    // fetched, not yet acked or handed back
   bool paused = false;            // not fetching: the local queue is above its watermarks
   bool connected = false;
 };

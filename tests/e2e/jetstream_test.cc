@@ -182,6 +182,20 @@ TEST_F(JetStreamE2eTest, OneNodeSealsEveryMessageOnceAcrossASigkill) {
       CheckResults(*client_, published, {node.ca_pem()}, tmp_.Sub("c"));
   EXPECT_EQ(by_ca[0], static_cast<std::size_t>(kDocs));
   EXPECT_LT(at_kill, static_cast<std::size_t>(kDocs)) << "killed after the run: nothing tested";
+  // The broker metrics are exported, and promtool accepts the exposition.
+  testing::CommandResult scrape = testing::RunCommand("curl -sf http://" + node.metrics() +
+                                                      "/metrics > " + tmp_.Sub("metrics.txt"));
+  ASSERT_EQ(scrape.exit_code, 0) << scrape.output;
+  const std::string text = testing::ReadFile(tmp_.Sub("metrics.txt"));
+  for (const char* name : {"qseal_jetstream_documents_enqueued_total{jetstream=\"docs\"}",
+                           "qseal_jetstream_results_published_total{jetstream=\"docs\"}",
+                           "qseal_jetstream_lag_messages{jetstream=\"docs\"} 0",
+                           "qseal_jetstream_connected{jetstream=\"docs\"} 1"}) {
+    EXPECT_NE(text.find(name), std::string::npos) << name;
+  }
+  testing::CommandResult check =
+      testing::RunCommand("promtool check metrics < " + tmp_.Sub("metrics.txt"));
+  EXPECT_EQ(check.exit_code, 0) << check.output;
   EXPECT_EQ(node.Stop(), 0);
 }
 
