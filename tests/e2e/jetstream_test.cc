@@ -23,18 +23,10 @@ namespace {
 using testing::NatsServer;
 using testing::Qseald;
 using testing::TempDir;
+using testing::WaitFor;
 
 constexpr char kStream[] = "DOCS";
 constexpr char kResults[] = "QSEAL_RESULTS";
-
-bool WaitFor(const std::function<bool()>& done, std::chrono::seconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return done();
-}
 
 // A [[jetstream]] section for a node: the shared stream and consumer, a short ack_wait so that
 // messages a killed node fetched but never enqueued come back quickly.

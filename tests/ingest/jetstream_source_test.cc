@@ -18,15 +18,7 @@ namespace {
 
 using testing::NatsServer;
 using testing::TempDir;
-
-bool WaitFor(const std::function<bool()>& done, std::chrono::seconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
-}
+using testing::WaitFor;
 
 class JetStreamSourceTest : public ::testing::Test {
  protected:
