@@ -1,5 +1,6 @@
 #include "publish/jetstream_publisher.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,10 @@ std::string HeaderValue(std::string_view v) {
     if (c == '\r' || c == '\n') c = ' ';
   }
   return out;
+}
+
+std::string_view ContentType(std::string_view extension) {
+  return extension == "p7m" ? "application/pkcs7-mime" : "application/pkcs7-signature";
 }
 
 }  // namespace
@@ -69,16 +74,12 @@ Status JetStreamPublisher::EnsureStream() {
   return Status::Ok();
 }
 
-Status JetStreamPublisher::PublishResult(const queue::Record& record, ByteSpan body,
-                                         std::string_view content_type, const Status* error) {
+Result<NatsMsgPtr> JetStreamPublisher::BuildResult(const queue::Record& record, ByteSpan body,
+                                                   std::string_view content_type,
+                                                   const Status* error, std::string* msg_id) const {
   if (record.idempotency_key.empty()) {
     return InvalidArgumentError("broker record " + record.id.ToString() +
                                 " has no idempotency key");
-  }
-  Status ready = EnsureStream();
-  if (!ready.ok()) {
-    ++errors_;
-    return ready;
   }
   const std::string hex = Sha256Hex(AsBytes(record.idempotency_key));
   const std::string subject = options_.subject_prefix + "." + hex;
@@ -109,20 +110,22 @@ Status JetStreamPublisher::PublishResult(const queue::Record& record, ByteSpan b
     s = natsMsgHeader_Set(msg.get(), k, v.c_str());
     if (s != NATS_OK) return NatsError("result header", s);
   }
-  const std::string msg_id = "qseal-" + hex;
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  po.MsgId = msg_id.c_str();
-  po.MaxWait = options_.publish_timeout.count();
+  *msg_id = "qseal-" + hex;
+  return msg;
+}
+
+void JetStreamPublisher::InitPubOptions(jsPubOptions* po, const std::string& msg_id) const {
+  jsPubOptions_Init(po);
+  po->MsgId = msg_id.c_str();
+  po->MaxWait = options_.publish_timeout.count();
   // The broker refuses a second result on this subject, however long after the first (the
   // de-duplication window alone would forget it).
-  po.ExpectNoMessage = true;
-  jsPubAck* ack = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  s = js_PublishMsg(&ack, connection_->js(), msg.get(), &po, &jerr);
+  po->ExpectNoMessage = true;
+}
+
+Status JetStreamPublisher::Outcome(natsStatus s, jsErrCode jerr, bool duplicate,
+                                   const std::string& msg_id) {
   if (s == NATS_OK) {
-    const bool duplicate = ack->Duplicate;
-    jsPubAck_Destroy(ack);
     ++(duplicate ? duplicates_ : published_);
     return Status::Ok();
   }
@@ -130,8 +133,7 @@ Status JetStreamPublisher::PublishResult(const queue::Record& record, ByteSpan b
     // A result for this source message is already stored: an earlier attempt (this node before a
     // crash, or another node after a redelivery) published it. The first one stands.
     ++duplicates_;
-    LogInfo("jetstream result already published",
-            {{"id", id}, {"subject", subject}, {"key", record.idempotency_key}});
+    LogInfo("jetstream result already published", {{"msg_id", msg_id}});
     return Status::Ok();
   }
   ++errors_;
@@ -139,9 +141,150 @@ Status JetStreamPublisher::PublishResult(const queue::Record& record, ByteSpan b
     MutexLock lock(stream_mu_);
     stream_ready_ = false;
   }
-  Status st = NatsError("publishing result of " + id, s, jerr);
+  Status st = NatsError("publishing result " + msg_id, s, jerr);
   // Every failure here is worth another try later: the engine requeues with back-off.
   return st.code() == StatusCode::kInvalidArgument ? st : UnavailableError(st.message());
+}
+
+Status JetStreamPublisher::PublishResult(const queue::Record& record, ByteSpan body,
+                                         std::string_view content_type, const Status* error) {
+  Status ready = EnsureStream();
+  if (!ready.ok()) {
+    ++errors_;
+    return ready;
+  }
+  std::string msg_id;
+  QSEAL_ASSIGN_OR_RETURN(NatsMsgPtr msg, BuildResult(record, body, content_type, error, &msg_id));
+  jsPubOptions po;
+  InitPubOptions(&po, msg_id);
+  jsPubAck* ack = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_PublishMsg(&ack, connection_->js(), msg.get(), &po, &jerr);
+  const bool duplicate = ack != nullptr && ack->Duplicate;
+  if (ack != nullptr) jsPubAck_Destroy(ack);
+  return Outcome(s, jerr, duplicate, msg_id);
+}
+
+// The acks of one PublishBatch call. Shared with the client's reply thread, which calls OnAck;
+// `handled` counts the calls so the batch knows when no callback can still touch it.
+struct JetStreamPublisher::BatchAcks {
+  JetStreamPublisher* publisher = nullptr;
+  Mutex mu;
+  CondVar done;
+  std::map<std::string, std::size_t> index QSEAL_GUARDED_BY(mu);  // msg id -> item
+  std::vector<Status> out QSEAL_GUARDED_BY(mu);
+  std::size_t handled QSEAL_GUARDED_BY(mu) = 0;
+
+  static void OnAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+    auto* self = static_cast<BatchAcks*>(closure);
+    const char* id = nullptr;
+    natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
+    const std::string msg_id = id != nullptr ? id : "";
+    Status st = pa != nullptr ? self->publisher->Outcome(NATS_OK, static_cast<jsErrCode>(0),
+                                                         pa->Duplicate, msg_id)
+                : pae != nullptr
+                    ? self->publisher->Outcome(pae->Err, pae->ErrCode, false, msg_id)
+                    : self->publisher->Outcome(NATS_ERR, static_cast<jsErrCode>(0), false, msg_id);
+    natsMsg_Destroy(msg);
+    MutexLock lock(self->mu);
+    auto it = self->index.find(msg_id);
+    if (it != self->index.end()) self->out[it->second] = std::move(st);
+    ++self->handled;
+    self->done.SignalAll();
+  }
+};
+
+std::vector<Status> JetStreamPublisher::PublishBatch(std::span<const PublishItem> items) {
+  Status ready = EnsureStream();
+  if (!ready.ok()) {
+    ++errors_;
+    return std::vector<Status>(items.size(), ready);
+  }
+  // One JetStream context per call, whose ack callback knows this batch: every result of the
+  // batch is in flight at once and the call waits once for all acks (instead of one round trip
+  // per result).
+  auto acks = std::make_unique<BatchAcks>();
+  acks->publisher = this;
+  {
+    MutexLock lock(acks->mu);
+    acks->out.assign(items.size(), UnavailableError("no publish ack in time"));
+  }
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = options_.publish_timeout.count();
+  jo.PublishAsync.MaxPending = static_cast<std::int64_t>(items.size()) + 1;
+  jo.PublishAsync.AckHandler = &BatchAcks::OnAck;
+  jo.PublishAsync.AckHandlerClosure = acks.get();
+  jsCtx* js = nullptr;
+  natsStatus s = natsConnection_JetStream(&js, connection_->nc(), &jo);
+  if (s != NATS_OK) {
+    ++errors_;
+    return std::vector<Status>(items.size(), NatsError("JetStream context", s));
+  }
+  std::size_t sent = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const PublishItem& item = items[i];
+    Status built = Status::Ok();
+    std::string msg_id;
+    if (item.extension != "p7s" && item.extension != "p7m") {
+      built =
+          InvalidArgumentError("unknown seal extension \"" + std::string(item.extension) + "\"");
+    }
+    Result<NatsMsgPtr> msg = built.ok() ? BuildResult(*item.record, item.seal,
+                                                      ContentType(item.extension), nullptr, &msg_id)
+                                        : Result<NatsMsgPtr>(built);
+    if (!msg.ok()) {
+      MutexLock lock(acks->mu);
+      acks->out[i] = msg.status();
+      continue;
+    }
+    {
+      MutexLock lock(acks->mu);
+      acks->index[msg_id] = i;
+    }
+    jsPubOptions po;
+    InitPubOptions(&po, msg_id);
+    natsMsg* raw = msg->release();
+    s = js_PublishMsgAsync(js, &raw, &po);
+    natsMsg_Destroy(raw);  // null when the library took it
+    if (s != NATS_OK) {
+      Status st = Outcome(s, static_cast<jsErrCode>(0), false, msg_id);
+      MutexLock lock(acks->mu);
+      acks->out[i] = st;
+      continue;
+    }
+    ++sent;
+  }
+  jsPubOptions wait;
+  jsPubOptions_Init(&wait);
+  wait.MaxWait = options_.publish_timeout.count();
+  js_PublishAsyncComplete(js, &wait);
+  // Results still unacked are taken back from the library (no callback will come for them) and
+  // stay "no publish ack in time": the engine retries them, and a late ack is harmless (the retry
+  // is then refused as a repeat).
+  natsMsgList pending = {nullptr, 0};
+  std::size_t reclaimed = 0;
+  if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK) {
+    reclaimed = static_cast<std::size_t>(pending.Count);
+    errors_ += reclaimed;
+    natsMsgList_Destroy(&pending);
+  }
+  std::vector<Status> out;
+  {
+    MutexLock lock(acks->mu);
+    const auto deadline = std::chrono::steady_clock::now() + options_.publish_timeout;
+    while (acks->handled + reclaimed < sent && std::chrono::steady_clock::now() < deadline) {
+      acks->done.WaitUntil(acks->mu, deadline);
+    }
+    out = acks->out;
+    if (acks->handled + reclaimed < sent) {
+      // A callback may still come: leave it a live closure (a few bytes, only in this odd case).
+      LogWarn("jetstream acks still outstanding after the batch", {});
+      static_cast<void>(acks.release());
+    }
+  }
+  jsCtx_Destroy(js);
+  return out;
 }
 
 Status JetStreamPublisher::Publish(const queue::Record& record, ByteSpan seal,

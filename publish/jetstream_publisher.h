@@ -29,8 +29,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/bytes.h"
 #include "common/mutex.h"
@@ -71,13 +73,24 @@ class JetStreamPublisher : public Publisher {
   // broker did not ack in time, is unreachable or the stream is missing (the engine retries).
   Status Publish(const queue::Record& record, ByteSpan seal, std::string_view extension) override;
   Status PublishFailure(const queue::Record& record, const Status& error) override;
+  // Publish for several results at once: all are sent, then acks are awaited together (one
+  // publish_timeout for the batch). Each item has Publish's contract.
+  std::vector<Status> PublishBatch(std::span<const PublishItem> items) override;
 
   // The subject of the result of the source message with `idempotency_key`.
   std::string ResultSubject(std::string_view idempotency_key) const;
   JetStreamPublisherStats Stats() const;
 
  private:
+  struct BatchAcks;
   Status EnsureStream();
+  // The result message of `record` and its Nats-Msg-Id.
+  Result<NatsMsgPtr> BuildResult(const queue::Record& record, ByteSpan body,
+                                 std::string_view content_type, const Status* error,
+                                 std::string* msg_id) const;
+  void InitPubOptions(jsPubOptions* po, const std::string& msg_id) const;
+  // Counts and translates one publish's outcome (a refused repeat is OK).
+  Status Outcome(natsStatus s, jsErrCode jerr, bool duplicate, const std::string& msg_id);
   Status PublishResult(const queue::Record& record, ByteSpan body, std::string_view content_type,
                        const Status* error);
 

@@ -236,6 +236,43 @@ TEST_F(JetStreamSourceTest, PublisherStoresOneResultPerSourceMessageEvenAfterIts
   EXPECT_EQ(st.duplicates, 3u);
 }
 
+TEST_F(JetStreamSourceTest, PublishBatchSendsAllAndRefusesRepeats) {
+  publish::JetStreamPublisherOptions po;
+  po.subject_prefix = "test.results";
+  po.stream = "RESULTS";
+  publish::JetStreamPublisher publisher(po, source_conn_.get());
+  std::vector<queue::Record> records(40);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    records[i].id = queue::DocumentId::FromBytes(Bytes(16, static_cast<std::uint8_t>(i + 1)));
+    records[i].source = queue::Source::kBroker;
+    records[i].idempotency_key = "DOCS/" + std::to_string(i);
+    records[i].source_ref = records[i].idempotency_key;
+  }
+  ASSERT_TRUE(publisher.Publish(records[3], Bytes{9}, "p7s").ok());  // published before
+  const Bytes seal = {7, 7, 7};
+  std::vector<publish::PublishItem> items;
+  for (const auto& r : records) items.push_back({&r, seal, "p7s"});
+  items[5].extension = "zip";
+  std::vector<Status> out = publisher.PublishBatch(items);
+  ASSERT_EQ(out.size(), items.size());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (i == 5) {
+      EXPECT_EQ(out[i].code(), StatusCode::kInvalidArgument);
+    } else {
+      EXPECT_TRUE(out[i].ok()) << i << ": " << out[i].ToString();
+    }
+  }
+  auto results = testing::ReadStream(*client_, "RESULTS");
+  ASSERT_TRUE(results.ok());
+  EXPECT_EQ(results->size(), records.size() - 1);  // all but the refused one, item 3 once
+  std::map<std::string, std::string> body_by_key;
+  for (const auto& m : *results) body_by_key[m.headers.at("Qseal-Idempotency-Key")] = m.data;
+  EXPECT_EQ(body_by_key["DOCS/3"], std::string("\x09"));
+  EXPECT_EQ(body_by_key["DOCS/4"], std::string("\x07\x07\x07"));
+  EXPECT_EQ(publisher.Stats().published, records.size() - 1);
+  EXPECT_EQ(publisher.Stats().duplicates, 1u);
+}
+
 TEST_F(JetStreamSourceTest, BrokerRestartIsAnOutageNotAnError) {
   OpenQueue();
   StartSource();
