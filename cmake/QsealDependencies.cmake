@@ -10,6 +10,8 @@ find_package(nlohmann_json 3 REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(P11KIT REQUIRED IMPORTED_TARGET p11-kit-1)
+# The NATS C client (libnats-dev): the JetStream source and result sink (docs/broker.md).
+pkg_check_modules(NATS REQUIRED IMPORTED_TARGET libnats)
 if(QSEAL_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)

@@ -326,6 +326,29 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
       err("watch \"" + w.root + "\".profile: unknown profile \"" + w.profile + "\"");
   }
   names.clear();
+  for (const auto& j : c.jetstreams) {
+    names.push_back(j.name);
+    const std::string at = "jetstream \"" + j.name + "\"";
+    if (j.servers.empty()) err(at + ".servers: at least one server is required");
+    if (!j.token_source.empty() && j.token_source.rfind("file:", 0) != 0 &&
+        j.token_source.rfind("env:", 0) != 0) {
+      err(at + ".token_source: must be \"file:/path\" or \"env:NAME\" (never the token itself)");
+    }
+    if (j.create && j.subjects.empty()) err(at + ".subjects: required when create = true");
+    if (profiles.count(j.profile) == 0) err(at + ".profile: unknown profile \"" + j.profile + "\"");
+    for (const auto& p : j.profiles) {
+      if (profiles.count(p) == 0) err(at + ".profiles: unknown profile \"" + p + "\"");
+    }
+    if (j.ack_wait < std::chrono::seconds(5)) err(at + ".ack_wait: must be at least 5s");
+    if (j.max_ack_pending < j.fetch_batch) err(at + ".max_ack_pending: must be >= fetch_batch");
+    for (const auto& s : j.subjects) {
+      if (s == j.result_subject || s.rfind(j.result_subject + ".", 0) == 0 || s == ">") {
+        err(at + ".subjects: \"" + s + "\" overlaps result_subject");
+      }
+    }
+  }
+  CheckUnique(names, "jetstream", origin, errors);
+  names.clear();
   for (const auto& cl : c.clients) {
     names.push_back(cl.name);
     if (cl.token_sha256.empty() == cl.token_sha256_file.empty()) {
@@ -525,6 +548,29 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Finish();
     c.watches.push_back(std::move(w));
   });
+  ForEachTableInArray(root, "jetstream", origin, errors, [&](TableReader r, const std::string&) {
+    JetStreamConfig j;
+    r.Str("name", &j.name, true);
+    r.StrList("servers", &j.servers, true);
+    r.Str("token_source", &j.token_source);
+    r.Str("credentials_file", &j.credentials_file);
+    r.Str("stream", &j.stream, true);
+    r.StrList("subjects", &j.subjects);
+    r.Str("consumer", &j.consumer);
+    r.Bool("create", &j.create);
+    r.Str("profile", &j.profile, true);
+    r.StrList("profiles", &j.profiles);
+    r.Integer("fetch_batch", &j.fetch_batch, 1, 10'000);
+    r.Dur("fetch_wait", &j.fetch_wait);
+    r.Integer("max_ack_pending", &j.max_ack_pending, 1, 1'000'000);
+    r.Dur("ack_wait", &j.ack_wait);
+    r.Str("result_subject", &j.result_subject);
+    r.Str("result_stream", &j.result_stream);
+    r.Dur("result_duplicate_window", &j.result_duplicate_window);
+    r.Dur("publish_timeout", &j.publish_timeout);
+    r.Finish();
+    c.jetstreams.push_back(std::move(j));
+  });
   ForEachTableInArray(root, "client", origin, errors, [&](TableReader r, const std::string&) {
     ClientConfig cl;
     r.Str("name", &cl.name, true);
@@ -537,9 +583,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
 
   // Top-level unknown keys (sections are known).
   for (auto&& [k, v] : root) {
-    static const std::set<std::string> kKnown = {"log_level", "server",  "metrics",   "queue",
-                                                 "engine",    "hsm",     "partition", "key",
-                                                 "audit",     "profile", "watch",     "client"};
+    static const std::set<std::string> kKnown = {
+        "log_level", "server", "metrics", "queue", "engine", "hsm",      "partition",
+        "key",       "audit",  "profile", "watch", "client", "jetstream"};
     if (kKnown.count(std::string(k.str())) == 0) {
       errors->push_back(origin + ":" + std::to_string(v.source().begin.line) + ": " +
                         std::string(k.str()) + ": unknown key");

@@ -119,6 +119,28 @@ struct WatchConfig {
   std::uint64_t max_file_bytes = 256ull << 20;
 };
 
+// One NATS JetStream source and its result sink (docs/broker.md).
+struct JetStreamConfig {
+  std::string name;                   // Names the source; records' client is "jetstream:<name>".
+  std::vector<std::string> servers;   // "nats://host:port", at least one.
+  std::string token_source;           // "file:/path" or "env:NAME"; empty: no token.
+  std::string credentials_file;       // A NATS .creds file; empty: none.
+  std::string stream;                 // The work-queue stream of documents.
+  std::vector<std::string> subjects;  // Its subjects (used when creating it).
+  std::string consumer = "qseald";    // The durable pull consumer every node shares.
+  bool create = true;                 // Create stream, consumer and result stream when missing.
+  std::string profile;                // Profile of messages without a Qseal-Profile header.
+  std::vector<std::string> profiles;  // Other profiles a message may ask for.
+  std::uint32_t fetch_batch = 64;
+  std::chrono::milliseconds fetch_wait{1'000};
+  std::uint32_t max_ack_pending = 1024;
+  std::chrono::milliseconds ack_wait{60'000};    // At least 5 s: longer than one enqueue.
+  std::string result_subject = "qseal.results";  // Results go to <result_subject>.<hex>.
+  std::string result_stream = "QSEAL_RESULTS";
+  std::chrono::milliseconds result_duplicate_window{120'000};
+  std::chrono::milliseconds publish_timeout{5'000};
+};
+
 struct ClientConfig {
   std::string name;
   std::string token_sha256;       // hex SHA-256 of the bearer token, or
@@ -139,6 +161,7 @@ struct Config {
   std::vector<KeyConfig> keys;
   std::vector<ProfileConfig> profiles;
   std::vector<WatchConfig> watches;
+  std::vector<JetStreamConfig> jetstreams;
   std::vector<ClientConfig> clients;
 };
 

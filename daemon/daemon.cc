@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/mutex.h"
 #include "common/sha256.h"
+#include "daemon/brokers.h"
 #include "daemon/metrics_bridge.h"
 #include "engine/engine.h"
 #include "hsm/signer.h"
@@ -51,7 +52,12 @@ class Daemon::Impl {
     QSEAL_RETURN_IF_ERROR(OpenQueue());
     QSEAL_RETURN_IF_ERROR(CreateSigner());
     StartPartitionWatch();
-    // The engine first: its profiles' formats name the seals the outboxes publish.
+    // Brokers before the engine: the engine's publisher lookup reaches them for broker records.
+    Result<std::unique_ptr<Brokers>> brokers =
+        Brokers::Create(config_.jetstreams, config_.queue.high_watermark_documents, queue_.get());
+    if (!brokers.ok()) return brokers.status();
+    brokers_ = std::move(*brokers);
+    // The engine next: its profiles' formats name the seals the outboxes publish.
     QSEAL_RETURN_IF_ERROR(CreateEngine());
     QSEAL_RETURN_IF_ERROR(CreateWatchers());
     QSEAL_RETURN_IF_ERROR(CreateApi());
@@ -59,6 +65,7 @@ class Daemon::Impl {
         [api = api_.get()](const queue::DocumentId& id) { api->Notify(id); });
     QSEAL_RETURN_IF_ERROR(engine_->Start());
     for (auto& w : watchers_) QSEAL_RETURN_IF_ERROR(w->Start().WithContext("watch " + w->root()));
+    QSEAL_RETURN_IF_ERROR(brokers_->Start());
     QSEAL_RETURN_IF_ERROR(StartMetrics());
     QSEAL_RETURN_IF_ERROR(api_->Start());
     LogInfo("qseald started",
@@ -67,7 +74,8 @@ class Daemon::Impl {
              {"config", config_.source_path},
              {"partitions", static_cast<std::int64_t>(config_.partitions.size())},
              {"profiles", static_cast<std::int64_t>(config_.profiles.size())},
-             {"watches", static_cast<std::int64_t>(watchers_.size())}});
+             {"watches", static_cast<std::int64_t>(watchers_.size())},
+             {"jetstreams", static_cast<std::int64_t>(config_.jetstreams.size())}});
     return Status::Ok();
   }
 
@@ -97,6 +105,7 @@ class Daemon::Impl {
     Status result = Status::Ok();
     if (api_) api_->Stop();
     for (auto& w : watchers_) w->Stop();
+    if (brokers_) brokers_->Stop();
     // Scrapes read the components' stats: stop them before the components go away.
     if (metrics_server_) metrics_server_->Stop();
     if (bridge_) bridge_->Stop();
@@ -112,6 +121,7 @@ class Daemon::Impl {
     api_.reset();
     watchers_.clear();
     outboxes_.clear();
+    brokers_.reset();
     signer_.reset();
     if (queue_) {
       Status closed = queue_->Close();
@@ -139,6 +149,9 @@ class Daemon::Impl {
     sources.audit = audit_.get();
     for (std::size_t i = 0; i < watchers_.size(); ++i) {
       sources.watches.push_back({config_.watches[i].profile, watchers_[i].get()});
+    }
+    for (const auto& e : brokers_->entries()) {
+      sources.jetstreams.push_back({e.source.get(), e.publisher.get()});
     }
     for (const auto& k : config_.keys) sources.keys.push_back(k.name);
     for (const auto& p : config_.profiles) sources.profiles.push_back(p.name);
@@ -360,6 +373,7 @@ class Daemon::Impl {
     }
     // Called only once the engine runs, when the outboxes exist.
     auto lookup = [this](const queue::Record& r) -> publish::Publisher* {
+      if (r.source == queue::Source::kBroker) return brokers_->PublisherFor(r);
       for (auto& outbox : outboxes_) {
         if (outbox->root() == r.client) return outbox.get();
       }
@@ -446,6 +460,8 @@ class Daemon::Impl {
   // Outlive the watchers and the engine, which publish through them.
   std::vector<std::unique_ptr<publish::FolderOutbox>> outboxes_;
   std::vector<std::unique_ptr<ingest::FolderWatcher>> watchers_;
+  // Broker sources and their result publishers; outlive the engine, which publishes through them.
+  std::unique_ptr<Brokers> brokers_;
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<ingest::ApiServer> api_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;

@@ -8,7 +8,9 @@
 #include "common/mutex.h"
 #include "engine/engine.h"
 #include "hsm/signer.h"
+#include "ingest/jetstream_source.h"
 #include "ingest/watcher.h"
+#include "publish/jetstream_publisher.h"
 #include "queue/queue.h"
 
 namespace qseal::daemon {
@@ -93,6 +95,7 @@ struct MetricsBridge::State {
                   watch.watcher->Stats());
       }
     }
+    for (const auto& js : sources.jetstreams) FillJetStream(w, js);
     for (const auto& [key, seconds] : not_after) {
       w.Gauge("qseal_hsm_certificate_not_after_seconds",
               "Not-after of the key's seal certificate, seconds since the epoch.", {{"key", key}},
@@ -203,6 +206,43 @@ struct MetricsBridge::State {
     w.Counter("qseal_audit_failures_total", "Audit appends refused or failed.", {}, D(s.failures));
     w.Gauge("qseal_audit_last_sequence", "Sequence number of the last durable audit record.", {},
             D(s.last_seq));
+  }
+
+  static void FillJetStream(SnapshotWriter& w, const MetricsBridgeSources::JetStream& js) {
+    const ingest::JetStreamSourceStats s = js.source->Stats();
+    const Labels l = {{"jetstream", js.source->name()}};
+    w.Counter("qseal_jetstream_messages_fetched_total", "Messages fetched from the stream.", l,
+              D(s.fetched));
+    w.Counter("qseal_jetstream_documents_enqueued_total",
+              "Messages durably enqueued as new documents (then acked).", l, D(s.enqueued));
+    w.Counter("qseal_jetstream_duplicates_total",
+              "Messages whose document was already queued (acked, not sealed again).", l,
+              D(s.duplicates));
+    w.Counter("qseal_jetstream_redeliveries_total", "Messages delivered more than once.", l,
+              D(s.redelivered));
+    w.Counter("qseal_jetstream_refused_total",
+              "Messages refused for good (failure result published, acked).", l, D(s.rejected));
+    w.Counter("qseal_jetstream_naks_total", "Messages handed back for a later redelivery.", l,
+              D(s.naks));
+    w.Counter("qseal_jetstream_errors_total", "Broker or queue errors of the source (retried).", l,
+              D(s.errors));
+    w.Gauge("qseal_jetstream_lag_messages",
+            "Messages the consumer has not delivered yet (as of the last fetch).", l, D(s.lag));
+    w.Gauge("qseal_jetstream_in_flight_messages", "Messages fetched and not yet acked.", l,
+            D(s.in_flight));
+    w.Gauge("qseal_jetstream_paused",
+            "1 while fetching is stopped by the local queue's watermarks.", l, s.paused ? 1 : 0);
+    w.Gauge("qseal_jetstream_connected", "1 while connected to a NATS server.", l,
+            s.connected ? 1 : 0);
+    if (js.results == nullptr) return;
+    const publish::JetStreamPublisherStats r = js.results->Stats();
+    w.Counter("qseal_jetstream_results_published_total", "Result messages acked by the broker.", l,
+              D(r.published));
+    w.Counter("qseal_jetstream_result_duplicates_total",
+              "Results refused or dropped as repeats (the first result stands).", l,
+              D(r.duplicates));
+    w.Counter("qseal_jetstream_result_publish_errors_total",
+              "Result publishes that failed (retried by the engine).", l, D(r.errors));
   }
 
   static void FillWatch(SnapshotWriter& w, const Labels& labels, const ingest::WatcherStats& s) {

@@ -22,6 +22,15 @@
 //             qseal_watch_files_claimed_total, qseal_watch_files_failed_total,
 //             qseal_watch_files_published_total, qseal_watch_files_reconciled_total,
 //             qseal_watch_inbox_pending_files, qseal_watch_paused
+//   jetstream: per [[jetstream]] section (label jetstream = its name):
+//             qseal_jetstream_messages_fetched_total, qseal_jetstream_documents_enqueued_total,
+//             qseal_jetstream_duplicates_total, qseal_jetstream_redeliveries_total,
+//             qseal_jetstream_refused_total, qseal_jetstream_naks_total,
+//             qseal_jetstream_errors_total, qseal_jetstream_lag_messages (not yet delivered by
+//             the consumer, as of the last fetch), qseal_jetstream_in_flight_messages (fetched,
+//             not yet acked), qseal_jetstream_paused, qseal_jetstream_connected,
+//             qseal_jetstream_results_published_total, qseal_jetstream_result_duplicates_total,
+//             qseal_jetstream_result_publish_errors_total
 //   backpressure: qseal_backpressure_throttled{stage=engine|queue|watch} (0/1) and
 //             qseal_backpressure_throttled_seconds_total{stage}, accumulated by a sampler thread
 //             (default every 100 ms, so the time is exact to about one interval).
@@ -53,6 +62,10 @@ class Engine;
 }
 namespace qseal::ingest {
 class FolderWatcher;
+class JetStreamSource;
+}  // namespace qseal::ingest
+namespace qseal::publish {
+class JetStreamPublisher;
 }
 namespace qseal::audit {
 class AuditLog;
@@ -70,6 +83,11 @@ struct MetricsBridgeSources {
     const ingest::FolderWatcher* watcher = nullptr;
   };
   std::vector<Watch> watches;
+  struct JetStream {
+    const ingest::JetStreamSource* source = nullptr;
+    const publish::JetStreamPublisher* results = nullptr;
+  };
+  std::vector<JetStream> jetstreams;
   // Key names whose certificate not-after is exported (read once, at construction).
   std::vector<std::string> keys;
   // Profiles whose accepted/sealed series start at 0 (Metrics::DeclareProfile).

@@ -428,16 +428,15 @@ class Engine::Impl {
     job->tbs.reset();
   }
 
-  // Watched-folder seals of `batch` go to their publishers, one PublishBatch per publisher, before
-  // the committer marks them sealed.
+  // Seals of watched-folder and broker documents go to their publishers, one PublishBatch per
+  // publisher, before the committer marks them sealed (API seals stay in the queue).
   void PublishSeals(const Jobs& batch) {
     std::vector<std::pair<publish::Publisher*, Jobs>> groups;
     for (const JobPtr& job : batch) {
-      if (!job->error.ok() || job->record.source != queue::Source::kWatch) continue;
+      if (!job->error.ok() || job->record.source == queue::Source::kApi) continue;
       publish::Publisher* publisher = publishers_ ? publishers_(job->record) : nullptr;
       if (publisher == nullptr) {
-        Fail(job, FailedPreconditionError("no watched folder for \"" + job->record.client + "\""),
-             true);
+        Fail(job, FailedPreconditionError("no publisher for \"" + job->record.client + "\""), true);
         continue;
       }
       auto it = std::find_if(groups.begin(), groups.end(),
@@ -449,6 +448,8 @@ class Engine::Impl {
       std::vector<publish::PublishItem> items;
       items.reserve(jobs.size());
       for (const JobPtr& job : jobs) {
+        // The publisher sees the record as the queue will keep it: sealed by this format.
+        job->record.seal_media_type = std::string(job->profile->format->media_type());
         items.push_back({&job->record, job->seal});
       }
       std::vector<Status> published = publisher->PublishBatch(items);
@@ -494,11 +495,11 @@ class Engine::Impl {
       LogWarn("document not sealed", {{"id", job->record.id.ToString()},
                                       {"error", job->error.ToString()},
                                       {"final", !job->retryable}});
-      if (!job->retryable && job->record.source == queue::Source::kWatch) {
-        // The failure reaches the folder before the queue forgets the document.
+      if (!job->retryable && job->record.source != queue::Source::kApi) {
+        // The failure reaches the folder (or broker) before the queue forgets the document.
         publish::Publisher* publisher = publishers_ ? publishers_(job->record) : nullptr;
         Status published = publisher != nullptr ? publisher->PublishFailure(job->record, job->error)
-                                                : FailedPreconditionError("no watched folder");
+                                                : FailedPreconditionError("no publisher");
         if (!published.ok()) {
           LogError("failure not published; retrying later",
                    {{"id", job->record.id.ToString()}, {"error", published.ToString()}});

@@ -107,7 +107,7 @@ struct EngineStats {
 
 // Told after a document reached a final state (sealed or failed) and that state is durable.
 using FinishedListener = std::function<void(const queue::DocumentId& id)>;
-// Chooses the publisher for a watch-sourced record (by record.client); nullptr if none.
+// Chooses the publisher for a watch- or broker-sourced record (by record.client); nullptr if none.
 using PublisherLookup = std::function<publish::Publisher*(const queue::Record& record)>;
 
 // The engine is also the publishers' publish::SealNamer: a seal is named by its profile's format.

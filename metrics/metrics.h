@@ -79,7 +79,7 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  // Doors (source = "api" | "watch").
+  // Doors (source = "api" | "watch" | "broker").
   // qseal_documents_accepted_total{source,profile}, qseal_documents_accepted_bytes_total{source}.
   void DocumentAccepted(std::string_view source, std::string_view profile, std::uint64_t bytes);
   // qseal_documents_rejected_total{source,code}; code is bounded: "401", "403", "413", "422",

@@ -47,6 +47,8 @@ std::string_view SourceName(Source source) {
       return "api";
     case Source::kWatch:
       return "watch";
+    case Source::kBroker:
+      return "broker";
   }
   return "unknown";
 }

@@ -46,9 +46,11 @@
 namespace qseal::queue {
 
 enum class State : std::uint8_t { kQueued = 1, kLeased = 2, kSealed = 3, kFailed = 4 };
-enum class Source : std::uint8_t { kApi = 1, kWatch = 2 };
+// kBroker: a message broker source (ingest/jetstream_source.h); its results go to a publisher.
+enum class Source : std::uint8_t { kApi = 1, kWatch = 2, kBroker = 3 };
 
-// "queued", "leased", "sealed", "failed" / "api", "watch": stable names for logs, metrics, JSON.
+// "queued", "leased", "sealed", "failed" / "api", "watch", "broker": stable names for logs,
+// metrics, JSON.
 std::string_view StateName(State state);
 std::string_view SourceName(Source source);
 

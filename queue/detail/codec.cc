@@ -178,7 +178,7 @@ Result<StoredRecord> DecodeRecord(const DocumentId& id, std::string_view value) 
   if (!in.done()) return bad("trailing bytes");
   if (time_out_of_range) return bad("a time is out of range");
   if (state < 1 || state > 4) return bad("state " + std::to_string(state) + " out of range");
-  if (source < 1 || source > 2) return bad("source " + std::to_string(source) + " out of range");
+  if (source < 1 || source > 3) return bad("source " + std::to_string(source) + " out of range");
   if (payload > 2) return bad("payload kind " + std::to_string(payload) + " out of range");
   if (r.id != id) return bad("it carries another id, " + r.id.ToString());
   r.state = static_cast<State>(state);

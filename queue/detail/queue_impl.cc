@@ -34,7 +34,7 @@ namespace {
 
 Status ValidateDocument(const NewDocument& doc) {
   if (doc.profile.empty()) return InvalidArgumentError("document has no profile");
-  if (doc.source != Source::kApi && doc.source != Source::kWatch) {
+  if (doc.source != Source::kApi && doc.source != Source::kWatch && doc.source != Source::kBroker) {
     return InvalidArgumentError("document source out of range");
   }
   return Status::Ok();

@@ -50,6 +50,7 @@ TEST(ConfigTest, ShippedConfigIsValid) {
   ASSERT_EQ(c->profiles.size(), 2u);
   EXPECT_EQ(c->profiles[1].format, "cades-enveloping");
   EXPECT_EQ(c->watches.size(), 1u);
+  EXPECT_TRUE(c->jetstreams.empty()) << "the embedded default stays broker-free";
 }
 
 TEST(ConfigTest, ReportsWrongTypeAndUnknownKeyWithPathAndLine) {
@@ -191,6 +192,70 @@ TEST(ConfigTest, HungCallTimeoutDefaultsToSixtySecondsAndMustCoverSignTimeout) {
                    .ok());
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_NE(errors[0].find("hsm.hung_call_timeout"), std::string::npos) << errors[0];
+}
+
+TEST(ConfigTest, JetStreamSectionParsesWithDefaults) {
+  std::string text = std::string(kMinimal) + R"(
+[[jetstream]]
+name = "invoices"
+servers = ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]
+token_source = "file:/run/secrets/nats-token"
+stream = "DOCS"
+subjects = ["docs.>"]
+profile = "default"
+ack_wait = "30s"
+)";
+  std::vector<std::string> errors;
+  Result<Config> c = ParseConfig(text, "t.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]);
+  ASSERT_EQ(c->jetstreams.size(), 1u);
+  const JetStreamConfig& j = c->jetstreams[0];
+  EXPECT_EQ(j.servers.size(), 2u);
+  EXPECT_EQ(j.consumer, "qseald");
+  EXPECT_TRUE(j.create);
+  EXPECT_EQ(j.fetch_batch, 64u);
+  EXPECT_EQ(j.max_ack_pending, 1024u);
+  EXPECT_EQ(j.ack_wait, std::chrono::seconds(30));
+  EXPECT_EQ(j.result_subject, "qseal.results");
+  EXPECT_EQ(j.result_stream, "QSEAL_RESULTS");
+  EXPECT_EQ(j.result_duplicate_window, std::chrono::minutes(2));
+}
+
+TEST(ConfigTest, JetStreamSectionRefusesInlineSecretsShortAckWaitAndOverlaps) {
+  std::string text = std::string(kMinimal) + R"(
+[[jetstream]]
+name = "a"
+servers = []
+token_source = "s3cret"
+stream = "DOCS"
+subjects = ["qseal.results.x"]
+profile = "nope"
+profiles = ["gone"]
+fetch_batch = 100
+max_ack_pending = 10
+ack_wait = "1s"
+colour = "blue"
+
+[[jetstream]]
+name = "a"
+servers = ["nats://127.0.0.1:4222"]
+stream = "D2"
+profile = "default"
+)";
+  std::vector<std::string> errors;
+  Result<Config> c = ParseConfig(text, "t.toml", &errors);
+  ASSERT_FALSE(c.ok());
+  std::string all;
+  for (const auto& e : errors) all += e + "\n";
+  for (const char* want :
+       {"jetstream[0].colour: unknown key", "\"a\".servers: at least one server",
+        "\"a\".token_source: must be", "\"a\".profile: unknown profile \"nope\"",
+        "\"a\".profiles: unknown profile \"gone\"", "\"a\".ack_wait: must be at least 5s",
+        "\"a\".max_ack_pending: must be >= fetch_batch",
+        "\"qseal.results.x\" overlaps result_subject", "\"a\".subjects: required when create",
+        "jetstream \"a\" is defined twice"}) {
+    EXPECT_NE(all.find(want), std::string::npos) << want << "\nin:\n" << all;
+  }
 }
 
 TEST(ConfigTest, SplitHostPort) {

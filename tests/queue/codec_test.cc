@@ -67,6 +67,16 @@ TEST(CodecTest, RecordRoundTripsEveryField) {
   EXPECT_EQ(out->payload, PayloadKind::kSpool);
 }
 
+TEST(CodecTest, EverySourceRoundTrips) {
+  for (Source source : {Source::kApi, Source::kWatch, Source::kBroker}) {
+    StoredRecord in = Sample();
+    in.record.source = source;
+    auto out = DecodeRecord(in.record.id, EncodeRecord(in));
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ(out->record.source, source);
+  }
+}
+
 TEST(CodecTest, EveryFlippedByteIsDataLoss) {
   StoredRecord in = Sample();
   std::string encoded = EncodeRecord(in);

@@ -86,6 +86,7 @@ TEST(DocumentIdTest, NamesAreStable) {
   EXPECT_EQ(StateName(State::kFailed), "failed");
   EXPECT_EQ(SourceName(Source::kApi), "api");
   EXPECT_EQ(SourceName(Source::kWatch), "watch");
+  EXPECT_EQ(SourceName(Source::kBroker), "broker");
 }
 
 }  // namespace

@@ -5,11 +5,22 @@
 #include <array>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <stdio.h>
 #include <stdlib.h>
 
 namespace qseal::testing {
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+             std::chrono::milliseconds poll) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(poll);
+  }
+  return done();
+}
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");

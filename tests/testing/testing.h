@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -44,6 +45,9 @@ void WriteFile(const std::string& path, const std::string& contents);
 std::string ReadFile(const std::string& path);
 // The names in a directory (no "." or ".."); empty when it cannot be read.
 std::set<std::string> ListNames(const std::string& dir);
+// Polls `done` every `poll` until it returns true or `timeout` passed; returns its last answer.
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+             std::chrono::milliseconds poll = std::chrono::milliseconds(50));
 
 // SoftHSM2 tokens made by scripts/provision-softhsm under one directory.
 struct SoftHsm {

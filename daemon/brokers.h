@@ -1,0 +1,48 @@
+// Brokers: the daemon's broker doors and sinks, one per [[jetstream]] section: a NATS connection,
+// the JetStream result publisher (publish/jetstream_publisher.h) and the source
+// (ingest/jetstream_source.h). The embedded default has none (no [[jetstream]]): nothing is
+// created and nothing connects.
+//
+// Order (daemon/daemon.cc): Create before the engine (which publishes through PublisherFor),
+// Start after the engine, Stop with the other doors, destroy after the engine.
+//
+// Thread-safety: Create/Start/Stop from the daemon's thread; PublisherFor and Stats from any.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "common/status.h"
+#include "daemon/config.h"
+#include "ingest/jetstream_source.h"
+#include "publish/jetstream_publisher.h"
+#include "publish/nats_connection.h"
+#include "queue/queue.h"
+
+namespace qseal::daemon {
+
+class Brokers {
+ public:
+  // Connects (in the background when no server answers yet) and builds every source and
+  // publisher. kInvalidArgument when a credential reference cannot be read. `queue` must outlive.
+  // `high_watermark` is the queue's, in documents (a fetch never brings the queue above it).
+  static Result<std::unique_ptr<Brokers>> Create(const std::vector<JetStreamConfig>& configs,
+                                                 std::uint64_t high_watermark, queue::Queue* queue);
+  Status Start();
+  void Stop();  // Stops the sources (idempotent); the publishers stay usable for the engine.
+
+  // The publisher for a broker record (by its client, "jetstream:<name>"); nullptr if none.
+  publish::Publisher* PublisherFor(const queue::Record& record) const;
+
+  struct Entry {
+    std::unique_ptr<publish::NatsConnection> connection;
+    std::unique_ptr<publish::JetStreamPublisher> publisher;
+    std::unique_ptr<ingest::JetStreamSource> source;
+  };
+  const std::vector<Entry>& entries() const { return entries_; }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+}  // namespace qseal::daemon
