@@ -299,6 +299,8 @@ class Daemon::Impl {
       po.token_serial = p.serial;
       po.pin_source = p.pin_source;
       po.sessions = static_cast<int>(p.sessions);
+      po.keepalive_interval = p.keepalive_interval;
+      po.device_error_retries = static_cast<int>(p.device_error_retries);
       partitions.push_back(std::move(po));
     }
     std::vector<hsm::KeyOptions> keys;

@@ -187,6 +187,30 @@ Result<Session> Partition::Open(CK_RV* rv) {
 
 Status Partition::Relogin(Session& session, CK_RV* rv) { return LoginOnce(session, rv); }
 
+Status Partition::KeepAlive(Session& session, CK_RV* rv) {
+  *rv = CKR_OK;
+  if (!session.open()) return Status::Ok();
+  CK_SESSION_INFO info{};
+  {
+    Module::Call call(*module_);
+    if (!call.initialized() || call.generation() != session.generation()) {
+      // Void since a re-initialisation: nothing to keep alive; the next request opens anew.
+      session.Drop();
+      return Status::Ok();
+    }
+    *rv = module_->fn()->C_GetSessionInfo(session.handle(), &info);
+  }
+  if (*rv != CKR_OK) {
+    Status s = CkrStatus(*rv, "partition '" + options_.name + "': keepalive C_GetSessionInfo");
+    if (Classify(*rv) == CkrClass::kSession) session.Close();
+    return s;
+  }
+  if (info.state == CKS_RO_USER_FUNCTIONS || info.state == CKS_RW_USER_FUNCTIONS) {
+    return Status::Ok();
+  }
+  return LoginOnce(session, rv);
+}
+
 Status Partition::LoginOnce(Session& session, CK_RV* rv) {
   *rv = CKR_OK;
   {
@@ -312,7 +336,10 @@ SignResult Partition::Sign(Session& session, CK_OBJECT_HANDLE key, CK_MECHANISM*
   }
   CK_FUNCTION_LIST* fn = module_->fn();
   out.rv = fn->C_SignInit(session.handle(), mechanism, key);
-  if (out.rv != CKR_OK) return out;
+  if (out.rv != CKR_OK) {
+    out.at_init = true;
+    return out;
+  }
   Bytes data(input.begin(), input.end());
   out.signature.resize(max_len);
   auto len = static_cast<CK_ULONG>(max_len);
@@ -363,8 +390,8 @@ SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
   };
 
   CK_RV rv = CKR_OK;
-  if (session.open() && session.generation() != part.module().generation()) session.Drop();
-  if (!session.open()) {
+  // Opens `session`; false (the outcome filled in) when it cannot be opened.
+  auto open = [&] {
     auto opened = part.Open(&rv);
     if (!opened.ok()) {
       if (rv == CKR_OK) rv = CKR_GENERAL_ERROR;
@@ -373,11 +400,28 @@ SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
       if (out.verdict == Verdict::kSession || out.verdict == Verdict::kRetry) {
         out.verdict = Verdict::kSession;
       }
-      return out;
+      return false;
     }
     session = std::move(*opened);
     out.reopened = true;
-  }
+    return true;
+  };
+  if (session.open() && session.generation() != part.module().generation()) session.Drop();
+  if (!session.open() && !open()) return out;
+  // A reused session failing its first call with a session error was dropped while it sat idle
+  // (an HSM idle timeout such as Utimaco's AppTimeout): nothing of this request reached the HSM,
+  // so it is signed on a new session without spending an attempt or counting against the
+  // partition. Once: a session that dies again is the ladder's.
+  bool may_recover_stale = !out.reopened;
+  auto recover_stale = [&](CK_RV failed) {
+    may_recover_stale = false;
+    if (Classify(failed) != CkrClass::kSession) return false;
+    session.Close();
+    if (!open()) return false;
+    ++out.stale_session_retries;
+    out.recovered.push_back(failed);
+    return true;
+  };
 
   Bytes input;
   CK_MECHANISM mech{};
@@ -408,9 +452,15 @@ SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
 
   bool relogged = false;
   bool refound = false;
+  int device_retries_left = part.options().device_error_retries;
   for (;;) {
     CK_KEY_TYPE token_key_type = CKK_VENDOR_DEFINED;
     auto handle = part.KeyHandle(session, key.index, &rv, &token_key_type);
+    if (!handle.ok() && may_recover_stale && rv != CKR_OK) {
+      if (recover_stale(rv)) continue;
+      if (out.verdict != Verdict::kOk) return out;  // the new session did not open
+    }
+    may_recover_stale = false;
     if (!handle.ok()) {
       if (rv == CKR_OK && handle.status().code() == StatusCode::kNotFound && !relogged) {
         // Private objects are invisible when the token is logged out: log in once, look again.
@@ -438,6 +488,19 @@ SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
     }
     SignResult r = part.Sign(session, *handle, &mech, input, key.raw_signature_size);
     CkrClass cls = Classify(r.rv);
+    if (r.at_init && may_recover_stale) {
+      if (recover_stale(r.rv)) continue;
+      if (out.verdict != Verdict::kOk) return out;
+    }
+    may_recover_stale = false;
+    if (cls == CkrClass::kDevice && device_retries_left > 0) {
+      // A load-shared slot (nShield) fails some calls while one of its modules is failing; the
+      // next call may land on a healthy one.
+      --device_retries_left;
+      ++out.device_error_retries;
+      out.recovered.push_back(r.rv);
+      continue;
+    }
     if (cls == CkrClass::kNotLoggedIn && !relogged) {
       relogged = true;
       if (part.Relogin(session, &rv).ok()) continue;

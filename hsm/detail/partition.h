@@ -65,6 +65,7 @@ class Session {
 // The result of one C_Sign: rv and, on CKR_OK, the raw signature.
 struct SignResult {
   CK_RV rv = CKR_OK;
+  bool at_init = false;  // rv came from C_SignInit (C_Sign was not called)
   Bytes signature;
 };
 
@@ -84,6 +85,12 @@ class Partition {
 
   // Logs in again once (after CKR_USER_NOT_LOGGED_IN).
   Status Relogin(Session& session, CK_RV* rv);
+
+  // The idle-session keepalive (PartitionOptions::keepalive_interval): C_GetSessionInfo on an
+  // open session. A session the module no longer knows is closed (best effort; `session` is then
+  // closed and the next request opens a new one); a token found logged out is logged in again.
+  // Errors: the CKR status of the call that failed (`rv` gets its CK_RV).
+  Status KeepAlive(Session& session, CK_RV* rv);
 
   // The private key handle of keys[key_index], cached per module generation. kNotFound when the
   // token does not hold it (rv CKR_OK), kInvalidArgument when the URI matches several objects.
@@ -148,6 +155,12 @@ struct SignOutcome {
   Status status;          // why, when the verdict is not kOk
   Bytes signature;        // on kOk: DER ECDSA-Sig-Value, or the raw RSA signature
   bool reopened = false;  // the session was opened (again) for this attempt
+  // Failures recovered inside this attempt without spending it: a session found dropped at its
+  // first call (re-opened, signed again) and CKR_DEVICE_ERROR retried on the same partition
+  // (PartitionOptions::device_error_retries). `recovered` lists their CK_RVs, for the stats.
+  int stale_session_retries = 0;
+  int device_error_retries = 0;
+  std::vector<CK_RV> recovered;
 };
 
 // A configured key as SignOne needs it. Immutable once the signer is built.
@@ -165,7 +178,11 @@ struct SigningKey {
 // (logging in once more when the key is invisible or the token logged out, finding it again once
 // after a stale handle), calls C_Sign, converts ECDSA r||s to DER and, when `verify`, checks the
 // signature with the certificate's public key (a failure is kQuarantine, the signature dropped).
-// Reports every failure in the outcome. Blocks on the HSM: call it with no lock held.
+// A reused session that fails its first call of this request with a session error was dropped
+// while idle (nothing of the request reached the HSM): it is re-opened (logging in when needed)
+// and the request signed on the new session, once. CKR_DEVICE_ERROR is retried in place up to
+// the partition's device_error_retries. Reports every failure in the outcome. Blocks on the HSM:
+// call it with no lock held.
 SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
                     SignatureScheme scheme, DigestAlgorithm digest, ByteSpan digest_value,
                     bool verify);

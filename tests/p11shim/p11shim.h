@@ -29,6 +29,15 @@
 //   real
 //                             HSM) every C_Login answers CKR_PIN_LOCKED without trying. Default: 0
 //   seed=N                    random seed. Default: 1
+//   idle_drop_ms=N            a session idle (no call on it) longer than N ms is dropped by the
+//                             "HSM" (Utimaco's AppTimeout): its next call closes it underneath and
+//                             returns CKR_SESSION_HANDLE_INVALID. Default: 0 (never)
+//   idle_drop_logout=0|1      with idle_drop_ms: log the token out instead and return
+//                             CKR_USER_NOT_LOGGED_IN (the other form an idle timeout takes).
+//                             Default: 0
+//   device_error_rate=F       probability that a C_Sign answers CKR_DEVICE_ERROR while the next
+//                             call works (one module failing inside an nShield load-shared slot);
+//                             not sticky. Default: 0
 //   offload_sign=0|1          emulate a network HSM doing the crypto on its own hardware: an
 //                             input signed once before (same token, key, mechanism without
 //                             parameters) gets that signature back without host CPU work.
@@ -69,6 +78,7 @@ enum Counter : int {
   kInjectedHang,
   kInjectedCorrupt,
   kInjectedPinLocked,
+  kInjectedIdleDrop,  // sessions dropped (or logged out) by idle_drop_ms
   kCounterCount,
 };
 inline constexpr int kCountsSlots = 64;
