@@ -188,6 +188,18 @@ struct MetricsBridge::State {
                 D(p.verify_failures));
       w.Counter("qseal_hsm_sign_timeouts_total", "Sign calls past sign_timeout.", part,
                 D(p.timeouts));
+      const char* keepalive_help = "Keepalive calls on idle sessions (keepalive_interval).";
+      w.Counter("qseal_hsm_session_keepalives_total", keepalive_help,
+                {{"partition", p.name}, {"outcome", "ok"}}, D(p.keepalives - p.keepalive_failures));
+      w.Counter("qseal_hsm_session_keepalives_total", keepalive_help,
+                {{"partition", p.name}, {"outcome", "failed"}}, D(p.keepalive_failures));
+      const char* recovered_help =
+          "Sign attempts that failed and were recovered on the same partition without spending "
+          "an attempt.";
+      w.Counter("qseal_hsm_recovered_in_place_total", recovered_help,
+                {{"partition", p.name}, {"reason", "stale_session"}}, D(p.stale_session_retries));
+      w.Counter("qseal_hsm_recovered_in_place_total", recovered_help,
+                {{"partition", p.name}, {"reason", "device_error"}}, D(p.device_error_retries));
     }
   }
 

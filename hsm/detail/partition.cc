@@ -460,7 +460,6 @@ SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
       if (recover_stale(rv)) continue;
       if (out.verdict != Verdict::kOk) return out;  // the new session did not open
     }
-    may_recover_stale = false;
     if (!handle.ok()) {
       if (rv == CKR_OK && handle.status().code() == StatusCode::kNotFound && !relogged) {
         // Private objects are invisible when the token is logged out: log in once, look again.

@@ -131,7 +131,8 @@ struct State {
   bool initialized = false;
   std::atomic<bool> sticky{false};
   std::map<CK_SESSION_HANDLE, CK_SLOT_ID> sessions;
-  std::map<CK_SESSION_HANDLE, Steady::time_point> last_call;  // idle_drop_ms
+  std::map<CK_SESSION_HANDLE, Steady::time_point> last_call;  // idle_drop_ms, per session
+  Steady::time_point app_last_call;                           // idle_drop_logout, any session
   std::map<CK_SLOT_ID, Steady::time_point> next_free;         // capacity limit, per token
   // offload_sign: the C_SignInit held back per session, and signatures made per input.
   struct Deferred {
@@ -285,7 +286,7 @@ CK_RV ShimOpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIF
   if (rv == CKR_OK) {
     std::lock_guard<std::mutex> lock(S().mu);
     S().sessions[*session] = slot;
-    S().last_call[*session] = Steady::now();
+    S().last_call[*session] = S().app_last_call = Steady::now();
   }
   return rv;
 }
@@ -324,20 +325,23 @@ CK_RV ShimCloseAllSessions(CK_SLOT_ID slot) {
 
 // A call on session `h`: CKR_SESSION_HANDLE_INVALID for an unknown session; with idle_drop_ms, a
 // session idle longer than that is dropped the way an HSM's idle timeout drops it (Utimaco's
-// AppTimeout): closed underneath and CKR_SESSION_HANDLE_INVALID, or with idle_drop_logout the
-// token logged out and CKR_USER_NOT_LOGGED_IN. `may_drop` false (C_Login, C_GetSessionInfo of a
-// fresh session) only refreshes the idle clock. Any call counts as activity.
+// AppTimeout): closed underneath and CKR_SESSION_HANDLE_INVALID; with idle_drop_logout, the
+// application idle that long (no call on any session) has its token logged out: this call answers
+// CKR_USER_NOT_LOGGED_IN, and the real module the same for every session until a C_Login.
+// `may_drop` false (C_Login) only refreshes the idle clocks. Any call counts as activity.
 CK_RV Touch(CK_SESSION_HANDLE h, const Config& c, bool may_drop = true) {
   State& s = S();
   bool drop = false;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     if (s.sessions.count(h) == 0) return CKR_SESSION_HANDLE_INVALID;
-    auto now = Steady::now();
-    auto& last = s.last_call[h];
-    drop = may_drop && c.idle_drop_ms > 0 &&
-           now - last > std::chrono::milliseconds(static_cast<std::int64_t>(c.idle_drop_ms));
+    const auto now = Steady::now();
+    const auto limit = std::chrono::milliseconds(static_cast<std::int64_t>(c.idle_drop_ms));
+    auto& last = c.idle_drop_logout ? s.app_last_call : s.last_call[h];
+    drop = may_drop && c.idle_drop_ms > 0 && now - last > limit;
     last = now;
+    s.last_call[h] = now;
+    s.app_last_call = now;
     if (drop && !c.idle_drop_logout) {
       s.sessions.erase(h);
       s.last_call.erase(h);

@@ -32,9 +32,10 @@
 //   idle_drop_ms=N            a session idle (no call on it) longer than N ms is dropped by the
 //                             "HSM" (Utimaco's AppTimeout): its next call closes it underneath and
 //                             returns CKR_SESSION_HANDLE_INVALID. Default: 0 (never)
-//   idle_drop_logout=0|1      with idle_drop_ms: log the token out instead and return
-//                             CKR_USER_NOT_LOGGED_IN (the other form an idle timeout takes).
-//                             Default: 0
+//   idle_drop_logout=0|1      with idle_drop_ms, the other form an idle timeout takes: once
+//                             no session had a call for N ms, the next call logs the token out
+//                             and returns CKR_USER_NOT_LOGGED_IN (the real module then answers
+//                             that for every session until C_Login). Default: 0
 //   device_error_rate=F       probability that a C_Sign answers CKR_DEVICE_ERROR while the next
 //                             call works (one module failing inside an nShield load-shared slot);
 //                             not sticky. Default: 0
