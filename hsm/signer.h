@@ -186,6 +186,43 @@ struct PartitionStats {
   std::string last_error;                         // empty when none
 };
 
+// A private key's protection attributes on one partition, read at startup (eIDAS Annex II 1(b),
+// 1(c) and 4: the key never leaves the QSCD in the clear). Signer::Create refuses a key that is
+// extractable or not sensitive (or whose attributes the token does not report).
+struct KeyProtection {
+  std::string key;                 // KeyOptions::name
+  std::string partition;           // PartitionOptions::name
+  bool sensitive = false;          // CKA_SENSITIVE
+  bool extractable = true;         // CKA_EXTRACTABLE
+  bool never_extractable = false;  // CKA_NEVER_EXTRACTABLE (false for an imported backup copy)
+  bool always_sensitive = false;   // CKA_ALWAYS_SENSITIVE (likewise)
+};
+
+// What the startup probe learnt about one partition (qseald --probe-hsm prints it). Strings are
+// the PKCS#11 fields with their blank padding removed; versions "major.minor".
+struct PartitionReport {
+  std::string name;
+  PartitionState state = PartitionState::kStarting;  // after the startup probe
+  std::string error;                                 // why it is not up; empty when up
+  // C_GetInfo of the module.
+  std::string module_path;
+  std::string library_manufacturer;
+  std::string library_description;
+  std::string library_version;
+  std::string cryptoki_version;
+  // C_GetTokenInfo of the partition's token; empty when it could not be read.
+  std::string token_label;
+  std::string token_manufacturer;
+  std::string token_model;
+  std::string token_serial;
+  std::string hardware_version;
+  std::string firmware_version;
+  std::vector<std::string> token_flags;  // "CKF_LOGIN_REQUIRED", ...
+  // Of CKM_ECDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS: those the token can sign with (CKF_SIGN).
+  std::vector<std::string> sign_mechanisms;
+  std::vector<KeyProtection> keys;  // every key configured on the partition and found
+};
+
 struct SignerStats {
   std::size_t queued = 0;     // accepted, waiting for a session
   std::size_t in_flight = 0;  // handed to a session, not completed
@@ -251,6 +288,10 @@ class Signer {
 
   // A snapshot for metrics and health.
   SignerStats Stats() const;
+
+  // What the startup probe found, per partition in configuration order (module and token
+  // information, sign mechanisms, key protection). Fixed once Create returns; never blocks.
+  const std::vector<PartitionReport>& StartupReport() const;
 
   // Stops taking requests, fails queued ones with kCancelled, waits for in-flight calls to end
   // and joins the threads. A call hung inside a module delays this until it returns or, once

@@ -10,16 +10,11 @@
 #include "common/log.h"
 
 namespace qseal::hsm::detail {
-namespace {
-
-// PKCS#11 fixed-width, blank-padded token fields.
-std::string Trim(const CK_UTF8CHAR* field, std::size_t size) {
+std::string PaddedField(const CK_UTF8CHAR* field, std::size_t size) {
   std::string s(reinterpret_cast<const char*>(field), size);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
   return s;
 }
-
-}  // namespace
 
 Result<KeyUri> ParseKeyUri(const std::string& uri) {
   P11KitUri* parsed = p11_kit_uri_new();
@@ -120,8 +115,8 @@ Status Partition::FindSlot(std::uint64_t generation, CK_RV* rv) {
   for (CK_SLOT_ID slot : slots) {
     CK_TOKEN_INFO info{};
     if (fn->C_GetTokenInfo(slot, &info) != CKR_OK) continue;
-    std::string label = Trim(info.label, sizeof(info.label));
-    std::string serial = Trim(info.serialNumber, sizeof(info.serialNumber));
+    std::string label = PaddedField(info.label, sizeof(info.label));
+    std::string serial = PaddedField(info.serialNumber, sizeof(info.serialNumber));
     if (!options_.token_label.empty() && label != options_.token_label) continue;
     if (!options_.token_serial.empty() && serial != options_.token_serial) continue;
     MutexLock lock(mu_);
@@ -315,6 +310,44 @@ Result<CK_OBJECT_HANDLE> Partition::KeyHandle(Session& session, std::size_t key_
   handles_[key_index] = {session.generation(), found[0], type};
   if (key_type != nullptr) *key_type = type;
   return found[0];
+}
+
+Result<KeyProtection> Partition::ReadKeyProtection(Session& session, std::size_t key_index,
+                                                   CK_RV* rv) {
+  QSEAL_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE key, KeyHandle(session, key_index, rv));
+  CK_BBOOL sensitive = CK_FALSE;
+  CK_BBOOL extractable = CK_TRUE;
+  CK_BBOOL never_extractable = CK_FALSE;
+  CK_BBOOL always_sensitive = CK_FALSE;
+  CK_ATTRIBUTE attrs[] = {{CKA_SENSITIVE, &sensitive, sizeof(sensitive)},
+                          {CKA_EXTRACTABLE, &extractable, sizeof(extractable)},
+                          {CKA_NEVER_EXTRACTABLE, &never_extractable, sizeof(never_extractable)},
+                          {CKA_ALWAYS_SENSITIVE, &always_sensitive, sizeof(always_sensitive)}};
+  {
+    Module::Call call(*module_);
+    if (!call.initialized() || call.generation() != session.generation()) {
+      *rv = CKR_SESSION_HANDLE_INVALID;
+      return CkrStatus(*rv, "partition '" + options_.name + "': C_GetAttributeValue");
+    }
+    *rv = module_->fn()->C_GetAttributeValue(session.handle(), key, attrs, 4);
+  }
+  // CKR_ATTRIBUTE_TYPE_INVALID still fills the attributes the token has (PKCS#11 2.40 §5.7);
+  // the missing ones keep their unsafe defaults, so a token that cannot say is refused.
+  if (*rv != CKR_OK && *rv != CKR_ATTRIBUTE_TYPE_INVALID && *rv != CKR_ATTRIBUTE_SENSITIVE) {
+    return CkrStatus(*rv, "partition '" + options_.name + "': C_GetAttributeValue");
+  }
+  auto value = [&](int i, bool unsafe) {
+    return attrs[i].ulValueLen == sizeof(CK_BBOOL)
+               ? *static_cast<const CK_BBOOL*>(attrs[i].pValue) == CK_TRUE
+               : unsafe;
+  };
+  *rv = CKR_OK;
+  KeyProtection kp;
+  kp.sensitive = value(0, false);
+  kp.extractable = value(1, true);
+  kp.never_extractable = value(2, false);
+  kp.always_sensitive = value(3, false);
+  return kp;
 }
 
 void Partition::ForgetKeyHandle(std::size_t key_index) {

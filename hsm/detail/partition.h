@@ -32,6 +32,9 @@ struct KeyUri {
 // kInvalidArgument when the URI does not parse, names no label/id, or a type other than private.
 Result<KeyUri> ParseKeyUri(const std::string& uri);
 
+// A PKCS#11 fixed-width, blank-padded field (CK_TOKEN_INFO::label, ...) without its padding.
+std::string PaddedField(const CK_UTF8CHAR* field, std::size_t size);
+
 // Reads "file:/path" or "env:NAME". kInvalidArgument for another scheme, a missing file or
 // variable.
 Result<std::string> ReadPin(const std::string& pin_source);
@@ -99,6 +102,17 @@ class Partition {
                                      CK_KEY_TYPE* key_type = nullptr);
   void ForgetKeyHandle(std::size_t key_index);
 
+  // The protection attributes of keys[key_index] (KeyProtection; `key`/`partition` left empty):
+  // CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_NEVER_EXTRACTABLE, CKA_ALWAYS_SENSITIVE. An attribute the
+  // token does not report reads as the unsafe value (not sensitive, extractable). Errors: the
+  // CKR status of the key lookup or of C_GetAttributeValue (`rv` gets its CK_RV).
+  Result<KeyProtection> ReadKeyProtection(Session& session, std::size_t key_index, CK_RV* rv);
+
+  // Fills PartitionReport's module and token fields (module_path .. sign_mechanisms): C_GetInfo,
+  // C_GetTokenInfo, C_GetMechanismInfo of the sign mechanisms qseal uses. Best effort: a field
+  // whose call fails stays empty. Defined in hsm/detail/describe.cc.
+  void Describe(PartitionReport* report);
+
   // C_SignInit + C_Sign. `max_len` is the expected signature size.
   SignResult Sign(Session& session, CK_OBJECT_HANDLE key, CK_MECHANISM* mechanism, ByteSpan input,
                   std::size_t max_len);
@@ -109,6 +123,9 @@ class Partition {
  private:
   friend class Session;
   Status LoginOnce(Session& session, CK_RV* rv) QSEAL_EXCLUDES(mu_);
+  // The slot found in the module's current generation, or FindSlot when it is stale. Needs a
+  // Module::Call held by the caller.
+  Result<CK_SLOT_ID> CurrentSlot(std::uint64_t generation, CK_RV* rv) QSEAL_EXCLUDES(mu_);
   Status FindSlot(std::uint64_t generation, CK_RV* rv) QSEAL_EXCLUDES(mu_);
 
   const PartitionOptions options_;

@@ -48,6 +48,7 @@ struct Config {
   std::uint64_t idle_drop_ms = 0;
   bool idle_drop_logout = false;
   double device_error_rate = 0;
+  bool key_extractable = false;
 };
 
 void Set(Config& c, const std::string& key, const std::string& value) {
@@ -91,6 +92,8 @@ void Set(Config& c, const std::string& key, const std::string& value) {
     c.idle_drop_logout = u() != 0;
   else if (key == "device_error_rate")
     c.device_error_rate = d();
+  else if (key == "key_extractable")
+    c.key_extractable = u() != 0;
 }
 
 const char* const kKeys[] = {"module",
@@ -111,7 +114,8 @@ const char* const kKeys[] = {"module",
                              "offload_sign",
                              "idle_drop_ms",
                              "idle_drop_logout",
-                             "device_error_rate"};
+                             "device_error_rate",
+                             "key_extractable"};
 
 struct State {
   std::mutex mu;
@@ -409,6 +413,25 @@ CK_RV ShimFindObjectsFinal(CK_SESSION_HANDLE session) {
   return S().real->C_FindObjectsFinal(session);
 }
 
+// key_extractable: private keys report themselves extractable and not sensitive (a key generated
+// or imported without protection), whatever the real module says.
+CK_RV ShimGetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+                            CK_ATTRIBUTE_PTR tmpl, CK_ULONG count) {
+  SHIM_GUARD();
+  if (CK_RV rv = Touch(session, *cfg); rv != CKR_OK) return rv;
+  CK_RV rv = S().real->C_GetAttributeValue(session, object, tmpl, count);
+  if (!cfg->key_extractable || tmpl == nullptr) return rv;
+  for (CK_ULONG i = 0; i < count; ++i) {
+    CK_ATTRIBUTE& a = tmpl[i];
+    if ((a.type != CKA_EXTRACTABLE && a.type != CKA_SENSITIVE) || a.pValue == nullptr ||
+        a.ulValueLen != sizeof(CK_BBOOL)) {
+      continue;
+    }
+    *static_cast<CK_BBOOL*>(a.pValue) = a.type == CKA_EXTRACTABLE ? CK_TRUE : CK_FALSE;
+  }
+  return rv;
+}
+
 CK_RV ShimSignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key) {
   Count(qseal::p11shim::kSignInit);
   SHIM_GUARD();
@@ -567,6 +590,7 @@ void Setup() {
   s.list.C_FindObjectsInit = ShimFindObjectsInit;
   s.list.C_FindObjects = ShimFindObjects;
   s.list.C_FindObjectsFinal = ShimFindObjectsFinal;
+  s.list.C_GetAttributeValue = ShimGetAttributeValue;
   s.list.C_SignInit = ShimSignInit;
   s.list.C_Sign = ShimSign;
 }

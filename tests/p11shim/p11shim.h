@@ -39,6 +39,8 @@
 //   device_error_rate=F       probability that a C_Sign answers CKR_DEVICE_ERROR while the next
 //                             call works (one module failing inside an nShield load-shared slot);
 //                             not sticky. Default: 0
+//   key_extractable=0|1       C_GetAttributeValue reports CKA_EXTRACTABLE true and CKA_SENSITIVE
+//                             false (an unprotected key). Default: 0
 //   offload_sign=0|1          emulate a network HSM doing the crypto on its own hardware: an
 //                             input signed once before (same token, key, mechanism without
 //                             parameters) gets that signature back without host CPU work.
