@@ -32,6 +32,7 @@ constexpr std::array<const char*, kStages> kStageNames = {"engine", "queue", "wa
 struct MetricsBridge::State {
   MetricsBridgeSources sources;
   std::vector<std::pair<std::string, double>> not_after;  // key -> seconds since the epoch
+  std::vector<std::pair<std::string, double>> copies;     // key -> partitions holding it
 
   // Held while a source reads the components, and by Stop() to end that.
   Mutex mu;
@@ -97,6 +98,12 @@ struct MetricsBridge::State {
       w.Gauge("qseal_hsm_certificate_not_after_seconds",
               "Not-after of the key's seal certificate, seconds since the epoch.", {{"key", key}},
               seconds);
+    }
+    for (const auto& [key, n] : copies) {
+      w.Gauge("qseal_hsm_key_copies",
+              "Partitions where the startup probe found the key and checked it (more than one: "
+              "copies, e.g. backups on an HSM cluster).",
+              {{"key", key}}, n);
     }
     for (std::size_t i = 0; i < kStages; ++i) {
       const Labels stage = {{"stage", kStageNames[i]}};
@@ -242,6 +249,11 @@ MetricsBridge::MetricsBridge(metrics::Metrics* metrics, MetricsBridgeSources sou
       const double seconds =
           std::chrono::duration<double>(info->not_after.time_since_epoch()).count();
       state_->not_after.emplace_back(key, seconds);
+      double n = 0;
+      for (const hsm::PartitionReport& r : state_->sources.signer->StartupReport()) {
+        for (const hsm::KeyProtection& kp : r.keys) n += kp.key == key ? 1 : 0;
+      }
+      state_->copies.emplace_back(key, n);
     }
   }
   for (const std::string& profile : state_->sources.profiles) metrics->DeclareProfile(profile);
