@@ -8,6 +8,7 @@
 // - Entrust nShield with a load-shared slot: a fraction of C_Sign calls fail with
 //   CKR_DEVICE_ERROR (device_error_rate); device_error_retries signs them again on the same
 //   partition, which never goes down.
+// - i4p Trident: partitions with their own PINs, each logging in again on its own.
 //
 // The queue gives each document one attempt (queue max_attempts = 1): a fault that reached a
 // document would fail it, and the checker allows no failed document.
@@ -27,15 +28,6 @@ namespace {
 namespace fs = std::filesystem;
 using testing::Qseald;
 using testing::TempDir;
-
-// Adds `line` to every [[partition]] table (after its `sessions = ` line).
-void AddToPartitions(std::string& conf, const std::string& line) {
-  for (std::size_t p = conf.find("\nsessions = "); p != std::string::npos;
-       p = conf.find("\nsessions = ", p + 1)) {
-    std::size_t end = conf.find('\n', p + 1);
-    conf.insert(end, "\n" + line);
-  }
-}
 
 class ReliabilityHsmVendorTest : public ::testing::Test {
  protected:
@@ -182,6 +174,45 @@ TEST_F(ReliabilityHsmVendorTest, LoadSharedSlotDeviceErrorsRetriedOnSamePartitio
             static_cast<double>(injected));
   EXPECT_EQ(Metric("qseal_hsm_module_reinits_total"), 0);
   EXPECT_EQ(finalizes_, 0u);
+}
+
+// i4p Trident: each partition is its own token with its own PIN. Partition p2's token gets
+// another PIN (and pin_source) than p1's; the shim logs the tokens out whenever the daemon idles,
+// so each partition must log in again with its own PIN, on its own, while documents keep coming.
+TEST_F(ReliabilityHsmVendorTest, PartitionsWithTheirOwnPinsLogInAgainEachOnItsOwn) {
+  SCOPED_TRACE("QSEAL_SEED=" + std::to_string(seed_));
+  ConfigureBoth("idle_drop_ms=" + std::to_string(kIdleDrop.count()) + "\nidle_drop_logout=1\n");
+  testing::QsealdOptions o = Options("");
+  auto base = o.edit_config;
+  o.edit_config = [base](std::string& conf) {
+    base(conf);
+    // The second partition's pin_source (the first keeps var/pin).
+    const std::string pin = "pin_source = \"file:${QSEAL_VAR:-var}/pin\"";
+    std::size_t second = conf.find(pin, conf.find(pin) + 1);
+    ASSERT_NE(second, std::string::npos);
+    conf.replace(second, pin.size(), "pin_source = \"file:${QSEAL_VAR:-var}/pin-p2\"");
+  };
+  Qseald qseald(tmp_.Sub("d"), o);
+  ASSERT_TRUE(qseald.Prepare().ok());
+  std::string old_pin = testing::ReadFile(qseald.var() + "/pin");
+  while (!old_pin.empty() && (old_pin.back() == '\n' || old_pin.back() == '\r')) old_pin.pop_back();
+  const std::string new_pin = "p2-" + std::to_string(seed_ % 1000000);
+  testing::CommandResult changed = testing::RunCommand(
+      "SOFTHSM2_CONF=" + testing::ShellQuote(qseald.var() + "/softhsm2.conf") +
+      " pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label qseal-p2 --login "
+      "--pin " +
+      testing::ShellQuote(old_pin) + " --change-pin --new-pin " + testing::ShellQuote(new_pin));
+  ASSERT_EQ(changed.exit_code, 0) << changed.output;
+  testing::WriteFile(qseald.var() + "/pin-p2", new_pin);
+  ASSERT_TRUE(Started(qseald));
+  const std::uint64_t logins_before = Count(p11shim::kLogin);
+  RunBursts(qseald, 3, 60, kPause);
+  EXPECT_GT(Count(p11shim::kInjectedIdleDrop), 0u);
+  EXPECT_GT(Count(p11shim::kLogin), logins_before);
+  EXPECT_EQ(Count(p11shim::kWrongPins), 0u);
+  // Both partitions signed (each with its own login).
+  EXPECT_GT(Metric("qseal_hsm_signatures_total", {"partition=\"p1\""}), 0);
+  EXPECT_GT(Metric("qseal_hsm_signatures_total", {"partition=\"p2\""}), 0);
 }
 
 }  // namespace

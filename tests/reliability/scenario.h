@@ -37,6 +37,24 @@ inline void SetModule(std::string& conf, int n, const std::string& module) {
   conf.replace(p + 1, end - p - 1, "module = \"" + module + "\"");
 }
 
+// Adds `line` to every [[partition]] table (after its `sessions = ` line).
+inline void AddToPartitions(std::string& conf, const std::string& line) {
+  for (std::size_t p = conf.find("\nsessions = "); p != std::string::npos;
+       p = conf.find("\nsessions = ", p + 1)) {
+    std::size_t end = conf.find('\n', p + 1);
+    conf.insert(end, "\n" + line);
+  }
+}
+
+// Sets `sessions = n` in every [[partition]] table.
+inline void SetSessions(std::string& conf, int n) {
+  for (std::size_t p = conf.find("\nsessions = "); p != std::string::npos;
+       p = conf.find("\nsessions = ", p + 1)) {
+    std::size_t end = conf.find('\n', p + 1);
+    conf.replace(p + 1, end - p - 1, "sessions = " + std::to_string(n));
+  }
+}
+
 // The text of qseald's /metrics at `metrics_addr`; empty when the scrape fails.
 inline std::string ScrapeMetrics(const std::string& metrics_addr) {
   cli::HttpClient client(metrics_addr, "", std::chrono::seconds(10));
