@@ -123,7 +123,7 @@ TEST_F(ReliabilityHsmVendorTest, IdleDropKeptAwayByKeepalive) {
   ConfigureBoth("idle_drop_ms=" + std::to_string(kIdleDrop.count()) + "\n");
   Qseald qseald(tmp_.Sub("d"), Options("keepalive_interval = \"250ms\""));
   ASSERT_TRUE(Started(qseald));
-  RunBursts(qseald, 3, 60, kPause);
+  RunBursts(qseald, 2, 80, kPause);
   EXPECT_EQ(Count(p11shim::kInjectedIdleDrop), 0u);
   EXPECT_GT(Metric("qseal_hsm_session_keepalives_total", {"outcome=\"ok\""}), 0);
   EXPECT_EQ(Metric("qseal_hsm_session_keepalives_total", {"outcome=\"failed\""}), 0);
@@ -137,7 +137,7 @@ TEST_F(ReliabilityHsmVendorTest, IdleDroppedSessionsRecoveredInPlaceWithoutKeepa
   ConfigureBoth("idle_drop_ms=" + std::to_string(kIdleDrop.count()) + "\n");
   Qseald qseald(tmp_.Sub("d"), Options(""));
   ASSERT_TRUE(Started(qseald));
-  RunBursts(qseald, 3, 60, kPause);
+  RunBursts(qseald, 2, 80, kPause);
   const std::uint64_t drops = Count(p11shim::kInjectedIdleDrop);
   EXPECT_GT(drops, 0u);
   EXPECT_EQ(Metric("qseal_hsm_recovered_in_place_total", {"reason=\"stale_session\""}),
@@ -154,7 +154,7 @@ TEST_F(ReliabilityHsmVendorTest, IdleLogoutRecoveredByReloginWithoutKeepalive) {
   Qseald qseald(tmp_.Sub("d"), Options(""));
   ASSERT_TRUE(Started(qseald));
   const std::uint64_t logins_before = Count(p11shim::kLogin);
-  RunBursts(qseald, 3, 60, kPause);
+  RunBursts(qseald, 2, 80, kPause);
   EXPECT_GT(Count(p11shim::kInjectedIdleDrop), 0u);
   EXPECT_GT(Count(p11shim::kLogin), logins_before);
   EXPECT_EQ(Count(p11shim::kWrongPins), 0u);
@@ -206,7 +206,7 @@ TEST_F(ReliabilityHsmVendorTest, PartitionsWithTheirOwnPinsLogInAgainEachOnItsOw
   testing::WriteFile(qseald.var() + "/pin-p2", new_pin);
   ASSERT_TRUE(Started(qseald));
   const std::uint64_t logins_before = Count(p11shim::kLogin);
-  RunBursts(qseald, 3, 60, kPause);
+  RunBursts(qseald, 2, 80, kPause);
   EXPECT_GT(Count(p11shim::kInjectedIdleDrop), 0u);
   EXPECT_GT(Count(p11shim::kLogin), logins_before);
   EXPECT_EQ(Count(p11shim::kWrongPins), 0u);
