@@ -498,6 +498,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Str("serial", &p.serial);
     r.Str("pin_source", &p.pin_source, true);
     r.Integer("sessions", &p.sessions, 1, 1024);
+    r.Dur("keepalive_interval", &p.keepalive_interval);
+    r.Integer("device_error_retries", &p.device_error_retries, 0, 10);
     r.Finish();
     c.partitions.push_back(std::move(p));
   });

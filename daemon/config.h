@@ -94,6 +94,10 @@ struct PartitionConfig {
   std::string serial;      // token serial number.
   std::string pin_source;  // "file:/path" or "env:NAME".
   std::uint32_t sessions = 4;
+  // Idle-session keepalive (0: off) and in-place retries of CKR_DEVICE_ERROR
+  // (hsm::PartitionOptions; docs/hsm-vendors.md).
+  std::chrono::milliseconds keepalive_interval{0};
+  std::uint32_t device_error_retries = 0;
 };
 
 struct KeyConfig {

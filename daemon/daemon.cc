@@ -12,6 +12,7 @@
 #include "common/mutex.h"
 #include "common/sha256.h"
 #include "daemon/brokers.h"
+#include "daemon/hsm_probe.h"
 #include "daemon/metrics_bridge.h"
 #include "engine/engine.h"
 #include "hsm/signer.h"
@@ -294,39 +295,9 @@ class Daemon::Impl {
   }
 
   Status CreateSigner() {
-    hsm::SignerOptions o;
-    o.max_batch = config_.hsm.max_batch;
-    o.max_linger = std::chrono::duration_cast<std::chrono::milliseconds>(config_.hsm.max_linger);
-    // Every document in flight holds at most one sign request: never refuse one of them.
-    o.max_pending =
-        std::max<std::size_t>(config_.hsm.max_pending, config_.engine.max_documents_in_flight);
-    o.sign_timeout = config_.hsm.sign_timeout;
-    o.reinit_interval = config_.hsm.reinit_interval;
-    o.hung_call_timeout = config_.hsm.hung_call_timeout;
-    o.max_attempts = static_cast<int>(config_.hsm.max_attempts);
-    std::vector<hsm::PartitionOptions> partitions;
-    for (const auto& p : config_.partitions) {
-      hsm::PartitionOptions po;
-      po.name = p.name;
-      po.module_path = p.module;
-      po.token_label = p.token;
-      po.token_serial = p.serial;
-      po.pin_source = p.pin_source;
-      po.sessions = static_cast<int>(p.sessions);
-      partitions.push_back(std::move(po));
-    }
-    std::vector<hsm::KeyOptions> keys;
-    for (const auto& k : config_.keys) {
-      hsm::KeyOptions ko;
-      ko.name = k.name;
-      ko.uri = k.uri;
-      ko.certificate_chain_file = k.certificate_chain;
-      ko.partitions = k.partitions;
-      ko.allow_rsa_below_3072 = k.allow_rsa_below_3072;
-      keys.push_back(std::move(ko));
-    }
+    SignerInputs in = SignerInputsFor(config_);
     Result<std::unique_ptr<hsm::Signer>> signer =
-        hsm::Signer::Create(o, std::move(partitions), std::move(keys));
+        hsm::Signer::Create(in.options, std::move(in.partitions), std::move(in.keys));
     if (!signer.ok()) return signer.status().WithContext("hsm");
     signer_ = std::move(*signer);
     return Status::Ok();

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/hsm_probe.h"
 
 namespace {
 
@@ -24,9 +25,14 @@ int main(int argc, char** argv) {
   CLI::App app{"qseald: batch sealing daemon (qualified electronic seals through PKCS#11)"};
   std::string config_path = "conf/qseald.toml";
   bool check_only = false;
+  bool probe_hsm = false;
   bool version = false;
   app.add_option("-c,--config", config_path, "configuration file (TOML)");
   app.add_flag("--check-config", check_only, "validate the configuration, print every error, exit");
+  app.add_flag("--probe-hsm", probe_hsm,
+               "open every partition, log in, find and check every key, sign and verify one "
+               "test digest per partition, print the modules, tokens and mechanisms, exit "
+               "(0 ok, 69 HSM unreachable, 78 key or PIN refused)");
   app.add_flag("--version", version, "print the version and exit");
   try {
     app.parse(argc, argv);
@@ -54,6 +60,7 @@ int main(int argc, char** argv) {
   qseal::LogLevel level = qseal::LogLevel::kInfo;
   qseal::ParseLogLevel(config->log_level, &level);
   qseal::SetLogLevel(level);
+  if (probe_hsm) return qseal::daemon::ProbeHsm(*config, std::cout, std::cerr);
 
   // Block the stop signals in every thread; the main thread waits for them with sigwait.
   sigset_t stop_signals;

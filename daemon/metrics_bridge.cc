@@ -34,6 +34,7 @@ constexpr std::array<const char*, kStages> kStageNames = {"engine", "queue", "wa
 struct MetricsBridge::State {
   MetricsBridgeSources sources;
   std::vector<std::pair<std::string, double>> not_after;  // key -> seconds since the epoch
+  std::vector<std::pair<std::string, double>> copies;     // key -> partitions holding it
 
   // Held while a source reads the components, and by Stop() to end that.
   Mutex mu;
@@ -100,6 +101,12 @@ struct MetricsBridge::State {
       w.Gauge("qseal_hsm_certificate_not_after_seconds",
               "Not-after of the key's seal certificate, seconds since the epoch.", {{"key", key}},
               seconds);
+    }
+    for (const auto& [key, n] : copies) {
+      w.Gauge("qseal_hsm_key_copies",
+              "Partitions where the startup probe found the key and checked it (more than one: "
+              "copies, e.g. backups on an HSM cluster).",
+              {{"key", key}}, n);
     }
     for (std::size_t i = 0; i < kStages; ++i) {
       const Labels stage = {{"stage", kStageNames[i]}};
@@ -191,6 +198,18 @@ struct MetricsBridge::State {
                 D(p.verify_failures));
       w.Counter("qseal_hsm_sign_timeouts_total", "Sign calls past sign_timeout.", part,
                 D(p.timeouts));
+      const char* keepalive_help = "Keepalive calls on idle sessions (keepalive_interval).";
+      w.Counter("qseal_hsm_session_keepalives_total", keepalive_help,
+                {{"partition", p.name}, {"outcome", "ok"}}, D(p.keepalives - p.keepalive_failures));
+      w.Counter("qseal_hsm_session_keepalives_total", keepalive_help,
+                {{"partition", p.name}, {"outcome", "failed"}}, D(p.keepalive_failures));
+      const char* recovered_help =
+          "Sign attempts that failed and were recovered on the same partition without spending "
+          "an attempt.";
+      w.Counter("qseal_hsm_recovered_in_place_total", recovered_help,
+                {{"partition", p.name}, {"reason", "stale_session"}}, D(p.stale_session_retries));
+      w.Counter("qseal_hsm_recovered_in_place_total", recovered_help,
+                {{"partition", p.name}, {"reason", "device_error"}}, D(p.device_error_retries));
     }
   }
 
@@ -270,6 +289,11 @@ MetricsBridge::MetricsBridge(metrics::Metrics* metrics, MetricsBridgeSources sou
       const double seconds =
           std::chrono::duration<double>(info->not_after.time_since_epoch()).count();
       state_->not_after.emplace_back(key, seconds);
+      double n = 0;
+      for (const hsm::PartitionReport& r : state_->sources.signer->StartupReport()) {
+        for (const hsm::KeyProtection& kp : r.keys) n += kp.key == key ? 1 : 0;
+      }
+      state_->copies.emplace_back(key, n);
     }
   }
   for (const std::string& profile : state_->sources.profiles) metrics->DeclareProfile(profile);

@@ -17,7 +17,9 @@
 //             (sessions holding a batch), qseal_hsm_signatures_total,
 //             qseal_hsm_sign_errors_total{code=CKR_*}, qseal_hsm_module_reinits_total,
 //             qseal_hsm_session_reopens_total, qseal_hsm_verify_failures_total,
-//             qseal_hsm_sign_timeouts_total; per key qseal_hsm_certificate_not_after_seconds{key}
+//             qseal_hsm_sign_timeouts_total, qseal_hsm_session_keepalives_total{outcome},
+//             qseal_hsm_recovered_in_place_total{reason}; per key
+//             qseal_hsm_certificate_not_after_seconds{key}, qseal_hsm_key_copies{key}
 //   watch:    per watched folder (label watch = its index, and its profile; never the path):
 //             qseal_watch_files_claimed_total, qseal_watch_files_failed_total,
 //             qseal_watch_files_published_total, qseal_watch_files_reconciled_total,

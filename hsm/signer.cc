@@ -51,6 +51,7 @@ class Signer::Impl {
   bool Ready() const { return Health().ok() && dispatcher_->AnyPartitionUp(); }
   Status Health() const { return supervisor_->Health(); }
   SignerStats Stats() const { return dispatcher_->Stats(); }
+  const std::vector<PartitionReport>& StartupReport() const { return report_; }
   void Shutdown();
   // True when Shutdown left threads stuck inside a module behind: the Impl must then outlive them.
   bool leaked() const { return leaked_; }
@@ -64,6 +65,7 @@ class Signer::Impl {
 
   std::unique_ptr<detail::Dispatcher> dispatcher_;
   std::unique_ptr<detail::Supervisor> supervisor_;
+  std::vector<PartitionReport> report_;  // written by Init only, before any thread runs
 
   // The session threads, then the supervisor's. Only touched by Init and by Shutdown callers.
   std::vector<std::thread> threads_;
@@ -127,7 +129,19 @@ Status Signer::Impl::Init(std::vector<PartitionOptions> partitions, std::vector<
   // Startup self-test of every partition: a partition that answers must hold every key it is
   // configured for, and the key must match its certificate.
   for (const auto& p : d.partitions()) {
-    detail::SignOutcome out = supervisor_->Probe(*p);
+    PartitionReport& report = report_.emplace_back();
+    report.name = p->partition->name();
+    detail::SignOutcome out = supervisor_->Probe(*p, &report.keys);
+    p->partition->Describe(&report);
+    report.error = out.verdict == Verdict::kOk ? std::string() : out.status.message();
+    for (const KeyProtection& kp : report.keys) {
+      LogInfo("key protection", {{"key", kp.key},
+                                 {"partition", kp.partition},
+                                 {"sensitive", kp.sensitive},
+                                 {"extractable", kp.extractable},
+                                 {"never_extractable", kp.never_extractable},
+                                 {"always_sensitive", kp.always_sensitive}});
+    }
     detail::Callbacks none;
     MutexLock lock(d.mu());
     switch (out.verdict) {
@@ -150,6 +164,7 @@ Status Signer::Impl::Init(std::vector<PartitionOptions> partitions, std::vector<
   }
   {
     MutexLock lock(d.mu());
+    for (std::size_t i = 0; i < report_.size(); ++i) report_[i].state = d.partitions()[i]->state;
     for (const auto& k : d.keys()) {
       Status why;
       if (!d.KeyHasLivePartitionLocked(*k, &why)) {
@@ -273,6 +288,7 @@ Result<KeyInfo> Signer::GetKey(std::string_view name) const { return impl_->GetK
 bool Signer::Ready() const { return impl_->Ready(); }
 Status Signer::Health() const { return impl_->Health(); }
 SignerStats Signer::Stats() const { return impl_->Stats(); }
+const std::vector<PartitionReport>& Signer::StartupReport() const { return impl_->StartupReport(); }
 void Signer::Shutdown() { impl_->Shutdown(); }
 
 }  // namespace qseal::hsm

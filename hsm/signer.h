@@ -50,8 +50,20 @@ struct PartitionOptions {
   // "env:NAME". The PIN itself is never logged. Required.
   std::string pin_source;
   // Sessions (and session threads) opened on this partition, 1..1024. Network HSMs want tens in
-  // flight (vendors advise 30-60 per HSM). Default: 4.
+  // flight (vendors advise 30-60 per HSM); a load-shared slot spreading over several modules
+  // wants that per module behind it (docs/hsm-vendors.md). Default: 4.
   int sessions = 4;
+  // A session with no call for this long gets a cheap call (C_GetSessionInfo) from its own
+  // thread, so an HSM that drops idle sessions (Utimaco AppTimeout, 30 min by default) never
+  // sees one idle; set it well below the HSM's idle timeout. A keepalive that finds the session
+  // gone closes it (the next request opens a new one) and one that finds the token logged out
+  // logs in again. 0: no keepalive. Default: 0.
+  std::chrono::milliseconds keepalive_interval{0};
+  // C_Sign (or C_SignInit) answering CKR_DEVICE_ERROR is tried again on the same session up to
+  // this many times before the partition is taken down: a slot load-shared over several modules
+  // (nShield CKNFAST_LOADSHARING=1) fails some calls only while one module is failing. 0..10.
+  // Default: 0 (the first device error takes the partition down).
+  int device_error_retries = 0;
 };
 
 // One seal key and its certificate chain. Config section [[key]].
@@ -162,10 +174,53 @@ struct PartitionStats {
   std::uint64_t reinits = 0;          // module re-initialisations caused by this partition
   std::uint64_t session_reopens = 0;  // sessions opened again after an error or a re-init
   std::uint64_t verify_failures = 0;
-  std::uint64_t timeouts = 0;                     // calls past sign_timeout
+  std::uint64_t timeouts = 0;            // calls past sign_timeout
+  std::uint64_t keepalives = 0;          // keepalive calls on idle sessions
+  std::uint64_t keepalive_failures = 0;  // of which found the session gone (or failed)
+  // Sessions found dropped by the HSM at the first call of a request (idle timeout), re-opened
+  // and the request signed on the new session without spending an attempt.
+  std::uint64_t stale_session_retries = 0;
+  std::uint64_t device_error_retries = 0;         // C_Sign retried in place after CKR_DEVICE_ERROR
   std::vector<std::uint64_t> session_signatures;  // signatures returned, per session
   std::map<std::string, std::uint64_t> errors;    // by CKR_* name
   std::string last_error;                         // empty when none
+};
+
+// A private key's protection attributes on one partition, read at startup (eIDAS Annex II 1(b),
+// 1(c) and 4: the key never leaves the QSCD in the clear). Signer::Create refuses a key that is
+// extractable or not sensitive (or whose attributes the token does not report).
+struct KeyProtection {
+  std::string key;                 // KeyOptions::name
+  std::string partition;           // PartitionOptions::name
+  bool sensitive = false;          // CKA_SENSITIVE
+  bool extractable = true;         // CKA_EXTRACTABLE
+  bool never_extractable = false;  // CKA_NEVER_EXTRACTABLE (false for an imported backup copy)
+  bool always_sensitive = false;   // CKA_ALWAYS_SENSITIVE (likewise)
+};
+
+// What the startup probe learnt about one partition (qseald --probe-hsm prints it). Strings are
+// the PKCS#11 fields with their blank padding removed; versions "major.minor".
+struct PartitionReport {
+  std::string name;
+  PartitionState state = PartitionState::kStarting;  // after the startup probe
+  std::string error;                                 // why it is not up; empty when up
+  // C_GetInfo of the module.
+  std::string module_path;
+  std::string library_manufacturer;
+  std::string library_description;
+  std::string library_version;
+  std::string cryptoki_version;
+  // C_GetTokenInfo of the partition's token; empty when it could not be read.
+  std::string token_label;
+  std::string token_manufacturer;
+  std::string token_model;
+  std::string token_serial;
+  std::string hardware_version;
+  std::string firmware_version;
+  std::vector<std::string> token_flags;  // "CKF_LOGIN_REQUIRED", ...
+  // Of CKM_ECDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS: those the token can sign with (CKF_SIGN).
+  std::vector<std::string> sign_mechanisms;
+  std::vector<KeyProtection> keys;  // every key configured on the partition and found
 };
 
 struct SignerStats {
@@ -233,6 +288,10 @@ class Signer {
 
   // A snapshot for metrics and health.
   SignerStats Stats() const;
+
+  // What the startup probe found, per partition in configuration order (module and token
+  // information, sign mechanisms, key protection). Fixed once Create returns; never blocks.
+  const std::vector<PartitionReport>& StartupReport() const;
 
   // Stops taking requests, fails queued ones with kCancelled, waits for in-flight calls to end
   // and joins the threads. A call hung inside a module delays this until it returns or, once

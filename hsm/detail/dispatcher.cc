@@ -118,11 +118,36 @@ SignerStats Dispatcher::Stats() const {
 
 void Dispatcher::RunSession(SessionSlot& s) {
   PartitionRuntime& p = *partitions_[s.partition];
+  const std::chrono::milliseconds keepalive = p.partition->options().keepalive_interval;
   Session session;
+  SteadyTime last_call = SteadyNow();  // of this thread's session, for the keepalive
   Callbacks cbs;
   mu_.Lock();
   for (;;) {
-    while (!shutdown_ && s.batch.empty()) s.cv.Wait(mu_);
+    while (!shutdown_ && s.batch.empty()) {
+      if (keepalive.count() == 0 || !session.open() || p.state != PartitionState::kUp) {
+        s.cv.Wait(mu_);
+        continue;
+      }
+      // The session's own thread keeps it alive (one thread per session, always).
+      const SteadyTime due = last_call + keepalive;
+      if (SteadyNow() < due) {
+        s.cv.WaitUntil(mu_, due);
+        continue;
+      }
+      mu_.Unlock();
+      CK_RV rv = CKR_OK;
+      Status alive = p.partition->KeepAlive(session, &rv);
+      mu_.Lock();
+      last_call = SteadyNow();
+      ++p.stats.keepalives;
+      if (!alive.ok()) {
+        ++p.stats.keepalive_failures;
+        if (rv != CKR_OK) ++p.stats.errors[CkrName(rv)];
+        LogWarn("hsm keepalive failed",
+                {{"partition", p.stats.name}, {"session", s.index}, {"error", alive.message()}});
+      }
+    }
     if (s.batch.empty()) break;
     PendingPtr req = std::move(s.batch.front());
     s.batch.pop_front();
@@ -141,6 +166,7 @@ void Dispatcher::RunSession(SessionSlot& s) {
           SignOne(*p.partition, session, keys_[key_index]->key, req->request.scheme,
                   req->request.digest, req->request.digest_value, options_.verify_after_sign);
       mu_.Lock();
+      last_call = SteadyNow();
       s.current.reset();
       if (s.abandoned) {
         // The supervisor re-routed this call after sign_timeout; whatever it returned is void.
@@ -254,6 +280,9 @@ void Dispatcher::ApplyOutcomeLocked(PartitionRuntime& p, SessionSlot& s, const P
     s.opened_before = true;
   }
   if (out.verdict != Verdict::kOk && out.rv != CKR_OK) ++p.stats.errors[CkrName(out.rv)];
+  for (CK_RV rv : out.recovered) ++p.stats.errors[CkrName(rv)];
+  p.stats.stale_session_retries += static_cast<std::uint64_t>(out.stale_session_retries);
+  p.stats.device_error_retries += static_cast<std::uint64_t>(out.device_error_retries);
   switch (out.verdict) {
     case Verdict::kOk:
       p.consecutive_failures = 0;

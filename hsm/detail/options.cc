@@ -38,6 +38,13 @@ Status ValidateOptions(const SignerOptions& options,
     if (po.sessions < 1 || po.sessions > 1024) {
       return InvalidArgumentError("partition '" + po.name + "': sessions must be 1..1024");
     }
+    if (po.keepalive_interval.count() < 0) {
+      return InvalidArgumentError("partition '" + po.name + "': keepalive_interval is negative");
+    }
+    if (po.device_error_retries < 0 || po.device_error_retries > 10) {
+      return InvalidArgumentError("partition '" + po.name +
+                                  "': device_error_retries must be 0..10");
+    }
   }
   std::unordered_set<std::string> key_names;
   for (const KeyOptions& ko : keys) {

@@ -10,16 +10,11 @@
 #include "common/log.h"
 
 namespace qseal::hsm::detail {
-namespace {
-
-// PKCS#11 fixed-width, blank-padded token fields.
-std::string Trim(const CK_UTF8CHAR* field, std::size_t size) {
+std::string PaddedField(const CK_UTF8CHAR* field, std::size_t size) {
   std::string s(reinterpret_cast<const char*>(field), size);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
   return s;
 }
-
-}  // namespace
 
 Result<KeyUri> ParseKeyUri(const std::string& uri) {
   P11KitUri* parsed = p11_kit_uri_new();
@@ -120,8 +115,8 @@ Status Partition::FindSlot(std::uint64_t generation, CK_RV* rv) {
   for (CK_SLOT_ID slot : slots) {
     CK_TOKEN_INFO info{};
     if (fn->C_GetTokenInfo(slot, &info) != CKR_OK) continue;
-    std::string label = Trim(info.label, sizeof(info.label));
-    std::string serial = Trim(info.serialNumber, sizeof(info.serialNumber));
+    std::string label = PaddedField(info.label, sizeof(info.label));
+    std::string serial = PaddedField(info.serialNumber, sizeof(info.serialNumber));
     if (!options_.token_label.empty() && label != options_.token_label) continue;
     if (!options_.token_serial.empty() && serial != options_.token_serial) continue;
     MutexLock lock(mu_);
@@ -186,6 +181,30 @@ Result<Session> Partition::Open(CK_RV* rv) {
 }
 
 Status Partition::Relogin(Session& session, CK_RV* rv) { return LoginOnce(session, rv); }
+
+Status Partition::KeepAlive(Session& session, CK_RV* rv) {
+  *rv = CKR_OK;
+  if (!session.open()) return Status::Ok();
+  CK_SESSION_INFO info{};
+  {
+    Module::Call call(*module_);
+    if (!call.initialized() || call.generation() != session.generation()) {
+      // Void since a re-initialisation: nothing to keep alive; the next request opens anew.
+      session.Drop();
+      return Status::Ok();
+    }
+    *rv = module_->fn()->C_GetSessionInfo(session.handle(), &info);
+  }
+  if (*rv != CKR_OK) {
+    Status s = CkrStatus(*rv, "partition '" + options_.name + "': keepalive C_GetSessionInfo");
+    if (Classify(*rv) == CkrClass::kSession) session.Close();
+    return s;
+  }
+  if (info.state == CKS_RO_USER_FUNCTIONS || info.state == CKS_RW_USER_FUNCTIONS) {
+    return Status::Ok();
+  }
+  return LoginOnce(session, rv);
+}
 
 Status Partition::LoginOnce(Session& session, CK_RV* rv) {
   *rv = CKR_OK;
@@ -293,6 +312,44 @@ Result<CK_OBJECT_HANDLE> Partition::KeyHandle(Session& session, std::size_t key_
   return found[0];
 }
 
+Result<KeyProtection> Partition::ReadKeyProtection(Session& session, std::size_t key_index,
+                                                   CK_RV* rv) {
+  QSEAL_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE key, KeyHandle(session, key_index, rv));
+  CK_BBOOL sensitive = CK_FALSE;
+  CK_BBOOL extractable = CK_TRUE;
+  CK_BBOOL never_extractable = CK_FALSE;
+  CK_BBOOL always_sensitive = CK_FALSE;
+  CK_ATTRIBUTE attrs[] = {{CKA_SENSITIVE, &sensitive, sizeof(sensitive)},
+                          {CKA_EXTRACTABLE, &extractable, sizeof(extractable)},
+                          {CKA_NEVER_EXTRACTABLE, &never_extractable, sizeof(never_extractable)},
+                          {CKA_ALWAYS_SENSITIVE, &always_sensitive, sizeof(always_sensitive)}};
+  {
+    Module::Call call(*module_);
+    if (!call.initialized() || call.generation() != session.generation()) {
+      *rv = CKR_SESSION_HANDLE_INVALID;
+      return CkrStatus(*rv, "partition '" + options_.name + "': C_GetAttributeValue");
+    }
+    *rv = module_->fn()->C_GetAttributeValue(session.handle(), key, attrs, 4);
+  }
+  // CKR_ATTRIBUTE_TYPE_INVALID still fills the attributes the token has (PKCS#11 2.40 §5.7);
+  // the missing ones keep their unsafe defaults, so a token that cannot say is refused.
+  if (*rv != CKR_OK && *rv != CKR_ATTRIBUTE_TYPE_INVALID && *rv != CKR_ATTRIBUTE_SENSITIVE) {
+    return CkrStatus(*rv, "partition '" + options_.name + "': C_GetAttributeValue");
+  }
+  auto value = [&](int i, bool unsafe) {
+    return attrs[i].ulValueLen == sizeof(CK_BBOOL)
+               ? *static_cast<const CK_BBOOL*>(attrs[i].pValue) == CK_TRUE
+               : unsafe;
+  };
+  *rv = CKR_OK;
+  KeyProtection kp;
+  kp.sensitive = value(0, false);
+  kp.extractable = value(1, true);
+  kp.never_extractable = value(2, false);
+  kp.always_sensitive = value(3, false);
+  return kp;
+}
+
 void Partition::ForgetKeyHandle(std::size_t key_index) {
   MutexLock lock(mu_);
   handles_[key_index] = {};
@@ -312,7 +369,10 @@ SignResult Partition::Sign(Session& session, CK_OBJECT_HANDLE key, CK_MECHANISM*
   }
   CK_FUNCTION_LIST* fn = module_->fn();
   out.rv = fn->C_SignInit(session.handle(), mechanism, key);
-  if (out.rv != CKR_OK) return out;
+  if (out.rv != CKR_OK) {
+    out.at_init = true;
+    return out;
+  }
   Bytes data(input.begin(), input.end());
   out.signature.resize(max_len);
   auto len = static_cast<CK_ULONG>(max_len);
@@ -363,8 +423,8 @@ SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
   };
 
   CK_RV rv = CKR_OK;
-  if (session.open() && session.generation() != part.module().generation()) session.Drop();
-  if (!session.open()) {
+  // Opens `session`; false (the outcome filled in) when it cannot be opened.
+  auto open = [&] {
     auto opened = part.Open(&rv);
     if (!opened.ok()) {
       if (rv == CKR_OK) rv = CKR_GENERAL_ERROR;
@@ -373,11 +433,28 @@ SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
       if (out.verdict == Verdict::kSession || out.verdict == Verdict::kRetry) {
         out.verdict = Verdict::kSession;
       }
-      return out;
+      return false;
     }
     session = std::move(*opened);
     out.reopened = true;
-  }
+    return true;
+  };
+  if (session.open() && session.generation() != part.module().generation()) session.Drop();
+  if (!session.open() && !open()) return out;
+  // A reused session failing its first call with a session error was dropped while it sat idle
+  // (an HSM idle timeout such as Utimaco's AppTimeout): nothing of this request reached the HSM,
+  // so it is signed on a new session without spending an attempt or counting against the
+  // partition. Once: a session that dies again is the ladder's.
+  bool may_recover_stale = !out.reopened;
+  auto recover_stale = [&](CK_RV failed) {
+    may_recover_stale = false;
+    if (Classify(failed) != CkrClass::kSession) return false;
+    session.Close();
+    if (!open()) return false;
+    ++out.stale_session_retries;
+    out.recovered.push_back(failed);
+    return true;
+  };
 
   Bytes input;
   CK_MECHANISM mech{};
@@ -408,9 +485,14 @@ SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
 
   bool relogged = false;
   bool refound = false;
+  int device_retries_left = part.options().device_error_retries;
   for (;;) {
     CK_KEY_TYPE token_key_type = CKK_VENDOR_DEFINED;
     auto handle = part.KeyHandle(session, key.index, &rv, &token_key_type);
+    if (!handle.ok() && may_recover_stale && rv != CKR_OK) {
+      if (recover_stale(rv)) continue;
+      if (out.verdict != Verdict::kOk) return out;  // the new session did not open
+    }
     if (!handle.ok()) {
       if (rv == CKR_OK && handle.status().code() == StatusCode::kNotFound && !relogged) {
         // Private objects are invisible when the token is logged out: log in once, look again.
@@ -438,6 +520,19 @@ SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
     }
     SignResult r = part.Sign(session, *handle, &mech, input, key.raw_signature_size);
     CkrClass cls = Classify(r.rv);
+    if (r.at_init && may_recover_stale) {
+      if (recover_stale(r.rv)) continue;
+      if (out.verdict != Verdict::kOk) return out;
+    }
+    may_recover_stale = false;
+    if (cls == CkrClass::kDevice && device_retries_left > 0) {
+      // A load-shared slot (nShield) fails some calls while one of its modules is failing; the
+      // next call may land on a healthy one.
+      --device_retries_left;
+      ++out.device_error_retries;
+      out.recovered.push_back(r.rv);
+      continue;
+    }
     if (cls == CkrClass::kNotLoggedIn && !relogged) {
       relogged = true;
       if (part.Relogin(session, &rv).ok()) continue;

@@ -32,6 +32,9 @@ struct KeyUri {
 // kInvalidArgument when the URI does not parse, names no label/id, or a type other than private.
 Result<KeyUri> ParseKeyUri(const std::string& uri);
 
+// A PKCS#11 fixed-width, blank-padded field (CK_TOKEN_INFO::label, ...) without its padding.
+std::string PaddedField(const CK_UTF8CHAR* field, std::size_t size);
+
 // Reads "file:/path" or "env:NAME". kInvalidArgument for another scheme, a missing file or
 // variable.
 Result<std::string> ReadPin(const std::string& pin_source);
@@ -65,6 +68,7 @@ class Session {
 // The result of one C_Sign: rv and, on CKR_OK, the raw signature.
 struct SignResult {
   CK_RV rv = CKR_OK;
+  bool at_init = false;  // rv came from C_SignInit (C_Sign was not called)
   Bytes signature;
 };
 
@@ -85,12 +89,29 @@ class Partition {
   // Logs in again once (after CKR_USER_NOT_LOGGED_IN).
   Status Relogin(Session& session, CK_RV* rv);
 
+  // The idle-session keepalive (PartitionOptions::keepalive_interval): C_GetSessionInfo on an
+  // open session. A session the module no longer knows is closed (best effort; `session` is then
+  // closed and the next request opens a new one); a token found logged out is logged in again.
+  // Errors: the CKR status of the call that failed (`rv` gets its CK_RV).
+  Status KeepAlive(Session& session, CK_RV* rv);
+
   // The private key handle of keys[key_index], cached per module generation. kNotFound when the
   // token does not hold it (rv CKR_OK), kInvalidArgument when the URI matches several objects.
   // `key_type` (optional) receives the key's CKA_KEY_TYPE.
   Result<CK_OBJECT_HANDLE> KeyHandle(Session& session, std::size_t key_index, CK_RV* rv,
                                      CK_KEY_TYPE* key_type = nullptr);
   void ForgetKeyHandle(std::size_t key_index);
+
+  // The protection attributes of keys[key_index] (KeyProtection; `key`/`partition` left empty):
+  // CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_NEVER_EXTRACTABLE, CKA_ALWAYS_SENSITIVE. An attribute the
+  // token does not report reads as the unsafe value (not sensitive, extractable). Errors: the
+  // CKR status of the key lookup or of C_GetAttributeValue (`rv` gets its CK_RV).
+  Result<KeyProtection> ReadKeyProtection(Session& session, std::size_t key_index, CK_RV* rv);
+
+  // Fills PartitionReport's module and token fields (module_path .. sign_mechanisms): C_GetInfo,
+  // C_GetTokenInfo, C_GetMechanismInfo of the sign mechanisms qseal uses. Best effort: a field
+  // whose call fails stays empty. Defined in hsm/detail/describe.cc.
+  void Describe(PartitionReport* report);
 
   // C_SignInit + C_Sign. `max_len` is the expected signature size.
   SignResult Sign(Session& session, CK_OBJECT_HANDLE key, CK_MECHANISM* mechanism, ByteSpan input,
@@ -102,6 +123,9 @@ class Partition {
  private:
   friend class Session;
   Status LoginOnce(Session& session, CK_RV* rv) QSEAL_EXCLUDES(mu_);
+  // The slot found in the module's current generation, or FindSlot when it is stale. Needs a
+  // Module::Call held by the caller.
+  Result<CK_SLOT_ID> CurrentSlot(std::uint64_t generation, CK_RV* rv) QSEAL_EXCLUDES(mu_);
   Status FindSlot(std::uint64_t generation, CK_RV* rv) QSEAL_EXCLUDES(mu_);
 
   const PartitionOptions options_;
@@ -148,6 +172,12 @@ struct SignOutcome {
   Status status;          // why, when the verdict is not kOk
   Bytes signature;        // on kOk: DER ECDSA-Sig-Value, or the raw RSA signature
   bool reopened = false;  // the session was opened (again) for this attempt
+  // Failures recovered inside this attempt without spending it: a session found dropped at its
+  // first call (re-opened, signed again) and CKR_DEVICE_ERROR retried on the same partition
+  // (PartitionOptions::device_error_retries). `recovered` lists their CK_RVs, for the stats.
+  int stale_session_retries = 0;
+  int device_error_retries = 0;
+  std::vector<CK_RV> recovered;
 };
 
 // A configured key as SignOne needs it. Immutable once the signer is built.
@@ -165,7 +195,11 @@ struct SigningKey {
 // (logging in once more when the key is invisible or the token logged out, finding it again once
 // after a stale handle), calls C_Sign, converts ECDSA r||s to DER and, when `verify`, checks the
 // signature with the certificate's public key (a failure is kQuarantine, the signature dropped).
-// Reports every failure in the outcome. Blocks on the HSM: call it with no lock held.
+// A reused session that fails its first call of this request with a session error was dropped
+// while idle (nothing of the request reached the HSM): it is re-opened (logging in when needed)
+// and the request signed on the new session, once. CKR_DEVICE_ERROR is retried in place up to
+// the partition's device_error_retries. Reports every failure in the outcome. Blocks on the HSM:
+// call it with no lock held.
 SignOutcome SignOne(Partition& part, Session& session, const SigningKey& key,
                     SignatureScheme scheme, DigestAlgorithm digest, ByteSpan digest_value,
                     bool verify);

@@ -16,7 +16,7 @@ Supervisor::Supervisor(const SignerOptions& options, Dispatcher& dispatcher,
                        std::unordered_map<std::string, std::shared_ptr<Module>> modules)
     : options_(options), dispatcher_(dispatcher), modules_(std::move(modules)) {}
 
-SignOutcome Supervisor::Probe(PartitionRuntime& p) {
+SignOutcome Supervisor::Probe(PartitionRuntime& p, std::vector<KeyProtection>* protections) {
   SignOutcome out;
   if (p.keys.empty()) {
     // No key to test with: a session that opens and logs in is the best evidence available.
@@ -42,6 +42,37 @@ SignOutcome Supervisor::Probe(PartitionRuntime& p) {
       return "key '" + key.key.name + "' refused: check '" + std::string(check) +
              "' failed on partition '" + p.partition->name() + "': " + out.status.message();
     };
+    if (out.verdict == Verdict::kOk) {
+      // eIDAS Annex II 1(b), 1(c) and 4: the seal key must never leave the QSCD in the clear.
+      // PKCS#11 only lets CKA_EXTRACTABLE go from true to false and CKA_SENSITIVE from false to
+      // true, so a key that passes stays passed; every probe checks anyway (cheap), which covers
+      // a partition first reached after startup.
+      CK_RV rv = CKR_OK;
+      auto kp = p.partition->ReadKeyProtection(session, key.key.index, &rv);
+      if (!kp.ok()) {
+        out.rv = rv;
+        out.status = kp.status();
+        out.verdict = VerdictFor(rv == CKR_OK ? CKR_GENERAL_ERROR : rv);
+        if (out.verdict != Verdict::kDisabled && out.verdict != Verdict::kQuarantine) {
+          out.verdict = Verdict::kDown;
+        }
+        return out;
+      }
+      kp->key = key.key.name;
+      kp->partition = p.partition->name();
+      if (protections != nullptr) protections->push_back(*kp);
+      if (kp->extractable || !kp->sensitive) {
+        out.verdict = Verdict::kQuarantine;
+        out.status = FailedPreconditionError(
+            "key '" + key.key.name + "' refused: check 'key protection' failed on partition '" +
+            p.partition->name() + "': the private key is " +
+            (kp->extractable ? "extractable (CKA_EXTRACTABLE true)"
+                             : "not sensitive (CKA_SENSITIVE false)") +
+            "; a seal key must never leave the HSM in the clear");
+        return out;
+      }
+      continue;
+    }
     switch (out.verdict) {
       case Verdict::kOk:
         continue;

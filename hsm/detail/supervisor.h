@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common/mutex.h"
 #include "common/status.h"
@@ -33,11 +34,13 @@ class Supervisor {
   Supervisor& operator=(const Supervisor&) = delete;
 
   // Opens a session and signs a random SHA-256 digest with every key the partition holds,
-  // verifying each signature (a partition without keys: opens a session and logs in). The
-  // verdict says what to do with the partition; failed startup checks name the check ("key 'k'
-  // refused: check 'key present' failed on partition 'p': ..."). Blocks on the HSM: call it with
-  // no lock held.
-  SignOutcome Probe(PartitionRuntime& p);
+  // verifying each signature, and reads each key's protection attributes (a partition without
+  // keys: opens a session and logs in). The verdict says what to do with the partition; failed
+  // startup checks name the check ("key 'k' refused: check 'key present' failed on partition
+  // 'p': ..."); an extractable or non-sensitive key is kQuarantine, check 'key protection'.
+  // `protections` (optional) receives the attributes of each key read. Blocks on the HSM: call
+  // it with no lock held.
+  SignOutcome Probe(PartitionRuntime& p, std::vector<KeyProtection>* protections = nullptr);
 
   // The supervisor thread's body. Returns after Dispatcher::Shutdown.
   void Run();

@@ -258,6 +258,25 @@ profile = "default"
   }
 }
 
+TEST(ConfigTest, PartitionKeepaliveAndDeviceErrorRetries) {
+  Result<Config> defaults = ParseConfig(kMinimal, "t.toml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->partitions.at(0).keepalive_interval, std::chrono::milliseconds(0));
+  EXPECT_EQ(defaults->partitions.at(0).device_error_retries, 0u);
+  std::string text = kMinimal;
+  text.insert(text.find("pin_source"), "keepalive_interval = \"5m\"\ndevice_error_retries = 3\n");
+  Result<Config> c = ParseConfig(text, "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->partitions.at(0).keepalive_interval, std::chrono::minutes(5));
+  EXPECT_EQ(c->partitions.at(0).device_error_retries, 3u);
+  std::string bad = kMinimal;
+  bad.insert(bad.find("pin_source"), "device_error_retries = 11\n");
+  std::vector<std::string> errors;
+  EXPECT_FALSE(ParseConfig(bad, "t.toml", &errors).ok());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("device_error_retries"), std::string::npos) << errors[0];
+}
+
 TEST(ConfigTest, SplitHostPort) {
   std::string host;
   std::uint16_t port = 0;

@@ -184,6 +184,19 @@ TEST(ValidateOptionsTest, RejectsBadPartitions) {
     c.partitions[1].sessions = sessions;
     EXPECT_THAT(c.Validate(), RejectedWith("partition 'b': sessions must be 1..1024")) << sessions;
   }
+  c = GoodConfig();
+  c.partitions[1].keepalive_interval = std::chrono::milliseconds(-1);
+  EXPECT_THAT(c.Validate(), RejectedWith("partition 'b': keepalive_interval is negative"));
+  for (int retries : {-1, 11}) {
+    c = GoodConfig();
+    c.partitions[1].device_error_retries = retries;
+    EXPECT_THAT(c.Validate(), RejectedWith("partition 'b': device_error_retries must be 0..10"))
+        << retries;
+  }
+  c = GoodConfig();
+  c.partitions[1].keepalive_interval = std::chrono::minutes(5);
+  c.partitions[1].device_error_retries = 10;
+  EXPECT_TRUE(c.Validate().ok()) << c.Validate();
 }
 
 TEST(ValidateOptionsTest, RejectsBadKeys) {

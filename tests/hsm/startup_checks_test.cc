@@ -103,6 +103,44 @@ TEST_F(StartupChecksTest, KeyMissingFromPartitionIsRefused) {
   EXPECT_THAT(CreateWith(k), NamesCheck("key present"));
 }
 
+// eIDAS Annex II 1(b), 1(c), 4 (issue 23, item 5): the key's protection attributes are read and
+// reported; the imported test key is sensitive and not extractable, but was not generated in the
+// token (never extractable / always sensitive false: a backup copy).
+TEST_F(StartupChecksTest, KeyProtectionAndTokenAreReported) {
+  auto signer = Signer::Create(TestOptions(),
+                               {Part("a", kSoftHsm, "hsm-a", 1), Part("b", kSoftHsm, "hsm-b", 1)},
+                               {SealKey({"a", "b"})});
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  const std::vector<PartitionReport>& report = (*signer)->StartupReport();
+  ASSERT_EQ(report.size(), 2u);
+  for (const PartitionReport& r : report) {
+    SCOPED_TRACE(r.name);
+    EXPECT_EQ(r.state, PartitionState::kUp);
+    EXPECT_EQ(r.error, "");
+    EXPECT_EQ(r.module_path, kSoftHsm);
+    EXPECT_EQ(r.library_manufacturer, "SoftHSM");
+    EXPECT_EQ(r.token_label, r.name == "a" ? "hsm-a" : "hsm-b");
+    EXPECT_FALSE(r.token_serial.empty());
+    EXPECT_THAT(r.token_flags, ::testing::Contains("CKF_LOGIN_REQUIRED"));
+    EXPECT_THAT(r.sign_mechanisms, ::testing::Contains(::testing::StartsWith("CKM_ECDSA (")));
+    ASSERT_EQ(r.keys.size(), 1u);
+    EXPECT_EQ(r.keys[0].key, "seal");
+    EXPECT_EQ(r.keys[0].partition, r.name);
+    EXPECT_TRUE(r.keys[0].sensitive);
+    EXPECT_FALSE(r.keys[0].extractable);
+    EXPECT_FALSE(r.keys[0].never_extractable);
+    EXPECT_FALSE(r.keys[0].always_sensitive);
+  }
+}
+
+TEST_F(StartupChecksTest, ExtractableKeyIsRefused) {
+  Shim a = MakeShim(dir_, "a", "key_extractable=1\n");
+  auto s = Signer::Create(TestOptions(), {Part("a", a.so, "hsm-a", 1)}, {SealKey({"a"})});
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.status(), NamesCheck("key protection"));
+  EXPECT_NE(s.status().message().find("CKA_EXTRACTABLE true"), std::string::npos) << s.status();
+}
+
 TEST_F(StartupChecksTest, BadOptionsAreInvalidArgument) {
   KeyOptions k = SealKey({"a"});
   k.uri = "not-a-uri";

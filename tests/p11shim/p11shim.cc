@@ -45,6 +45,10 @@ struct Config {
   std::uint64_t pin_lockout_after = 0;
   std::uint64_t seed = 1;
   bool offload_sign = false;
+  std::uint64_t idle_drop_ms = 0;
+  bool idle_drop_logout = false;
+  double device_error_rate = 0;
+  bool key_extractable = false;
 };
 
 void Set(Config& c, const std::string& key, const std::string& value) {
@@ -82,6 +86,14 @@ void Set(Config& c, const std::string& key, const std::string& value) {
     c.seed = u();
   else if (key == "offload_sign")
     c.offload_sign = u() != 0;
+  else if (key == "idle_drop_ms")
+    c.idle_drop_ms = u();
+  else if (key == "idle_drop_logout")
+    c.idle_drop_logout = u() != 0;
+  else if (key == "device_error_rate")
+    c.device_error_rate = d();
+  else if (key == "key_extractable")
+    c.key_extractable = u() != 0;
 }
 
 const char* const kKeys[] = {"module",
@@ -99,7 +111,11 @@ const char* const kKeys[] = {"module",
                              "corrupt_sign_rate",
                              "pin_lockout_after",
                              "seed",
-                             "offload_sign"};
+                             "offload_sign",
+                             "idle_drop_ms",
+                             "idle_drop_logout",
+                             "device_error_rate",
+                             "key_extractable"};
 
 struct State {
   std::mutex mu;
@@ -119,7 +135,9 @@ struct State {
   bool initialized = false;
   std::atomic<bool> sticky{false};
   std::map<CK_SESSION_HANDLE, CK_SLOT_ID> sessions;
-  std::map<CK_SLOT_ID, Steady::time_point> next_free;  // capacity limit, per token
+  std::map<CK_SESSION_HANDLE, Steady::time_point> last_call;  // idle_drop_ms, per session
+  Steady::time_point app_last_call;                           // idle_drop_logout, any session
+  std::map<CK_SLOT_ID, Steady::time_point> next_free;         // capacity limit, per token
   // offload_sign: the C_SignInit held back per session, and signatures made per input.
   struct Deferred {
     CK_MECHANISM_TYPE mechanism;
@@ -245,6 +263,7 @@ CK_RV ShimFinalize(CK_VOID_PTR reserved_arg) {
   if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
   for (const auto& [h, slot] : s.sessions) s.real->C_CloseSession(h);
   s.sessions.clear();
+  s.last_call.clear();
   s.deferred.clear();
   s.initialized = false;
   if (!s.config->down) s.sticky = false;
@@ -271,6 +290,7 @@ CK_RV ShimOpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIF
   if (rv == CKR_OK) {
     std::lock_guard<std::mutex> lock(S().mu);
     S().sessions[*session] = slot;
+    S().last_call[*session] = S().app_last_call = Steady::now();
   }
   return rv;
 }
@@ -282,6 +302,7 @@ CK_RV ShimCloseSession(CK_SESSION_HANDLE session) {
   {
     std::lock_guard<std::mutex> lock(s.mu);
     s.deferred.erase(session);
+    s.last_call.erase(session);
     if (s.sessions.erase(session) == 0) return CKR_SESSION_HANDLE_INVALID;
   }
   // Closing still frees the real session while the device is "broken", so nothing leaks.
@@ -297,6 +318,7 @@ CK_RV ShimCloseAllSessions(CK_SLOT_ID slot) {
   for (auto it = s.sessions.begin(); it != s.sessions.end();) {
     if (it->second == slot) {
       s.real->C_CloseSession(it->first);
+      s.last_call.erase(it->first);
       it = s.sessions.erase(it);
     } else {
       ++it;
@@ -305,22 +327,52 @@ CK_RV ShimCloseAllSessions(CK_SLOT_ID slot) {
   return CKR_OK;
 }
 
-bool Known(CK_SESSION_HANDLE h) {
-  std::lock_guard<std::mutex> lock(S().mu);
-  return S().sessions.count(h) != 0;
+// A call on session `h`: CKR_SESSION_HANDLE_INVALID for an unknown session; with idle_drop_ms, a
+// session idle longer than that is dropped the way an HSM's idle timeout drops it (Utimaco's
+// AppTimeout): closed underneath and CKR_SESSION_HANDLE_INVALID; with idle_drop_logout, the
+// application idle that long (no call on any session) has its token logged out: this call answers
+// CKR_USER_NOT_LOGGED_IN, and the real module the same for every session until a C_Login.
+// `may_drop` false (C_Login) only refreshes the idle clocks. Any call counts as activity.
+CK_RV Touch(CK_SESSION_HANDLE h, const Config& c, bool may_drop = true) {
+  State& s = S();
+  bool drop = false;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.sessions.count(h) == 0) return CKR_SESSION_HANDLE_INVALID;
+    const auto now = Steady::now();
+    const auto limit = std::chrono::milliseconds(static_cast<std::int64_t>(c.idle_drop_ms));
+    auto& last = c.idle_drop_logout ? s.app_last_call : s.last_call[h];
+    drop = may_drop && c.idle_drop_ms > 0 && now - last > limit;
+    last = now;
+    s.last_call[h] = now;
+    s.app_last_call = now;
+    if (drop && !c.idle_drop_logout) {
+      s.sessions.erase(h);
+      s.last_call.erase(h);
+      s.deferred.erase(h);
+    }
+  }
+  if (!drop) return CKR_OK;
+  Count(qseal::p11shim::kInjectedIdleDrop);
+  if (c.idle_drop_logout) {
+    s.real->C_Logout(h);
+    return CKR_USER_NOT_LOGGED_IN;
+  }
+  s.real->C_CloseSession(h);
+  return CKR_SESSION_HANDLE_INVALID;
 }
 
 CK_RV ShimGetSessionInfo(CK_SESSION_HANDLE session, CK_SESSION_INFO_PTR info) {
   Count(qseal::p11shim::kGetSessionInfo);
   SHIM_GUARD();
-  if (!Known(session)) return CKR_SESSION_HANDLE_INVALID;
+  if (CK_RV rv = Touch(session, *cfg); rv != CKR_OK) return rv;
   return S().real->C_GetSessionInfo(session, info);
 }
 
 CK_RV ShimLogin(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len) {
   Count(qseal::p11shim::kLogin);
   SHIM_GUARD();
-  if (!Known(session)) return CKR_SESSION_HANDLE_INVALID;
+  if (CK_RV rv = Touch(session, *cfg, /*may_drop=*/false); rv != CKR_OK) return rv;
   State& s = S();
   if (cfg->pin_lockout_after > 0 && s.counts != nullptr &&
       __atomic_load_n(&s.counts[qseal::p11shim::kWrongPins], __ATOMIC_SEQ_CST) >=
@@ -342,7 +394,7 @@ CK_RV ShimLogout(CK_SESSION_HANDLE session) {
 CK_RV ShimFindObjectsInit(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count) {
   Count(qseal::p11shim::kFindObjectsInit);
   SHIM_GUARD();
-  if (!Known(session)) return CKR_SESSION_HANDLE_INVALID;
+  if (CK_RV rv = Touch(session, *cfg); rv != CKR_OK) return rv;
   return S().real->C_FindObjectsInit(session, tmpl, count);
 }
 
@@ -350,21 +402,40 @@ CK_RV ShimFindObjects(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE_PTR obj, CK_UL
                       CK_ULONG_PTR count) {
   Count(qseal::p11shim::kFindObjects);
   SHIM_GUARD();
-  if (!Known(session)) return CKR_SESSION_HANDLE_INVALID;
+  if (CK_RV rv = Touch(session, *cfg); rv != CKR_OK) return rv;
   return S().real->C_FindObjects(session, obj, max, count);
 }
 
 CK_RV ShimFindObjectsFinal(CK_SESSION_HANDLE session) {
   Count(qseal::p11shim::kFindObjectsFinal);
   SHIM_GUARD();
-  if (!Known(session)) return CKR_SESSION_HANDLE_INVALID;
+  if (CK_RV rv = Touch(session, *cfg); rv != CKR_OK) return rv;
   return S().real->C_FindObjectsFinal(session);
+}
+
+// key_extractable: private keys report themselves extractable and not sensitive (a key generated
+// or imported without protection), whatever the real module says.
+CK_RV ShimGetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+                            CK_ATTRIBUTE_PTR tmpl, CK_ULONG count) {
+  SHIM_GUARD();
+  if (CK_RV rv = Touch(session, *cfg); rv != CKR_OK) return rv;
+  CK_RV rv = S().real->C_GetAttributeValue(session, object, tmpl, count);
+  if (!cfg->key_extractable || tmpl == nullptr) return rv;
+  for (CK_ULONG i = 0; i < count; ++i) {
+    CK_ATTRIBUTE& a = tmpl[i];
+    if ((a.type != CKA_EXTRACTABLE && a.type != CKA_SENSITIVE) || a.pValue == nullptr ||
+        a.ulValueLen != sizeof(CK_BBOOL)) {
+      continue;
+    }
+    *static_cast<CK_BBOOL*>(a.pValue) = a.type == CKA_EXTRACTABLE ? CK_TRUE : CK_FALSE;
+  }
+  return rv;
 }
 
 CK_RV ShimSignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key) {
   Count(qseal::p11shim::kSignInit);
   SHIM_GUARD();
-  if (!Known(session)) return CKR_SESSION_HANDLE_INVALID;
+  if (CK_RV rv = Touch(session, *cfg); rv != CKR_OK) return rv;
   if (cfg->offload_sign && mech != nullptr && mech->pParameter == nullptr) {
     std::lock_guard<std::mutex> lock(S().mu);
     S().deferred[session] = {mech->mechanism, key};
@@ -412,6 +483,7 @@ CK_RV ShimSign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG len, CK_BYT
   std::uint64_t n = CountAndGet(qseal::p11shim::kSign);
   SHIM_GUARD();
   State& s = S();
+  if (CK_RV rv = Touch(session, *cfg); rv != CKR_OK) return rv;
   CK_SLOT_ID slot = 0;
   {
     std::lock_guard<std::mutex> lock(s.mu);
@@ -457,6 +529,13 @@ CK_RV ShimSign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG len, CK_BYT
   bool handled = false;
   CK_RV rv = OffloadSign(session, slot, data, len, sig, sig_len, &handled);
   if (!handled) rv = s.real->C_Sign(session, data, len, sig, sig_len);
+  // A module failing inside a load-shared slot (nShield CKNFAST_LOADSHARING=1): this call fails,
+  // the next may go to a healthy module. The real C_Sign ran, so no operation is left active.
+  if (cfg->device_error_rate > 0 && Random01(cfg->seed) < cfg->device_error_rate) {
+    Count(qseal::p11shim::kInjectedDeviceError);
+    if (sig != nullptr) std::memset(sig, 0, *sig_len);
+    return CKR_DEVICE_ERROR;
+  }
   bool corrupt = (cfg->corrupt_sign_at != 0 && n == cfg->corrupt_sign_at) ||
                  (cfg->corrupt_sign_rate > 0 && Random01(cfg->seed) < cfg->corrupt_sign_rate);
   if (rv == CKR_OK && sig != nullptr && corrupt && *sig_len > 0) {
@@ -511,6 +590,7 @@ void Setup() {
   s.list.C_FindObjectsInit = ShimFindObjectsInit;
   s.list.C_FindObjects = ShimFindObjects;
   s.list.C_FindObjectsFinal = ShimFindObjectsFinal;
+  s.list.C_GetAttributeValue = ShimGetAttributeValue;
   s.list.C_SignInit = ShimSignInit;
   s.list.C_Sign = ShimSign;
 }

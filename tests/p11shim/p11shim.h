@@ -29,6 +29,18 @@
 //   real
 //                             HSM) every C_Login answers CKR_PIN_LOCKED without trying. Default: 0
 //   seed=N                    random seed. Default: 1
+//   idle_drop_ms=N            a session idle (no call on it) longer than N ms is dropped by the
+//                             "HSM" (Utimaco's AppTimeout): its next call closes it underneath and
+//                             returns CKR_SESSION_HANDLE_INVALID. Default: 0 (never)
+//   idle_drop_logout=0|1      with idle_drop_ms, the other form an idle timeout takes: once
+//                             no session had a call for N ms, the next call logs the token out
+//                             and returns CKR_USER_NOT_LOGGED_IN (the real module then answers
+//                             that for every session until C_Login). Default: 0
+//   device_error_rate=F       probability that a C_Sign answers CKR_DEVICE_ERROR while the next
+//                             call works (one module failing inside an nShield load-shared slot);
+//                             not sticky. Default: 0
+//   key_extractable=0|1       C_GetAttributeValue reports CKA_EXTRACTABLE true and CKA_SENSITIVE
+//                             false (an unprotected key). Default: 0
 //   offload_sign=0|1          emulate a network HSM doing the crypto on its own hardware: an
 //                             input signed once before (same token, key, mechanism without
 //                             parameters) gets that signature back without host CPU work.
@@ -69,6 +81,7 @@ enum Counter : int {
   kInjectedHang,
   kInjectedCorrupt,
   kInjectedPinLocked,
+  kInjectedIdleDrop,  // sessions dropped (or logged out) by idle_drop_ms
   kCounterCount,
 };
 inline constexpr int kCountsSlots = 64;

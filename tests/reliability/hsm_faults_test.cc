@@ -27,17 +27,6 @@ using testing::ChildProcess;
 using testing::Qseald;
 using testing::TempDir;
 
-// Replaces the n-th (0-based) `module = "..."` line of the config.
-void SetModule(std::string& conf, int n, const std::string& module) {
-  std::size_t p = 0;
-  for (int i = 0; i <= n; ++i) {
-    p = conf.find("\nmodule = ", i == 0 ? 0 : p + 1);
-    if (p == std::string::npos) return;
-  }
-  std::size_t end = conf.find('\n', p + 1);
-  conf.replace(p + 1, end - p - 1, "module = \"" + module + "\"");
-}
-
 bool WaitUntil(const std::function<bool()>& done, std::chrono::seconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!done()) {

@@ -5,7 +5,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -21,6 +24,60 @@ inline void SetConfig(std::string& conf, const std::string& key, const std::stri
   if (p == std::string::npos) return;
   std::size_t end = conf.find('\n', p + 1);
   conf.replace(p + 1, end - p - 1, key + " = " + value);
+}
+
+// Replaces the n-th (0-based) `module = "..."` line of the config.
+inline void SetModule(std::string& conf, int n, const std::string& module) {
+  std::size_t p = 0;
+  for (int i = 0; i <= n; ++i) {
+    p = conf.find("\nmodule = ", i == 0 ? 0 : p + 1);
+    if (p == std::string::npos) return;
+  }
+  std::size_t end = conf.find('\n', p + 1);
+  conf.replace(p + 1, end - p - 1, "module = \"" + module + "\"");
+}
+
+// Adds `line` to every [[partition]] table (after its `sessions = ` line).
+inline void AddToPartitions(std::string& conf, const std::string& line) {
+  for (std::size_t p = conf.find("\nsessions = "); p != std::string::npos;
+       p = conf.find("\nsessions = ", p + 1)) {
+    std::size_t end = conf.find('\n', p + 1);
+    conf.insert(end, "\n" + line);
+  }
+}
+
+// Sets `sessions = n` in every [[partition]] table.
+inline void SetSessions(std::string& conf, int n) {
+  for (std::size_t p = conf.find("\nsessions = "); p != std::string::npos;
+       p = conf.find("\nsessions = ", p + 1)) {
+    std::size_t end = conf.find('\n', p + 1);
+    conf.replace(p + 1, end - p - 1, "sessions = " + std::to_string(n));
+  }
+}
+
+// The text of qseald's /metrics at `metrics_addr`; empty when the scrape fails.
+inline std::string ScrapeMetrics(const std::string& metrics_addr) {
+  cli::HttpClient client(metrics_addr, "", std::chrono::seconds(10));
+  auto r = client.Request("GET", "/metrics");
+  if (!r.ok() || r->status != 200) return "";
+  return r->body;
+}
+
+// The sum of the samples of metric `name` (exactly, before its labels) in `metrics_text` whose
+// label text contains every string of `labels` (e.g. {"reason=\"device_error\""}).
+inline double MetricSum(const std::string& metrics_text, const std::string& name,
+                        const std::vector<std::string>& labels = {}) {
+  double total = 0;
+  std::istringstream in(metrics_text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+    if (line[name.size()] != '{' && line[name.size()] != ' ') continue;
+    const std::string label_text = line.substr(name.size(), line.rfind(' ') - name.size());
+    bool match = true;
+    for (const std::string& l : labels) match = match && label_text.find(l) != std::string::npos;
+    if (match) total += std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr);
+  }
+  return total;
 }
 
 // Fast retries so transient faults resolve within a test's time.

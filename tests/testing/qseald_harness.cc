@@ -14,8 +14,9 @@ Qseald::Qseald(const std::string& dir, QsealdOptions options)
 
 Qseald::~Qseald() { Kill(); }
 
-Status Qseald::Start() {
-  if (starts_ == 0) {
+Status Qseald::Prepare() {
+  if (prepared_) return Status::Ok();
+  {
     std::filesystem::create_directories(var_);
     Result<SoftHsm> hsm =
         ProvisionSoftHsm(var_, {"qseal-p1", "qseal-p2"}, options_.key_type, "seal");
@@ -36,13 +37,32 @@ Status Qseald::Start() {
     if (options_.edit_config) options_.edit_config(conf);
     WriteFile(config_, conf);
   }
-  starts_++;
+  prepared_ = true;
+  return Status::Ok();
+}
+
+std::vector<std::string> Qseald::Environment() const {
   std::vector<std::string> env = {
       "QSEAL_VAR=" + var_, "QSEAL_API_ADDR=127.0.0.1:0", "QSEAL_METRICS_ADDR=127.0.0.1:0",
       "SOFTHSM2_CONF=" + var_ + "/softhsm2.conf",
       std::string("QSEAL_SCHEME=") +
           (options_.key_type.rfind("rsa", 0) == 0 ? "rsa-pss" : "ecdsa")};
   env.insert(env.end(), options_.extra_env.begin(), options_.extra_env.end());
+  return env;
+}
+
+CommandResult Qseald::Run(const std::string& args) {
+  std::string cmd = "env";
+  for (const std::string& e : Environment()) cmd += " " + ShellQuote(e);
+  cmd += " " + ShellQuote(std::string(QSEAL_BINARY_DIR) + "/daemon/qseald") + " --config " +
+         ShellQuote(config_) + " " + args;
+  return RunCommand(cmd);
+}
+
+Status Qseald::Start() {
+  QSEAL_RETURN_IF_ERROR(Prepare());
+  starts_++;
+  std::vector<std::string> env = Environment();
   std::string log = dir_ + "/qseald." + std::to_string(starts_) + ".log";
   std::vector<std::string> argv = options_.wrapper;
   for (std::string a :

@@ -36,6 +36,11 @@ class Qseald {
 
   // Provisions (first time), writes the config and starts the daemon; waits for "qseald started".
   Status Start();
+  // Only the first part of Start: provisions the tokens and writes the config (once).
+  Status Prepare();
+  // Runs qseald to its end with `--config <config> <args>` in the environment Start uses
+  // (after Prepare), e.g. "--probe-hsm"; stdout and stderr together in the output.
+  CommandResult Run(const std::string& args);
   // SIGTERM and wait: returns the exit code (or -1 on timeout).
   int Stop(std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // SIGKILL and reap.
@@ -67,6 +72,9 @@ class Qseald {
   std::string metrics_;
   std::string token_;
   int starts_ = 0;
+  bool prepared_ = false;
+
+  std::vector<std::string> Environment() const;
 };
 
 // `openssl cms -verify -binary` of a DER seal against `ca_pem`; with `content` for detached seals,
