@@ -12,6 +12,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/mutex.h"
 #include "tsa/detail/breaker.h"
 #include "tsa/detail/connection.h"
 #include "tsa/detail/ts_codec.h"
@@ -113,10 +114,6 @@ class TsaClient::Impl {
   ~Impl() { Shutdown(); }
 
   Status Submit(DigestAlgorithm algorithm, ByteSpan digest, StampCallback done, bool try_only) {
-    if (stopped_.load()) {
-      done(CancelledError("the TSA client is shut down"));
-      return Status::Ok();
-    }
     if (try_only && pending_.load() >= options_.max_pending) {
       return ResourceExhaustedError("TSA client: " + std::to_string(options_.max_pending) +
                                     " requests outstanding");
@@ -131,8 +128,17 @@ class TsaClient::Impl {
     job->algorithm = algorithm;
     job->digest.assign(digest.begin(), digest.end());
     job->done = std::move(done);
-    ++pending_;
-    asio::post(io_, [this, job] { Route(job); });
+    {
+      // Under post_mu_ so that no post can follow the shutdown handler: every accepted job is
+      // then reported, if only as kCancelled.
+      MutexLock lock(post_mu_);
+      if (!stopped_.load()) {
+        ++pending_;
+        asio::post(io_, [this, job] { Route(job); });
+        return Status::Ok();
+      }
+    }
+    job->done(CancelledError("the TSA client is shut down"));
     return Status::Ok();
   }
 
@@ -145,19 +151,24 @@ class TsaClient::Impl {
       }
       return out;
     };
-    if (stopped_.load() || io_.get_executor().running_in_this_thread()) return collect();
+    if (io_.get_executor().running_in_this_thread()) return collect();
     std::promise<std::vector<TsaHealth>> promise;
     auto future = promise.get_future();
-    asio::post(io_, [&] { promise.set_value(collect()); });
+    {
+      MutexLock lock(post_mu_);
+      if (stopped_.load()) return {};
+      asio::post(io_, [&] { promise.set_value(collect()); });
+    }
     return future.get();
   }
 
   std::size_t pending() const { return pending_.load(); }
 
   void Shutdown() {
-    if (stopped_.exchange(true)) {
-      if (thread_.joinable()) thread_.join();
-      return;
+    MutexLock join_lock(join_mu_);
+    {
+      MutexLock lock(post_mu_);
+      if (stopped_.exchange(true)) return;
     }
     asio::post(io_, [this] {
       for (auto& t : tsas_) {
@@ -312,6 +323,8 @@ class TsaClient::Impl {
 
   const TsaClientOptions options_;
   Clock& clock_;
+  Mutex post_mu_;  // orders posts against the shutdown handler
+  Mutex join_mu_;  // one Shutdown joins; a concurrent one waits for it
   std::atomic<bool> stopped_{false};
   std::atomic<std::size_t> pending_{0};
   asio::io_context io_;

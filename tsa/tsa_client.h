@@ -127,9 +127,10 @@ class TsaClient {
   TsaClient(const TsaClient&) = delete;
   TsaClient& operator=(const TsaClient&) = delete;
 
-  // Asks for a token over `digest` (a digest made with `algorithm`). `done` runs exactly once, on
-  // the client's I/O thread, with the verified token or an error (see the file comment). Never
-  // blocks; requests are accepted without limit.
+  // Asks for a token over `digest` (a digest made with `algorithm`). `done` runs exactly once
+  // with the verified token or an error (see the file comment): on the client's I/O thread, or
+  // on the caller's thread for a digest of the wrong length and after Shutdown. Never blocks;
+  // requests are accepted without limit.
   void Stamp(DigestAlgorithm algorithm, ByteSpan digest, StampCallback done);
   // Same, but refuses with kResourceExhausted (before calling `done`, which then never runs)
   // when max_pending requests are already outstanding.
@@ -137,14 +138,15 @@ class TsaClient {
   // The future form of Stamp.
   std::future<Result<TimeStampToken>> Stamp(DigestAlgorithm algorithm, ByteSpan digest);
 
-  // The breaker state and connection count of every TSA, in configuration order.
+  // The breaker state and connection count of every TSA, in configuration order; empty after
+  // Shutdown. Blocks until the I/O thread answers (microseconds); callable from a callback.
   std::vector<TsaHealth> Health() const;
   // Requests accepted and not yet reported.
   std::size_t pending() const;
 
   // Fails every outstanding request with kCancelled, closes the connections and stops the I/O
   // thread. Later requests fail with kCancelled at once. Blocks until the I/O thread has stopped;
-  // must not be called from a callback. Idempotent.
+  // must not be called from a callback. Idempotent; concurrent calls wait for the first.
   void Shutdown();
 
   class Impl;
