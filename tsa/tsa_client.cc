@@ -44,6 +44,7 @@ struct Job {
   int attempts = 0;
   int last_tsa = -1;
   std::string last_error;
+  std::chrono::steady_clock::time_point sent_at{};
 };
 
 struct Tsa {
@@ -64,6 +65,10 @@ struct Tsa {
   std::size_t open = 0;  // connections made and not yet dropped, idle or busy
   asio::steady_timer rate_timer;
   bool rate_timer_armed = false;
+  std::uint64_t requests = 0;
+  std::uint64_t tokens = 0;
+  std::uint64_t failures = 0;
+  double request_seconds_sum = 0;
 };
 
 // With a manual clock a token appears only when the test moves time; a bounded re-check keeps
@@ -146,8 +151,17 @@ class TsaClient::Impl {
     auto collect = [this] {
       std::vector<TsaHealth> out;
       for (const auto& t : tsas_) {
-        out.push_back(
-            {t->endpoint.name, t->breaker.state(), t->breaker.consecutive_failures(), t->open});
+        TsaHealth h;
+        h.name = t->endpoint.name;
+        h.state = t->breaker.state();
+        h.consecutive_failures = t->breaker.consecutive_failures();
+        h.open_connections = t->open;
+        h.queued = t->queue.size();
+        h.requests = t->requests;
+        h.tokens = t->tokens;
+        h.failures = t->failures;
+        h.request_seconds_sum = t->request_seconds_sum;
+        out.push_back(std::move(h));
       }
       return out;
     };
@@ -254,6 +268,9 @@ class TsaClient::Impl {
         ++tsa.open;
       }
       busy_.push_back(conn);
+      ++tsa.requests;
+      // Latency is real time even under a manual clock: it measures the network, not policy.
+      job->sent_at = std::chrono::steady_clock::now();
       conn->Send(job->request.der, tsa.endpoint.timeout,
                  [this, index, conn, job](Result<Bytes> body) {
                    OnAnswer(index, conn, job, std::move(body));
@@ -275,6 +292,8 @@ class TsaClient::Impl {
       --tsa.open;
     }
     Result<TimeStampToken> token = body.status();
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - job->sent_at;
+    tsa.request_seconds_sum += took.count();
     if (body.ok()) {
       detail::VerifyParams params;
       params.request = &job->request;
@@ -285,10 +304,12 @@ class TsaClient::Impl {
     }
     if (token.ok()) {
       tsa.breaker.RecordSuccess();
+      ++tsa.tokens;
       token.value().tsa = tsa.endpoint.name;
       Finish(job, std::move(token));
     } else {
       tsa.breaker.RecordFailure();
+      ++tsa.failures;
       ++job->attempts;
       job->last_tsa = index;
       job->last_error = "TSA " + tsa.endpoint.name + ": " + token.status().message();

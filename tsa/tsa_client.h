@@ -36,6 +36,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <future>
 #include <memory>
@@ -102,13 +103,19 @@ struct TimeStampToken {
   std::string serial_hex;  // TSTInfo serialNumber, lower-case hex
 };
 
-// What Health() reports per TSA.
+// What Health() reports per TSA: state and totals since Create, for the metrics bridge
+// (qseal_tsa_* snapshot metrics, see docs/tsa.md).
 enum class BreakerState { kClosed, kOpen, kHalfOpen };
 struct TsaHealth {
   std::string name;
   BreakerState state = BreakerState::kClosed;
   int consecutive_failures = 0;
   std::size_t open_connections = 0;
+  std::size_t queued = 0;          // waiting for a connection or a rate token
+  std::uint64_t requests = 0;      // attempts sent
+  std::uint64_t tokens = 0;        // attempts that gave a verified token
+  std::uint64_t failures = 0;      // attempts that failed (transport, HTTP, refused)
+  double request_seconds_sum = 0;  // send -> answer verified or failed, over all attempts
 };
 
 using StampCallback = std::function<void(Result<TimeStampToken>)>;

@@ -178,6 +178,10 @@ TEST_F(TsaClientTest, RefusesEachBadResponseWithItsReason) {
   server_->SetDelay(milliseconds(0));
   auto token = StampOnce(*client.value(), RandomDigest());
   EXPECT_TRUE(token.ok()) << token.status();
+  auto health = client.value()->Health()[0];
+  EXPECT_EQ(health.failures, cases.size());
+  EXPECT_EQ(health.tokens, 1u);
+  EXPECT_EQ(health.requests, cases.size() + 1);
 }
 
 TEST_F(TsaClientTest, RefusesGenTimeFarFromTheLocalClock) {
@@ -308,7 +312,12 @@ TEST_F(TsaClientTest, ManyRequestsInFlightOverAFewConnections) {
   EXPECT_EQ(server_->requests(), kRequests);
   EXPECT_LE(server_->connections(), 3);
   EXPECT_EQ(server_->max_concurrent(), 3);
-  EXPECT_EQ(client.value()->Health()[0].open_connections, 3u);
+  auto health = client.value()->Health()[0];
+  EXPECT_EQ(health.open_connections, 3u);
+  EXPECT_EQ(health.requests, static_cast<std::uint64_t>(kRequests));
+  EXPECT_EQ(health.tokens, static_cast<std::uint64_t>(kRequests));
+  EXPECT_EQ(health.failures, 0u);
+  EXPECT_GT(health.request_seconds_sum, 0.0);
 }
 
 TEST_F(TsaClientTest, TryStampRefusesBeyondMaxPending) {
