@@ -68,7 +68,7 @@ class TsaClientTest : public ::testing::Test {
     e.name = name;
     e.url = url;
     e.ca_file = pki_->ca_pem;
-    e.timeout = milliseconds(2000);
+    e.timeout = milliseconds(10000);  // generous: sanitizer and valgrind runs are slow
     return e;
   }
 
