@@ -1,0 +1,75 @@
+// A loopback RFC 3161 TSA for the tests: Beast HTTP on 127.0.0.1 that answers
+// application/timestamp-query with a token made by OpenSSL's TS_RESP_CTX (not qseal's code),
+// signed with a TSA certificate the test's own CA issued (MakeTsaPki, through the openssl CLI).
+// Fault knobs make it misbehave the ways a real TSA can; counters let tests assert on what the
+// server saw (requests, connections, concurrency) rather than on time.
+//
+// Test-only code; thread-safe (the knobs and counters may be used while it serves).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+namespace qseal::testing {
+
+// Files under `dir`: ca.pem (trust anchor), tsa.pem/tsa.key (EKU critical timeStamping),
+// tsa-noncritical.pem (same key, EKU not critical), rogue-ca.pem, rogue-tsa.pem/rogue-tsa.key
+// (a TSA of another CA), tls.pem/tls.key (server certificate for 127.0.0.1 from ca.pem).
+struct TsaPki {
+  std::string dir;
+  std::string ca_pem, tsa_pem, tsa_key, noncritical_pem, rogue_pem, rogue_key, tls_pem, tls_key;
+};
+Result<TsaPki> MakeTsaPki(const std::string& dir);
+
+enum class TsaFault {
+  kNone,
+  kHttp503,         // HTTP 503 Service Unavailable
+  kRejection,       // a TimeStampResp with PKIStatus rejection
+  kWrongNonce,      // signs a request whose nonce was changed
+  kWrongImprint,    // signs a request whose digest was changed
+  kUntrusted,       // signs with the rogue CA's TSA certificate
+  kEkuNotCritical,  // signs with a certificate whose EKU timeStamping is not critical
+  kDrop,            // reads the request, then closes the connection
+  kGarbage,         // 200 application/timestamp-reply with a body that is not DER
+};
+
+class TestTsa {
+ public:
+  // `tls`: serve HTTPS with pki.tls_pem.
+  explicit TestTsa(TsaPki pki, bool tls = false);
+  ~TestTsa();  // Stops.
+  TestTsa(const TestTsa&) = delete;
+  TestTsa& operator=(const TestTsa&) = delete;
+
+  // Listens on 127.0.0.1:0 and serves on background threads.
+  Status Start();
+  void Stop();
+  std::string url() const;
+  int port() const { return port_; }
+
+  void SetFault(TsaFault fault) { fault_ = fault; }
+  void SetDelay(std::chrono::milliseconds delay) { delay_ms_ = static_cast<int>(delay.count()); }
+
+  int requests() const { return requests_; }        // HTTP requests read
+  int connections() const { return connections_; }  // TCP connections accepted
+  int max_concurrent() const { return max_concurrent_; }
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  int port_ = 0;
+  bool tls_;
+  std::atomic<TsaFault> fault_{TsaFault::kNone};
+  std::atomic<int> delay_ms_{0};
+  std::atomic<int> requests_{0};
+  std::atomic<int> connections_{0};
+  std::atomic<int> concurrent_{0};
+  std::atomic<int> max_concurrent_{0};
+};
+
+}  // namespace qseal::testing
