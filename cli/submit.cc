@@ -1,98 +1,34 @@
-#include "cli/commands.h"
-
+// qsealctl submit: uploads files alone or in multipart batches, optionally waits for their seals
+// and fetches them.
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
-#include <memory>
+#include <map>
 #include <mutex>
-#include <optional>
 #include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
-#include <openssl/bio.h>
-#include <openssl/pem.h>
 #include <openssl/rand.h>
-#include <openssl/x509.h>
 
+#include "cli/commands.h"
+#include "cli/detail/replies.h"
 #include "cli/http_client.h"
 #include "common/bytes.h"
-#include "common/clock.h"
 #include "common/exit_codes.h"
-#include "formats/format.h"
-#include "formats/verify.h"
 
 namespace qseal::cli {
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-// Exit codes ordered by how much they say: a server outage dominates, then local I/O, then bad
-// input.
-int Worse(int a, int b) {
-  auto rank = [](int c) {
-    switch (c) {
-      case kExitOk:
-        return 0;
-      case kExitDataErr:
-        return 1;
-      case kExitIoErr:
-        return 2;
-      case kExitUnavailable:
-        return 3;
-      default:
-        return 4;
-    }
-  };
-  return rank(a) >= rank(b) ? a : b;
-}
-
-// Exit code for a failed exchange (not an HTTP status).
-int ExitForTransport(const Status& s) {
-  return IsLocalFileError(s) ? kExitIoErr : kExitUnavailable;
-}
-
-// Exit code for an HTTP status that is not the expected success.
-int ExitForHttp(int status) {
-  if (status >= 200 && status < 300) return kExitOk;
-  if (status == 429 || status >= 500) return kExitUnavailable;
-  return kExitDataErr;
-}
-
-// "401 Unauthorized: <detail>" from an RFC 9457 problem body, or the raw body.
-std::string Describe(const HttpReply& reply) {
-  std::string text = std::to_string(reply.status);
-  try {
-    json j = json::parse(reply.body);
-    if (j.contains("title") && j["title"].is_string()) text += " " + j["title"].get<std::string>();
-    if (j.contains("detail") && j["detail"].is_string()) {
-      text += ": " + j["detail"].get<std::string>();
-    }
-    return text;
-  } catch (const std::exception&) {
-  }
-  std::string body = reply.body.substr(0, 200);
-  while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
-  return body.empty() ? text : text + ": " + body;
-}
-
-std::string UrlEncode(const std::string& s) {
-  std::ostringstream o;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-      o << c;
-    } else {
-      o << '%' << std::uppercase << std::hex << std::setw(2) << std::setfill('0')
-        << static_cast<int>(c) << std::nouppercase << std::dec;
-    }
-  }
-  return o.str();
-}
+using detail::Describe;
+using detail::ExitForHttp;
+using detail::ExitForTransport;
+using detail::UrlEncode;
+using detail::Worse;
 
 // Header-safe file name: printable ASCII kept, everything else percent-encoded.
 std::string HeaderSafe(const std::string& s) {
@@ -505,78 +441,6 @@ class Submitter {
   int exit_code_ = kExitOk;
 };
 
-// A ReadFn over a file stream.
-formats::ReadFn StreamReader(std::shared_ptr<std::ifstream> in) {
-  return [in](std::span<std::uint8_t> buffer) -> Result<std::size_t> {
-    in->read(reinterpret_cast<char*>(buffer.data()), static_cast<std::streamsize>(buffer.size()));
-    if (in->bad()) return UnavailableError("read error in the content file");
-    return static_cast<std::size_t>(in->gcount());
-  };
-}
-
-Result<Bytes> ReadBinary(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError("cannot read " + path);
-  Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return UnavailableError("read error in " + path);
-  return data;
-}
-
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-
-// DER from a PEM file holding one object (e.g. "PKCS7" or "CMS"), or the input when not PEM.
-Bytes MaybeFromPem(Bytes data) {
-  static constexpr std::string_view kBegin = "-----BEGIN ";
-  if (data.size() < kBegin.size() || AsChars(data).substr(0, kBegin.size()) != kBegin) return data;
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-  char* name = nullptr;
-  char* header = nullptr;
-  unsigned char* der = nullptr;
-  long len = 0;
-  if (bio == nullptr || PEM_read_bio(bio.get(), &name, &header, &der, &len) != 1) return data;
-  Bytes out(der, der + len);
-  OPENSSL_free(name);
-  OPENSSL_free(header);
-  OPENSSL_free(der);
-  return out;
-}
-
-Result<std::vector<Bytes>> LoadCertificates(const std::string& path) {
-  auto pem = ReadBinary(path);
-  if (!pem.ok()) return pem.status();
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
-  std::vector<Bytes> certs;
-  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-    int len = i2d_X509(cert, nullptr);
-    if (len > 0) {
-      Bytes der(static_cast<std::size_t>(len));
-      unsigned char* p = der.data();
-      i2d_X509(cert, &p);
-      certs.push_back(std::move(der));
-    }
-    X509_free(cert);
-  }
-  if (certs.empty()) return InvalidArgumentError("no PEM certificate in " + path);
-  return certs;
-}
-
-std::string SubjectOf(const Bytes& der) {
-  const unsigned char* p = der.data();
-  X509* cert = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
-  if (cert == nullptr) return "?";
-  char buf[512];
-  X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof(buf));
-  X509_free(cert);
-  return buf;
-}
-
-bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace
 
 int RunSubmit(const Endpoint& endpoint, const SubmitOptions& options, std::ostream& out,
@@ -622,123 +486,6 @@ int RunSubmit(const Endpoint& endpoint, const SubmitOptions& options, std::ostre
   }
   Submitter submitter(endpoint, options, out, err);
   return submitter.Run(files);
-}
-
-int RunStatus(const Endpoint& endpoint, const std::string& id, std::ostream& out,
-              std::ostream& err) {
-  HttpClient client(endpoint.server, endpoint.token, std::chrono::milliseconds(30'000));
-  auto r = client.Request("GET", "/v1/documents/" + UrlEncode(id));
-  if (!r.ok()) {
-    err << "qsealctl: " << r.status().message() << "\n";
-    return ExitForTransport(r.status());
-  }
-  if (r->status != 200) {
-    err << "qsealctl: status " << id << ": " << Describe(*r) << "\n";
-    return ExitForHttp(r->status);
-  }
-  out << r->body;
-  if (!r->body.empty() && r->body.back() != '\n') out << "\n";
-  return kExitOk;
-}
-
-int RunFetch(const Endpoint& endpoint, const std::string& id, const std::string& out_file,
-             std::ostream& out, std::ostream& err) {
-  HttpClient client(endpoint.server, endpoint.token);
-  std::string target = "/v1/documents/" + UrlEncode(id) + "/seal";
-  Result<HttpReply> r =
-      out_file.empty() ? client.Request("GET", target) : client.Download(target, out_file);
-  if (!r.ok()) {
-    err << "qsealctl: " << r.status().message() << "\n";
-    return ExitForTransport(r.status());
-  }
-  if (r->status != 200) {
-    std::string what = r->status == 409 ? "not sealed yet" : Describe(*r);
-    err << "qsealctl: fetch " << id << ": " << what << "\n";
-    return ExitForHttp(r->status);
-  }
-  if (out_file.empty()) {
-    out.write(r->body.data(), static_cast<std::streamsize>(r->body.size()));
-    out.flush();
-    if (!out) {
-      err << "qsealctl: cannot write the seal to stdout\n";
-      return kExitIoErr;
-    }
-  }
-  return kExitOk;
-}
-
-int RunHealth(const Endpoint& endpoint, std::ostream& out, std::ostream& err) {
-  HttpClient client(endpoint.server, "", std::chrono::milliseconds(10'000));
-  auto reply = client.Request("GET", "/readyz");
-  if (!reply.ok()) {
-    err << "qsealctl: " << reply.status().message() << "\n";
-    return kExitUnavailable;
-  }
-  out << reply->body;
-  if (!reply->body.empty() && reply->body.back() != '\n') out << "\n";
-  return reply->status == 200 ? kExitOk : kExitUnavailable;
-}
-
-int RunVerify(const VerifyCommandOptions& options, const std::string& var_dir, std::ostream& out,
-              std::ostream& err) {
-  auto seal = ReadBinary(options.seal);
-  if (!seal.ok()) {
-    err << "qsealctl: " << seal.status().message() << "\n";
-    return kExitIoErr;
-  }
-  Bytes der = MaybeFromPem(std::move(*seal));
-  std::string ca = options.ca.empty() ? var_dir + "/pki/ca.pem" : options.ca;
-  auto anchors = LoadCertificates(ca);
-  if (!anchors.ok()) {
-    err << "qsealctl: trust anchors: " << anchors.status().message()
-        << (options.ca.empty() ? " (give --ca PEM)" : "") << "\n";
-    return anchors.status().code() == StatusCode::kNotFound ? kExitIoErr : kExitDataErr;
-  }
-  std::string content = options.content;
-  if (content.empty() && EndsWith(options.seal, ".p7s")) {
-    std::string beside = options.seal.substr(0, options.seal.size() - 4);
-    std::error_code ec;
-    if (fs::is_regular_file(beside, ec)) content = beside;
-  }
-  std::optional<formats::ReadFn> reader;
-  if (!content.empty()) {
-    auto in = std::make_shared<std::ifstream>(content, std::ios::binary);
-    if (!*in) {
-      err << "qsealctl: cannot read " << content << "\n";
-      return kExitIoErr;
-    }
-    reader = StreamReader(in);
-    if (options.content.empty()) out << "content: " << content << "\n";
-  }
-  auto report = formats::VerifySeal(der, reader, *anchors);
-  if (!report.ok()) {
-    const std::string& msg = report.status().message();
-    if (msg.find("the content is needed") != std::string::npos) {
-      err << "qsealctl: " << msg << ": give --content FILE\n";
-      return kExitUsage;
-    }
-    if (msg.find("none may be given") != std::string::npos) {
-      err << "qsealctl: " << msg << ": drop --content\n";
-      return kExitUsage;
-    }
-    err << "qsealctl: verify: " << report.status().ToString() << "\n";
-    return report.status().code() == StatusCode::kUnavailable ? kExitIoErr : kExitDataErr;
-  }
-  for (const auto& c : report->checks) {
-    out << (c.ok ? "ok    " : "FAIL  ") << c.name;
-    if (!c.detail.empty()) out << ": " << c.detail;
-    out << "\n";
-  }
-  if (!report->signer_certificate_der.empty()) {
-    out << "signer: " << SubjectOf(report->signer_certificate_der) << "\n";
-  }
-  out << "packaging: " << (report->format == "cades-enveloping" ? "enveloping" : "detached")
-      << "\n";
-  if (report->signing_time != std::chrono::system_clock::time_point{}) {
-    out << "signing time: " << FormatUtc(report->signing_time) << "\n";
-  }
-  out << (report->ok ? "seal verified" : "seal NOT valid") << "\n";
-  return report->ok ? kExitOk : kExitDataErr;
 }
 
 }  // namespace qseal::cli
