@@ -33,6 +33,14 @@ struct ServerConfig {
   std::uint32_t max_batch_parts = 1000;
   std::uint64_t max_batch_bytes = 64ull << 20;
   std::uint64_t max_batch_part_bytes = 16ull << 20;
+  // TLS (docs/security.md): server certificate (PEM, chain after it) and key; both or neither.
+  std::string tls_certificate;
+  std::string tls_key;
+  // PEM trust anchors (and CRLs) for client certificates (mTLS); needs TLS. "": no mTLS.
+  std::string client_ca;
+  bool require_client_certificate = false;  // With client_ca: no certificate, no handshake.
+  // Without TLS, a listen address other than loopback is refused unless this is true.
+  bool allow_plaintext = false;
 };
 
 struct MetricsConfig {
@@ -145,10 +153,13 @@ struct JetStreamConfig {
   std::chrono::milliseconds publish_timeout{5'000};
 };
 
+// A client needs a token, a certificate identity, or both (then both must match).
 struct ClientConfig {
   std::string name;
-  std::string token_sha256;       // hex SHA-256 of the bearer token, or
-  std::string token_sha256_file;  // a file holding it.
+  std::string token_sha256;             // hex SHA-256 of the bearer token, or
+  std::string token_sha256_file;        // a file holding it.
+  std::string certificate_subject;      // RFC 2253 subject of its client certificate, and/or
+  std::string certificate_spki_sha256;  // hex SHA-256 of its certificate's SubjectPublicKeyInfo.
   std::vector<std::string> profiles;
 };
 
@@ -175,6 +186,9 @@ Result<Config> LoadConfig(const std::string& path, std::vector<std::string>* err
 // Same, from text (for tests); `origin` names it in messages.
 Result<Config> ParseConfig(const std::string& text, const std::string& origin,
                            std::vector<std::string>* errors = nullptr);
+
+// Whether `host` (an IP literal or "localhost") only accepts connections from this machine.
+bool IsLoopbackHost(const std::string& host);
 
 // Splits "host:port"; kInvalidArgument when malformed.
 Status SplitHostPort(const std::string& addr, std::string* host, std::uint16_t* port);

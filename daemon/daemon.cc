@@ -69,8 +69,11 @@ class Daemon::Impl {
     QSEAL_RETURN_IF_ERROR(brokers_->Start());
     QSEAL_RETURN_IF_ERROR(StartMetrics());
     QSEAL_RETURN_IF_ERROR(api_->Start());
+    const std::string api_addr = api_host_ + ":" + std::to_string(api_->port());
+    const bool tls = !config_.server.tls_certificate.empty();
     LogInfo("qseald started",
-            {{"api", api_host_ + ":" + std::to_string(api_->port())},
+            {{"api", api_addr},
+             {"api_url", (tls ? "https://" : "http://") + api_addr},
              {"metrics", metrics_host_ + ":" + std::to_string(metrics_server_->port())},
              {"config", config_.source_path},
              {"partitions", static_cast<std::int64_t>(config_.partitions.size())},
@@ -78,6 +81,19 @@ class Daemon::Impl {
              {"watches", static_cast<std::int64_t>(watchers_.size())},
              {"jetstreams", static_cast<std::int64_t>(config_.jetstreams.size())}});
     return Status::Ok();
+  }
+
+  Status ReloadTls() {
+    if (!api_) return FailedPreconditionError("not started");
+    Status s = api_->ReloadTls();
+    if (audit_ && s.ok()) {
+      audit_->AppendAsync(
+          {audit::EventEntry(audit::Event::kConfigLoaded,
+                             "TLS certificate reloaded: " + config_.server.tls_certificate +
+                                 " sha256=" + FileSha256(config_.server.tls_certificate))},
+          nullptr);
+    }
+    return s;
   }
 
   // Order matters: doors first (nothing new comes in), then the pipeline drains, then the HSM
@@ -371,6 +387,14 @@ class Daemon::Impl {
     api.max_batch_parts = config_.server.max_batch_parts;
     api.max_batch_bytes = config_.server.max_batch_bytes;
     api.max_batch_part_bytes = config_.server.max_batch_part_bytes;
+    api.tls_certificate_file = config_.server.tls_certificate;
+    api.tls_key_file = config_.server.tls_key;
+    api.client_ca_file = config_.server.client_ca;
+    api.require_client_certificate = config_.server.require_client_certificate;
+    if (api.tls_certificate_file.empty()) {
+      LogWarn("the API serves plaintext HTTP (no [server] tls_certificate)",
+              {{"listen", config_.server.listen}});
+    }
     api.metrics = metrics_.get();
     api.seal_namer = engine_.get();
     if (audit_) {
@@ -380,16 +404,31 @@ class Daemon::Impl {
       };
     }
     for (const auto& c : config_.clients) {
+      ingest::ApiClient client;
+      client.name = c.name;
+      client.profiles = c.profiles;
+      client.certificate_subject = c.certificate_subject;
       std::string hex = c.token_sha256;
       if (!c.token_sha256_file.empty()) {
         QSEAL_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(c.token_sha256_file));
         hex = Trim(text);
       }
-      Result<Bytes> hash = HexDecode(hex);
-      if (!hash.ok() || hash->size() != 32) {
-        return InvalidArgumentError("client \"" + c.name + "\": token hash is not 64 hex digits");
+      if (!hex.empty()) {
+        Result<Bytes> hash = HexDecode(hex);
+        if (!hash.ok() || hash->size() != 32) {
+          return InvalidArgumentError("client \"" + c.name + "\": token hash is not 64 hex digits");
+        }
+        client.token_sha256 = std::move(*hash);
       }
-      api.clients.push_back({c.name, std::move(*hash), c.profiles});
+      if (!c.certificate_spki_sha256.empty()) {
+        Result<Bytes> pin = HexDecode(c.certificate_spki_sha256);
+        if (!pin.ok() || pin->size() != 32) {
+          return InvalidArgumentError("client \"" + c.name +
+                                      "\": certificate_spki_sha256 is not 64 hex digits");
+        }
+        client.certificate_spki_sha256 = std::move(*pin);
+      }
+      api.clients.push_back(std::move(client));
     }
     for (const auto& p : config_.profiles) {
       ingest::ApiProfile ap;
@@ -444,6 +483,7 @@ Daemon::Daemon(Config config) : impl_(std::make_unique<Impl>(std::move(config)))
 Daemon::~Daemon() = default;
 Status Daemon::Start() { return impl_->Start(); }
 Status Daemon::Stop() { return impl_->Stop(); }
+Status Daemon::ReloadTls() { return impl_->ReloadTls(); }
 Status Daemon::Fatal(int* exit_code) const { return impl_->Fatal(exit_code); }
 
 }  // namespace qseal::daemon

@@ -70,7 +70,9 @@ class ApiServer::Impl : public detail::HttpHandler {
   void Notify(const queue::DocumentId& id) { waiters_.Notify(id); }
 
   // Routes the request and counts it (route template, method, status, duration; refusals).
-  Decision OnRequest(const RequestHeader& req, const std::string& remote) override {
+  Status ReloadTls() { return server_.ReloadTls(); }
+
+  Decision OnRequest(const RequestHeader& req, const detail::Peer& remote) override {
     if (options_.metrics == nullptr) return Route(req, remote);
     auto start = std::chrono::steady_clock::now();
     std::string route(RouteTemplate(req));
@@ -134,7 +136,7 @@ class ApiServer::Impl : public detail::HttpHandler {
     std::function<void(const HttpResponse&)> count_;
   };
 
-  Decision Route(const RequestHeader& req, const std::string& /*remote*/) {
+  Decision Route(const RequestHeader& req, const detail::Peer& peer) {
     Decision d;
     std::string_view target(req.target().data(), req.target().size());
     std::size_t qmark = target.find('?');
@@ -161,12 +163,13 @@ class ApiServer::Impl : public detail::HttpHandler {
       return Answer(MakeProblem(http::status::not_found, req, "no such resource"));
 
     // Everything under /v1 needs a valid token, checked before any body is read.
-    const ApiClient* client = access_.Authenticate(req);
+    const ApiClient* client = access_.Authenticate(req, peer.certificate);
     if (client == nullptr) {
-      LogWarn("request refused: no valid credentials", {{"path", std::string(path)}});
-      access_.Refused("auth_denied", "", "", "no valid bearer token");
-      HttpResponse res =
-          MakeProblem(http::status::unauthorized, req, "a valid bearer token is required");
+      LogWarn("request refused: no valid credentials",
+              {{"path", std::string(path)}, {"source", peer.address}});
+      access_.Refused("auth_denied", "", "", "no valid credentials");
+      HttpResponse res = MakeProblem(http::status::unauthorized, req,
+                                     "a valid bearer token or client certificate is required");
       res.set(http::field::www_authenticate, "Bearer realm=\"qseal\"");
       return Answer(std::move(res));
     }
@@ -427,6 +430,10 @@ class ApiServer::Impl : public detail::HttpHandler {
     h.body_timeout = o.body_timeout;
     h.max_connections = o.max_connections;
     h.threads = o.threads;
+    h.tls.certificate_file = o.tls_certificate_file;
+    h.tls.key_file = o.tls_key_file;
+    h.tls.client_ca_file = o.client_ca_file;
+    h.tls.require_client_certificate = o.require_client_certificate;
     return h;
   }
 
@@ -449,6 +456,7 @@ ApiServer::~ApiServer() { Stop(); }
 Status ApiServer::Start() { return impl_->Start(); }
 std::uint16_t ApiServer::port() const { return impl_->port(); }
 void ApiServer::Stop() { impl_->Stop(); }
+Status ApiServer::ReloadTls() { return impl_->ReloadTls(); }
 void ApiServer::Notify(const queue::DocumentId& id) { impl_->Notify(id); }
 
 }  // namespace qseal::ingest

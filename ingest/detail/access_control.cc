@@ -14,23 +14,52 @@ AccessControl::AccessControl(const std::vector<ApiClient>& clients,
                              const RefusalListener& on_refusal)
     : clients_(clients), profiles_(profiles), on_refusal_(on_refusal) {}
 
-const ApiClient* AccessControl::Authenticate(const RequestHeader& req) const {
+namespace {
+
+// The SHA-256 of the bearer token in the request's single Authorization field, or empty.
+Bytes BearerTokenHash(const RequestHeader& req) {
   // Authorization is a singleton field: with two, which one counts would depend on who reads.
-  if (req.count(http::field::authorization) != 1) return nullptr;
+  if (req.count(http::field::authorization) != 1) return {};
   auto auth = req[http::field::authorization];
   std::string_view value(auth.data(), auth.size());
   // The scheme name is case-insensitive (RFC 9110 §11.1); the token is compared exactly.
   constexpr std::string_view kBearer = "Bearer ";
   if (value.size() <= kBearer.size() ||
       !boost::beast::iequals(auth.substr(0, kBearer.size()), "Bearer "))
-    return nullptr;
+    return {};
   std::string_view token = value.substr(kBearer.size());
-  std::uint8_t hash[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), hash);
+  Bytes hash(SHA256_DIGEST_LENGTH);
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), hash.data());
+  return hash;
+}
+
+}  // namespace
+
+const ApiClient* AccessControl::Authenticate(const RequestHeader& req,
+                                             const PeerCertificate& cert) const {
+  const Bytes token = BearerTokenHash(req);
   const ApiClient* found = nullptr;
+  int found_factors = 0;
   // Compare against every client so the time does not tell which one matched.
   for (const auto& c : clients_) {
-    if (ConstantTimeEquals(ByteSpan(hash, sizeof(hash)), c.token_sha256)) found = &c;
+    bool ok = true;
+    int factors = 0;
+    if (!c.token_sha256.empty()) {
+      ++factors;
+      ok &= !token.empty() && ConstantTimeEquals(token, c.token_sha256);
+    }
+    if (!c.certificate_subject.empty()) {
+      ++factors;
+      ok &= cert.present && cert.subject == c.certificate_subject;
+    }
+    if (!c.certificate_spki_sha256.empty()) {
+      ++factors;
+      ok &= cert.present && ConstantTimeEquals(cert.spki_sha256, c.certificate_spki_sha256);
+    }
+    if (ok && factors > found_factors) {
+      found = &c;
+      found_factors = factors;
+    }
   }
   return found;
 }

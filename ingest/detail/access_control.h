@@ -1,5 +1,7 @@
 // Who may call the HTTP API and with which profiles: bearer-token authentication (tokens known
-// only by their SHA-256, compared in constant time) and the per-client profile grants. Refusals
+// only by their SHA-256, compared in constant time), client-certificate authentication (the
+// subject or SPKI pin of a certificate the TLS layer verified), and the per-client profile grants.
+// Refusals
 // are logged and reported to the server's RefusalListener for the audit trail.
 //
 // AccessControl is thread-safe (it only reads what it was given).
@@ -22,10 +24,13 @@ class AccessControl {
   AccessControl(const std::vector<ApiClient>& clients, const std::vector<ApiProfile>& profiles,
                 const RefusalListener& on_refusal);
 
-  // The client whose token the request carries in its one "Authorization: Bearer <token>" field
-  // (scheme case-insensitive, token exact); null when there is none, two, or no client matches.
-  // Takes the same time whichever client matches.
-  const ApiClient* Authenticate(const RequestHeader& req) const;
+  // The client every configured credential of which the request presents: the token in its one
+  // "Authorization: Bearer <token>" field (scheme case-insensitive, token exact) and/or the
+  // connection's verified client certificate (subject and/or SPKI pin). When several clients
+  // match, the one with the most credentials wins (token and certificate over either alone).
+  // Null when none matches (no, two or a wrong Authorization field, no or an unknown
+  // certificate). Takes the same time whichever client matches.
+  const ApiClient* Authenticate(const RequestHeader& req, const PeerCertificate& cert) const;
 
   // Whether `client` is granted `profile` (by name or by "*"); says nothing about its existence.
   static bool Allowed(const ApiClient& client, const std::string& profile);

@@ -147,7 +147,7 @@ TEST_F(AuditE2eTest, EverySealHasOneMatchingSealedRecord) {
     ASSERT_FALSE(id.empty());
     docs[id] = {content, detached};
   }
-  cli::HttpClient wrong(q.api(), "not-the-token");
+  cli::HttpClient wrong = q.Client("not-the-token");
   EXPECT_EQ(wrong.Request("POST", "/v1/documents?profile=default", "x")->status, 401);
   std::map<std::string, std::string> seals;
   for (const auto& [id, doc] : docs) seals[id] = FetchVerified(q, id, doc.first, doc.second);
@@ -239,7 +239,7 @@ TEST_F(AuditE2eTest, AuthDeniedFloodIsRateLimitedButEveryRefusalIsCounted) {
   ASSERT_TRUE(q.Start().ok()) << q.Stderr();
   const std::uint64_t signs = Signs();
   constexpr int kRefusals = 400;
-  cli::HttpClient intruder(q.api(), "not-the-token");
+  cli::HttpClient intruder = q.Client("not-the-token");
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < kRefusals; ++i) {
     auto r = intruder.Request("POST", "/v1/documents?profile=default", "x");
