@@ -320,11 +320,29 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection<St
       // close_notify, so the client can tell the end of the reply from a truncation; bounded,
       // since a client may never answer it.
       Lowest().expires_after(std::chrono::seconds(1));
-      stream_.async_shutdown(
-          [self = shared_from_this()](beast::error_code) { self->CloseSocket(); });
+      stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->Drain(); });
     } else {
       CloseSocket();
     }
+  }
+
+  // After an early answer (413 before the body) the client may still be sending: closing with
+  // unread bytes makes the kernel send a reset, which can destroy the answer before the client
+  // reads it. So the send side is shut and what still arrives is read and dropped, for a bounded
+  // time, before the close. (TLS only: its shutdown fails as soon as application data follows.)
+  void Drain() {
+    beast::error_code ec;
+    Socket().shutdown(tcp::socket::shutdown_send, ec);
+    Lowest().expires_after(std::chrono::seconds(2));
+    DrainSome();
+  }
+
+  void DrainSome() {
+    Lowest().async_read_some(net::buffer(chunk_),
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                               if (ec) return self->CloseSocket();
+                               self->DrainSome();
+                             });
   }
 
   void CloseSocket() {

@@ -389,7 +389,7 @@ TEST_F(ApiTest, BatchFramingErrorsAndLimitsAcceptNothing) {
   };
   for (const auto& k : cases) {
     auto r = c.Request("POST", "/v1/batches?profile=default", k.body, k.headers);
-    ASSERT_TRUE(r.ok()) << k.what;
+    ASSERT_TRUE(r.ok()) << k.what << ": " << r.status();
     EXPECT_EQ(r->status, k.status) << k.what << ": " << r->body;
     EXPECT_EQ(r->headers["content-type"], "application/problem+json") << k.what;
   }
