@@ -52,9 +52,9 @@ namespace qseal::ingest {
 struct ApiClient {
   std::string name;
   Bytes token_sha256;                 // SHA-256 of the bearer token (32 bytes); empty: no token
+  std::vector<std::string> profiles;  // profile names, or "*" for all
   std::string certificate_subject;    // RFC 2253 subject of its certificate; "": not by subject
   Bytes certificate_spki_sha256;      // SHA-256 of its certificate's SPKI (32 bytes); empty: none
-  std::vector<std::string> profiles;  // profile names, or "*" for all
 };
 
 struct ApiProfile {
