@@ -89,8 +89,9 @@ struct AuditConfig {
   // "file:/path" of an ECDSA P-256 PEM key (PKCS#11 keys are not supported yet).
   std::string checkpoint_key = "file:var/pki/audit-checkpoint.pem";
   bool create_checkpoint_key = true;  // Generate the key file when it does not exist.
-  // Refused requests (auth_denied, rejected) recorded one by one: a token bucket per kind; the
-  // rest are counted into a summary record (audit/refusal_limiter.h).
+  // Refused requests (auth_denied, rejected) recorded one by one: a token bucket per kind and
+  // caller (the client's name, or the source address when none was authenticated); the rest are
+  // counted into a summary record of that caller (audit/refusal_limiter.h).
   std::uint32_t refusal_records_per_second = 10;
   std::uint32_t refusal_burst = 100;
 };

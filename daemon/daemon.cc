@@ -200,10 +200,6 @@ class Daemon::Impl {
     Result<std::unique_ptr<audit::AuditLog>> log = audit::AuditLog::Open(o);
     if (!log.ok()) return log.status();
     audit_ = std::move(*log);
-    for (auto& limiter : refusal_limiters_) {
-      limiter =
-          std::make_unique<audit::RefusalLimiter>(a.refusal_records_per_second, a.refusal_burst);
-    }
     return audit_
         ->Append(
             {audit::EventEntry(audit::Event::kStartup, "qseald"),
@@ -257,29 +253,70 @@ class Daemon::Impl {
     if (partition_watch_.joinable()) partition_watch_.join();
   }
 
-  // Refusals are rate-limited per kind (index 0: auth_denied, 1: rejected); what the limit drops
-  // is counted into the next record of that kind or into the once-a-second summary.
-  static constexpr audit::Event kRefusalEvents[2] = {audit::Event::kAuthDenied,
-                                                     audit::Event::kRejected};
+  // Refusals are rate-limited per kind and caller: the client's name when one was
+  // authenticated, else the source address. A flood of bad tokens from one address then uses up
+  // only its own bucket, never the records of another address or of a real client. What a bucket
+  // drops is counted into its next record or into the once-a-second summary. Buckets are never
+  // removed and at most kMaxRefusalBuckets exist; callers beyond that share one overflow bucket.
+  struct RefusalBucket {
+    RefusalBucket(const AuditConfig& a, audit::Event e, std::string c, std::string s)
+        : limiter(a.refusal_records_per_second, a.refusal_burst),
+          event(e),
+          client(std::move(c)),
+          source(std::move(s)) {}
+    audit::RefusalLimiter limiter;
+    const audit::Event event;
+    const std::string client;
+    const std::string source;
+  };
+  static constexpr std::size_t kMaxRefusalBuckets = 4096;
+
+  RefusalBucket& BucketFor(std::string_view kind, std::string_view client,
+                           std::string_view source) {
+    const audit::Event event =
+        kind == "auth_denied" ? audit::Event::kAuthDenied : audit::Event::kRejected;
+    std::string key = std::string(kind) + (client.empty() ? " source " : " client ") +
+                      std::string(client.empty() ? source : client);
+    MutexLock lock(refusal_mu_);
+    auto it = refusal_buckets_.find(key);
+    if (it != refusal_buckets_.end()) return *it->second;
+    if (refusal_buckets_.size() >= kMaxRefusalBuckets) {
+      key = std::string(kind) + " overflow";
+      auto overflow = refusal_buckets_.find(key);
+      if (overflow != refusal_buckets_.end()) return *overflow->second;
+      client = source = "";
+    }
+    auto bucket = std::make_unique<RefusalBucket>(config_.audit, event, std::string(client),
+                                                  client.empty() ? std::string(source) : "");
+    return *refusal_buckets_.emplace(key, std::move(bucket)).first->second;
+  }
 
   void AuditRefusal(std::string_view kind, std::string_view client, std::string_view profile,
-                    std::string_view reason) {
-    const std::size_t k = kind == "auth_denied" ? 0 : 1;
+                    std::string_view reason, std::string_view source) {
+    RefusalBucket& bucket = BucketFor(kind, client, source);
     std::uint64_t dropped = 0;
-    if (!refusal_limiters_[k]->Admit(&dropped)) return;
-    audit::Entry e = audit::EventEntry(kRefusalEvents[k]);
+    if (!bucket.limiter.Admit(&dropped)) return;
+    audit::Entry e = audit::EventEntry(bucket.event);
     e.client = std::string(client);
     e.profile = std::string(profile);
     e.detail = std::string(reason);
+    e.source = std::string(source);
     if (dropped > 0) e.detail += "; before it, " + RefusalsNotRecorded(dropped);
     audit_->AppendAsync({std::move(e)}, nullptr);
   }
 
   void AddRefusalSummaries(std::vector<audit::Entry>* entries) {
-    for (std::size_t k = 0; k < 2; ++k) {
-      const std::uint64_t dropped = refusal_limiters_[k]->TakeSuppressed();
+    std::vector<RefusalBucket*> buckets;
+    {
+      MutexLock lock(refusal_mu_);
+      for (auto& [key, bucket] : refusal_buckets_) buckets.push_back(bucket.get());
+    }
+    for (RefusalBucket* b : buckets) {
+      const std::uint64_t dropped = b->limiter.TakeSuppressed();
       if (dropped == 0) continue;
-      audit::Entry e = audit::EventEntry(kRefusalEvents[k]);
+      audit::Entry e = audit::EventEntry(b->event);
+      e.client = b->client;
+      e.source = b->source;
       e.detail = RefusalsNotRecorded(dropped);
       entries->push_back(std::move(e));
     }
@@ -399,8 +436,9 @@ class Daemon::Impl {
     api.seal_namer = engine_.get();
     if (audit_) {
       api.on_refusal = [this](std::string_view kind, std::string_view client,
-                              std::string_view profile, std::string_view reason) {
-        AuditRefusal(kind, client, profile, reason);
+                              std::string_view profile, std::string_view reason,
+                              std::string_view source) {
+        AuditRefusal(kind, client, profile, reason, source);
       };
     }
     for (const auto& c : config_.clients) {
@@ -460,7 +498,9 @@ class Daemon::Impl {
   std::unique_ptr<metrics::Metrics> metrics_;
   // Outlives the engine and the API server, which write to it.
   std::unique_ptr<audit::AuditLog> audit_;
-  std::unique_ptr<audit::RefusalLimiter> refusal_limiters_[2];
+  Mutex refusal_mu_;
+  std::map<std::string, std::unique_ptr<RefusalBucket>> refusal_buckets_
+      QSEAL_GUARDED_BY(refusal_mu_);
   std::thread partition_watch_;
   Mutex watch_mu_;
   CondVar watch_cv_;

@@ -6,6 +6,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <nlohmann/json.hpp>
 
+#include "audit/refusal_limiter.h"
 #include "common/crash_point.h"
 #include "common/log.h"
 #include "common/mutex.h"
@@ -165,9 +166,16 @@ class ApiServer::Impl : public detail::HttpHandler {
     // Everything under /v1 needs a valid token, checked before any body is read.
     const ApiClient* client = access_.Authenticate(req, peer.certificate);
     if (client == nullptr) {
-      LogWarn("request refused: no valid credentials",
-              {{"path", std::string(path)}, {"source", peer.address}});
-      access_.Refused("auth_denied", "", "", "no valid credentials");
+      // A flood of bad credentials must not flood the log: one line per second (burst 10), the
+      // next one saying how many were not logged. The audit trail and the metrics see them all.
+      std::uint64_t unlogged = 0;
+      if (failed_login_log_.Admit(&unlogged)) {
+        LogWarn("request refused: no valid credentials",
+                {{"path", std::string(path)},
+                 {"source", peer.address},
+                 {"not_logged_before", static_cast<std::int64_t>(unlogged)}});
+      }
+      access_.Refused("auth_denied", "", "", "no valid credentials", peer.address);
       HttpResponse res = MakeProblem(http::status::unauthorized, req,
                                      "a valid bearer token or client certificate is required");
       res.set(http::field::www_authenticate, "Bearer realm=\"qseal\"");
@@ -179,11 +187,11 @@ class ApiServer::Impl : public detail::HttpHandler {
 
     if (path == "/v1/documents") {
       if (req.method() != http::verb::post) return Answer(MethodNotAllowed(req));
-      return Submit(req, *client, query);
+      return Submit(req, *client, query, peer.address);
     }
     if (path == "/v1/batches") {
       if (req.method() != http::verb::post) return Answer(MethodNotAllowed(req));
-      return batches_.SubmitBatch(req, *client, query);
+      return batches_.SubmitBatch(req, *client, query, peer.address);
     }
     if (path == "/v1/batches/status") {
       if (req.method() != http::verb::post) return Answer(MethodNotAllowed(req));
@@ -265,9 +273,10 @@ class ApiServer::Impl : public detail::HttpHandler {
     return stopped_;
   }
 
-  Decision Submit(const RequestHeader& req, const ApiClient& client, const Query& query) {
+  Decision Submit(const RequestHeader& req, const ApiClient& client, const Query& query,
+                  std::string_view source) {
     std::string profile = detail::RequestedProfile(query);
-    if (auto refusal = access_.ProfileRefusal(req, client, profile)) {
+    if (auto refusal = access_.ProfileRefusal(req, client, profile, source)) {
       return Answer(std::move(*refusal));
     }
     std::optional<std::chrono::milliseconds> parsed_wait =
@@ -317,7 +326,7 @@ class ApiServer::Impl : public detail::HttpHandler {
     if (!r.ok()) {
       const Status& s = r.status();
       if (s.code() == StatusCode::kFailedPrecondition) {
-        access_.Refused("rejected", client, "", "Idempotency-Key reused for another document");
+        access_.Refused("rejected", client, "", "Idempotency-Key reused for another document", "");
         return respond(MakeProblem(http::status::unprocessable_entity, *req,
                                    "Idempotency-Key was used before for a different document"));
       }
@@ -445,6 +454,8 @@ class ApiServer::Impl : public detail::HttpHandler {
   const AccessControl access_;
   detail::BatchHandler batches_;
   detail::HttpServer server_;
+
+  audit::RefusalLimiter failed_login_log_{1, 10};
 
   Mutex mu_;
   bool stopped_ QSEAL_GUARDED_BY(mu_) = false;

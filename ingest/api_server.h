@@ -66,10 +66,13 @@ struct ApiProfile {
 };
 
 // Told about refused submissions for the audit trail: `kind` is "auth_denied" (no or a wrong
-// token, a profile not granted) or "rejected" (unknown profile, Idempotency-Key conflict).
+// credential, a profile not granted) or "rejected" (unknown profile, Idempotency-Key conflict);
+// `client` is "" when no client was authenticated; `source` is the peer's IP address ("" for an
+// Idempotency-Key conflict found at commit time, where the client name identifies the caller).
 // Runs on an API thread: must not block.
-using RefusalListener = std::function<void(std::string_view kind, std::string_view client,
-                                           std::string_view profile, std::string_view reason)>;
+using RefusalListener =
+    std::function<void(std::string_view kind, std::string_view client, std::string_view profile,
+                       std::string_view reason, std::string_view source)>;
 
 struct ApiServerOptions {
   std::string host = "127.0.0.1";

@@ -80,24 +80,26 @@ const ApiProfile* AccessControl::FindProfile(const std::string& name) const {
 
 std::optional<HttpResponse> AccessControl::ProfileRefusal(const RequestHeader& req,
                                                           const ApiClient& client,
-                                                          const std::string& profile) const {
+                                                          const std::string& profile,
+                                                          std::string_view source) const {
   if (!Allowed(client, profile)) {
     LogWarn("request refused: profile not granted",
-            {{"client", client.name}, {"profile", profile}});
-    Refused("auth_denied", client.name, profile, "profile not granted");
+            {{"client", client.name}, {"profile", profile}, {"source", std::string(source)}});
+    Refused("auth_denied", client.name, profile, "profile not granted", source);
     return MakeProblem(http::status::forbidden, req,
                        "profile \"" + profile + "\" is not granted to this client");
   }
   if (FindProfile(profile) == nullptr) {
-    Refused("rejected", client.name, profile, "unknown profile");
+    Refused("rejected", client.name, profile, "unknown profile", source);
     return MakeProblem(http::status::not_found, req, "unknown profile \"" + profile + "\"");
   }
   return std::nullopt;
 }
 
 void AccessControl::Refused(std::string_view kind, std::string_view client,
-                            std::string_view profile, std::string_view reason) const {
-  if (on_refusal_) on_refusal_(kind, client, profile, reason);
+                            std::string_view profile, std::string_view reason,
+                            std::string_view source) const {
+  if (on_refusal_) on_refusal_(kind, client, profile, reason, source);
 }
 
 std::string RequestedProfile(const Query& query) {

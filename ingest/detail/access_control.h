@@ -38,14 +38,16 @@ class AccessControl {
   // The configured profile of that name, or null.
   const ApiProfile* FindProfile(const std::string& name) const;
 
-  // The answer refusing `profile` to `client`, or nullopt when it may be used: 403 when not
-  // granted (audited "auth_denied"), 404 when granted but unknown (audited "rejected").
+  // The answer refusing `profile` to `client` (calling from `source`, its IP address), or nullopt
+  // when it may be used: 403 when not granted (audited "auth_denied"), 404 when granted but
+  // unknown (audited "rejected").
   std::optional<HttpResponse> ProfileRefusal(const RequestHeader& req, const ApiClient& client,
-                                             const std::string& profile) const;
+                                             const std::string& profile,
+                                             std::string_view source) const;
 
-  // Reports a refusal to the listener, if any (see RefusalListener for `kind`).
+  // Reports a refusal to the listener, if any (see RefusalListener for `kind` and `source`).
   void Refused(std::string_view kind, std::string_view client, std::string_view profile,
-               std::string_view reason) const;
+               std::string_view reason, std::string_view source) const;
 
  private:
   const std::vector<ApiClient>& clients_;

@@ -230,11 +230,15 @@ TEST_F(AuditE2eTest, PartitionDownAndUpAreRecorded) {
 }
 
 // A flood of bad tokens: at most the burst plus the rate get records of their own, the rest are
-// counted into later records, and every refusal is accounted for; the flood signs nothing.
+// counted into later records, and every refusal is accounted for, with its source address; the
+// flood signs nothing. The limit is per caller: a real client refused right after the flood (its
+// profile not granted) still gets its own record.
 TEST_F(AuditE2eTest, AuthDeniedFloodIsRateLimitedButEveryRefusalIsCounted) {
   Qseald q(tmp_.Sub("d"), Options([](std::string& conf) {
              Replace(conf, "refusal_records_per_second = 10", "refusal_records_per_second = 5");
              Replace(conf, "refusal_burst = 100", "refusal_burst = 20");
+             conf += "\n[[client]]\nname = \"limited\"\ntoken_sha256 = \"" +
+                     Sha256Hex("limited-token") + "\"\nprofiles = [\"invoice-p7m\"]\n";
            }));
   ASSERT_TRUE(q.Start().ok()) << q.Stderr();
   const std::uint64_t signs = Signs();
@@ -248,12 +252,17 @@ TEST_F(AuditE2eTest, AuthDeniedFloodIsRateLimitedButEveryRefusalIsCounted) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto refused = q.Client("limited-token").Request("POST", "/v1/documents?profile=default", "x");
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  ASSERT_EQ(refused->status, 403);
   // Every refusal shows up: one per record, plus the counts that records and summaries carry.
   auto accounted = [&](std::size_t* records) {
     std::vector<nlohmann::json> denied = AuditRecords(q, "--event auth_denied");
+    std::erase_if(denied, [](const nlohmann::json& r) { return r.value("client", "") != ""; });
     *records = denied.size();
     std::uint64_t total = 0;
     for (const auto& r : denied) {
+      EXPECT_EQ(r.value("source", ""), "127.0.0.1") << r.dump();
       const std::string detail = r.value("detail", "");
       const std::size_t at = detail.find(" refusals of this kind not recorded");
       if (at == std::string::npos) {
@@ -278,6 +287,13 @@ TEST_F(AuditE2eTest, AuthDeniedFloodIsRateLimitedButEveryRefusalIsCounted) {
             20 + static_cast<std::size_t>(5 * seconds) + 1 + static_cast<std::size_t>(seconds) + 3)
       << seconds << " s";
   EXPECT_LT(records, static_cast<std::size_t>(kRefusals) / 4);
+  std::vector<nlohmann::json> limited = AuditRecords(q, "--event auth_denied");
+  std::erase_if(limited,
+                [](const nlohmann::json& r) { return r.value("client", "") != "limited"; });
+  ASSERT_EQ(limited.size(), 1u);
+  EXPECT_EQ(limited[0].value("profile", ""), "default");
+  EXPECT_EQ(limited[0].value("source", ""), "127.0.0.1");
+  EXPECT_EQ(limited[0].value("detail", ""), "profile not granted");
   EXPECT_EQ(Signs(), signs);
   ASSERT_EQ(q.Stop(), 0) << q.Stderr();
   int rc = -1;

@@ -46,7 +46,8 @@ class AccessControlTest : public ::testing::Test {
     profiles_ = {{"default", "cades-detached", "sha256", "ecdsa", "PEM-D"},
                  {"invoices", "cades-enveloping", "sha256", "ecdsa", "PEM-I"}};
     on_refusal_ = [this](std::string_view kind, std::string_view client, std::string_view profile,
-                         std::string_view reason) {
+                         std::string_view reason, std::string_view source) {
+      EXPECT_EQ(source, "192.0.2.7");
       refusals_.emplace_back(std::string(kind), std::string(client), std::string(profile),
                              std::string(reason));
     };
@@ -125,10 +126,10 @@ TEST_F(AccessControlTest, FindsConfiguredProfilesOnly) {
 
 TEST_F(AccessControlTest, ProfileRefusalForbidsUngrantedAndReportsIt) {
   RequestHeader req = WithAuthorization({});
-  EXPECT_FALSE(access_.ProfileRefusal(req, clients_[0], "default").has_value());
+  EXPECT_FALSE(access_.ProfileRefusal(req, clients_[0], "default", "192.0.2.7").has_value());
   EXPECT_TRUE(refusals_.empty());
 
-  std::optional<HttpResponse> r = access_.ProfileRefusal(req, clients_[0], "invoices");
+  std::optional<HttpResponse> r = access_.ProfileRefusal(req, clients_[0], "invoices", "192.0.2.7");
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->result(), http::status::forbidden);
   ASSERT_EQ(refusals_.size(), 1u);
@@ -141,7 +142,7 @@ TEST_F(AccessControlTest, ProfileRefusalRejectsGrantedButUnknown) {
   RequestHeader req = WithAuthorization({});
   // Granted by name but not configured, and granted by "*" but not configured: 404 both.
   for (const ApiClient* c : {&clients_[2], &clients_[1]}) {
-    std::optional<HttpResponse> r = access_.ProfileRefusal(req, *c, "missing");
+    std::optional<HttpResponse> r = access_.ProfileRefusal(req, *c, "missing", "192.0.2.7");
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->result(), http::status::not_found);
     EXPECT_NE(r->body().find("unknown profile"), std::string::npos);
@@ -205,10 +206,10 @@ TEST(AccessControlNoListenerTest, RefusalWithoutListenerStillAnswers) {
   RefusalListener none;
   AccessControl access(clients, profiles, none);
   RequestHeader req;
-  std::optional<HttpResponse> r = access.ProfileRefusal(req, clients[0], "other");
+  std::optional<HttpResponse> r = access.ProfileRefusal(req, clients[0], "other", "192.0.2.7");
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->result(), http::status::forbidden);
-  access.Refused("rejected", "alice", "", "nobody listens");  // must not crash
+  access.Refused("rejected", "alice", "", "nobody listens", "192.0.2.7");  // must not crash
 }
 
 TEST(RequestedProfileTest, DefaultsWhenAbsent) {
