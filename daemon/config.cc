@@ -457,6 +457,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Dur("header_timeout", &c.server.header_timeout);
     r.Dur("body_timeout", &c.server.body_timeout);
     r.Integer("max_connections", &c.server.max_connections, 1, 1'000'000);
+    r.Integer("max_connections_per_source", &c.server.max_connections_per_source, 0, 1'000'000);
+    r.Integer("client_requests_per_second", &c.server.client_requests_per_second, 0, 1'000'000);
+    r.Integer("client_burst", &c.server.client_burst, 0, 10'000'000);
     r.Dur("max_wait", &c.server.max_wait);
     r.Integer("threads", &c.server.threads, 1, 256);
     r.Integer("max_batch_parts", &c.server.max_batch_parts, 1, 100'000);

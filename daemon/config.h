@@ -27,8 +27,11 @@ struct ServerConfig {
       10'000};                                      // Whole request header must arrive within this.
   std::chrono::milliseconds body_timeout{300'000};  // Whole body must arrive within this.
   std::uint32_t max_connections = 1024;
-  std::chrono::milliseconds max_wait{60'000};  // Upper bound for ?wait=SECONDS.
-  std::uint32_t threads = 2;                   // Asio threads serving the API.
+  std::uint32_t max_connections_per_source = 256;  // Open connections from one IP address.
+  std::uint32_t client_requests_per_second = 0;    // Per client; 0: no limit. Over it: 429.
+  std::uint32_t client_burst = 0;                  // 0: two seconds of the rate.
+  std::chrono::milliseconds max_wait{60'000};      // Upper bound for ?wait=SECONDS.
+  std::uint32_t threads = 2;                       // Asio threads serving the API.
   // POST /v1/batches: parts per batch, body bytes per batch, bytes per part.
   std::uint32_t max_batch_parts = 1000;
   std::uint64_t max_batch_bytes = 64ull << 20;

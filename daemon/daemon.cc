@@ -419,6 +419,9 @@ class Daemon::Impl {
     api.header_timeout = config_.server.header_timeout;
     api.body_timeout = config_.server.body_timeout;
     api.max_connections = config_.server.max_connections;
+    api.max_connections_per_source = config_.server.max_connections_per_source;
+    api.client_requests_per_second = config_.server.client_requests_per_second;
+    api.client_burst = config_.server.client_burst;
     api.threads = config_.server.threads;
     api.max_wait = config_.server.max_wait;
     api.max_batch_parts = config_.server.max_batch_parts;

@@ -181,6 +181,10 @@ class ApiServer::Impl : public detail::HttpHandler {
       res.set(http::field::www_authenticate, "Bearer realm=\"qseal\"");
       return Answer(std::move(res));
     }
+    if (!AdmitClientRequest(*client)) {
+      return Answer(detail::MakeRetryLater(http::status::too_many_requests, req,
+                                           "request rate of this client over its limit", 1));
+    }
     if (queue_ == nullptr) {
       return Answer(MakeProblem(http::status::service_unavailable, req, "the queue is not open"));
     }
@@ -266,6 +270,26 @@ class ApiServer::Impl : public detail::HttpHandler {
 
   HttpResponse Unavailable(const RequestHeader& req, http::status code, std::string_view detail) {
     return detail::MakeRetryLater(code, req, detail, options_.retry_after_seconds);
+  }
+
+  // One token bucket per configured client (built in the constructor, never changed after).
+  bool AdmitClientRequest(const ApiClient& client) {
+    auto it = client_rates_.find(client.name);
+    if (it == client_rates_.end()) return true;
+    std::uint64_t over = 0;
+    return it->second->Admit(&over);
+  }
+
+  static std::map<std::string, std::unique_ptr<audit::RefusalLimiter>> ClientRates(
+      const ApiServerOptions& o) {
+    std::map<std::string, std::unique_ptr<audit::RefusalLimiter>> rates;
+    if (o.client_requests_per_second <= 0) return rates;
+    const double burst =
+        o.client_burst >= 1 ? o.client_burst : std::max(1.0, 2 * o.client_requests_per_second);
+    for (const auto& c : o.clients) {
+      rates[c.name] = std::make_unique<audit::RefusalLimiter>(o.client_requests_per_second, burst);
+    }
+    return rates;
   }
 
   bool Stopped() {
@@ -438,6 +462,7 @@ class ApiServer::Impl : public detail::HttpHandler {
     h.header_timeout = o.header_timeout;
     h.body_timeout = o.body_timeout;
     h.max_connections = o.max_connections;
+    h.max_connections_per_source = o.max_connections_per_source;
     h.threads = o.threads;
     h.tls.certificate_file = o.tls_certificate_file;
     h.tls.key_file = o.tls_key_file;
@@ -456,6 +481,8 @@ class ApiServer::Impl : public detail::HttpHandler {
   detail::HttpServer server_;
 
   audit::RefusalLimiter failed_login_log_{1, 10};
+  const std::map<std::string, std::unique_ptr<audit::RefusalLimiter>> client_rates_ =
+      ClientRates(options_);
 
   Mutex mu_;
   bool stopped_ QSEAL_GUARDED_BY(mu_) = false;

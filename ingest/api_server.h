@@ -82,7 +82,13 @@ struct ApiServerOptions {
   std::chrono::milliseconds header_timeout{10'000};  // Default: 10 s
   std::chrono::milliseconds body_timeout{300'000};   // Default: 5 min
   std::uint32_t max_connections = 1024;              // Default: 1024
-  std::uint32_t threads = 2;                         // Default: 2
+  // Open connections from one IP address; more are closed at once. 0: no limit. Default: 256
+  std::uint32_t max_connections_per_source = 256;
+  // Requests per second per authenticated client (token bucket of `client_burst`); beyond it
+  // 429 with Retry-After (problem+json). 0: no limit. Default: 0, 0 (burst = 2 s of the rate)
+  double client_requests_per_second = 0;
+  double client_burst = 0;
+  std::uint32_t threads = 2;  // Default: 2
   // TLS: the server certificate (PEM, chain after it) and its key; both empty: plaintext HTTP.
   // Default: "" (plaintext)
   std::string tls_certificate_file;

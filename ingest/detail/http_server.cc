@@ -116,7 +116,10 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection<St
     peer_.tls = kTls;
   }
 
-  ~Connection() { server_->connections_--; }
+  ~Connection() {
+    server_->connections_--;
+    server_->ReleaseSource(peer_.address);
+  }
 
   void Start() {
     if constexpr (kTls) {
@@ -399,7 +402,10 @@ void HttpServer::Accept() {
   acceptor_.async_accept(net::make_strand(io_), [this](beast::error_code ec, tcp::socket socket) {
     if (stopped_) return;
     if (!ec) {
-      if (connections_.load() >= options_.max_connections) {
+      beast::error_code ep_ec;
+      auto ep = socket.remote_endpoint(ep_ec);
+      const std::string source = ep_ec ? std::string() : ep.address().to_string();
+      if (connections_.load() >= options_.max_connections || !AdmitSource(source)) {
         beast::error_code ignored;
         socket.close(ignored);  // Over the limit: refuse rather than queue without bound.
       } else {
@@ -414,6 +420,26 @@ void HttpServer::Accept() {
     }
     Accept();
   });
+}
+
+bool HttpServer::AdmitSource(const std::string& source) {
+  if (options_.max_connections_per_source == 0) return true;
+  MutexLock lock(sources_mu_);
+  std::uint32_t& open = open_per_source_[source];
+  if (open >= options_.max_connections_per_source) {
+    if (open == 0) open_per_source_.erase(source);
+    return false;
+  }
+  ++open;
+  return true;
+}
+
+void HttpServer::ReleaseSource(const std::string& source) {
+  if (options_.max_connections_per_source == 0) return;
+  MutexLock lock(sources_mu_);
+  auto it = open_per_source_.find(source);
+  if (it == open_per_source_.end()) return;
+  if (--it->second == 0) open_per_source_.erase(it);
 }
 
 std::shared_ptr<net::ssl::context> HttpServer::TlsContext() const {

@@ -86,6 +86,8 @@ struct HttpServerOptions {
   std::chrono::milliseconds body_timeout{300'000};
   std::chrono::milliseconds write_timeout{60'000};
   std::uint32_t max_connections = 1024;
+  // Open connections from one IP address; more are closed at once. 0: no limit.
+  std::uint32_t max_connections_per_source = 0;
   std::uint32_t threads = 2;
   std::string server_name = "qseald";
   // TLS when tls.certificate_file is set; plaintext HTTP otherwise.
@@ -139,12 +141,17 @@ class HttpServer {
   class Connection;
   void Accept();
   std::shared_ptr<boost::asio::ssl::context> TlsContext() const;
+  // Counts a connection from `source` against max_connections_per_source; false when over it.
+  bool AdmitSource(const std::string& source);
+  void ReleaseSource(const std::string& source);
 
   HttpServerOptions options_;
   HttpHandler* handler_;
   // Declared before io_: connections still queued in io_ touch them while io_ is destroyed.
   std::atomic<std::uint64_t> connections_{0};
   std::atomic<bool> stopped_{false};
+  Mutex sources_mu_;
+  std::map<std::string, std::uint32_t> open_per_source_ QSEAL_GUARDED_BY(sources_mu_);
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;

@@ -6,7 +6,10 @@
 #include <signal.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -266,6 +269,65 @@ TEST(TlsReloadTest, SighupServesTheRenewedCertificateWhileAnOpenConnectionGoesOn
       << q.Stderr();
   EXPECT_NE(ServedSubject(q).find("CN=qseal server renewed"), std::string::npos)
       << ServedSubject(q);
+  EXPECT_EQ(q.Stop(), 0) << q.Stderr();
+}
+
+// Per-source connection limit and per-client request rate (issue 19 item 5, in part): a flood of
+// connections from 127.0.0.2 is cut at the limit while a client on 127.0.0.1 is served; a client
+// over its rate gets 429 with Retry-After while another client is served.
+TEST(LimitsTest, ConnectionsPerSourceAndRequestsPerClient) {
+  TempDir tmp;
+  QsealdOptions o;
+  o.edit_config = [](std::string& conf) {
+    ReplaceFirst(conf, "max_connections_per_source = 256", "max_connections_per_source = 4");
+    ReplaceFirst(conf, "client_requests_per_second = 0", "client_requests_per_second = 1");
+    ReplaceFirst(conf, "client_burst = 0", "client_burst = 3");
+    conf +=
+        "\n[[client]]\nname = \"other\"\ntoken_sha256 = "
+        "\"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae\"\n"  // "foo"
+        "profiles = [\"*\"]\n";
+  };
+  Qseald q(tmp.Sub("d"), o);
+  Status s = q.Start();
+  ASSERT_TRUE(s.ok()) << s << q.Stderr();
+
+  std::vector<std::unique_ptr<testing::RawClient>> flood;
+  for (int i = 0; i < 4; ++i) {
+    flood.push_back(std::make_unique<testing::RawClient>(q.api(), "127.0.0.2"));
+    ASSERT_TRUE(flood.back()->connected()) << i;
+  }
+  testing::RawClient fifth(q.api(), "127.0.0.2");
+  EXPECT_FALSE(fifth.connected());
+  auto served = q.Client().Request("GET", "/livez");
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ(served->status, 200);
+  flood.clear();  // closed: the source may connect again
+  bool again = false;
+  for (int i = 0; i < 50 && !again; ++i) {
+    testing::RawClient next(q.api(), "127.0.0.2");
+    again = next.connected();
+    if (!again) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(again);
+
+  cli::HttpClient client = q.Client();
+  int ok = 0;
+  int limited = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto r = client.Request("GET", "/v1/profiles");
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (r->status == 200) ++ok;
+    if (r->status == 429) {
+      ++limited;
+      EXPECT_EQ(r->Header("retry-after"), "1");
+      EXPECT_EQ(r->Header("content-type"), "application/problem+json");
+    }
+  }
+  EXPECT_GE(ok, 3);
+  EXPECT_GE(limited, 2);
+  auto other = q.Client("foo").Request("GET", "/v1/profiles");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->status, 200);
   EXPECT_EQ(q.Stop(), 0) << q.Stderr();
 }
 

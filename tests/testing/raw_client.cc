@@ -15,7 +15,7 @@ namespace qseal::testing {
 
 using Clock = std::chrono::steady_clock;
 
-RawClient::RawClient(const std::string& url) {
+RawClient::RawClient(const std::string& url, const std::string& source_ip) {
   std::string address = url;
   bool tls = false;
   if (address.rfind("https://", 0) == 0) {
@@ -26,6 +26,16 @@ RawClient::RawClient(const std::string& url) {
   }
   std::size_t colon = address.rfind(':');
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (!source_ip.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source_ip.c_str(), &local.sin_addr);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+      return;
+    }
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));

@@ -17,8 +17,9 @@ namespace qseal::testing {
 
 class RawClient {
  public:
-  // Connects (and for https completes the handshake) within 10 s; see connected().
-  explicit RawClient(const std::string& url);
+  // Connects (and for https completes the handshake) within 10 s; see connected(). With
+  // `source_ip` (e.g. "127.0.0.2") the connection comes from that local address.
+  explicit RawClient(const std::string& url, const std::string& source_ip = "");
   ~RawClient();
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
