@@ -158,6 +158,11 @@ TEST_F(AuditE2eTest, EverySealHasOneMatchingSealedRecord) {
   EXPECT_EQ(rc, 0) << verified;
   EXPECT_NE(verified.find("audit log verified"), std::string::npos) << verified;
   EXPECT_NE(verified.find("0 record(s) after the last checkpoint"), std::string::npos) << verified;
+  EXPECT_NE(verified.find("no --key given: trusting"), std::string::npos) << verified;
+  std::string with_key =
+      Qsealctl(q, "audit verify --key " + q.var() + "/pki/audit-checkpoint.pem.pub.pem", &rc);
+  EXPECT_EQ(rc, 0) << with_key;
+  EXPECT_EQ(with_key.find("no --key given"), std::string::npos) << with_key;
 
   std::vector<nlohmann::json> records = AuditRecords(q);
   for (const auto& [id, doc] : docs) {
