@@ -241,6 +241,7 @@ class AuditLog::Impl {
         b.Str("document_sha256", e.document_sha256);
         b.Str("signature_sha256", e.signature_sha256);
         b.Str("detail", e.detail);
+        b.Str("source", e.source);
         out += b.Finish(head.hash);
         head = Head{head.seq + 1, b.hash()};
       }

@@ -61,6 +61,7 @@ struct Entry {
   std::string document_sha256;   // hex, of the document bytes
   std::string signature_sha256;  // hex, of the signature value (the HSM's output)
   std::string detail;            // reason, error, partition, config path
+  std::string source;            // a refusal's peer IP address ("" when none)
 };
 
 // An entry with only an event and a detail (daemon-level events).

@@ -21,6 +21,11 @@ int RunAuditVerify(const AuditVerifyOptions& options, const std::string& var_dir
   audit::VerifyOptions v;
   v.dir = Or(options.dir, var_dir + "/audit");
   v.public_key_file = Or(options.key, var_dir + "/pki/audit-checkpoint.pem.pub.pem");
+  if (options.key.empty()) {
+    // The file beside the trail proves little: whoever can rewrite the trail can replace it.
+    err << "qsealctl: no --key given: trusting " << v.public_key_file
+        << ", the key beside the trail; give the operator's copy with --key\n";
+  }
   v.from_segment = options.from;
   if (!options.expect_head.empty()) {
     std::string seq = options.expect_head.substr(0, options.expect_head.find(':'));

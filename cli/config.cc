@@ -48,7 +48,15 @@ Result<Endpoint> ResolveEndpoint(const ConnectionFlags& flags, const EnvFn& env,
   for (const char* name : {"QSEAL_SERVER", "QSEAL_API_ADDR"}) {
     if (e.server.empty()) e.server = env(name);
   }
-  if (e.server.empty()) e.server = "127.0.0.1:8440";
+  if (e.server.empty()) e.server = "https://127.0.0.1:8440";
+  if (e.server.find("://") == std::string::npos) e.server = "https://" + e.server;
+  e.tls.ca_file = flags.ca.empty() ? env("QSEAL_CA") : flags.ca;
+  std::error_code ec;
+  if (e.tls.ca_file.empty() && fs::exists(e.var_dir + "/pki/ca.pem", ec)) {
+    e.tls.ca_file = e.var_dir + "/pki/ca.pem";
+  }
+  e.tls.cert_file = flags.cert.empty() ? env("QSEAL_CERT") : flags.cert;
+  e.tls.key_file = flags.key.empty() ? env("QSEAL_KEY") : flags.key;
 
   if (!flags.token_file.empty()) {
     auto token = ReadTrimmedFile(flags.token_file);

@@ -2,7 +2,11 @@
 // after scripts/start.
 //
 // Order (first found wins):
-//   server:  --server, $QSEAL_SERVER, $QSEAL_API_ADDR, 127.0.0.1:8440
+//   server:  --server, $QSEAL_SERVER, $QSEAL_API_ADDR, https://127.0.0.1:8440; an address
+//            without a scheme is taken as https:// (the embedded default serves TLS); give
+//            http://host:port for a plaintext server
+//   TLS:     --ca, $QSEAL_CA, <var>/pki/ca.pem when it exists (the server's trust anchor);
+//            --cert/--key, $QSEAL_CERT/$QSEAL_KEY (client certificate for mTLS)
 //   token:   --token-file FILE, $QSEAL_TOKEN (the token itself), <var>/api-token
 //   var dir: $QSEAL_VAR, ./var when it holds api-token, <dir of the executable>/../../var and
 //            /../var when they hold api-token, else ./var
@@ -15,6 +19,7 @@
 #include <functional>
 #include <string>
 
+#include "cli/http_client.h"
 #include "common/status.h"
 
 namespace qseal::cli {
@@ -22,6 +27,9 @@ namespace qseal::cli {
 struct ConnectionFlags {
   std::string server;      // --server, "" when not given
   std::string token_file;  // --token-file, "" when not given
+  std::string ca;          // --ca, "" when not given
+  std::string cert;        // --cert, "" when not given
+  std::string key;         // --key, "" when not given
 };
 
 struct Endpoint {
@@ -29,6 +37,7 @@ struct Endpoint {
   std::string token;         // "" when none was found
   std::string token_source;  // where the token came from, for error messages ("" when none)
   std::string var_dir;       // the embedded default's directory
+  TlsClientFiles tls;        // for an https:// server
 };
 
 // Returns the value of an environment variable or "" (injectable for tests).

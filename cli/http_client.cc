@@ -10,14 +10,21 @@
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/query.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 namespace qseal::cli {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
+namespace ssl = net::ssl;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
@@ -50,27 +57,35 @@ bool IsLocalFileError(const Status& status) {
 
 struct HttpClient::Connection {
   net::io_context io;
-  std::optional<beast::tcp_stream> stream;
+  std::optional<beast::tcp_stream> stream;  // plaintext
+  std::optional<TlsStream> tls_stream;      // HTTPS
+  std::shared_ptr<ssl::context> tls_context;
   std::chrono::steady_clock::time_point last_used;
 
   // A connection idle longer than this is not reused: servers close idle connections (qseald
   // after its header_timeout, 10 s by default) and a request must not race that close.
   static constexpr std::chrono::seconds kMaxIdle{2};
 
+  bool Open() const { return stream.has_value() || tls_stream.has_value(); }
+  beast::tcp_stream& Lowest() {
+    return tls_stream ? beast::get_lowest_layer(*tls_stream) : *stream;
+  }
+
   // True when the kept connection can carry the next request: open, recently used, and the
   // server has neither closed it nor sent anything unasked (either shows as readable).
   bool Reusable() {
-    if (!stream || !stream->socket().is_open()) return false;
+    if (!Open() || !Lowest().socket().is_open()) return false;
     if (std::chrono::steady_clock::now() - last_used > kMaxIdle) return false;
-    pollfd p{stream->socket().native_handle(), POLLIN, 0};
+    pollfd p{Lowest().socket().native_handle(), POLLIN, 0};
     return ::poll(&p, 1, 0) == 0;
   }
   void Close() {
-    if (!stream) return;
+    if (!Open()) return;
     beast::error_code ec;
-    stream->socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
-    stream->socket().close(ec);
+    Lowest().socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+    Lowest().socket().close(ec);
     stream.reset();
+    tls_stream.reset();
   }
 };
 
@@ -80,9 +95,17 @@ HttpClient::~HttpClient() {
 HttpClient::HttpClient(HttpClient&&) noexcept = default;
 HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 
-HttpClient::HttpClient(std::string server, std::string token, std::chrono::milliseconds timeout)
-    : token_(std::move(token)), timeout_(timeout), conn_(std::make_unique<Connection>()) {
+HttpClient::HttpClient(std::string server, std::string token, std::chrono::milliseconds timeout,
+                       TlsClientFiles tls)
+    : tls_files_(std::move(tls)),
+      token_(std::move(token)),
+      timeout_(timeout),
+      conn_(std::make_unique<Connection>()) {
   if (server.rfind("http://", 0) == 0) server = server.substr(7);
+  if (server.rfind("https://", 0) == 0) {
+    server = server.substr(8);
+    tls_ = true;
+  }
   while (!server.empty() && server.back() == '/') server.pop_back();
   std::size_t colon = server.rfind(':');
   bool bracketed_v6 = !server.empty() && server.back() == ']';
@@ -98,8 +121,8 @@ namespace {
 // Runs one asynchronous operation on `stream` to its end and throws its error. Asynchronous
 // because beast::tcp_stream's expiry bounds asynchronous operations only: this is what makes the
 // client's timeout a deadline for the whole exchange (a server that accepts and never answers).
-template <typename Initiate>
-void Await(beast::tcp_stream& stream, Initiate initiate) {
+template <typename Stream, typename Initiate>
+void Await(Stream& stream, Initiate initiate) {
   auto& io =
       static_cast<net::io_context&>(net::query(stream.get_executor(), net::execution::context));
   beast::error_code result;
@@ -107,6 +130,76 @@ void Await(beast::tcp_stream& stream, Initiate initiate) {
   io.restart();
   io.run();
   if (result) throw boost::system::system_error(result);
+}
+
+// OpenSSL's reason for the last failure, for a message.
+std::string TlsError() {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "unknown TLS error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof(buf));
+  return buf;
+}
+
+// The client context: TLS 1.2 minimum, the peer verified against the CA file (or the system's
+// store), the client certificate when given. A bad file is a local file error (exit 74).
+Result<std::shared_ptr<ssl::context>> MakeClientContext(const TlsClientFiles& files) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  SSL_CTX* raw = ctx->native_handle();
+  ERR_clear_error();
+  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+  SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
+  if (!files.ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(raw, files.ca_file.c_str(), nullptr) != 1) {
+      return NotFoundError(std::string(kLocalFile) + files.ca_file + ": " + TlsError());
+    }
+  } else {
+    SSL_CTX_set_default_verify_paths(raw);
+  }
+  if (!files.cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(raw, files.cert_file.c_str()) != 1) {
+      return NotFoundError(std::string(kLocalFile) + files.cert_file + ": " + TlsError());
+    }
+    const std::string& key = files.key_file.empty() ? files.cert_file : files.key_file;
+    if (SSL_CTX_use_PrivateKey_file(raw, key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(raw) != 1) {
+      return NotFoundError(std::string(kLocalFile) + key + ": " + TlsError());
+    }
+  }
+  return ctx;
+}
+
+// Connects `conn` afresh: TCP, then for HTTPS the handshake with the name check (an IP literal
+// is matched against the certificate's IP addresses, a name against its DNS names).
+template <typename Conn>
+void Connect(Conn& conn, const std::string& host, const std::string& port,
+             std::chrono::milliseconds timeout, bool tls) {
+  net::ip::tcp::resolver resolver(conn.io);
+  auto endpoints = resolver.resolve(host, port);
+  if (!tls) {
+    conn.stream.emplace(conn.io);
+    conn.stream->expires_after(timeout);
+    Await(*conn.stream, [&](auto handler) { conn.stream->async_connect(endpoints, handler); });
+    return;
+  }
+  conn.tls_stream.emplace(conn.io, *conn.tls_context);
+  beast::tcp_stream& lowest = beast::get_lowest_layer(*conn.tls_stream);
+  lowest.expires_after(timeout);
+  Await(lowest, [&](auto handler) { lowest.async_connect(endpoints, handler); });
+  SSL* ssl = conn.tls_stream->native_handle();
+  boost::system::error_code ec;
+  net::ip::make_address(host, ec);
+  if (!ec) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
+  } else {
+    // SSL_set_tlsext_host_name, without the macro's C cast.
+    SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(host.c_str()));
+    SSL_set1_host(ssl, host.c_str());
+  }
+  Await(*conn.tls_stream,
+        [&](auto handler) { conn.tls_stream->async_handshake(ssl::stream_base::client, handler); });
 }
 
 // True for the errors of a connection the peer closed (or reset) under us.
@@ -124,28 +217,26 @@ bool IsClosedByPeer(const boost::system::error_code& ec) {
 // once more on a new connection.
 template <typename Conn, typename RequestBody, typename OnHeader>
 Result<HttpReply> Exchange(Conn& conn, const std::string& host, const std::string& port,
-                           std::chrono::milliseconds timeout, http::request<RequestBody>& req,
-                           OnHeader on_header, bool* stale) {
+                           std::chrono::milliseconds timeout, bool tls,
+                           http::request<RequestBody>& req, OnHeader on_header, bool* stale) {
   bool reusable = false;
   bool reused = conn.Reusable();
   beast::flat_buffer buffer;
   try {
     if (!reused) {
       conn.Close();
-      net::ip::tcp::resolver resolver(conn.io);
-      conn.stream.emplace(conn.io);
-      auto endpoints = resolver.resolve(host, port);
-      conn.stream->expires_after(timeout);
-      Await(*conn.stream, [&](auto handler) { conn.stream->async_connect(endpoints, handler); });
+      Connect(conn, host, port, timeout, tls);
     }
-    beast::tcp_stream& stream = *conn.stream;
-    stream.expires_after(timeout);
-    Await(stream, [&](auto handler) { http::async_write(stream, req, handler); });
-    http::response_parser<http::empty_body> header_parser;
-    header_parser.body_limit(std::uint64_t{1} << 40);
-    Await(stream,
-          [&](auto handler) { http::async_read_header(stream, buffer, header_parser, handler); });
-    Result<HttpReply> reply = on_header(stream, buffer, header_parser, &reusable);
+    auto run = [&](auto& stream) -> Result<HttpReply> {
+      beast::get_lowest_layer(stream).expires_after(timeout);
+      Await(stream, [&](auto handler) { http::async_write(stream, req, handler); });
+      http::response_parser<http::empty_body> header_parser;
+      header_parser.body_limit(std::uint64_t{1} << 40);
+      Await(stream,
+            [&](auto handler) { http::async_read_header(stream, buffer, header_parser, handler); });
+      return on_header(stream, buffer, header_parser, &reusable);
+    };
+    Result<HttpReply> reply = conn.tls_stream ? run(*conn.tls_stream) : run(*conn.stream);
     // Bytes beyond the reply (pipelining is not used) would desynchronise the next exchange.
     if (!reusable || buffer.size() != 0 || !req.keep_alive()) {
       conn.Close();
@@ -164,7 +255,8 @@ Result<HttpReply> Exchange(Conn& conn, const std::string& host, const std::strin
 }
 
 // Reads the rest of the reply into memory.
-Result<HttpReply> ReadStringBody(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+template <typename Stream>
+Result<HttpReply> ReadStringBody(Stream& stream, beast::flat_buffer& buffer,
                                  http::response_parser<http::empty_body>& header_parser,
                                  bool* reusable) {
   http::response_parser<http::string_body> parser(std::move(header_parser));
@@ -177,11 +269,25 @@ Result<HttpReply> ReadStringBody(beast::tcp_stream& stream, beast::flat_buffer& 
   return reply;
 }
 
+// ReadStringBody as a callable for Exchange.
+constexpr auto kReadStringBody = [](auto& stream, beast::flat_buffer& buffer,
+                                    http::response_parser<http::empty_body>& header_parser,
+                                    bool* reusable) {
+  return ReadStringBody(stream, buffer, header_parser, reusable);
+};
+
 }  // namespace
+
+Status HttpClient::PrepareTls() {
+  if (!tls_ || conn_->tls_context) return Status::Ok();
+  QSEAL_ASSIGN_OR_RETURN(conn_->tls_context, MakeClientContext(tls_files_));
+  return Status::Ok();
+}
 
 Result<HttpReply> HttpClient::Request(const std::string& method, const std::string& target,
                                       const std::string& body,
                                       const std::map<std::string, std::string>& headers) {
+  QSEAL_RETURN_IF_ERROR(PrepareTls());
   for (int attempt = 0;; ++attempt) {
     http::request<http::string_body> req(http::string_to_verb(method), target, 11);
     req.set(http::field::host, host_);
@@ -191,7 +297,8 @@ Result<HttpReply> HttpClient::Request(const std::string& method, const std::stri
     req.body() = body;
     req.prepare_payload();
     bool stale = false;
-    Result<HttpReply> reply = Exchange(*conn_, host_, port_, timeout_, req, ReadStringBody, &stale);
+    Result<HttpReply> reply =
+        Exchange(*conn_, host_, port_, timeout_, tls_, req, kReadStringBody, &stale);
     if (!stale || attempt > 0) return reply;
   }
 }
@@ -199,6 +306,7 @@ Result<HttpReply> HttpClient::Request(const std::string& method, const std::stri
 Result<HttpReply> HttpClient::UploadFile(const std::string& method, const std::string& target,
                                          const std::string& path,
                                          const std::map<std::string, std::string>& headers) {
+  QSEAL_RETURN_IF_ERROR(PrepareTls());
   for (int attempt = 0;; ++attempt) {
     // Built afresh for a second attempt: the file is read again from its start.
     http::request<http::file_body> req(http::string_to_verb(method), target, 11);
@@ -212,12 +320,14 @@ Result<HttpReply> HttpClient::UploadFile(const std::string& method, const std::s
     for (const auto& [k, v] : headers) req.set(k, v);
     req.prepare_payload();
     bool stale = false;
-    Result<HttpReply> reply = Exchange(*conn_, host_, port_, timeout_, req, ReadStringBody, &stale);
+    Result<HttpReply> reply =
+        Exchange(*conn_, host_, port_, timeout_, tls_, req, kReadStringBody, &stale);
     if (!stale || attempt > 0) return reply;
   }
 }
 
 Result<HttpReply> HttpClient::Download(const std::string& target, const std::string& path) {
+  QSEAL_RETURN_IF_ERROR(PrepareTls());
   for (int attempt = 0;; ++attempt) {
     http::request<http::empty_body> req(http::verb::get, target, 11);
     req.set(http::field::host, host_);
@@ -226,8 +336,8 @@ Result<HttpReply> HttpClient::Download(const std::string& target, const std::str
     req.prepare_payload();
     bool stale = false;
     Result<HttpReply> reply = Exchange(
-        *conn_, host_, port_, timeout_, req,
-        [&](beast::tcp_stream& stream, beast::flat_buffer& buffer,
+        *conn_, host_, port_, timeout_, tls_, req,
+        [&](auto& stream, beast::flat_buffer& buffer,
             http::response_parser<http::empty_body>& header_parser,
             bool* reusable) -> Result<HttpReply> {
           if (header_parser.get().result_int() != 200) {

@@ -12,6 +12,11 @@
 // opened, read or written, with "local file" in the message. An HTTP error status is not an error
 // Status: it is in HttpReply::status.
 //
+// HTTPS when the server is given as "https://host:port": TLS 1.2 or 1.3, the server's certificate
+// verified against TlsClientFiles::ca_file (else the system's trust store) and matched to the host
+// name or IP address; a client certificate and key for mTLS when given. A bad CA, certificate or
+// key file is a local file error.
+//
 // Thread-compatible: one HttpClient per thread.
 #pragma once
 
@@ -41,12 +46,20 @@ struct HttpReply {
 // network errors (exit code 74 versus 69).
 bool IsLocalFileError(const Status& status);
 
+// Files for HTTPS; all optional.
+struct TlsClientFiles {
+  std::string ca_file;    // PEM trust anchors for the server certificate; "": the system's
+  std::string cert_file;  // PEM client certificate (chain after it) for mTLS; "": none
+  std::string key_file;   // PEM key of cert_file; "": cert_file holds it
+};
+
 class HttpClient {
  public:
-  // `server` is "host:port" (an "http://" prefix and a trailing "/" are accepted); `token` is the
-  // bearer token ("" for none).
+  // `server` is "https://host:port" (TLS) or "host:port" / "http://host:port" (plaintext); a
+  // trailing "/" is accepted. `token` is the bearer token ("" for none); `tls` is used for https.
   HttpClient(std::string server, std::string token,
-             std::chrono::milliseconds timeout = std::chrono::milliseconds(120'000));
+             std::chrono::milliseconds timeout = std::chrono::milliseconds(120'000),
+             TlsClientFiles tls = {});
   ~HttpClient();
   HttpClient(HttpClient&&) noexcept;
   HttpClient& operator=(HttpClient&&) noexcept;
@@ -67,10 +80,16 @@ class HttpClient {
 
   const std::string& host() const { return host_; }
   const std::string& port() const { return port_; }
+  bool tls() const { return tls_; }
 
  private:
+  // Builds the TLS context on first use (so a bad file is reported by the call that needs it).
+  Status PrepareTls();
+
   std::string host_;
   std::string port_;
+  bool tls_ = false;
+  TlsClientFiles tls_files_;
   std::string token_;
   std::chrono::milliseconds timeout_;
   struct Connection;  // the kept-alive connection, if any

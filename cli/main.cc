@@ -31,12 +31,19 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Server and token: --server / --token-file, else $QSEAL_SERVER or $QSEAL_API_ADDR and "
-      "$QSEAL_TOKEN, else the embedded default ($QSEAL_VAR or ./var: api-token, "
-      "127.0.0.1:8440).\nExit codes: 0 ok, 64 usage, 65 bad input, 69 server unavailable, "
+      "$QSEAL_TOKEN, else the embedded default ($QSEAL_VAR or ./var: api-token, pki/ca.pem, "
+      "https://127.0.0.1:8440). An address without a scheme means https://.\nExit codes: 0 ok, 64 "
+      "usage, 65 bad input, 69 server unavailable, "
       "74 I/O error.");
   cli::ConnectionFlags flags;
-  app.add_option("--server", flags.server, "qseald API address host:port");
+  app.add_option("--server", flags.server,
+                 "qseald API: https://host:port (default), or http://host:port for plaintext");
   app.add_option("--token-file", flags.token_file, "file holding the API bearer token");
+  app.add_option("--ca", flags.ca,
+                 "trust anchors (PEM) for the server's TLS certificate ($QSEAL_CA, else "
+                 "$QSEAL_VAR/pki/ca.pem)");
+  app.add_option("--cert", flags.cert, "client certificate (PEM) for mTLS ($QSEAL_CERT)");
+  app.add_option("--key", flags.key, "key (PEM) of --cert ($QSEAL_KEY; default: in --cert)");
 
   cli::SubmitOptions submit_opts;
   CLI::App* submit = app.add_subcommand("submit", "submit files (directories are recursed)");

@@ -16,7 +16,8 @@ using detail::UrlEncode;
 
 int RunStatus(const Endpoint& endpoint, const std::string& id, std::ostream& out,
               std::ostream& err) {
-  HttpClient client(endpoint.server, endpoint.token, std::chrono::milliseconds(30'000));
+  HttpClient client(endpoint.server, endpoint.token, std::chrono::milliseconds(30'000),
+                    endpoint.tls);
   auto r = client.Request("GET", "/v1/documents/" + UrlEncode(id));
   if (!r.ok()) {
     err << "qsealctl: " << r.status().message() << "\n";
@@ -33,7 +34,8 @@ int RunStatus(const Endpoint& endpoint, const std::string& id, std::ostream& out
 
 int RunFetch(const Endpoint& endpoint, const std::string& id, const std::string& out_file,
              std::ostream& out, std::ostream& err) {
-  HttpClient client(endpoint.server, endpoint.token);
+  HttpClient client(endpoint.server, endpoint.token, std::chrono::milliseconds(120'000),
+                    endpoint.tls);
   std::string target = "/v1/documents/" + UrlEncode(id) + "/seal";
   Result<HttpReply> r =
       out_file.empty() ? client.Request("GET", target) : client.Download(target, out_file);
@@ -58,7 +60,7 @@ int RunFetch(const Endpoint& endpoint, const std::string& id, const std::string&
 }
 
 int RunHealth(const Endpoint& endpoint, std::ostream& out, std::ostream& err) {
-  HttpClient client(endpoint.server, "", std::chrono::milliseconds(10'000));
+  HttpClient client(endpoint.server, "", std::chrono::milliseconds(10'000), endpoint.tls);
   auto reply = client.Request("GET", "/readyz");
   if (!reply.ok()) {
     err << "qsealctl: " << reply.status().message() << "\n";

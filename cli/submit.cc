@@ -166,7 +166,7 @@ class Submitter {
   DocumentOutcome SubmitOne(const std::string& path) {
     DocumentOutcome o;
     o.name = fs::path(path).filename().string();
-    HttpClient client(endpoint_.server, endpoint_.token);
+    HttpClient client(endpoint_.server, endpoint_.token, kRequestTimeout, endpoint_.tls);
     std::string target = "/v1/documents?profile=" + UrlEncode(options_.profile);
     bool wait = options_.wait || !options_.out_dir.empty();
     if (wait) target += "&wait=30";
@@ -242,6 +242,8 @@ class Submitter {
     return o;
   }
 
+  static constexpr std::chrono::milliseconds kRequestTimeout{120'000};
+
   // Batches stay well under the server's default limits (1000 parts, 64 MiB).
   static constexpr std::size_t kBatchMaxFiles = 200;
   static constexpr std::uint64_t kBatchMaxBytes = 16ull << 20;
@@ -264,7 +266,7 @@ class Submitter {
       body += "\r\n";
     }
     body += "--" + boundary + "--\r\n";
-    HttpClient client(endpoint_.server, endpoint_.token);
+    HttpClient client(endpoint_.server, endpoint_.token, kRequestTimeout, endpoint_.tls);
     std::map<std::string, std::string> headers = {
         {"Content-Type", "multipart/mixed; boundary=" + boundary}};
     std::string target = "/v1/batches?profile=" + UrlEncode(options_.profile);

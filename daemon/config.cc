@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include <boost/asio/ip/address.hpp>
 #include <toml++/toml.h>
 
 #include "formats/format.h"
@@ -277,8 +278,20 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
   auto err = [&](const std::string& m) { errors->push_back(origin + ": " + m); };
   std::string host;
   std::uint16_t port = 0;
-  if (!SplitHostPort(c.server.listen, &host, &port).ok())
+  if (!SplitHostPort(c.server.listen, &host, &port).ok()) {
     err("server.listen: expected host:port, got \"" + c.server.listen + "\"");
+  } else if (c.server.tls_certificate.empty() && !IsLoopbackHost(host) &&
+             !c.server.allow_plaintext) {
+    err("server.listen: \"" + c.server.listen +
+        "\" is not loopback and no TLS is configured: set tls_certificate and tls_key, or "
+        "allow_plaintext = true to accept plaintext HTTP beyond this machine");
+  }
+  if (c.server.tls_certificate.empty() != c.server.tls_key.empty())
+    err("server: set both tls_certificate and tls_key, or neither");
+  if (!c.server.client_ca.empty() && c.server.tls_certificate.empty())
+    err("server.client_ca: client certificates need TLS (tls_certificate, tls_key)");
+  if (c.server.require_client_certificate && c.server.client_ca.empty())
+    err("server.require_client_certificate: needs client_ca");
   if (!SplitHostPort(c.metrics.listen, &host, &port).ok())
     err("metrics.listen: expected host:port, got \"" + c.metrics.listen + "\"");
   if (c.queue.low_watermark_documents > c.queue.high_watermark_documents)
@@ -351,8 +364,22 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
   names.clear();
   for (const auto& cl : c.clients) {
     names.push_back(cl.name);
-    if (cl.token_sha256.empty() == cl.token_sha256_file.empty()) {
-      err("client \"" + cl.name + "\": set exactly one of token_sha256 and token_sha256_file");
+    const bool by_token = !cl.token_sha256.empty() || !cl.token_sha256_file.empty();
+    const bool by_cert = !cl.certificate_subject.empty() || !cl.certificate_spki_sha256.empty();
+    if (!cl.token_sha256.empty() && !cl.token_sha256_file.empty()) {
+      err("client \"" + cl.name + "\": set only one of token_sha256 and token_sha256_file");
+    }
+    if (!by_token && !by_cert) {
+      err("client \"" + cl.name +
+          "\": set token_sha256 or token_sha256_file, certificate_subject or "
+          "certificate_spki_sha256, or both");
+    }
+    if (by_cert && c.server.client_ca.empty()) {
+      err("client \"" + cl.name + "\": a certificate identity needs server.client_ca");
+    }
+    if (!cl.certificate_spki_sha256.empty() &&
+        (cl.certificate_spki_sha256.size() != 64 || !HexOk(cl.certificate_spki_sha256))) {
+      err("client \"" + cl.name + "\".certificate_spki_sha256: expected 64 hex digits");
     }
     if (!cl.token_sha256.empty() && (cl.token_sha256.size() != 64 || !HexOk(cl.token_sha256))) {
       err("client \"" + cl.name + "\".token_sha256: expected 64 hex digits");
@@ -366,6 +393,13 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
 }
 
 }  // namespace
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost") return true;
+  boost::system::error_code ec;
+  boost::asio::ip::address a = boost::asio::ip::make_address(host, ec);
+  return !ec && a.is_loopback();
+}
 
 Status SplitHostPort(const std::string& addr, std::string* host, std::uint16_t* port) {
   std::size_t colon = addr.rfind(':');
@@ -423,11 +457,19 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Dur("header_timeout", &c.server.header_timeout);
     r.Dur("body_timeout", &c.server.body_timeout);
     r.Integer("max_connections", &c.server.max_connections, 1, 1'000'000);
+    r.Integer("max_connections_per_source", &c.server.max_connections_per_source, 0, 1'000'000);
+    r.Integer("client_requests_per_second", &c.server.client_requests_per_second, 0, 1'000'000);
+    r.Integer("client_burst", &c.server.client_burst, 0, 10'000'000);
     r.Dur("max_wait", &c.server.max_wait);
     r.Integer("threads", &c.server.threads, 1, 256);
     r.Integer("max_batch_parts", &c.server.max_batch_parts, 1, 100'000);
     r.Size("max_batch_bytes", &c.server.max_batch_bytes);
     r.Size("max_batch_part_bytes", &c.server.max_batch_part_bytes);
+    r.Str("tls_certificate", &c.server.tls_certificate);
+    r.Str("tls_key", &c.server.tls_key);
+    r.Str("client_ca", &c.server.client_ca);
+    r.Bool("require_client_certificate", &c.server.require_client_certificate);
+    r.Bool("allow_plaintext", &c.server.allow_plaintext);
     r.Finish();
   }
   {
@@ -578,6 +620,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Str("name", &cl.name, true);
     r.Str("token_sha256", &cl.token_sha256);
     r.Str("token_sha256_file", &cl.token_sha256_file);
+    r.Str("certificate_subject", &cl.certificate_subject);
+    r.Str("certificate_spki_sha256", &cl.certificate_spki_sha256);
     r.StrList("profiles", &cl.profiles, true);
     r.Finish();
     c.clients.push_back(std::move(cl));

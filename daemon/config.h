@@ -27,12 +27,23 @@ struct ServerConfig {
       10'000};                                      // Whole request header must arrive within this.
   std::chrono::milliseconds body_timeout{300'000};  // Whole body must arrive within this.
   std::uint32_t max_connections = 1024;
-  std::chrono::milliseconds max_wait{60'000};  // Upper bound for ?wait=SECONDS.
-  std::uint32_t threads = 2;                   // Asio threads serving the API.
+  std::uint32_t max_connections_per_source = 256;  // Open connections from one IP address.
+  std::uint32_t client_requests_per_second = 0;    // Per client; 0: no limit. Over it: 429.
+  std::uint32_t client_burst = 0;                  // 0: two seconds of the rate.
+  std::chrono::milliseconds max_wait{60'000};      // Upper bound for ?wait=SECONDS.
+  std::uint32_t threads = 2;                       // Asio threads serving the API.
   // POST /v1/batches: parts per batch, body bytes per batch, bytes per part.
   std::uint32_t max_batch_parts = 1000;
   std::uint64_t max_batch_bytes = 64ull << 20;
   std::uint64_t max_batch_part_bytes = 16ull << 20;
+  // TLS (docs/security.md): server certificate (PEM, chain after it) and key; both or neither.
+  std::string tls_certificate;
+  std::string tls_key;
+  // PEM trust anchors (and CRLs) for client certificates (mTLS); needs TLS. "": no mTLS.
+  std::string client_ca;
+  bool require_client_certificate = false;  // With client_ca: no certificate, no handshake.
+  // Without TLS, a listen address other than loopback is refused unless this is true.
+  bool allow_plaintext = false;
 };
 
 struct MetricsConfig {
@@ -81,8 +92,9 @@ struct AuditConfig {
   // "file:/path" of an ECDSA P-256 PEM key (PKCS#11 keys are not supported yet).
   std::string checkpoint_key = "file:var/pki/audit-checkpoint.pem";
   bool create_checkpoint_key = true;  // Generate the key file when it does not exist.
-  // Refused requests (auth_denied, rejected) recorded one by one: a token bucket per kind; the
-  // rest are counted into a summary record (audit/refusal_limiter.h).
+  // Refused requests (auth_denied, rejected) recorded one by one: a token bucket per kind and
+  // caller (the client's name, or the source address when none was authenticated); the rest are
+  // counted into a summary record of that caller (audit/refusal_limiter.h).
   std::uint32_t refusal_records_per_second = 10;
   std::uint32_t refusal_burst = 100;
 };
@@ -145,10 +157,13 @@ struct JetStreamConfig {
   std::chrono::milliseconds publish_timeout{5'000};
 };
 
+// A client needs a token, a certificate identity, or both (then both must match).
 struct ClientConfig {
   std::string name;
-  std::string token_sha256;       // hex SHA-256 of the bearer token, or
-  std::string token_sha256_file;  // a file holding it.
+  std::string token_sha256;             // hex SHA-256 of the bearer token, or
+  std::string token_sha256_file;        // a file holding it.
+  std::string certificate_subject;      // RFC 2253 subject of its client certificate, and/or
+  std::string certificate_spki_sha256;  // hex SHA-256 of its certificate's SubjectPublicKeyInfo.
   std::vector<std::string> profiles;
 };
 
@@ -175,6 +190,9 @@ Result<Config> LoadConfig(const std::string& path, std::vector<std::string>* err
 // Same, from text (for tests); `origin` names it in messages.
 Result<Config> ParseConfig(const std::string& text, const std::string& origin,
                            std::vector<std::string>* errors = nullptr);
+
+// Whether `host` (an IP literal or "localhost") only accepts connections from this machine.
+bool IsLoopbackHost(const std::string& host);
 
 // Splits "host:port"; kInvalidArgument when malformed.
 Status SplitHostPort(const std::string& addr, std::string* host, std::uint16_t* port);

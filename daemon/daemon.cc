@@ -69,8 +69,11 @@ class Daemon::Impl {
     QSEAL_RETURN_IF_ERROR(brokers_->Start());
     QSEAL_RETURN_IF_ERROR(StartMetrics());
     QSEAL_RETURN_IF_ERROR(api_->Start());
+    const std::string api_addr = api_host_ + ":" + std::to_string(api_->port());
+    const bool tls = !config_.server.tls_certificate.empty();
     LogInfo("qseald started",
-            {{"api", api_host_ + ":" + std::to_string(api_->port())},
+            {{"api", api_addr},
+             {"api_url", (tls ? "https://" : "http://") + api_addr},
              {"metrics", metrics_host_ + ":" + std::to_string(metrics_server_->port())},
              {"config", config_.source_path},
              {"partitions", static_cast<std::int64_t>(config_.partitions.size())},
@@ -78,6 +81,19 @@ class Daemon::Impl {
              {"watches", static_cast<std::int64_t>(watchers_.size())},
              {"jetstreams", static_cast<std::int64_t>(config_.jetstreams.size())}});
     return Status::Ok();
+  }
+
+  Status ReloadTls() {
+    if (!api_) return FailedPreconditionError("not started");
+    Status s = api_->ReloadTls();
+    if (audit_ && s.ok()) {
+      audit_->AppendAsync(
+          {audit::EventEntry(audit::Event::kConfigLoaded,
+                             "TLS certificate reloaded: " + config_.server.tls_certificate +
+                                 " sha256=" + FileSha256(config_.server.tls_certificate))},
+          nullptr);
+    }
+    return s;
   }
 
   // Order matters: doors first (nothing new comes in), then the pipeline drains, then the HSM
@@ -184,10 +200,6 @@ class Daemon::Impl {
     Result<std::unique_ptr<audit::AuditLog>> log = audit::AuditLog::Open(o);
     if (!log.ok()) return log.status();
     audit_ = std::move(*log);
-    for (auto& limiter : refusal_limiters_) {
-      limiter =
-          std::make_unique<audit::RefusalLimiter>(a.refusal_records_per_second, a.refusal_burst);
-    }
     return audit_
         ->Append(
             {audit::EventEntry(audit::Event::kStartup, "qseald"),
@@ -241,29 +253,70 @@ class Daemon::Impl {
     if (partition_watch_.joinable()) partition_watch_.join();
   }
 
-  // Refusals are rate-limited per kind (index 0: auth_denied, 1: rejected); what the limit drops
-  // is counted into the next record of that kind or into the once-a-second summary.
-  static constexpr audit::Event kRefusalEvents[2] = {audit::Event::kAuthDenied,
-                                                     audit::Event::kRejected};
+  // Refusals are rate-limited per kind and caller: the client's name when one was
+  // authenticated, else the source address. A flood of bad tokens from one address then uses up
+  // only its own bucket, never the records of another address or of a real client. What a bucket
+  // drops is counted into its next record or into the once-a-second summary. Buckets are never
+  // removed and at most kMaxRefusalBuckets exist; callers beyond that share one overflow bucket.
+  struct RefusalBucket {
+    RefusalBucket(const AuditConfig& a, audit::Event e, std::string c, std::string s)
+        : limiter(a.refusal_records_per_second, a.refusal_burst),
+          event(e),
+          client(std::move(c)),
+          source(std::move(s)) {}
+    audit::RefusalLimiter limiter;
+    const audit::Event event;
+    const std::string client;
+    const std::string source;
+  };
+  static constexpr std::size_t kMaxRefusalBuckets = 4096;
+
+  RefusalBucket& BucketFor(std::string_view kind, std::string_view client,
+                           std::string_view source) {
+    const audit::Event event =
+        kind == "auth_denied" ? audit::Event::kAuthDenied : audit::Event::kRejected;
+    std::string key = std::string(kind) + (client.empty() ? " source " : " client ") +
+                      std::string(client.empty() ? source : client);
+    MutexLock lock(refusal_mu_);
+    auto it = refusal_buckets_.find(key);
+    if (it != refusal_buckets_.end()) return *it->second;
+    if (refusal_buckets_.size() >= kMaxRefusalBuckets) {
+      key = std::string(kind) + " overflow";
+      auto overflow = refusal_buckets_.find(key);
+      if (overflow != refusal_buckets_.end()) return *overflow->second;
+      client = source = "";
+    }
+    auto bucket = std::make_unique<RefusalBucket>(config_.audit, event, std::string(client),
+                                                  client.empty() ? std::string(source) : "");
+    return *refusal_buckets_.emplace(key, std::move(bucket)).first->second;
+  }
 
   void AuditRefusal(std::string_view kind, std::string_view client, std::string_view profile,
-                    std::string_view reason) {
-    const std::size_t k = kind == "auth_denied" ? 0 : 1;
+                    std::string_view reason, std::string_view source) {
+    RefusalBucket& bucket = BucketFor(kind, client, source);
     std::uint64_t dropped = 0;
-    if (!refusal_limiters_[k]->Admit(&dropped)) return;
-    audit::Entry e = audit::EventEntry(kRefusalEvents[k]);
+    if (!bucket.limiter.Admit(&dropped)) return;
+    audit::Entry e = audit::EventEntry(bucket.event);
     e.client = std::string(client);
     e.profile = std::string(profile);
     e.detail = std::string(reason);
+    e.source = std::string(source);
     if (dropped > 0) e.detail += "; before it, " + RefusalsNotRecorded(dropped);
     audit_->AppendAsync({std::move(e)}, nullptr);
   }
 
   void AddRefusalSummaries(std::vector<audit::Entry>* entries) {
-    for (std::size_t k = 0; k < 2; ++k) {
-      const std::uint64_t dropped = refusal_limiters_[k]->TakeSuppressed();
+    std::vector<RefusalBucket*> buckets;
+    {
+      MutexLock lock(refusal_mu_);
+      for (auto& [key, bucket] : refusal_buckets_) buckets.push_back(bucket.get());
+    }
+    for (RefusalBucket* b : buckets) {
+      const std::uint64_t dropped = b->limiter.TakeSuppressed();
       if (dropped == 0) continue;
-      audit::Entry e = audit::EventEntry(kRefusalEvents[k]);
+      audit::Entry e = audit::EventEntry(b->event);
+      e.client = b->client;
+      e.source = b->source;
       e.detail = RefusalsNotRecorded(dropped);
       entries->push_back(std::move(e));
     }
@@ -366,30 +419,57 @@ class Daemon::Impl {
     api.header_timeout = config_.server.header_timeout;
     api.body_timeout = config_.server.body_timeout;
     api.max_connections = config_.server.max_connections;
+    api.max_connections_per_source = config_.server.max_connections_per_source;
+    api.client_requests_per_second = config_.server.client_requests_per_second;
+    api.client_burst = config_.server.client_burst;
     api.threads = config_.server.threads;
     api.max_wait = config_.server.max_wait;
     api.max_batch_parts = config_.server.max_batch_parts;
     api.max_batch_bytes = config_.server.max_batch_bytes;
     api.max_batch_part_bytes = config_.server.max_batch_part_bytes;
+    api.tls_certificate_file = config_.server.tls_certificate;
+    api.tls_key_file = config_.server.tls_key;
+    api.client_ca_file = config_.server.client_ca;
+    api.require_client_certificate = config_.server.require_client_certificate;
+    if (api.tls_certificate_file.empty()) {
+      LogWarn("the API serves plaintext HTTP (no [server] tls_certificate)",
+              {{"listen", config_.server.listen}});
+    }
     api.metrics = metrics_.get();
     api.seal_namer = engine_.get();
     if (audit_) {
       api.on_refusal = [this](std::string_view kind, std::string_view client,
-                              std::string_view profile, std::string_view reason) {
-        AuditRefusal(kind, client, profile, reason);
+                              std::string_view profile, std::string_view reason,
+                              std::string_view source) {
+        AuditRefusal(kind, client, profile, reason, source);
       };
     }
     for (const auto& c : config_.clients) {
+      ingest::ApiClient client;
+      client.name = c.name;
+      client.profiles = c.profiles;
+      client.certificate_subject = c.certificate_subject;
       std::string hex = c.token_sha256;
       if (!c.token_sha256_file.empty()) {
         QSEAL_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(c.token_sha256_file));
         hex = Trim(text);
       }
-      Result<Bytes> hash = HexDecode(hex);
-      if (!hash.ok() || hash->size() != 32) {
-        return InvalidArgumentError("client \"" + c.name + "\": token hash is not 64 hex digits");
+      if (!hex.empty()) {
+        Result<Bytes> hash = HexDecode(hex);
+        if (!hash.ok() || hash->size() != 32) {
+          return InvalidArgumentError("client \"" + c.name + "\": token hash is not 64 hex digits");
+        }
+        client.token_sha256 = std::move(*hash);
       }
-      api.clients.push_back({c.name, std::move(*hash), c.profiles});
+      if (!c.certificate_spki_sha256.empty()) {
+        Result<Bytes> pin = HexDecode(c.certificate_spki_sha256);
+        if (!pin.ok() || pin->size() != 32) {
+          return InvalidArgumentError("client \"" + c.name +
+                                      "\": certificate_spki_sha256 is not 64 hex digits");
+        }
+        client.certificate_spki_sha256 = std::move(*pin);
+      }
+      api.clients.push_back(std::move(client));
     }
     for (const auto& p : config_.profiles) {
       ingest::ApiProfile ap;
@@ -421,7 +501,9 @@ class Daemon::Impl {
   std::unique_ptr<metrics::Metrics> metrics_;
   // Outlives the engine and the API server, which write to it.
   std::unique_ptr<audit::AuditLog> audit_;
-  std::unique_ptr<audit::RefusalLimiter> refusal_limiters_[2];
+  Mutex refusal_mu_;
+  std::map<std::string, std::unique_ptr<RefusalBucket>> refusal_buckets_
+      QSEAL_GUARDED_BY(refusal_mu_);
   std::thread partition_watch_;
   Mutex watch_mu_;
   CondVar watch_cv_;
@@ -444,6 +526,7 @@ Daemon::Daemon(Config config) : impl_(std::make_unique<Impl>(std::move(config)))
 Daemon::~Daemon() = default;
 Status Daemon::Start() { return impl_->Start(); }
 Status Daemon::Stop() { return impl_->Stop(); }
+Status Daemon::ReloadTls() { return impl_->ReloadTls(); }
 Status Daemon::Fatal(int* exit_code) const { return impl_->Fatal(exit_code); }
 
 }  // namespace qseal::daemon

@@ -1,5 +1,5 @@
 // qseald: the sealing daemon. Loads the configuration, wires the components, serves until
-// SIGTERM/SIGINT, then drains and exits 0.
+// SIGTERM/SIGINT, then drains and exits 0. SIGHUP reloads the API's TLS certificate.
 #include <pthread.h>
 #include <signal.h>
 
@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -89,6 +90,16 @@ int main(int argc, char** argv) {
   const timespec poll{1, 0};
   while (sig == 0) {
     int got = sigtimedwait(&stop_signals, nullptr, &poll);
+    if (got == SIGHUP) {
+      qseal::Status reloaded = daemon.ReloadTls();
+      if (reloaded.ok()) {
+        qseal::LogInfo("TLS certificate reloaded");
+      } else {
+        qseal::LogError("TLS reload failed; the current certificate stays in use",
+                        {{"error", reloaded.ToString()}});
+      }
+      got = 0;
+    }
     if (got > 0) sig = got;
     fatal = daemon.Fatal(&fatal_exit);
     if (sig == 0 && !fatal.ok()) break;

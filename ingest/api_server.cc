@@ -6,6 +6,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <nlohmann/json.hpp>
 
+#include "audit/refusal_limiter.h"
 #include "common/crash_point.h"
 #include "common/log.h"
 #include "common/mutex.h"
@@ -70,7 +71,9 @@ class ApiServer::Impl : public detail::HttpHandler {
   void Notify(const queue::DocumentId& id) { waiters_.Notify(id); }
 
   // Routes the request and counts it (route template, method, status, duration; refusals).
-  Decision OnRequest(const RequestHeader& req, const std::string& remote) override {
+  Status ReloadTls() { return server_.ReloadTls(); }
+
+  Decision OnRequest(const RequestHeader& req, const detail::Peer& remote) override {
     if (options_.metrics == nullptr) return Route(req, remote);
     auto start = std::chrono::steady_clock::now();
     std::string route(RouteTemplate(req));
@@ -134,7 +137,7 @@ class ApiServer::Impl : public detail::HttpHandler {
     std::function<void(const HttpResponse&)> count_;
   };
 
-  Decision Route(const RequestHeader& req, const std::string& /*remote*/) {
+  Decision Route(const RequestHeader& req, const detail::Peer& peer) {
     Decision d;
     std::string_view target(req.target().data(), req.target().size());
     std::size_t qmark = target.find('?');
@@ -161,14 +164,26 @@ class ApiServer::Impl : public detail::HttpHandler {
       return Answer(MakeProblem(http::status::not_found, req, "no such resource"));
 
     // Everything under /v1 needs a valid token, checked before any body is read.
-    const ApiClient* client = access_.Authenticate(req);
+    const ApiClient* client = access_.Authenticate(req, peer.certificate);
     if (client == nullptr) {
-      LogWarn("request refused: no valid credentials", {{"path", std::string(path)}});
-      access_.Refused("auth_denied", "", "", "no valid bearer token");
-      HttpResponse res =
-          MakeProblem(http::status::unauthorized, req, "a valid bearer token is required");
+      // A flood of bad credentials must not flood the log: one line per second (burst 10), the
+      // next one saying how many were not logged. The audit trail and the metrics see them all.
+      std::uint64_t unlogged = 0;
+      if (failed_login_log_.Admit(&unlogged)) {
+        LogWarn("request refused: no valid credentials",
+                {{"path", std::string(path)},
+                 {"source", peer.address},
+                 {"not_logged_before", static_cast<std::int64_t>(unlogged)}});
+      }
+      access_.Refused("auth_denied", "", "", "no valid credentials", peer.address);
+      HttpResponse res = MakeProblem(http::status::unauthorized, req,
+                                     "a valid bearer token or client certificate is required");
       res.set(http::field::www_authenticate, "Bearer realm=\"qseal\"");
       return Answer(std::move(res));
+    }
+    if (!AdmitClientRequest(*client)) {
+      return Answer(detail::MakeRetryLater(http::status::too_many_requests, req,
+                                           "request rate of this client over its limit", 1));
     }
     if (queue_ == nullptr) {
       return Answer(MakeProblem(http::status::service_unavailable, req, "the queue is not open"));
@@ -176,11 +191,11 @@ class ApiServer::Impl : public detail::HttpHandler {
 
     if (path == "/v1/documents") {
       if (req.method() != http::verb::post) return Answer(MethodNotAllowed(req));
-      return Submit(req, *client, query);
+      return Submit(req, *client, query, peer.address);
     }
     if (path == "/v1/batches") {
       if (req.method() != http::verb::post) return Answer(MethodNotAllowed(req));
-      return batches_.SubmitBatch(req, *client, query);
+      return batches_.SubmitBatch(req, *client, query, peer.address);
     }
     if (path == "/v1/batches/status") {
       if (req.method() != http::verb::post) return Answer(MethodNotAllowed(req));
@@ -257,14 +272,35 @@ class ApiServer::Impl : public detail::HttpHandler {
     return detail::MakeRetryLater(code, req, detail, options_.retry_after_seconds);
   }
 
+  // One token bucket per configured client (built in the constructor, never changed after).
+  bool AdmitClientRequest(const ApiClient& client) {
+    auto it = client_rates_.find(client.name);
+    if (it == client_rates_.end()) return true;
+    std::uint64_t over = 0;
+    return it->second->Admit(&over);
+  }
+
+  static std::map<std::string, std::unique_ptr<audit::RefusalLimiter>> ClientRates(
+      const ApiServerOptions& o) {
+    std::map<std::string, std::unique_ptr<audit::RefusalLimiter>> rates;
+    if (o.client_requests_per_second <= 0) return rates;
+    const double burst =
+        o.client_burst >= 1 ? o.client_burst : std::max(1.0, 2 * o.client_requests_per_second);
+    for (const auto& c : o.clients) {
+      rates[c.name] = std::make_unique<audit::RefusalLimiter>(o.client_requests_per_second, burst);
+    }
+    return rates;
+  }
+
   bool Stopped() {
     MutexLock lock(mu_);
     return stopped_;
   }
 
-  Decision Submit(const RequestHeader& req, const ApiClient& client, const Query& query) {
+  Decision Submit(const RequestHeader& req, const ApiClient& client, const Query& query,
+                  std::string_view source) {
     std::string profile = detail::RequestedProfile(query);
-    if (auto refusal = access_.ProfileRefusal(req, client, profile)) {
+    if (auto refusal = access_.ProfileRefusal(req, client, profile, source)) {
       return Answer(std::move(*refusal));
     }
     std::optional<std::chrono::milliseconds> parsed_wait =
@@ -314,7 +350,7 @@ class ApiServer::Impl : public detail::HttpHandler {
     if (!r.ok()) {
       const Status& s = r.status();
       if (s.code() == StatusCode::kFailedPrecondition) {
-        access_.Refused("rejected", client, "", "Idempotency-Key reused for another document");
+        access_.Refused("rejected", client, "", "Idempotency-Key reused for another document", "");
         return respond(MakeProblem(http::status::unprocessable_entity, *req,
                                    "Idempotency-Key was used before for a different document"));
       }
@@ -426,7 +462,12 @@ class ApiServer::Impl : public detail::HttpHandler {
     h.header_timeout = o.header_timeout;
     h.body_timeout = o.body_timeout;
     h.max_connections = o.max_connections;
+    h.max_connections_per_source = o.max_connections_per_source;
     h.threads = o.threads;
+    h.tls.certificate_file = o.tls_certificate_file;
+    h.tls.key_file = o.tls_key_file;
+    h.tls.client_ca_file = o.client_ca_file;
+    h.tls.require_client_certificate = o.require_client_certificate;
     return h;
   }
 
@@ -439,6 +480,10 @@ class ApiServer::Impl : public detail::HttpHandler {
   detail::BatchHandler batches_;
   detail::HttpServer server_;
 
+  audit::RefusalLimiter failed_login_log_{1, 10};
+  const std::map<std::string, std::unique_ptr<audit::RefusalLimiter>> client_rates_ =
+      ClientRates(options_);
+
   Mutex mu_;
   bool stopped_ QSEAL_GUARDED_BY(mu_) = false;
 };
@@ -449,6 +494,7 @@ ApiServer::~ApiServer() { Stop(); }
 Status ApiServer::Start() { return impl_->Start(); }
 std::uint16_t ApiServer::port() const { return impl_->port(); }
 void ApiServer::Stop() { impl_->Stop(); }
+Status ApiServer::ReloadTls() { return impl_->ReloadTls(); }
 void ApiServer::Notify(const queue::DocumentId& id) { impl_->Notify(id); }
 
 }  // namespace qseal::ingest

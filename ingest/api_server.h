@@ -18,9 +18,11 @@
 //   GET  /v1/profiles                → the profiles the caller may use, with certificate chains
 //   GET  /livez, GET /readyz         → unauthenticated liveness and readiness
 //
-// Authentication: "Authorization: Bearer <token>"; tokens are known only by their SHA-256,
-// compared in constant time. No path leads to a signature without a valid token and a granted
-// profile: the request is refused before its body is read.
+// Authentication: "Authorization: Bearer <token>" (tokens are known only by their SHA-256,
+// compared in constant time), a client certificate verified against the client CA (mTLS, matched
+// by subject or SPKI SHA-256 pin), or both when a client is configured with both. No path leads
+// to a signature without a valid credential and a granted profile: the request is refused before
+// its body is read. TLS (ingest/detail/tls_context.h) is on when a certificate is configured.
 //
 // ApiServer is thread-safe; Start and Stop are called by the daemon's main thread, Notify by the
 // engine's committer.
@@ -45,10 +47,14 @@ class Metrics;
 
 namespace qseal::ingest {
 
+// A client is identified by each credential it has configured, all of which must match: a bearer
+// token, a client certificate (by subject, by SPKI pin, or both), or a token and a certificate.
 struct ApiClient {
   std::string name;
-  Bytes token_sha256;                 // SHA-256 of the bearer token (32 bytes)
+  Bytes token_sha256;                 // SHA-256 of the bearer token (32 bytes); empty: no token
   std::vector<std::string> profiles;  // profile names, or "*" for all
+  std::string certificate_subject;    // RFC 2253 subject of its certificate; "": not by subject
+  Bytes certificate_spki_sha256;      // SHA-256 of its certificate's SPKI (32 bytes); empty: none
 };
 
 struct ApiProfile {
@@ -60,10 +66,13 @@ struct ApiProfile {
 };
 
 // Told about refused submissions for the audit trail: `kind` is "auth_denied" (no or a wrong
-// token, a profile not granted) or "rejected" (unknown profile, Idempotency-Key conflict).
+// credential, a profile not granted) or "rejected" (unknown profile, Idempotency-Key conflict);
+// `client` is "" when no client was authenticated; `source` is the peer's IP address ("" for an
+// Idempotency-Key conflict found at commit time, where the client name identifies the caller).
 // Runs on an API thread: must not block.
-using RefusalListener = std::function<void(std::string_view kind, std::string_view client,
-                                           std::string_view profile, std::string_view reason)>;
+using RefusalListener =
+    std::function<void(std::string_view kind, std::string_view client, std::string_view profile,
+                       std::string_view reason, std::string_view source)>;
 
 struct ApiServerOptions {
   std::string host = "127.0.0.1";
@@ -73,8 +82,22 @@ struct ApiServerOptions {
   std::chrono::milliseconds header_timeout{10'000};  // Default: 10 s
   std::chrono::milliseconds body_timeout{300'000};   // Default: 5 min
   std::uint32_t max_connections = 1024;              // Default: 1024
-  std::uint32_t threads = 2;                         // Default: 2
-  std::chrono::milliseconds max_wait{60'000};        // Cap for ?wait. Default: 60 s
+  // Open connections from one IP address; more are closed at once. 0: no limit. Default: 256
+  std::uint32_t max_connections_per_source = 256;
+  // Requests per second per authenticated client (token bucket of `client_burst`); beyond it
+  // 429 with Retry-After (problem+json). 0: no limit. Default: 0, 0 (burst = 2 s of the rate)
+  double client_requests_per_second = 0;
+  double client_burst = 0;
+  std::uint32_t threads = 2;  // Default: 2
+  // TLS: the server certificate (PEM, chain after it) and its key; both empty: plaintext HTTP.
+  // Default: "" (plaintext)
+  std::string tls_certificate_file;
+  std::string tls_key_file;
+  // PEM trust anchors (and optional CRLs) for client certificates; "": no mTLS. Default: ""
+  std::string client_ca_file;
+  // With client_ca_file: the handshake fails without a client certificate. Default: false
+  bool require_client_certificate = false;
+  std::chrono::milliseconds max_wait{60'000};  // Cap for ?wait. Default: 60 s
   // Threads doing the blocking part of a submission (the synced queue commit). Group commit
   // merges their syncs, so more threads means more documents per fsync. Default: 64
   std::uint32_t commit_threads = 64;
@@ -116,6 +139,11 @@ class ApiServer {
   // Stops taking submissions (503), answers pending ?wait requests, finishes the commits in
   // progress, stops the listener and joins its threads. Idempotent.
   void Stop();
+
+  // Reads the TLS certificate, key and client CA files again; connections accepted from now on use
+  // them, open ones keep the old ones. On error (kInvalidArgument, kFailedPrecondition without
+  // TLS) the current ones stay in use.
+  Status ReloadTls();
 
   // Tells ?wait requests that a document reached a final state. Non-blocking.
   void Notify(const queue::DocumentId& id);

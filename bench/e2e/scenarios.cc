@@ -215,7 +215,7 @@ Figures BigScenario(const Options& o, testing::Qseald& q, const std::string& wor
     }
   }
   double cpu0 = ProcCpuSeconds(q.process().pid());
-  cli::HttpClient client(q.api(), q.token(), std::chrono::minutes(30));
+  cli::HttpClient client = q.Client(q.token(), std::chrono::minutes(30));
   double t0 = NowMs();
   auto r = client.UploadFile("POST", "/v1/documents?profile=default&wait=60", path);
   std::string id;

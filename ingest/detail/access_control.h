@@ -1,5 +1,7 @@
 // Who may call the HTTP API and with which profiles: bearer-token authentication (tokens known
-// only by their SHA-256, compared in constant time) and the per-client profile grants. Refusals
+// only by their SHA-256, compared in constant time), client-certificate authentication (the
+// subject or SPKI pin of a certificate the TLS layer verified), and the per-client profile grants.
+// Refusals
 // are logged and reported to the server's RefusalListener for the audit trail.
 //
 // AccessControl is thread-safe (it only reads what it was given).
@@ -22,10 +24,13 @@ class AccessControl {
   AccessControl(const std::vector<ApiClient>& clients, const std::vector<ApiProfile>& profiles,
                 const RefusalListener& on_refusal);
 
-  // The client whose token the request carries in its one "Authorization: Bearer <token>" field
-  // (scheme case-insensitive, token exact); null when there is none, two, or no client matches.
-  // Takes the same time whichever client matches.
-  const ApiClient* Authenticate(const RequestHeader& req) const;
+  // The client every configured credential of which the request presents: the token in its one
+  // "Authorization: Bearer <token>" field (scheme case-insensitive, token exact) and/or the
+  // connection's verified client certificate (subject and/or SPKI pin). When several clients
+  // match, the one with the most credentials wins (token and certificate over either alone).
+  // Null when none matches (no, two or a wrong Authorization field, no or an unknown
+  // certificate). Takes the same time whichever client matches.
+  const ApiClient* Authenticate(const RequestHeader& req, const PeerCertificate& cert) const;
 
   // Whether `client` is granted `profile` (by name or by "*"); says nothing about its existence.
   static bool Allowed(const ApiClient& client, const std::string& profile);
@@ -33,14 +38,16 @@ class AccessControl {
   // The configured profile of that name, or null.
   const ApiProfile* FindProfile(const std::string& name) const;
 
-  // The answer refusing `profile` to `client`, or nullopt when it may be used: 403 when not
-  // granted (audited "auth_denied"), 404 when granted but unknown (audited "rejected").
+  // The answer refusing `profile` to `client` (calling from `source`, its IP address), or nullopt
+  // when it may be used: 403 when not granted (audited "auth_denied"), 404 when granted but
+  // unknown (audited "rejected").
   std::optional<HttpResponse> ProfileRefusal(const RequestHeader& req, const ApiClient& client,
-                                             const std::string& profile) const;
+                                             const std::string& profile,
+                                             std::string_view source) const;
 
-  // Reports a refusal to the listener, if any (see RefusalListener for `kind`).
+  // Reports a refusal to the listener, if any (see RefusalListener for `kind` and `source`).
   void Refused(std::string_view kind, std::string_view client, std::string_view profile,
-               std::string_view reason) const;
+               std::string_view reason, std::string_view source) const;
 
  private:
   const std::vector<ApiClient>& clients_;

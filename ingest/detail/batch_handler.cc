@@ -212,9 +212,9 @@ class BatchHandler::BatchSink : public BodySink, public MultipartHandler {
 };
 
 Decision BatchHandler::SubmitBatch(const RequestHeader& req, const ApiClient& client,
-                                   const Query& query) {
+                                   const Query& query, std::string_view source) {
   std::string profile = RequestedProfile(query);
-  if (auto refusal = access_.ProfileRefusal(req, client, profile)) {
+  if (auto refusal = access_.ProfileRefusal(req, client, profile, source)) {
     return Answer(std::move(*refusal));
   }
   std::optional<std::chrono::milliseconds> wait = ParseWait(query, options_.max_wait);
@@ -277,7 +277,8 @@ void BatchHandler::CommitBatch(BatchParts& parts, const std::shared_ptr<RequestH
     }
     const Status& s = results[k].status();
     if (s.code() == StatusCode::kFailedPrecondition) {
-      access_.Refused("rejected", client, profile, "Idempotency-Key reused for another document");
+      access_.Refused("rejected", client, profile, "Idempotency-Key reused for another document",
+                      "");
       part.Reject(http::status::unprocessable_entity,
                   "Idempotency-Key was used before for a different document");
     } else {

@@ -34,7 +34,9 @@ class BatchHandler {
 
   // POST /v1/batches: refuses at once (403/404 profile, 400 wait, 415 not multipart/mixed, 413
   // over max_batch_bytes, 503 saturated or stopping) or reads the parts into the queue.
-  Decision SubmitBatch(const RequestHeader& req, const ApiClient& client, const Query& query);
+  // `source`: the caller's IP address, for refusals.
+  Decision SubmitBatch(const RequestHeader& req, const ApiClient& client, const Query& query,
+                       std::string_view source);
 
   // POST /v1/batches/status: reads up to max_status_ids ids and answers with their statuses;
   // another client's document is reported like an unknown one.

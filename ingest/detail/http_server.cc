@@ -2,10 +2,13 @@
 
 #include <array>
 #include <thread>
+#include <type_traits>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
@@ -15,6 +18,7 @@ namespace qseal::ingest::detail {
 namespace beast = boost::beast;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 std::string UrlDecode(std::string_view s) {
   std::string out;
@@ -92,27 +96,69 @@ http::status BodySink::ErrorStatus(const Status& append_error) const {
                                                              : http::status::service_unavailable;
 }
 
-class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
+// Stream is beast::tcp_stream (plaintext) or TlsStream; everything but the handshake and the
+// close is the same code over both.
+template <typename Stream>
+class HttpServer::Connection : public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  Connection(tcp::socket socket, HttpServer* server) : stream_(std::move(socket)), server_(server) {
+  // `context` is null for plaintext; a TLS connection keeps its context alive, so a reload
+  // never pulls it from under the session.
+  Connection(HttpServer* server, tcp::socket socket, std::shared_ptr<net::ssl::context> context)
+      : context_(std::move(context)),
+        stream_(MakeStream(std::move(socket), context_.get())),
+        server_(server) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
-    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    auto ep = Socket().remote_endpoint(ec);
+    if (!ec) {
+      peer_.address = ep.address().to_string();
+      peer_.remote = peer_.address + ":" + std::to_string(ep.port());
+    }
+    peer_.tls = kTls;
   }
 
-  ~Connection() { server_->connections_--; }
+  ~Connection() {
+    server_->connections_--;
+    server_->ReleaseSource(peer_.address);
+  }
 
-  void Start() { ReadHeader(); }
+  void Start() {
+    if constexpr (kTls) {
+      // The handshake counts against the header deadline: a client that opens a connection and
+      // sends nothing holds it no longer than one that sends half a header.
+      Lowest().expires_after(opts().header_timeout);
+      stream_.async_handshake(
+          net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+            if (ec) return self->CloseSocket();
+            self->peer_.certificate = PeerCertificateOf(self->stream_.native_handle());
+            self->ReadHeader();
+          });
+    } else {
+      ReadHeader();
+    }
+  }
 
  private:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  static Stream MakeStream(tcp::socket socket, net::ssl::context* context) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *context);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
   const HttpServerOptions& opts() const { return server_->options_; }
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+  tcp::socket& Socket() { return Lowest().socket(); }
+  auto shared_from_this() { return std::enable_shared_from_this<Connection>::shared_from_this(); }
 
   void ReadHeader() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(opts().max_header_bytes));
     // The server checks Content-Length itself; the limit also bounds chunked bodies.
     parser_->body_limit(opts().max_body_bytes);
-    stream_.expires_after(opts().header_timeout);
+    Lowest().expires_after(opts().header_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
@@ -155,21 +201,21 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
           "body larger than the limit of " + std::to_string(opts().max_body_bytes) + " bytes"));
     }
     keep_alive_ = WantsKeepAlive(header);
-    Decision d = server_->handler_->OnRequest(header, remote_);
+    Decision d = server_->handler_->OnRequest(header, peer_);
     if (d.response) {
       if (has_body) keep_alive_ = false;  // The body was not read: the connection cannot be reused.
       return Write(std::move(*d.response));
     }
     if (d.deferred) {
       if (has_body) keep_alive_ = false;
-      stream_.expires_never();
+      Lowest().expires_never();
       d.deferred(MakeRespond());
       return;
     }
     sink_ = std::move(d.sink);
     if (!sink_)
       return WriteAndClose(MakeProblem(http::status::internal_server_error, header, "no handler"));
-    stream_.expires_after(opts().body_timeout);  // One deadline for the whole body (slow bodies).
+    Lowest().expires_after(opts().body_timeout);  // One deadline for the whole body (slow bodies).
     if (beast::iequals(header[http::field::expect], "100-continue")) {
       auto cont = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
       net::async_write(stream_, net::buffer(*cont),
@@ -225,7 +271,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void FinishBody() {
-    stream_.expires_never();
+    Lowest().expires_never();
     std::unique_ptr<BodySink> sink = std::move(sink_);
     BodySink* raw = sink.get();
     // The sink stays alive until it has answered.
@@ -259,7 +305,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     res.set(http::field::server, opts().server_name);
     res.prepare_payload();
     response_ = std::make_shared<HttpResponse>(std::move(res));
-    stream_.expires_after(opts().write_timeout);
+    Lowest().expires_after(opts().write_timeout);
     http::async_write(
         stream_, *response_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnWrite(ec); });
@@ -273,14 +319,45 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void Close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    if constexpr (kTls) {
+      // close_notify, so the client can tell the end of the reply from a truncation; bounded,
+      // since a client may never answer it.
+      Lowest().expires_after(std::chrono::seconds(1));
+      stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->Drain(); });
+    } else {
+      CloseSocket();
+    }
   }
 
-  beast::tcp_stream stream_;
+  // After an early answer (413 before the body) the client may still be sending: closing with
+  // unread bytes makes the kernel send a reset, which can destroy the answer before the client
+  // reads it. So the send side is shut and what still arrives is read and dropped, for a bounded
+  // time, before the close. (TLS only: its shutdown fails as soon as application data follows.)
+  void Drain() {
+    beast::error_code ec;
+    Socket().shutdown(tcp::socket::shutdown_send, ec);
+    Lowest().expires_after(std::chrono::seconds(2));
+    DrainSome();
+  }
+
+  void DrainSome() {
+    Lowest().async_read_some(net::buffer(chunk_),
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                               if (ec) return self->CloseSocket();
+                               self->DrainSome();
+                             });
+  }
+
+  void CloseSocket() {
+    beast::error_code ec;
+    Socket().shutdown(tcp::socket::shutdown_send, ec);
+    Socket().close(ec);
+  }
+
+  std::shared_ptr<net::ssl::context> context_;  // declared before stream_, which uses it
+  Stream stream_;
   HttpServer* server_;
-  std::string remote_;
+  Peer peer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::buffer_body>> parser_;
   std::array<std::uint8_t, 64 * 1024> chunk_{};
@@ -295,6 +372,11 @@ HttpServer::HttpServer(HttpServerOptions options, HttpHandler* handler)
 HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Start() {
+  if (!options_.tls.certificate_file.empty()) {
+    QSEAL_ASSIGN_OR_RETURN(auto context, MakeServerTlsContext(options_.tls));
+    MutexLock lock(tls_mu_);
+    tls_context_ = std::move(context);
+  }
   beast::error_code ec;
   auto address = net::ip::make_address(options_.host, ec);
   if (ec)
@@ -320,16 +402,59 @@ void HttpServer::Accept() {
   acceptor_.async_accept(net::make_strand(io_), [this](beast::error_code ec, tcp::socket socket) {
     if (stopped_) return;
     if (!ec) {
-      if (connections_.load() >= options_.max_connections) {
+      beast::error_code ep_ec;
+      auto ep = socket.remote_endpoint(ep_ec);
+      const std::string source = ep_ec ? std::string() : ep.address().to_string();
+      if (connections_.load() >= options_.max_connections || !AdmitSource(source)) {
         beast::error_code ignored;
         socket.close(ignored);  // Over the limit: refuse rather than queue without bound.
       } else {
         connections_++;
-        std::make_shared<Connection>(std::move(socket), this)->Start();
+        if (std::shared_ptr<net::ssl::context> tls = TlsContext()) {
+          std::make_shared<Connection<TlsStream>>(this, std::move(socket), std::move(tls))->Start();
+        } else {
+          std::make_shared<Connection<beast::tcp_stream>>(this, std::move(socket), nullptr)
+              ->Start();
+        }
       }
     }
     Accept();
   });
+}
+
+bool HttpServer::AdmitSource(const std::string& source) {
+  if (options_.max_connections_per_source == 0) return true;
+  MutexLock lock(sources_mu_);
+  std::uint32_t& open = open_per_source_[source];
+  if (open >= options_.max_connections_per_source) {
+    if (open == 0) open_per_source_.erase(source);
+    return false;
+  }
+  ++open;
+  return true;
+}
+
+void HttpServer::ReleaseSource(const std::string& source) {
+  if (options_.max_connections_per_source == 0) return;
+  MutexLock lock(sources_mu_);
+  auto it = open_per_source_.find(source);
+  if (it == open_per_source_.end()) return;
+  if (--it->second == 0) open_per_source_.erase(it);
+}
+
+std::shared_ptr<net::ssl::context> HttpServer::TlsContext() const {
+  MutexLock lock(tls_mu_);
+  return tls_context_;
+}
+
+Status HttpServer::ReloadTls() {
+  if (options_.tls.certificate_file.empty()) {
+    return FailedPreconditionError("the API listener has no TLS certificate to reload");
+  }
+  QSEAL_ASSIGN_OR_RETURN(auto context, MakeServerTlsContext(options_.tls));
+  MutexLock lock(tls_mu_);
+  tls_context_ = std::move(context);
+  return Status::Ok();
 }
 
 void HttpServer::Stop() {

@@ -1,6 +1,9 @@
 // A small HTTP/1.1 server on Boost.Beast with the limits a public-facing daemon needs set
 // explicitly: header size, body size (413 before the body is read), header and body timeouts,
 // connection count. Bodies are streamed to a BodySink chunk by chunk, never buffered whole.
+// With a certificate configured every connection is TLS (ingest/detail/tls_context.h), the
+// handshake bounded by the header timeout; ReloadTls swaps the certificate for new connections
+// while those already open keep theirs.
 //
 // The handler runs on the connection's strand (an Asio thread): it must not block. Work that
 // blocks (a synced queue commit) is done elsewhere and its completion handed back through the
@@ -26,7 +29,9 @@
 #include <boost/beast/http.hpp>
 
 #include "common/bytes.h"
+#include "common/mutex.h"
 #include "common/status.h"
+#include "ingest/detail/tls_context.h"
 
 namespace qseal::ingest::detail {
 
@@ -58,10 +63,18 @@ struct Decision {
   std::function<void(Respond)> deferred;  // answer later (e.g. ?wait)
 };
 
+// Who sent a request.
+struct Peer {
+  std::string address;          // the client's IP address
+  std::string remote;           // "address:port"
+  bool tls = false;             // the connection is TLS
+  PeerCertificate certificate;  // a verified client certificate (mTLS), if one was sent
+};
+
 class HttpHandler {
  public:
   virtual ~HttpHandler() = default;
-  virtual Decision OnRequest(const RequestHeader& header, const std::string& remote) = 0;
+  virtual Decision OnRequest(const RequestHeader& header, const Peer& peer) = 0;
 };
 
 struct HttpServerOptions {
@@ -73,8 +86,12 @@ struct HttpServerOptions {
   std::chrono::milliseconds body_timeout{300'000};
   std::chrono::milliseconds write_timeout{60'000};
   std::uint32_t max_connections = 1024;
+  // Open connections from one IP address; more are closed at once. 0: no limit.
+  std::uint32_t max_connections_per_source = 0;
   std::uint32_t threads = 2;
   std::string server_name = "qseald";
+  // TLS when tls.certificate_file is set; plaintext HTTP otherwise.
+  TlsServerFiles tls;
 };
 
 // A decoded query string: parameter name to value.
@@ -105,8 +122,13 @@ class HttpServer {
   HttpServer(HttpServerOptions options, HttpHandler* handler);
   ~HttpServer();
 
-  // Binds and starts the threads. kUnavailable when the address cannot be bound.
+  // Builds the TLS context (when configured), binds and starts the threads. kInvalidArgument when
+  // the TLS files are unusable, kUnavailable when the address cannot be bound.
   Status Start();
+  // Reads the TLS files again and serves the new certificate to connections accepted from now
+  // on; open connections are not touched. On error the current certificate stays in use.
+  // kFailedPrecondition when the server has no TLS.
+  Status ReloadTls();
   // The bound port (after Start).
   std::uint16_t port() const { return port_; }
   // Stops accepting, closes connections, joins the threads. Idempotent.
@@ -115,18 +137,27 @@ class HttpServer {
   std::uint64_t connections() const { return connections_.load(); }
 
  private:
+  template <typename Stream>
   class Connection;
   void Accept();
+  std::shared_ptr<boost::asio::ssl::context> TlsContext() const;
+  // Counts a connection from `source` against max_connections_per_source; false when over it.
+  bool AdmitSource(const std::string& source);
+  void ReleaseSource(const std::string& source);
 
   HttpServerOptions options_;
   HttpHandler* handler_;
   // Declared before io_: connections still queued in io_ touch them while io_ is destroyed.
   std::atomic<std::uint64_t> connections_{0};
   std::atomic<bool> stopped_{false};
+  Mutex sources_mu_;
+  std::map<std::string, std::uint32_t> open_per_source_ QSEAL_GUARDED_BY(sources_mu_);
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
   std::uint16_t port_ = 0;
+  mutable Mutex tls_mu_;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_ QSEAL_GUARDED_BY(tls_mu_);
 };
 
 }  // namespace qseal::ingest::detail

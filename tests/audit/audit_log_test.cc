@@ -300,6 +300,24 @@ TEST_F(AuditLogTest, ForgedCheckpointIsReported) {
   EXPECT_NE(r.reason.find("bad checkpoint signature"), std::string::npos) << r.reason;
 }
 
+TEST_F(AuditLogTest, CheckpointKeyWithGroupOrOtherPermissionsIsRefused) {
+  const std::string path = dir_.path().string() + "/loose.pem";
+  ASSERT_TRUE(detail::CheckpointKey::LoadPrivate(path, true).ok());
+  for (std::filesystem::perms extra :
+       {std::filesystem::perms::group_read, std::filesystem::perms::others_read,
+        std::filesystem::perms::group_write}) {
+    std::filesystem::permissions(
+        path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write | extra);
+    auto loose = detail::CheckpointKey::LoadPrivate(path, false);
+    ASSERT_FALSE(loose.ok());
+    EXPECT_NE(loose.status().message().find("group/other permissions"), std::string::npos)
+        << loose.status();
+  }
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_TRUE(detail::CheckpointKey::LoadPrivate(path, false).ok());
+}
+
 TEST_F(AuditLogTest, TornTailOfACrashIsAbandonedOnReopen) {
   WriteLog(4);
   std::string path = SegmentPath(0);

@@ -24,11 +24,11 @@ namespace detail = ingest::detail;
 class EchoHandler : public detail::HttpHandler {
  public:
   detail::Decision OnRequest(const detail::RequestHeader& header,
-                             const std::string& remote) override {
+                             const detail::Peer& peer) override {
     requests++;
     {
       std::lock_guard<std::mutex> lock(mu);
-      remotes.insert(remote);  // "ip:port": one per TCP connection
+      remotes.insert(peer.remote);  // "ip:port": one per TCP connection
     }
     detail::Decision d;
     d.response = detail::MakeResponse(detail::http::status::ok, header,

@@ -38,7 +38,8 @@ TEST(ConfigTest, DefaultsWithNothingSet) {
   TempDir tmp;
   auto e = ResolveEndpoint({}, FakeEnv({{"QSEAL_VAR", tmp.Sub("nothing")}}), "");
   ASSERT_TRUE(e.ok());
-  EXPECT_EQ(e->server, "127.0.0.1:8440");
+  EXPECT_EQ(e->server, "https://127.0.0.1:8440");
+  EXPECT_EQ(e->tls.ca_file, "");  // no <var>/pki/ca.pem: the system's trust store
   EXPECT_EQ(e->token, "");
   EXPECT_EQ(e->var_dir, tmp.Sub("nothing"));
 }
@@ -50,6 +51,17 @@ TEST(ConfigTest, EmbeddedDefaultFilesUnderQsealVar) {
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->token, "file-token");
   EXPECT_EQ(e->token_source, tmp.Sub("api-token"));
+
+  std::filesystem::create_directories(tmp.Sub("pki"));
+  WriteFile(tmp.Sub("pki/ca.pem"), "");
+  auto with_ca = ResolveEndpoint({}, FakeEnv({{"QSEAL_VAR", tmp.path().string()}}), "");
+  EXPECT_EQ(with_ca->tls.ca_file, tmp.Sub("pki/ca.pem"));
+  auto flagged = ResolveEndpoint(
+      {.server = "", .token_file = "", .ca = "/x/ca.pem", .cert = "/x/c.pem", .key = "/x/k.pem"},
+      FakeEnv({{"QSEAL_VAR", tmp.path().string()}}), "");
+  EXPECT_EQ(flagged->tls.ca_file, "/x/ca.pem");
+  EXPECT_EQ(flagged->tls.cert_file, "/x/c.pem");
+  EXPECT_EQ(flagged->tls.key_file, "/x/k.pem");
 }
 
 TEST(ConfigTest, EnvironmentBeatsFilesAndFlagsBeatEnvironment) {
@@ -61,21 +73,27 @@ TEST(ConfigTest, EnvironmentBeatsFilesAndFlagsBeatEnvironment) {
                       {"QSEAL_TOKEN", "env-token"}});
   auto e = ResolveEndpoint({}, env, "");
   ASSERT_TRUE(e.ok());
-  EXPECT_EQ(e->server, "127.0.0.1:9001");
+  EXPECT_EQ(e->server, "https://127.0.0.1:9001");  // no scheme: https
   EXPECT_EQ(e->token, "env-token");
 
   auto both = FakeEnv({{"QSEAL_SERVER", "10.0.0.1:1"}, {"QSEAL_API_ADDR", "127.0.0.1:9001"}});
-  EXPECT_EQ(ResolveEndpoint({}, both, "")->server, "10.0.0.1:1");
+  EXPECT_EQ(ResolveEndpoint({}, both, "")->server, "https://10.0.0.1:1");
+  auto plain = FakeEnv({{"QSEAL_SERVER", "http://10.0.0.1:1"}});
+  EXPECT_EQ(ResolveEndpoint({}, plain, "")->server, "http://10.0.0.1:1");
 
-  auto f = ResolveEndpoint({.server = "host:7", .token_file = tmp.Sub("flag-token")}, env, "");
+  auto f = ResolveEndpoint(
+      {.server = "host:7", .token_file = tmp.Sub("flag-token"), .ca = "", .cert = "", .key = ""},
+      env, "");
   ASSERT_TRUE(f.ok());
-  EXPECT_EQ(f->server, "host:7");
+  EXPECT_EQ(f->server, "https://host:7");
   EXPECT_EQ(f->token, "flag-token");
 }
 
 TEST(ConfigTest, UnreadableTokenFileIsAnError) {
   TempDir tmp;
-  auto e = ResolveEndpoint({.server = "", .token_file = tmp.Sub("missing")}, FakeEnv({}), "");
+  auto e = ResolveEndpoint(
+      {.server = "", .token_file = tmp.Sub("missing"), .ca = "", .cert = "", .key = ""},
+      FakeEnv({}), "");
   EXPECT_EQ(e.status().code(), StatusCode::kNotFound);
 }
 

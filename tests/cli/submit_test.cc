@@ -202,7 +202,8 @@ TEST(QsealctlSubmitTest, RetriesAfter503WaitsAndWritesSealsNamedByContentType) {
   Endpoint endpoint{.server = server.address(),
                     .token = "secret",
                     .token_source = "test",
-                    .var_dir = tmp.Sub("var")};
+                    .var_dir = tmp.Sub("var"),
+                    .tls = {}};
   SubmitOptions options;
   options.paths = {tmp.Sub("docs")};
   options.out_dir = tmp.Sub("out");
@@ -251,8 +252,11 @@ TEST(QsealctlSubmitTest, ClientErrorsExit65) {
   options.paths = {tmp.Sub("doc.txt")};
   options.profile = "forbidden";
   std::ostringstream out, err;
-  Endpoint endpoint{
-      .server = server.address(), .token = "secret", .token_source = "test", .var_dir = ""};
+  Endpoint endpoint{.server = server.address(),
+                    .token = "secret",
+                    .token_source = "test",
+                    .var_dir = "",
+                    .tls = {}};
   EXPECT_EQ(RunSubmit(endpoint, options, out, err), kExitDataErr);
   EXPECT_NE(out.str().find("403 Forbidden: profile not granted"), std::string::npos) << out.str();
 

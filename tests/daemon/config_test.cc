@@ -277,6 +277,67 @@ TEST(ConfigTest, PartitionKeepaliveAndDeviceErrorRetries) {
   EXPECT_NE(errors[0].find("device_error_retries"), std::string::npos) << errors[0];
 }
 
+bool HasError(const std::vector<std::string>& errors, const std::string& part) {
+  for (const auto& e : errors) {
+    if (e.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(ConfigTest, TlsKeysParseAndPlaintextBeyondLoopbackIsRefused) {
+  std::vector<std::string> errors;
+  Result<Config> tls =
+      ParseConfig(std::string(kMinimal) +
+                      "\n[server]\nlisten = \"0.0.0.0:8440\"\n"
+                      "tls_certificate = \"/c.pem\"\ntls_key = \"/k.pem\"\n"
+                      "client_ca = \"/ca.pem\"\nrequire_client_certificate = true\n"
+                      "\n[[client]]\nname = \"m\"\nprofiles = [\"default\"]\n"
+                      "certificate_subject = \"CN=m\"\n"
+                      "certificate_spki_sha256 = \"" +
+                      std::string(64, 'a') + "\"\n",
+                  "tls.toml", &errors);
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  EXPECT_EQ(tls->server.tls_certificate, "/c.pem");
+  EXPECT_EQ(tls->server.tls_key, "/k.pem");
+  EXPECT_EQ(tls->server.client_ca, "/ca.pem");
+  EXPECT_TRUE(tls->server.require_client_certificate);
+  EXPECT_EQ(tls->clients.at(1).certificate_subject, "CN=m");
+
+  for (const char* host : {"0.0.0.0", "10.1.2.3", "[::]"}) {
+    errors.clear();
+    std::string text = std::string(kMinimal) + "\n[server]\nlisten = \"" + host + ":8440\"\n";
+    EXPECT_FALSE(ParseConfig(text, "plain.toml", &errors).ok()) << host;
+    EXPECT_TRUE(HasError(errors, "is not loopback and no TLS")) << host;
+    errors.clear();
+    EXPECT_TRUE(ParseConfig(text + "allow_plaintext = true\n", "plain.toml", &errors).ok()) << host;
+  }
+  for (const char* host : {"127.0.0.1", "127.8.9.1", "[::1]", "localhost"}) {
+    errors.clear();
+    std::string text = std::string(kMinimal) + "\n[server]\nlisten = \"" + host + ":8440\"\n";
+    EXPECT_TRUE(ParseConfig(text, "loop.toml", &errors).ok()) << host;
+  }
+
+  errors.clear();
+  EXPECT_FALSE(ParseConfig(std::string(kMinimal) +
+                               "\n[server]\ntls_certificate = \"/c.pem\"\n"
+                               "require_client_certificate = true\n"
+                               "\n[[client]]\nname = \"m\"\nprofiles = [\"default\"]\n"
+                               "certificate_subject = \"CN=m\"\n\n[[client]]\nname = \"n\"\n"
+                               "profiles = [\"default\"]\ncertificate_spki_sha256 = \"xyz\"\n",
+                           "bad.toml", &errors)
+                   .ok());
+  EXPECT_TRUE(HasError(errors, "set both tls_certificate and tls_key"));
+  EXPECT_TRUE(HasError(errors, "require_client_certificate: needs client_ca"));
+  EXPECT_TRUE(HasError(errors, "a certificate identity needs server.client_ca"));
+  EXPECT_TRUE(HasError(errors, "certificate_spki_sha256: expected 64 hex digits"));
+  errors.clear();
+  EXPECT_FALSE(ParseConfig(std::string(kMinimal) +
+                               "\n[[client]]\nname = \"none\"\nprofiles = [\"default\"]\n",
+                           "none.toml", &errors)
+                   .ok());
+  EXPECT_TRUE(HasError(errors, "\"none\": set token_sha256 or token_sha256_file"));
+}
+
 TEST(ConfigTest, SplitHostPort) {
   std::string host;
   std::uint16_t port = 0;

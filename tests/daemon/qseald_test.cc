@@ -48,7 +48,7 @@ TEST(QsealdTest, ServesLivezAndStopsCleanlyOnSigterm) {
   TempDir tmp;
   testing::Qseald qseald(tmp.Sub("d"));
   ASSERT_TRUE(qseald.Start().ok()) << qseald.Stderr();
-  cli::HttpClient client(qseald.api(), "");
+  cli::HttpClient client = qseald.Client("");
   auto live = client.Request("GET", "/livez");
   ASSERT_TRUE(live.ok()) << live.status();
   EXPECT_EQ(live->status, 200);

@@ -1,7 +1,6 @@
 // The HTTP API against a real qseald: authentication, limits, idempotency, backpressure, ?wait,
 // status and seal download. Every seal is checked with `openssl cms -verify`. The HSM is SoftHSM2
 // behind the p11shim, which counts C_Sign calls: a refused request must not cause one.
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -10,13 +9,12 @@
 #include <thread>
 #include <vector>
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 
 #include "tests/p11shim/p11shim.h"
 #include "tests/testing/qseald_harness.h"
+#include "tests/testing/raw_client.h"
 
 namespace qseal {
 namespace {
@@ -32,37 +30,13 @@ std::string Sha256Hex(const std::string& s) {
       .output.substr(0, 64);
 }
 
-// Sends raw bytes on a fresh connection and returns what the server answers within `timeout`.
+// Sends raw bytes on a fresh connection (TLS when the daemon serves it) and returns what the
+// server answers within `timeout`.
 std::string RawExchange(const std::string& api, const std::string& request,
                         std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  std::size_t colon = api.rfind(':');
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(std::stoi(api.substr(colon + 1))));
-  inet_pton(AF_INET, api.substr(0, colon).c_str(), &addr.sin_addr);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  timeval tv{static_cast<time_t>(timeout.count() / 1000),
-             static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  (void)!write(fd, request.data(), request.size());
-  std::string out;
-  char buf[4096];
-  while (true) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-    if (out.find("\r\n\r\n") != std::string::npos &&
-        out.find("Content-Length: ") != std::string::npos) {
-      std::size_t cl = std::stoul(out.substr(out.find("Content-Length: ") + 16));
-      if (out.size() >= out.find("\r\n\r\n") + 4 + cl) break;
-    }
-  }
-  close(fd);
-  return out;
+  testing::RawClient raw(api);
+  if (!raw.connected() || !raw.Send(request)) return "";
+  return raw.ReadResponse(timeout);
 }
 
 class ApiTest : public ::testing::Test {
@@ -111,8 +85,8 @@ TEST_F(ApiTest, ReadyzReportsReady) {
 
 TEST_F(ApiTest, MissingOrWrongTokenIs401AndSignsNothing) {
   std::uint64_t before = Signs();
-  cli::HttpClient anonymous(qseald_->api(), "");
-  cli::HttpClient wrong(qseald_->api(), "not-the-token");
+  cli::HttpClient anonymous = qseald_->Client("");
+  cli::HttpClient wrong = qseald_->Client("not-the-token");
   for (auto* c : {&anonymous, &wrong}) {
     auto r = c->Request("POST", "/v1/documents?profile=default", "invoice");
     ASSERT_TRUE(r.ok());
@@ -127,7 +101,7 @@ TEST_F(ApiTest, MissingOrWrongTokenIs401AndSignsNothing) {
 }
 
 TEST_F(ApiTest, ProfileNotGrantedIs403) {
-  cli::HttpClient limited(qseald_->api(), kLimitedToken);
+  cli::HttpClient limited = qseald_->Client(kLimitedToken);
   std::uint64_t before = Signs();
   auto r = limited.Request("POST", "/v1/documents?profile=default", "invoice");
   ASSERT_TRUE(r.ok());
@@ -244,7 +218,7 @@ TEST_F(ApiTest, UnknownAndForeignDocumentsAre404) {
   EXPECT_EQ(c.Request("GET", "/v1/documents/not-an-id/seal")->status, 404);
   auto mine = c.Request("POST", "/v1/documents?profile=default", "x");
   std::string id = nlohmann::json::parse(mine->body)["id"];
-  cli::HttpClient limited(qseald_->api(), kLimitedToken);
+  cli::HttpClient limited = qseald_->Client(kLimitedToken);
   EXPECT_EQ(limited.Request("GET", "/v1/documents/" + id)->status, 404);
   EXPECT_EQ(c.Request("DELETE", "/v1/documents/" + id)->status, 405);
 }
@@ -415,7 +389,7 @@ TEST_F(ApiTest, BatchFramingErrorsAndLimitsAcceptNothing) {
   };
   for (const auto& k : cases) {
     auto r = c.Request("POST", "/v1/batches?profile=default", k.body, k.headers);
-    ASSERT_TRUE(r.ok()) << k.what;
+    ASSERT_TRUE(r.ok()) << k.what << ": " << r.status();
     EXPECT_EQ(r->status, k.status) << k.what << ": " << r->body;
     EXPECT_EQ(r->headers["content-type"], "application/problem+json") << k.what;
   }
@@ -434,9 +408,9 @@ TEST_F(ApiTest, BatchFramingErrorsAndLimitsAcceptNothing) {
 
 TEST_F(ApiTest, BatchWithoutValidCredentialsIs401AndSignsNothing) {
   std::uint64_t before = Signs();
-  cli::HttpClient anonymous(qseald_->api(), "");
-  cli::HttpClient wrong(qseald_->api(), "not-the-token");
-  cli::HttpClient limited(qseald_->api(), kLimitedToken);
+  cli::HttpClient anonymous = qseald_->Client("");
+  cli::HttpClient wrong = qseald_->Client("not-the-token");
+  cli::HttpClient limited = qseald_->Client(kLimitedToken);
   std::string body = Multipart({{"invoice", {}}, {"invoice 2", {}}});
   for (auto* c : {&anonymous, &wrong}) {
     auto r = c->Request("POST", "/v1/batches?profile=default", body, kMultipart);
@@ -457,7 +431,7 @@ TEST_F(ApiTest, BatchStatusReportsUnknownAndForeignIdsAsNotFound) {
   auto mine = c.Request("POST", "/v1/documents?profile=default&wait=20", "x");
   ASSERT_EQ(mine->status, 200) << mine->body;
   std::string id = nlohmann::json::parse(mine->body)["id"];
-  cli::HttpClient limited(qseald_->api(), kLimitedToken);
+  cli::HttpClient limited = qseald_->Client(kLimitedToken);
   nlohmann::json foreign = StatusOf(limited, {id, "not-an-id"}, 1);
   EXPECT_EQ(foreign["documents"][0]["error"]["status"], 404);
   EXPECT_EQ(foreign["documents"][1]["error"]["status"], 404);

@@ -147,7 +147,7 @@ TEST_F(AuditE2eTest, EverySealHasOneMatchingSealedRecord) {
     ASSERT_FALSE(id.empty());
     docs[id] = {content, detached};
   }
-  cli::HttpClient wrong(q.api(), "not-the-token");
+  cli::HttpClient wrong = q.Client("not-the-token");
   EXPECT_EQ(wrong.Request("POST", "/v1/documents?profile=default", "x")->status, 401);
   std::map<std::string, std::string> seals;
   for (const auto& [id, doc] : docs) seals[id] = FetchVerified(q, id, doc.first, doc.second);
@@ -158,6 +158,11 @@ TEST_F(AuditE2eTest, EverySealHasOneMatchingSealedRecord) {
   EXPECT_EQ(rc, 0) << verified;
   EXPECT_NE(verified.find("audit log verified"), std::string::npos) << verified;
   EXPECT_NE(verified.find("0 record(s) after the last checkpoint"), std::string::npos) << verified;
+  EXPECT_NE(verified.find("no --key given: trusting"), std::string::npos) << verified;
+  std::string with_key =
+      Qsealctl(q, "audit verify --key " + q.var() + "/pki/audit-checkpoint.pem.pub.pem", &rc);
+  EXPECT_EQ(rc, 0) << with_key;
+  EXPECT_EQ(with_key.find("no --key given"), std::string::npos) << with_key;
 
   std::vector<nlohmann::json> records = AuditRecords(q);
   for (const auto& [id, doc] : docs) {
@@ -230,16 +235,20 @@ TEST_F(AuditE2eTest, PartitionDownAndUpAreRecorded) {
 }
 
 // A flood of bad tokens: at most the burst plus the rate get records of their own, the rest are
-// counted into later records, and every refusal is accounted for; the flood signs nothing.
+// counted into later records, and every refusal is accounted for, with its source address; the
+// flood signs nothing. The limit is per caller: a real client refused right after the flood (its
+// profile not granted) still gets its own record.
 TEST_F(AuditE2eTest, AuthDeniedFloodIsRateLimitedButEveryRefusalIsCounted) {
   Qseald q(tmp_.Sub("d"), Options([](std::string& conf) {
              Replace(conf, "refusal_records_per_second = 10", "refusal_records_per_second = 5");
              Replace(conf, "refusal_burst = 100", "refusal_burst = 20");
+             conf += "\n[[client]]\nname = \"limited\"\ntoken_sha256 = \"" +
+                     Sha256Hex("limited-token") + "\"\nprofiles = [\"invoice-p7m\"]\n";
            }));
   ASSERT_TRUE(q.Start().ok()) << q.Stderr();
   const std::uint64_t signs = Signs();
   constexpr int kRefusals = 400;
-  cli::HttpClient intruder(q.api(), "not-the-token");
+  cli::HttpClient intruder = q.Client("not-the-token");
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < kRefusals; ++i) {
     auto r = intruder.Request("POST", "/v1/documents?profile=default", "x");
@@ -248,12 +257,17 @@ TEST_F(AuditE2eTest, AuthDeniedFloodIsRateLimitedButEveryRefusalIsCounted) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto refused = q.Client("limited-token").Request("POST", "/v1/documents?profile=default", "x");
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  ASSERT_EQ(refused->status, 403);
   // Every refusal shows up: one per record, plus the counts that records and summaries carry.
   auto accounted = [&](std::size_t* records) {
     std::vector<nlohmann::json> denied = AuditRecords(q, "--event auth_denied");
+    std::erase_if(denied, [](const nlohmann::json& r) { return r.value("client", "") != ""; });
     *records = denied.size();
     std::uint64_t total = 0;
     for (const auto& r : denied) {
+      EXPECT_EQ(r.value("source", ""), "127.0.0.1") << r.dump();
       const std::string detail = r.value("detail", "");
       const std::size_t at = detail.find(" refusals of this kind not recorded");
       if (at == std::string::npos) {
@@ -278,6 +292,13 @@ TEST_F(AuditE2eTest, AuthDeniedFloodIsRateLimitedButEveryRefusalIsCounted) {
             20 + static_cast<std::size_t>(5 * seconds) + 1 + static_cast<std::size_t>(seconds) + 3)
       << seconds << " s";
   EXPECT_LT(records, static_cast<std::size_t>(kRefusals) / 4);
+  std::vector<nlohmann::json> limited = AuditRecords(q, "--event auth_denied");
+  std::erase_if(limited,
+                [](const nlohmann::json& r) { return r.value("client", "") != "limited"; });
+  ASSERT_EQ(limited.size(), 1u);
+  EXPECT_EQ(limited[0].value("profile", ""), "default");
+  EXPECT_EQ(limited[0].value("source", ""), "127.0.0.1");
+  EXPECT_EQ(limited[0].value("detail", ""), "profile not granted");
   EXPECT_EQ(Signs(), signs);
   ASSERT_EQ(q.Stop(), 0) << q.Stderr();
   int rc = -1;

@@ -3,9 +3,8 @@
 // chunked bodies over the limit, request smuggling shapes, header bombs, slowloris headers and slow
 // bodies, path tricks and an authentication bypass matrix. Each ends with the right refusal, no
 // document accepted and no signature made for it, and the daemon keeps serving legitimate clients,
-// whose seals are checked with `openssl cms -verify`.
-#include <poll.h>
-#include <sys/socket.h>
+// whose seals are checked with `openssl cms -verify`. All of it over TLS, as the embedded default
+// serves the API.
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,13 +17,12 @@
 #include <thread>
 #include <vector>
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 
 #include "tests/p11shim/p11shim.h"
 #include "tests/testing/qseald_harness.h"
+#include "tests/testing/raw_client.h"
 
 namespace qseal {
 namespace {
@@ -41,72 +39,9 @@ std::string Sha256Hex(const std::string& s) {
       .output.substr(0, 64);
 }
 
-// A raw client connection: the test controls every byte and when it is sent.
-class Raw {
- public:
-  explicit Raw(const std::string& api) {
-    std::size_t colon = api.rfind(':');
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(std::stoi(api.substr(colon + 1))));
-    ::inet_pton(AF_INET, api.substr(0, colon).c_str(), &addr.sin_addr);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~Raw() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Raw(const Raw&) = delete;
-  Raw& operator=(const Raw&) = delete;
-
-  bool connected() const { return fd_ >= 0; }
-  // False once the server closed or reset the connection.
-  bool Send(const std::string& bytes) {
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-      ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      done += static_cast<std::size_t>(n);
-    }
-    return true;
-  }
-  void ShutdownWrite() { ::shutdown(fd_, SHUT_WR); }
-  // Reads until the server closes (or resets) the connection or `limit` passes; true when closed.
-  bool ReadUntilClosed(std::chrono::milliseconds limit) {
-    auto deadline = Clock::now() + limit;
-    char buf[8192];
-    while (Clock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(1, left.count()))) <= 0) continue;
-      ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) return true;
-      received_.append(buf, static_cast<std::size_t>(n));
-    }
-    return false;
-  }
-  const std::string& received() const { return received_; }
-  // Number of HTTP responses in what was received.
-  std::size_t Responses() const {
-    std::size_t count = 0;
-    for (std::size_t p = received_.find("HTTP/1."); p != std::string::npos;
-         p = received_.find("HTTP/1.", p + 1)) {
-      if (p == 0 || received_.compare(p - 2, 2, "\r\n") == 0) ++count;
-    }
-    return count;
-  }
-  int Status() const {
-    if (received_.rfind("HTTP/1.", 0) != 0 || received_.size() < 12) return 0;
-    return std::stoi(received_.substr(9, 3));
-  }
-
- private:
-  int fd_ = -1;
-  std::string received_;
-};
+// A raw client connection (TLS when the daemon serves it): the test controls every byte and
+// when it is sent.
+using Raw = testing::RawClient;
 
 // One exchange: the request, the write side closed, everything until the server closes.
 std::unique_ptr<Raw> Exchange(const std::string& api, const std::string& request) {
@@ -347,7 +282,7 @@ TEST_F(HostileHttpTest, PathTricksReachNothingElse) {
   auto mine = c.Request("POST", "/v1/documents?profile=default&wait=30", "path tricks\n");
   ASSERT_EQ(mine->status, 200) << mine->body;
   const std::string id = nlohmann::json::parse(mine->body)["id"];
-  cli::HttpClient limited(api, kLimitedToken);
+  cli::HttpClient limited = qseald_->Client(kLimitedToken);
 
   // Each of these must be a plain 404 (or 400): never the profiles list, never the document.
   const std::vector<std::string> targets = {
@@ -476,7 +411,7 @@ TEST_F(HostileHttpTest, AuthBypassMatrixMakesNoSignature) {
     EXPECT_TRUE(r->Status() == 400 || r->Status() == 401) << pair << r->received();
   }
   // The other client's profile, and a profile that does not exist, with the real token.
-  cli::HttpClient limited(api, kLimitedToken);
+  cli::HttpClient limited = qseald_->Client(kLimitedToken);
   EXPECT_EQ(limited.Request("POST", "/v1/documents?profile=default", "x")->status, 403);
   EXPECT_EQ(limited.Request("GET", "/v1/documents/" + id)->status, 404);
   EXPECT_EQ(qseald_->Client().Request("POST", "/v1/documents?profile=nope", "x")->status, 404);

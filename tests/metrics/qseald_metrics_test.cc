@@ -113,7 +113,7 @@ TEST_F(QsealdMetricsTest, CountersMatchWhatWasSealedAndPromtoolIsSilent) {
     std::filesystem::rename(root + "/inbox/." + name, root + "/inbox/" + name);
   }
   // One refused request: a wrong token.
-  cli::HttpClient intruder(qseald_->api(), "not-the-token");
+  cli::HttpClient intruder = qseald_->Client("not-the-token");
   auto refused = intruder.Request("POST", "/v1/documents?profile=default", "x");
   ASSERT_TRUE(refused.ok());
   EXPECT_EQ(refused->status, 401);

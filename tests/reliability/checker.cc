@@ -261,7 +261,8 @@ Status WaitUntilSettled(const Ledger& ledger, const RunOutputs& outputs,
     for (const auto& s : pending) {
       bool done = false;
       if (s.via == Via::kApi) {
-        cli::HttpClient client(outputs.api, outputs.token, std::chrono::seconds(10));
+        cli::HttpClient client(outputs.api, outputs.token, std::chrono::seconds(10),
+                               {.ca_file = outputs.ca_file, .cert_file = "", .key_file = ""});
         auto r = client.Request("GET", "/v1/documents/" + s.id);
         if (r.ok() && r->status == 200) {
           auto j = nlohmann::json::parse(r->body, nullptr, false);
@@ -336,7 +337,8 @@ CheckReport CheckRun(const Ledger& ledger, const RunOutputs& outputs, const std:
   Parallel(accepted.size(), options.parallelism, [&](std::size_t i) {
     const Submission& s = accepted[i];
     if (s.via == Via::kApi) {
-      cli::HttpClient client(outputs.api, outputs.token, std::chrono::seconds(30));
+      cli::HttpClient client(outputs.api, outputs.token, std::chrono::seconds(30),
+                             {.ca_file = outputs.ca_file, .cert_file = "", .key_file = ""});
       auto st = client.Request("GET", "/v1/documents/" + s.id);
       if (!st.ok() || st->status != 200) {
         problem("api " + s.id + ": status not readable: " +

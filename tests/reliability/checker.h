@@ -13,7 +13,7 @@
 //   ledger.TimedOut(Via::kApi, name);     // no answer: zero or one seal allowed
 //   ledger.Rejected(Via::kApi, name, 503);
 //   ...
-//   RunOutputs out{qseald.api(), qseald.token(), {qseald.watch_root()}};
+//   RunOutputs out{qseald.api(), qseald.token(), {qseald.watch_root()}, qseald.ca_pem()};
 //   ASSERT_TRUE(WaitUntilSettled(ledger, out, std::chrono::seconds(120)).ok());
 //   window.Close();
 //   CheckReport report = CheckRun(ledger, out, qseald.ca_pem(), window);
@@ -87,9 +87,10 @@ class Ledger {
 
 // Where the outputs are. `api`/`token` reach the (running) qseald that holds the API results.
 struct RunOutputs {
-  std::string api;    // host:port
+  std::string api;    // URL (https://host:port)
   std::string token;  // bearer token
   std::vector<std::string> watch_roots;
+  std::string ca_file;  // the API's trust anchor (PEM) for https
 };
 
 // The run's wall-clock window; signing times must lie inside it (with one second of slack for

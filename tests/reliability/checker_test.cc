@@ -30,6 +30,7 @@ TEST(ReliabilityCheckerTest, PassesACleanRunAndCatchesEachBrokenPromise) {
   LoadOptions lo;
   lo.api = qseald.api();
   lo.token = qseald.token();
+  lo.ca_file = qseald.ca_pem();
   lo.watch_root = qseald.watch_root();
   lo.max_api_documents = 12;
   lo.max_watch_documents = 6;
@@ -37,7 +38,7 @@ TEST(ReliabilityCheckerTest, PassesACleanRunAndCatchesEachBrokenPromise) {
   load.Start();
   ASSERT_TRUE(load.WaitUntilDone(std::chrono::minutes(2)));
   load.Stop();
-  RunOutputs out{qseald.api(), qseald.token(), {qseald.watch_root()}};
+  RunOutputs out{qseald.api(), qseald.token(), {qseald.watch_root()}, qseald.ca_pem()};
   ASSERT_TRUE(WaitUntilSettled(ledger, out, std::chrono::seconds(60)).ok());
   window.Close();
   CheckReport clean = CheckRun(ledger, out, qseald.ca_pem(), window);

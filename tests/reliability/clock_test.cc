@@ -79,7 +79,7 @@ TEST(ReliabilityClockTest, WallClockJumpPastCertificateExpirySealsNothingPastIt)
   load.Start();
   ASSERT_TRUE(load.WaitUntilDone(std::chrono::minutes(2)));
   load.Stop();
-  RunOutputs out{qseald.api(), qseald.token(), {qseald.watch_root()}};
+  RunOutputs out{qseald.api(), qseald.token(), {qseald.watch_root()}, qseald.ca_pem()};
   ASSERT_TRUE(WaitUntilSettled(ledger, out, std::chrono::seconds(120)).ok());
 
   // The wall clock jumps past notAfter (a year and more): nothing may be sealed now.

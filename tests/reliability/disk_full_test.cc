@@ -95,6 +95,7 @@ TEST(ReliabilityDurabilityTest, DiskFullAnswers503WithRetryAfterAndRecoversWhenS
   LoadOptions lo;
   lo.api = qseald.api();
   lo.token = qseald.token();
+  lo.ca_file = qseald.ca_pem();
   lo.watch_root = root;
   lo.seed = seed;
   lo.min_bytes = 16 << 10;

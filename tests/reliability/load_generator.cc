@@ -102,7 +102,8 @@ void LoadGenerator::ApiLoop(int /*thread*/) {
     std::string bytes =
         Content(options_.seed, i, SizeOf(options_.seed, i, options_.min_bytes, options_.max_bytes));
     std::string original = ledger_.Keep(bytes);
-    cli::HttpClient client(api, options_.token, options_.timeout);
+    cli::HttpClient client(api, options_.token, options_.timeout,
+                           {.ca_file = options_.ca_file, .cert_file = "", .key_file = ""});
     api_sent_++;
     auto sent = std::chrono::steady_clock::now();
     auto r = client.Request("POST", "/v1/documents?profile=" + options_.profile, bytes,

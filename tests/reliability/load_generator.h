@@ -23,8 +23,9 @@
 namespace qseal::reliability {
 
 struct LoadOptions {
-  std::string api;         // host:port; "" pauses the API threads (set it later with SetApi)
+  std::string api;         // URL (https://host:port); "" pauses the API threads (see SetApi)
   std::string token;       // bearer token
+  std::string ca_file;     // the API's trust anchor (PEM) for https
   std::string watch_root;  // "" for no watched-folder load
   std::string profile = "default";
   int api_threads = 4;                    // Default: 4

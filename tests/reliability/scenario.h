@@ -103,6 +103,7 @@ inline LoadOptions LoadFor(const testing::Qseald& qseald, std::uint64_t seed) {
   LoadOptions lo;
   lo.api = qseald.api();
   lo.token = qseald.token();
+  lo.ca_file = qseald.ca_pem();
   lo.watch_root = qseald.watch_root();
   lo.seed = seed;
   return lo;
@@ -131,8 +132,10 @@ inline void ExpectRunKeptPromises(testing::Qseald& qseald, const Ledger& ledger,
                                   std::chrono::seconds settle = std::chrono::seconds(180),
                                   const std::string& watch_root = "",
                                   const std::string& queue_path = "") {
-  RunOutputs out{
-      qseald.api(), qseald.token(), {watch_root.empty() ? qseald.watch_root() : watch_root}};
+  RunOutputs out{qseald.api(),
+                 qseald.token(),
+                 {watch_root.empty() ? qseald.watch_root() : watch_root},
+                 qseald.ca_pem()};
   Status settled = WaitUntilSettled(ledger, out, settle);
   EXPECT_TRUE(settled.ok()) << settled << "\nledger: " << ledger.Summary() << "\n"
                             << LogDigest(qseald.var() + "/..");

@@ -93,6 +93,7 @@ TEST(ReliabilitySoakTest, HalfRateWithFaultsKeepsMemoryFdsAndSessionsFlat) {
   LoadOptions lo;
   lo.api = qseald.api();
   lo.token = qseald.token();
+  lo.ca_file = qseald.ca_pem();
   lo.seed = seed;
   lo.max_bytes = 4096;
   lo.max_api_documents = 0;

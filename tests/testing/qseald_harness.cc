@@ -21,6 +21,9 @@ Status Qseald::Prepare() {
     Result<SoftHsm> hsm =
         ProvisionSoftHsm(var_, {"qseal-p1", "qseal-p2"}, options_.key_type, "seal");
     if (!hsm.ok()) return hsm.status();
+    CommandResult tls = RunCommand(std::string(QSEAL_SOURCE_DIR) + "/scripts/provision-tls --dir " +
+                                   ShellQuote(var_) + " --name server");
+    if (tls.exit_code != 0) return UnavailableError("provision-tls: " + tls.output);
     CommandResult token = RunCommand("od -An -N32 -tx1 /dev/urandom | tr -d ' \\n'");
     token_ = token.output;
     WriteFile(var_ + "/api-token", token_);
@@ -72,8 +75,10 @@ Status Qseald::Start() {
   QSEAL_RETURN_IF_ERROR(process_.Start(argv, log, env));
   std::string line = process_.WaitForLine("\"qseald started\"", options_.start_timeout);
   if (line.empty()) return UnavailableError("qseald did not start: " + process_.Stderr());
-  api_ = nlohmann::json::parse(line)["api"];
-  metrics_ = nlohmann::json::parse(line)["metrics"];
+  nlohmann::json started = nlohmann::json::parse(line);
+  api_ = started["api_url"];
+  api_address_ = started["api"];
+  metrics_ = started["metrics"];
   return Status::Ok();
 }
 

@@ -1,6 +1,7 @@
 // Runs a real qseald for end-to-end tests: an embedded-default-like var/ directory (two SoftHSM2
-// tokens holding one seal key, test CA, API token), a config derived from conf/qseald.toml, the
-// daemon as a child process on free loopback ports, and an HTTP client for its API.
+// tokens holding one seal key, test CA, the API's TLS certificate, API token), a config derived
+// from conf/qseald.toml, the daemon as a child process on free loopback ports, and an HTTPS
+// client for its API (verifying the server against the test CA).
 //
 // Test-only; thread-compatible.
 #pragma once
@@ -46,8 +47,18 @@ class Qseald {
   // SIGKILL and reap.
   void Kill();
 
-  cli::HttpClient Client() const { return cli::HttpClient(api_, token_); }
+  // A client of the API with the default token (or `token`, "" for none) and the test CA.
+  cli::HttpClient Client() const { return Client(token_); }
+  cli::HttpClient Client(const std::string& token,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(120)) const {
+    return cli::HttpClient(api_, token, timeout, tls());
+  }
+  // What a client needs for the API's TLS: the test CA (add cert_file/key_file for mTLS).
+  cli::TlsClientFiles tls() const { return {.ca_file = ca_pem(), .cert_file = "", .key_file = ""}; }
+  // The API's URL: "https://127.0.0.1:PORT" (or "http://..." when the config turned TLS off).
   const std::string& api() const { return api_; }
+  // host:port of the API, for raw connections.
+  const std::string& api_address() const { return api_address_; }
   // The metrics listener (host:port) of the last Start().
   const std::string& metrics() const { return metrics_; }
   const std::string& token() const { return token_; }
@@ -69,6 +80,7 @@ class Qseald {
   QsealdOptions options_;
   ChildProcess process_;
   std::string api_;
+  std::string api_address_;
   std::string metrics_;
   std::string token_;
   int starts_ = 0;
