@@ -140,7 +140,7 @@ Result<XmlDocPtr> ParseXml(ByteSpan bytes, std::string_view what) {
   // No XML_PARSE_NOENT/DTDLOAD/DTDATTR (nothing is substituted or loaded), no HUGE (libxml2's
   // depth and text-size limits stay on), NONET for good measure; errors are reported, not
   // printed.
-  const int options = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
+  const int options = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_COMPACT;
   XmlDocPtr doc(xmlCtxtReadMemory(ctxt.get(), reinterpret_cast<const char*>(bytes.data()),
                                   static_cast<int>(bytes.size()), nullptr, "UTF-8", options));
   if (doc == nullptr || !ctxt->wellFormed || !ctxt->nsWellFormed) {
