@@ -227,10 +227,10 @@ Result<formats::VerifyReport> Verify(ByteSpan seal, const std::optional<ReadFn>&
   Parsed& p = *parsed;
   report.format = p.data.enveloped ? "xades-enveloped" : "xades-detached";
   if (p.data.enveloped && detached_content.has_value()) {
-    return InvalidArgumentError("an enveloped XAdES seal takes no detached content");
+    return InvalidArgumentError("enveloped seal: it carries its content, none may be given");
   }
   if (!p.data.enveloped && !detached_content.has_value()) {
-    return InvalidArgumentError("a detached XAdES seal needs the content (--content)");
+    return InvalidArgumentError("detached seal: the content is needed to verify it");
   }
   if (CountIds(xmlDocGetRootElement(doc->get()), detail::Attribute(p.properties, "Id")) != 1) {
     add("structure", false, "the SignedProperties Id is not unique in the document");
