@@ -15,6 +15,7 @@
 #include "formats/cades/cades.h"
 #include "formats/cades/detail/cms.h"
 #include "formats/cades/detail/der.h"
+#include "formats/detail/content_util.h"
 #include "formats/xades/detail/signature.h"
 #include "formats/xades/detail/xml.h"
 
@@ -40,17 +41,8 @@ bool EndsWithXml(std::string_view name) {
   return tail == ".xml";
 }
 
-// A document name usable as a file name (format.h: never a path, never hidden).
-std::string SafeName(std::string_view document_name) {
-  if (document_name.empty() || document_name.front() == '.' ||
-      document_name.find('/') != std::string_view::npos) {
-    return "document";
-  }
-  return std::string(document_name);
-}
-
 std::string Stem(std::string_view document_name) {
-  std::string name = SafeName(document_name);
+  std::string name = formats::detail::SafeFileName(document_name);
   if (EndsWithXml(name) && name.size() > 4) name.resize(name.size() - 4);
   return name;
 }
@@ -66,9 +58,7 @@ std::string MimeType(const Content& content, bool enveloped) {
 Result<Bytes> ReadContent(const Content& content, DigestAlgorithm digest, Bytes* keep) {
   QSEAL_ASSIGN_OR_RETURN(ReadFn read, content.open());
   Hasher hasher(digest);
-  std::vector<std::uint8_t> buf(
-      std::min<std::uint64_t>(std::max<std::size_t>(content.read_chunk_bytes, 1),
-                              std::max<std::uint64_t>(content.size, 1)));
+  std::vector<std::uint8_t> buf(formats::detail::ReadBufferSize(content));
   if (keep != nullptr) keep->reserve(content.size);
   std::uint64_t total = 0;
   while (true) {
@@ -133,7 +123,7 @@ class XadesFormat final : public Format {
       QSEAL_ASSIGN_OR_RETURN(detail::XmlDocPtr original, detail::ParseXml(bytes, what));
       QSEAL_ASSIGN_OR_RETURN(ins, detail::PlanInsertion(original.get(), bytes));
     } else {
-      f.document_uri = detail::UriEscape(SafeName(content.name));
+      f.document_uri = detail::UriEscape(formats::detail::SafeFileName(content.name));
       f.document_digest = detail::Base64Encode(raw_digest);
       ins.open = kXmlDeclaration;
       ins.close = "\n";
@@ -209,9 +199,7 @@ class XadesFormat final : public Format {
     // The document streamed again around the signature; its digest must be the one signed.
     QSEAL_ASSIGN_OR_RETURN(ReadFn read, content.open());
     Hasher hasher(context_->digest());
-    std::vector<std::uint8_t> buf(
-        std::min<std::uint64_t>(std::max<std::size_t>(content.read_chunk_bytes, 1),
-                                std::max<std::uint64_t>(content.size, 1)));
+    std::vector<std::uint8_t> buf(formats::detail::ReadBufferSize(content));
     std::uint64_t total = 0;
     bool inserted = false;
     while (true) {
