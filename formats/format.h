@@ -78,7 +78,7 @@ struct FormatOptions {
   // else is refused by CreateFormat. Default: "exc-c14n".
   std::string c14n = "exc-c14n";
   // XAdES enveloped only: the largest document accepted, in bytes. It is parsed in memory: Prepare
-  // peaks at about 14 times the document for element-dense invoices (docs/xades.md). Larger
+  // peaks at about 12 times the document for element-dense invoices (docs/xades.md). Larger
   // documents fail with kInvalidArgument. Default: 16 MiB.
   std::uint64_t max_xml_bytes = 16ull << 20;
 };

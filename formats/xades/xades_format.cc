@@ -1,9 +1,10 @@
 // The XAdES formats. Prepare builds the whole ds:Signature as text with an empty SignatureValue,
-// parses the document with it inserted (exactly the bytes Assemble will write, but for the
-// signature value's text, which no digest covers), and lets libxml2 canonicalise the three
-// node-sets that are digested: the document minus the signature (enveloped only), SignedProperties
-// and SignedInfo, each in its real context -- so inherited namespaces and xml: attributes are
-// what a verifier will see. Assemble then only splices text: no second parse.
+// links it into the document's tree where Assemble will insert its bytes (parsed in the context
+// of its parent, so the tree is the one a parse of the output gives, but for the signature value's
+// text, which no digest covers), and lets libxml2 canonicalise the three node-sets that are
+// digested: the document minus the signature (enveloped only), SignedProperties and SignedInfo,
+// each in its real context -- so inherited namespaces and xml: attributes are what a verifier
+// will see. Assemble then only splices text.
 #include "formats/xades/xades_format.h"
 
 #include <algorithm>
@@ -117,32 +118,30 @@ class XadesFormat final : public Format {
     f.id = "xades-" + HexEncode(ByteSpan(raw_digest).first(8));
     f.signing_time = detail::FormatDateTime(t);
     f.mime_type = MimeType(content, enveloped());
+    // The tree that is canonicalised is the one a parse of the output would give, with empty
+    // DigestValues and SignatureValue: enveloped, the document's own tree with the signature
+    // fragment parsed in place (in the context of its parent); detached, the signature document.
+    // The DigestValues of SignedInfo are set in the tree before SignedInfo is canonicalised.
+    detail::SignatureText text;
     detail::Insertion ins;
+    detail::XmlDocPtr doc;
     if (enveloped()) {
       const std::string what = content.name.empty() ? "document" : content.name;
-      QSEAL_ASSIGN_OR_RETURN(detail::XmlDocPtr original, detail::ParseXml(bytes, what));
-      QSEAL_ASSIGN_OR_RETURN(ins, detail::PlanInsertion(original.get(), bytes));
+      QSEAL_ASSIGN_OR_RETURN(doc, detail::ParseXml(bytes, what));
+      QSEAL_ASSIGN_OR_RETURN(ins, detail::PlanInsertion(doc.get(), bytes));
+      bytes = Bytes();  // Assemble reads the document again
+      text = detail::BuildSignatureText(f);
+      QSEAL_RETURN_IF_ERROR(detail::InsertFragment(ins.parent, ins.before,
+                                                   ins.open + text.head + text.tail + ins.close));
     } else {
       f.document_uri = detail::UriEscape(formats::detail::SafeFileName(content.name));
       f.document_digest = detail::Base64Encode(raw_digest);
       ins.open = kXmlDeclaration;
       ins.close = "\n";
+      text = detail::BuildSignatureText(f);
+      QSEAL_ASSIGN_OR_RETURN(
+          doc, detail::ParseXml(AsBytes(ins.open + text.head + text.tail), "signature document"));
     }
-
-    // The signed bytes with an empty SignatureValue and (for now) empty DigestValues; neither
-    // text is inside a digested node-set except the DigestValues of SignedInfo, which are set
-    // in the tree before SignedInfo is canonicalised.
-    detail::SignatureText text = detail::BuildSignatureText(f);
-    std::string composed;
-    composed.reserve(bytes.size() + ins.open.size() + text.head.size() + text.tail.size() +
-                     ins.close.size());
-    composed.append(reinterpret_cast<const char*>(bytes.data()), ins.offset);
-    composed += ins.open + text.head + text.tail + ins.close;
-    composed.append(reinterpret_cast<const char*>(bytes.data()) + ins.offset,
-                    bytes.size() - ins.offset);
-    bytes = Bytes();  // only the composed copy is needed from here on
-    QSEAL_ASSIGN_OR_RETURN(detail::XmlDocPtr doc,
-                           detail::ParseXml(AsBytes(composed), "document with the signature"));
     xmlNode* root = xmlDocGetRootElement(doc.get());
     std::vector<xmlNode*> signatures = detail::FindById(root, detail::kDsigNs, "Signature", f.id);
     std::vector<xmlNode*> props = detail::FindById(root, detail::kXadesNs, "SignedProperties",

@@ -119,11 +119,14 @@ Result<Insertion> PlanInsertion(xmlDoc* doc, ByteSpan bytes) {
             "without rewriting it");
       }
       ins.offset = s.end_tag_start;
+      ins.parent = extensions;
       ins.open = "<ext:UBLExtension xmlns:ext=\"" + ext_ns + "\"><ext:ExtensionContent>";
       ins.close = "</ext:ExtensionContent></ext:UBLExtension>";
     } else {
       // UBL 2.1 wants UBLExtensions as the root's first child.
       ins.offset = root_span.start_tag_end;
+      ins.parent = root;
+      ins.before = root->children;
       ins.open = "<ext:UBLExtensions xmlns:ext=\"" + ext_ns +
                  "\"><ext:UBLExtension><ext:ExtensionContent>";
       ins.close = "</ext:ExtensionContent></ext:UBLExtension></ext:UBLExtensions>";
@@ -141,6 +144,7 @@ Result<Insertion> PlanInsertion(xmlDoc* doc, ByteSpan bytes) {
         "FatturaElettronica; use xades-detached for other XML)");
   }
   ins.offset = root_span.end_tag_start;
+  ins.parent = root;
   return ins;
 }
 

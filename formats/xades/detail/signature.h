@@ -42,6 +42,10 @@ struct Insertion {
   std::string open;
   std::string close;
   std::string syntax;  // "UBL", "CII", "FatturaPA"
+  // The same place in the tree: `open` ... `close` become children of `parent`, before its
+  // child `before` (appended when null).
+  xmlNode* parent = nullptr;
+  xmlNode* before = nullptr;
 };
 
 // Finds the insertion point in `doc`, parsed from `bytes`: UBL 2.1 (any document whose root is in

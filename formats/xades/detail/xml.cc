@@ -20,6 +20,12 @@ void InitLibxml() {
   std::call_once(once, [] { xmlInitParser(); });
 }
 
+// No XML_PARSE_NOENT/DTDLOAD/DTDATTR (nothing is substituted or loaded), no HUGE (libxml2's
+// depth and text-size limits stay on), NONET for good measure, errors reported rather than
+// printed, short texts stored inline (less memory per node).
+constexpr int kParseOptions =
+    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_COMPACT;
+
 struct ParserCtxtFree {
   void operator()(xmlParserCtxt* c) const { xmlFreeParserCtxt(c); }
 };
@@ -137,9 +143,6 @@ Result<XmlDocPtr> ParseXml(ByteSpan bytes, std::string_view what) {
   }
   std::unique_ptr<xmlParserCtxt, ParserCtxtFree> ctxt(xmlNewParserCtxt());
   if (ctxt == nullptr) return InternalError("xmlNewParserCtxt failed");
-  // No XML_PARSE_NOENT/DTDLOAD/DTDATTR (nothing is substituted or loaded), no HUGE (libxml2's
-  // depth and text-size limits stay on), NONET for good measure; errors are reported, not
-  // printed.
   const int options = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_COMPACT;
   XmlDocPtr doc(xmlCtxtReadMemory(ctxt.get(), reinterpret_cast<const char*>(bytes.data()),
                                   static_cast<int>(bytes.size()), nullptr, "UTF-8", options));
@@ -157,6 +160,30 @@ Result<XmlDocPtr> ParseXml(ByteSpan bytes, std::string_view what) {
     return InvalidArgumentError(std::string(what) + ": no root element");
   }
   return doc;
+}
+
+Status InsertFragment(xmlNode* parent, xmlNode* before, std::string_view fragment) {
+  xmlNode* list = nullptr;
+  xmlParserErrors rc = xmlParseInNodeContext(
+      parent, fragment.data(), static_cast<int>(fragment.size()), kParseOptions, &list);
+  if (rc != XML_ERR_OK || list == nullptr) {
+    xmlFreeNodeList(list);
+    return InternalError("the signature fragment does not parse (libxml2 error " +
+                         std::to_string(static_cast<int>(rc)) + ")");
+  }
+  for (xmlNode* n = list; n != nullptr;) {
+    xmlNode* next = n->next;
+    n->next = nullptr;
+    n->prev = nullptr;
+    n->parent = nullptr;
+    if (before != nullptr) {
+      xmlAddPrevSibling(before, n);
+    } else {
+      xmlAddChild(parent, n);
+    }
+    n = next;
+  }
+  return Status::Ok();
 }
 
 Result<std::vector<ElementSpan>> ScanElements(ByteSpan b) {

@@ -50,6 +50,12 @@ Result<std::vector<ElementSpan>> ScanElements(ByteSpan bytes);
 // The index of `element` among the elements of its document, in document order.
 std::size_t ElementIndex(const xmlNode* element);
 
+// Parses `fragment` (well-balanced XML) in the context of `parent` (so its in-scope namespaces
+// apply) with ParseXml's options, and links the result into `parent` before its child `before`
+// (appended when null): the tree a parse of the bytes with the fragment spliced in at that place
+// would give. kInternal when the fragment does not parse (it is built by this component).
+Status InsertFragment(xmlNode* parent, xmlNode* before, std::string_view fragment);
+
 // Canonicalisation methods (the XML-DSig Algorithm URIs are in detail/signature.h).
 enum class C14nMode { kInclusive10, kExclusive10, kInclusive11 };
 
