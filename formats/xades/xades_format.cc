@@ -94,7 +94,8 @@ class XadesFormat final : public Format {
   }
   std::string_view media_type() const override { return "application/xml"; }
   std::string OutputName(std::string_view document_name) const override {
-    return Stem(document_name) + (enveloped() ? ".xml" : ".xades.xml");
+    // Never the document's own name: the watched folder's outbox keeps the original beside.
+    return Stem(document_name) + (enveloped() ? ".signed.xml" : ".xades.xml");
   }
   bool embeds_document() const override { return enveloped(); }
 

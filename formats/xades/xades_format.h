@@ -1,5 +1,5 @@
 // XAdES baseline B-B seals (ETSI EN 319 132-1) behind formats::Format:
-//   - "xades-enveloped" (NAME.xml, application/xml, embeds the document): the ds:Signature is
+//   - "xades-enveloped" (NAME.signed.xml, application/xml, embeds the document): the ds:Signature is
 //     inserted into the invoice itself -- UBL 2.1 inside ext:UBLExtensions/ext:UBLExtension/
 //     ext:ExtensionContent (created when absent), CII and FatturaPA as the root's last child --
 //     with one Reference URI="" (enveloped-signature transform + the profile's C14N). Every other

@@ -100,8 +100,8 @@ TEST_F(XadesTest, NamesAndOutputNames) {
   EXPECT_EQ(e->media_type(), "application/xml");
   EXPECT_TRUE(e->embeds_document());
   EXPECT_FALSE(d->embeds_document());
-  EXPECT_EQ(e->OutputName("invoice.xml"), "invoice.xml");
-  EXPECT_EQ(e->OutputName("invoice"), "invoice.xml");
+  EXPECT_EQ(e->OutputName("invoice.xml"), "invoice.signed.xml");
+  EXPECT_EQ(e->OutputName("invoice"), "invoice.signed.xml");
   EXPECT_EQ(d->OutputName("invoice.XML"), "invoice.xades.xml");
   EXPECT_EQ(d->OutputName("scan.pdf"), "scan.pdf.xades.xml");
   EXPECT_EQ(d->OutputName("../x.xml"), "document.xades.xml");
