@@ -1,9 +1,9 @@
 // XAdES baseline B-B seals (ETSI EN 319 132-1) behind formats::Format:
-//   - "xades-enveloped" (NAME.signed.xml, application/xml, embeds the document): the ds:Signature is
-//     inserted into the invoice itself -- UBL 2.1 inside ext:UBLExtensions/ext:UBLExtension/
-//     ext:ExtensionContent (created when absent), CII and FatturaPA as the root's last child --
-//     with one Reference URI="" (enveloped-signature transform + the profile's C14N). Every other
-//     byte of the document is kept as received.
+//   - "xades-enveloped" (NAME.signed.xml, application/xml, embeds the document): the
+//     ds:Signature is inserted into the invoice itself -- UBL 2.1 inside
+//     ext:UBLExtensions/ext:UBLExtension/ext:ExtensionContent (created when absent), CII and
+//     FatturaPA as the root's last child -- with one Reference URI="" (enveloped-signature
+//     transform + the profile's C14N). Every other byte of the document is kept as received.
 //   - "xades-detached" (NAME.xades.xml, application/xml): a separate signature document whose
 //     Reference names the document (URI = its escaped file name) and digests its raw bytes; any
 //     content, XML or not.
