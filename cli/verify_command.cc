@@ -115,6 +115,16 @@ int RunVerify(const VerifyCommandOptions& options, const std::string& var_dir, s
     std::error_code ec;
     if (fs::is_regular_file(beside, ec)) content = beside;
   }
+  // A detached XAdES seal NAME.xades.xml sits beside NAME.xml (an XML document) or NAME.
+  if (content.empty() && EndsWith(options.seal, ".xades.xml")) {
+    std::string stem = options.seal.substr(0, options.seal.size() - 10);
+    std::error_code ec;
+    if (fs::is_regular_file(stem + ".xml", ec)) {
+      content = stem + ".xml";
+    } else if (fs::is_regular_file(stem, ec)) {
+      content = stem;
+    }
+  }
   std::optional<formats::ReadFn> reader;
   if (!content.empty()) {
     auto in = std::make_shared<std::ifstream>(content, std::ios::binary);
@@ -147,7 +157,11 @@ int RunVerify(const VerifyCommandOptions& options, const std::string& var_dir, s
   if (!report->signer_certificate_der.empty()) {
     out << "signer: " << SubjectOf(report->signer_certificate_der) << "\n";
   }
-  out << "packaging: " << (report->format == "cades-enveloping" ? "enveloping" : "detached")
+  out << "format: " << report->format << "\n";
+  out << "packaging: "
+      << (report->format == "cades-enveloping"  ? "enveloping"
+          : report->format == "xades-enveloped" ? "enveloped"
+                                                : "detached")
       << "\n";
   if (report->signing_time != std::chrono::system_clock::time_point{}) {
     out << "signing time: " << FormatUtc(report->signing_time) << "\n";

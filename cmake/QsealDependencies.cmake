@@ -8,6 +8,7 @@ find_package(prometheus-cpp CONFIG REQUIRED)
 find_package(tomlplusplus REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
+find_package(LibXml2 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(P11KIT REQUIRED IMPORTED_TARGET p11-kit-1)
 # The NATS C client (libnats-dev): the JetStream source and result sink (docs/broker.md).

@@ -563,7 +563,12 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Str("digest", &digest);
     r.Str("scheme", &scheme);
     r.Str("key", &p.key, true);
+    r.Str("c14n", &p.c14n);
     r.Finish();
+    if (p.c14n != "exc-c14n" && p.c14n != "c14n11") {
+      errors->push_back(origin + ": " + path + ".c14n: expected exc-c14n or c14n11, got \"" +
+                        p.c14n + "\"");
+    }
     std::vector<std::string_view> formats = formats::FormatNames();
     if (std::find(formats.begin(), formats.end(), p.format) == formats.end()) {
       errors->push_back(origin + ": " + path + ".format: expected " + OneOf(formats) + ", got \"" +

@@ -126,6 +126,8 @@ struct ProfileConfig {
   DigestAlgorithm digest = DigestAlgorithm::kSha256;
   SignatureScheme scheme = SignatureScheme::kEcdsa;
   std::string key;
+  // XAdES formats: "exc-c14n" or "c14n11" (formats::FormatOptions::c14n); ignored by CAdES.
+  std::string c14n = "exc-c14n";
 };
 
 struct WatchConfig {

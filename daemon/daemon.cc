@@ -392,6 +392,7 @@ class Daemon::Impl {
       ep.format = p.format;
       ep.digest = p.digest;
       ep.scheme = p.scheme;
+      ep.c14n = p.c14n;
       ep.key = p.key;
       profiles.push_back(std::move(ep));
     }

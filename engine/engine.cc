@@ -618,8 +618,13 @@ Result<std::unique_ptr<Engine>> Engine::Create(EngineOptions options, queue::Que
     Result<hsm::KeyInfo> key = signer->GetKey(p.key);
     if (!key.ok())
       return InvalidArgumentError("profile \"" + p.name + "\": " + key.status().message());
-    Result<std::unique_ptr<const formats::Format>> format = formats::CreateFormat(
-        p.format, formats::FormatOptions{key->certificate_chain_der, p.digest, p.scheme});
+    formats::FormatOptions format_options;
+    format_options.certificate_chain_der = key->certificate_chain_der;
+    format_options.digest = p.digest;
+    format_options.scheme = p.scheme;
+    format_options.c14n = p.c14n;
+    Result<std::unique_ptr<const formats::Format>> format =
+        formats::CreateFormat(p.format, format_options);
     if (!format.ok())
       return InvalidArgumentError("profile \"" + p.name + "\": " + format.status().message());
     ProfileState s;

@@ -64,6 +64,8 @@ struct Profile {
   DigestAlgorithm digest = DigestAlgorithm::kSha256;
   SignatureScheme scheme = SignatureScheme::kEcdsa;
   std::string key;  // hsm key name
+  // XAdES canonicalisation (formats::FormatOptions::c14n). Default: "exc-c14n".
+  std::string c14n = "exc-c14n";
 };
 
 struct EngineOptions {

@@ -73,6 +73,14 @@ struct FormatOptions {
   std::vector<Bytes> certificate_chain_der;
   DigestAlgorithm digest = DigestAlgorithm::kSha256;
   SignatureScheme scheme = SignatureScheme::kEcdsa;
+  // XAdES only: the canonicalisation of the enveloped document, SignedInfo and SignedProperties,
+  // "exc-c14n" (Exclusive XML Canonicalization 1.0) or "c14n11" (Canonical XML 1.1); anything
+  // else is refused by CreateFormat. Default: "exc-c14n".
+  std::string c14n = "exc-c14n";
+  // XAdES enveloped only: the largest document accepted, in bytes. It is parsed in memory: Prepare
+  // peaks at about 12 times the document for element-dense invoices (docs/xades.md). Larger
+  // documents fail with kInvalidArgument. Default: 16 MiB.
+  std::uint64_t max_xml_bytes = 16ull << 20;
 };
 
 // One seal format bound to one profile's key and algorithms. Created once per profile; immutable

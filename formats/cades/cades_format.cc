@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/sha256.h"
+#include "formats/detail/content_util.h"
 
 namespace qseal::formats::cades {
 namespace {
@@ -14,15 +15,6 @@ namespace {
 struct CadesToBeSigned final : formats::ToBeSigned {
   cades::ToBeSigned cades;
 };
-
-// A document name usable as the stem of a file name (format.h: never a path, never hidden).
-std::string SafeStem(std::string_view document_name) {
-  if (document_name.empty() || document_name.front() == '.' ||
-      document_name.find('/') != std::string_view::npos) {
-    return "document";
-  }
-  return std::string(document_name);
-}
 
 class CadesFormat final : public Format {
  public:
@@ -37,7 +29,8 @@ class CadesFormat final : public Format {
                                               : "application/pkcs7-mime";
   }
   std::string OutputName(std::string_view document_name) const override {
-    return SafeStem(document_name) + (packaging_ == Packaging::kDetached ? ".p7s" : ".p7m");
+    return formats::detail::SafeFileName(document_name) +
+           (packaging_ == Packaging::kDetached ? ".p7s" : ".p7m");
   }
   bool embeds_document() const override { return packaging_ == Packaging::kEnveloping; }
 
@@ -45,10 +38,7 @@ class CadesFormat final : public Format {
       const Content& content, std::chrono::system_clock::time_point signing_time) const override {
     QSEAL_ASSIGN_OR_RETURN(ReadFn read, content.open());
     Hasher hasher(context_->digest());
-    // One buffer per document, never larger than the document (a small file needs no 256 KiB).
-    std::vector<std::uint8_t> buf(
-        std::min<std::uint64_t>(std::max<std::size_t>(content.read_chunk_bytes, 1),
-                                std::max<std::uint64_t>(content.size, 1)));
+    std::vector<std::uint8_t> buf(formats::detail::ReadBufferSize(content));
     std::uint64_t total = 0;
     while (true) {
       QSEAL_ASSIGN_OR_RETURN(std::size_t n, read(buf));

@@ -12,7 +12,9 @@
 #include "cli/config.h"
 #include "common/exit_codes.h"
 #include "formats/cades/cades.h"
+#include "formats/format.h"
 #include "tests/formats/cades_test_util.h"
+#include "tests/formats/xades_test_util.h"
 #include "tests/testing/testing.h"
 
 namespace qseal::cli {
@@ -281,6 +283,47 @@ TEST_F(QsealctlVerifyTest, EnvelopingSealVerifiesAndRefusesContent) {
   EXPECT_NE(r.output.find("packaging: enveloping"), std::string::npos) << r.output;
   auto with_content = Verify(ShellQuote(seal) + " --content " + ShellQuote(tmp_.Sub("doc.txt")));
   EXPECT_EQ(with_content.exit_code, kExitUsage) << with_content.output;
+}
+
+// XAdES seals go through the same VerifySeal: enveloped (content refused) and detached (the
+// document found beside NAME.xades.xml); xmlsec1 agrees on each.
+TEST_F(QsealctlVerifyTest, XadesSealsVerify) {
+  formats::FormatOptions options;
+  options.certificate_chain_der = {leaf_.certificate_der, ca_.certificate_der};
+  const std::string doc = formats::xadestest::Sample("cii-invoice.xml");
+  WriteFile(tmp_.Sub("invoice.xml"), doc);
+  for (const std::string name : {"xades-enveloped", "xades-detached"}) {
+    SCOPED_TRACE(name);
+    auto format = formats::CreateFormat(name, options);
+    ASSERT_TRUE(format.ok()) << format.status();
+    auto seal = formats::xadestest::Seal(**format, doc, "invoice.xml", [&](ByteSpan digest) {
+      return Result<Bytes>(formats::testing::SoftwareSign(
+          leaf_.key.get(), digest, DigestAlgorithm::kSha256, SignatureScheme::kEcdsa));
+    });
+    ASSERT_TRUE(seal.ok()) << seal.status();
+    const bool enveloped = name == "xades-enveloped";
+    std::string path = tmp_.Sub(enveloped ? "signed-invoice.xml" : "invoice.xades.xml");
+    WriteFile(path, *seal);
+    auto x = formats::xadestest::XmlsecVerify(path, tmp_.Sub("pki/ca.pem"));
+    EXPECT_EQ(x.exit_code, 0) << x.output;
+    auto r = Verify(ShellQuote(path));
+    EXPECT_EQ(r.exit_code, kExitOk) << r.output;
+    EXPECT_NE(r.output.find("format: " + name), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(enveloped ? "packaging: enveloped" : "packaging: detached"),
+              std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("ok    signed-properties-digest"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("seal verified"), std::string::npos) << r.output;
+    if (enveloped) {
+      auto with_content =
+          Verify(ShellQuote(path) + " --content " + ShellQuote(tmp_.Sub("doc.txt")));
+      EXPECT_EQ(with_content.exit_code, kExitUsage) << with_content.output;
+    } else {
+      auto other = Verify(ShellQuote(path) + " --content " + ShellQuote(tmp_.Sub("doc.txt")));
+      EXPECT_EQ(other.exit_code, kExitDataErr) << other.output;
+      EXPECT_NE(other.output.find("FAIL  reference-digest"), std::string::npos) << other.output;
+    }
+  }
 }
 
 TEST_F(QsealctlVerifyTest, MissingInputsExitWithTheRightCode) {

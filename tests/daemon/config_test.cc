@@ -47,10 +47,34 @@ TEST(ConfigTest, ShippedConfigIsValid) {
   Result<Config> c = LoadConfig(std::string(QSEAL_SOURCE_DIR) + "/conf/qseald.toml", &errors);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->partitions.size(), 2u);
-  ASSERT_EQ(c->profiles.size(), 2u);
+  ASSERT_EQ(c->profiles.size(), 3u);
   EXPECT_EQ(c->profiles[1].format, "cades-enveloping");
+  EXPECT_EQ(c->profiles[2].name, "invoice-xades");
+  EXPECT_EQ(c->profiles[2].format, "xades-enveloped");
+  EXPECT_EQ(c->profiles[2].c14n, "exc-c14n");
   EXPECT_EQ(c->watches.size(), 1u);
   EXPECT_TRUE(c->jetstreams.empty()) << "the embedded default stays broker-free";
+}
+
+TEST(ConfigTest, XadesProfileTakesC14nAndRefusesAnUnknownOne) {
+  std::vector<std::string> errors;
+  std::string text = kMinimal;
+  text.replace(
+      text.find("name = \"default\"\nkey = \"seal\""), 29,
+      "name = \"default\"\nkey = \"seal\"\nformat = \"xades-detached\"\nc14n = \"c14n11\"");
+  Result<Config> c = ParseConfig(text, "x.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]);
+  EXPECT_EQ(c->profiles.at(0).format, "xades-detached");
+  EXPECT_EQ(c->profiles.at(0).c14n, "c14n11");
+  EXPECT_EQ(ParseConfig(kMinimal, "x.toml", &errors)->profiles.at(0).c14n, "exc-c14n");
+
+  text.replace(text.find("c14n = \"c14n11\""), 15, "c14n = \"c14n10\"");
+  errors.clear();
+  c = ParseConfig(text, "x.toml", &errors);
+  ASSERT_FALSE(c.ok());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find(".c14n: expected exc-c14n or c14n11, got \"c14n10\""), std::string::npos)
+      << errors[0];
 }
 
 TEST(ConfigTest, ReportsWrongTypeAndUnknownKeyWithPathAndLine) {

@@ -1,0 +1,173 @@
+// XAdES through a real qseald: the embedded default's `invoice-xades` profile (enveloped,
+// exc-c14n) and a detached profile with c14n11, submitted over the API and through the watched
+// folder; every seal is checked with `xmlsec1 --verify` against the test CA and with
+// `qsealctl verify`; the enveloped seal is the original bytes plus the signature element; a
+// hostile document fails with a reason and signs nothing.
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/testing/qseald_harness.h"
+
+namespace qseal {
+namespace {
+
+using testing::Qseald;
+using testing::QsealdOptions;
+using testing::RunCommand;
+using testing::ShellQuote;
+using testing::TempDir;
+
+std::string Sample(const std::string& name) {
+  return testing::ReadFile(std::string(QSEAL_SOURCE_DIR) + "/tests/formats/data/" + name);
+}
+
+// xmlsec1 resolves a detached seal's relative URI in the current directory.
+testing::CommandResult Xmlsec(const std::string& dir, const std::string& seal,
+                              const std::string& ca_pem) {
+  return RunCommand("cd " + ShellQuote(dir) + " && xmlsec1 --verify --trusted-pem " +
+                    ShellQuote(ca_pem) + " --enabled-reference-uris empty,same-doc,local,remote " +
+                    ShellQuote(seal));
+}
+
+class XadesE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    tmp_ = new TempDir();
+    QsealdOptions o;
+    o.edit_config = [](std::string& conf) {
+      conf +=
+          "\n[[profile]]\nname = \"invoice-xades-detached\"\nformat = \"xades-detached\"\n"
+          "c14n = \"c14n11\"\ndigest = \"sha256\"\nscheme = \"ecdsa\"\nkey = \"seal\"\n";
+      // The watched folder seals with the enveloped XAdES profile.
+      const std::string from =
+          "root = \"" + std::string("${QSEAL_VAR:-var}/watch") + "\"\nprofile = \"default\"";
+      std::size_t at = conf.find(from);
+      if (at != std::string::npos) {
+        conf.replace(at, from.size(),
+                     "root = \"${QSEAL_VAR:-var}/watch\"\nprofile = \"invoice-xades\"");
+      }
+    };
+    qseald_ = new Qseald(tmp_->Sub("d"), o);
+    Status s = qseald_->Start();
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  static void TearDownTestSuite() {
+    if (qseald_ != nullptr) {
+      EXPECT_EQ(qseald_->Stop(), 0) << qseald_->Stderr();
+    }
+    delete qseald_;
+    delete tmp_;
+  }
+
+  // Submits `doc` with ?wait and returns the seal bytes (fails the test otherwise).
+  std::string SealOverApi(const std::string& doc, const std::string& profile,
+                          const std::string& name) {
+    auto c = qseald_->Client();
+    auto r = c.Request("POST", "/v1/documents?profile=" + profile + "&wait=30", doc,
+                       {{"X-Filename", name}, {"Content-Type", "application/xml"}});
+    EXPECT_TRUE(r.ok());
+    if (!r.ok()) return "";
+    EXPECT_EQ(r->status, 200) << r->body;
+    auto j = nlohmann::json::parse(r->body);
+    EXPECT_EQ(j["status"], "sealed") << r->body;
+    auto seal = c.Request("GET", "/v1/documents/" + std::string(j["id"]) + "/seal");
+    EXPECT_TRUE(seal.ok());
+    if (!seal.ok()) return "";
+    EXPECT_EQ(seal->status, 200);
+    EXPECT_EQ(seal->headers["content-type"], "application/xml");
+    return seal->body;
+  }
+
+  testing::CommandResult QsealctlVerify(const std::string& seal) {
+    return RunCommand(std::string(QSEAL_BINARY_DIR) + "/cli/qsealctl verify " + ShellQuote(seal) +
+                      " --ca " + ShellQuote(qseald_->ca_pem()));
+  }
+
+  static inline TempDir* tmp_ = nullptr;
+  static inline Qseald* qseald_ = nullptr;
+};
+
+TEST_F(XadesE2eTest, EnvelopedInvoicesOverTheApiPassXmlsec) {
+  TempDir tmp;
+  for (const std::string sample : {"ubl-invoice.xml", "cii-invoice.xml", "fatturapa.xml"}) {
+    SCOPED_TRACE(sample);
+    const std::string doc = Sample(sample);
+    std::string seal = SealOverApi(doc, "invoice-xades", sample);
+    ASSERT_FALSE(seal.empty());
+    std::string path = tmp.Sub("signed-" + sample);
+    testing::WriteFile(path, seal);
+    auto x = Xmlsec(tmp.path().string(), path, qseald_->ca_pem());
+    EXPECT_EQ(x.exit_code, 0) << x.output;
+    auto v = QsealctlVerify(path);
+    EXPECT_EQ(v.exit_code, 0) << v.output;
+    EXPECT_NE(v.output.find("format: xades-enveloped"), std::string::npos) << v.output;
+    // Only the signature element (with the UBL extension wrapper) was added.
+    const bool ubl = sample.starts_with("ubl");
+    const std::string begin = ubl ? "<ext:UBLExtensions " : "<ds:Signature ";
+    const std::string end = ubl ? "</ext:UBLExtensions>" : "</ds:Signature>";
+    std::size_t b = seal.find(begin);
+    ASSERT_NE(b, std::string::npos);
+    std::size_t e = seal.find(end, b);
+    ASSERT_NE(e, std::string::npos);
+    EXPECT_EQ(seal.substr(0, b) + seal.substr(e + end.size()), doc);
+    // One changed byte of the sealed invoice fails xmlsec1.
+    std::string bad = seal;
+    bad[bad.rfind("EUR")] = 'X';
+    testing::WriteFile(path, bad);
+    EXPECT_NE(Xmlsec(tmp.path().string(), path, qseald_->ca_pem()).exit_code, 0);
+  }
+}
+
+TEST_F(XadesE2eTest, DetachedC14n11ProfilePassesXmlsec) {
+  TempDir tmp;
+  const std::string doc = Sample("cii-invoice.xml");
+  std::string seal = SealOverApi(doc, "invoice-xades-detached", "invoice.xml");
+  ASSERT_FALSE(seal.empty());
+  EXPECT_NE(seal.find("http://www.w3.org/2006/12/xml-c14n11"), std::string::npos);
+  testing::WriteFile(tmp.Sub("invoice.xml"), doc);
+  testing::WriteFile(tmp.Sub("invoice.xades.xml"), seal);
+  auto x = Xmlsec(tmp.path().string(), tmp.Sub("invoice.xades.xml"), qseald_->ca_pem());
+  EXPECT_EQ(x.exit_code, 0) << x.output;
+  auto v = QsealctlVerify(tmp.Sub("invoice.xades.xml"));
+  EXPECT_EQ(v.exit_code, 0) << v.output;
+  EXPECT_NE(v.output.find("content: " + tmp.Sub("invoice.xml")), std::string::npos) << v.output;
+}
+
+TEST_F(XadesE2eTest, HostileXmlFailsWithAReason) {
+  auto c = qseald_->Client();
+  const std::string xxe =
+      "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><r>&x;</r>";
+  auto r = c.Request("POST", "/v1/documents?profile=invoice-xades&wait=30", xxe);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = nlohmann::json::parse(r->body);
+  EXPECT_EQ(j["status"], "failed") << r->body;
+  EXPECT_NE(r->body.find("DOCTYPE"), std::string::npos) << r->body;
+}
+
+TEST_F(XadesE2eTest, WatchedFolderWritesTheSignedInvoice) {
+  namespace fs = std::filesystem;
+  const std::string doc = Sample("fatturapa.xml");
+  const std::string root = qseald_->watch_root();
+  testing::WriteFile(root + "/inbox/.IT01234567890_00001.xml.tmp", doc);
+  fs::rename(root + "/inbox/.IT01234567890_00001.xml.tmp", root + "/inbox/IT01234567890_00001.xml");
+  const std::string out = root + "/outbox/IT01234567890_00001.signed.xml";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!fs::exists(out) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(fs::exists(out)) << qseald_->Stderr();
+  std::string seal = testing::ReadFile(out);
+  EXPECT_NE(seal, doc);
+  // The original is moved beside its seal, unchanged.
+  EXPECT_EQ(testing::ReadFile(root + "/outbox/IT01234567890_00001.xml"), doc);
+  auto x = Xmlsec(root + "/outbox", out, qseald_->ca_pem());
+  EXPECT_EQ(x.exit_code, 0) << x.output;
+}
+
+}  // namespace
+}  // namespace qseal
