@@ -3,10 +3,13 @@
 #include <string>
 
 #include "formats/cades/cades_format.h"
+#include "formats/pades/pades_format.h"
 
 namespace qseal::formats {
 
-std::vector<std::string_view> FormatNames() { return {"cades-detached", "cades-enveloping"}; }
+std::vector<std::string_view> FormatNames() {
+  return {"cades-detached", "cades-enveloping", "pades"};
+}
 
 Result<std::unique_ptr<const Format>> CreateFormat(std::string_view name,
                                                    const FormatOptions& options) {
@@ -15,6 +18,7 @@ Result<std::unique_ptr<const Format>> CreateFormat(std::string_view name,
   if (name == "cades-enveloping") {
     return cades::CreateCadesFormat(cades::Packaging::kEnveloping, options);
   }
+  if (name == "pades") return pades::CreatePadesFormat(options);
   std::string known;
   for (std::string_view n : FormatNames()) {
     if (!known.empty()) known += ", ";
