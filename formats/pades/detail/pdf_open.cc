@@ -4,6 +4,8 @@
 #include <cstring>
 #include <string_view>
 
+#include <qpdf/QPDFExc.hh>
+
 namespace qseal::formats::pades::detail {
 namespace {
 
@@ -61,7 +63,13 @@ Result<std::unique_ptr<QPDF>> OpenPdf(ByteSpan pdf) {
     auto q = std::make_unique<QPDF>();
     q->setSuppressWarnings(true);
     q->setAttemptRecovery(false);
-    q->processMemoryFile("document", reinterpret_cast<const char*>(pdf.data()), pdf.size());
+    try {
+      q->processMemoryFile("document", reinterpret_cast<const char*>(pdf.data()), pdf.size());
+    } catch (const QPDFExc& e) {
+      if (e.getErrorCode() != qpdf_e_password) throw;
+      return InvalidArgumentError(
+          "encrypted PDF (a user password is set): qseal does not seal encrypted documents");
+    }
     if (q->isEncrypted()) {
       return InvalidArgumentError("encrypted PDF: qseal does not seal encrypted documents");
     }
