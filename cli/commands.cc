@@ -732,7 +732,10 @@ int RunVerify(const VerifyCommandOptions& options, const std::string& var_dir, s
   if (!report->signer_certificate_der.empty()) {
     out << "signer: " << SubjectOf(report->signer_certificate_der) << "\n";
   }
-  out << "packaging: " << (report->format == "cades-enveloping" ? "enveloping" : "detached")
+  out << "packaging: "
+      << (report->format == "pades"              ? "PAdES (signatures inside the PDF)"
+          : report->format == "cades-enveloping" ? "enveloping"
+                                                 : "detached")
       << "\n";
   if (report->signing_time != std::chrono::system_clock::time_point{}) {
     out << "signing time: " << FormatUtc(report->signing_time) << "\n";
