@@ -15,15 +15,6 @@ struct CadesToBeSigned final : formats::ToBeSigned {
   cades::ToBeSigned cades;
 };
 
-// A document name usable as the stem of a file name (format.h: never a path, never hidden).
-std::string SafeStem(std::string_view document_name) {
-  if (document_name.empty() || document_name.front() == '.' ||
-      document_name.find('/') != std::string_view::npos) {
-    return "document";
-  }
-  return std::string(document_name);
-}
-
 class CadesFormat final : public Format {
  public:
   CadesFormat(Packaging packaging, std::shared_ptr<const SignerContext> context)
@@ -37,29 +28,15 @@ class CadesFormat final : public Format {
                                               : "application/pkcs7-mime";
   }
   std::string OutputName(std::string_view document_name) const override {
-    return SafeStem(document_name) + (packaging_ == Packaging::kDetached ? ".p7s" : ".p7m");
+    return SafeOutputStem(document_name) + (packaging_ == Packaging::kDetached ? ".p7s" : ".p7m");
   }
   bool embeds_document() const override { return packaging_ == Packaging::kEnveloping; }
 
   Result<std::unique_ptr<formats::ToBeSigned>> Prepare(
       const Content& content, std::chrono::system_clock::time_point signing_time) const override {
-    QSEAL_ASSIGN_OR_RETURN(ReadFn read, content.open());
     Hasher hasher(context_->digest());
-    // One buffer per document, never larger than the document (a small file needs no 256 KiB).
-    std::vector<std::uint8_t> buf(
-        std::min<std::uint64_t>(std::max<std::size_t>(content.read_chunk_bytes, 1),
-                                std::max<std::uint64_t>(content.size, 1)));
-    std::uint64_t total = 0;
-    while (true) {
-      QSEAL_ASSIGN_OR_RETURN(std::size_t n, read(buf));
-      if (n == 0) break;
-      QSEAL_RETURN_IF_ERROR(hasher.Update(ByteSpan(buf.data(), n)));
-      total += n;
-    }
-    if (total != content.size) {
-      return DataLossError("content " + content.name + " has " + std::to_string(total) +
-                           " bytes, expected " + std::to_string(content.size));
-    }
+    QSEAL_RETURN_IF_ERROR(
+        StreamContent(content, [&hasher](ByteSpan piece) { return hasher.Update(piece); }));
     QSEAL_ASSIGN_OR_RETURN(Bytes digest, hasher.Final());
     QSEAL_ASSIGN_OR_RETURN(cades::ToBeSigned tbs, BuildToBeSigned(*context_, digest, signing_time));
     auto out = std::make_unique<CadesToBeSigned>();

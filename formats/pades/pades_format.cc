@@ -24,13 +24,9 @@ struct PadesToBeSigned final : formats::ToBeSigned {
   std::uint64_t original_size = 0;
 };
 
-// A document name usable as the stem of a file name (format.h: never a path, never hidden).
-std::string SafeName(std::string_view document_name) {
-  if (document_name.empty() || document_name.front() == '.' ||
-      document_name.find('/') != std::string_view::npos) {
-    return "document.pdf";
-  }
-  std::string name(document_name);
+// The document's name as the output's, ending in ".pdf" (format.h: never a path, never hidden).
+std::string PdfName(std::string_view document_name) {
+  std::string name = SafeOutputStem(document_name);
   std::string lower = name;
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -80,7 +76,7 @@ class PadesFormat final : public Format {
   std::string_view name() const override { return "pades"; }
   std::string_view media_type() const override { return "application/pdf"; }
   std::string OutputName(std::string_view document_name) const override {
-    return SafeName(document_name);
+    return PdfName(document_name);
   }
   bool embeds_document() const override { return true; }
 
@@ -94,23 +90,10 @@ class PadesFormat final : public Format {
     Hasher hasher(context_->digest());
     Bytes original;
     original.reserve(static_cast<std::size_t>(content.size));
-    QSEAL_ASSIGN_OR_RETURN(ReadFn read, content.open());
-    std::vector<std::uint8_t> buf(
-        std::min<std::uint64_t>(std::max<std::size_t>(content.read_chunk_bytes, 1),
-                                std::max<std::uint64_t>(content.size, 1)));
-    std::uint64_t total = 0;
-    while (true) {
-      QSEAL_ASSIGN_OR_RETURN(std::size_t n, read(buf));
-      if (n == 0) break;
-      total += n;
-      if (total > content.size) break;
-      original.insert(original.end(), buf.begin(), buf.begin() + static_cast<long>(n));
-      QSEAL_RETURN_IF_ERROR(hasher.Update(ByteSpan(buf.data(), n)));
-    }
-    if (total != content.size) {
-      return DataLossError("content " + content.name + " is not " + std::to_string(content.size) +
-                           " bytes long");
-    }
+    QSEAL_RETURN_IF_ERROR(StreamContent(content, [&](ByteSpan piece) {
+      original.insert(original.end(), piece.begin(), piece.end());
+      return hasher.Update(piece);
+    }));
     auto tbs = std::make_unique<PadesToBeSigned>();
     tbs->original_size = original.size();
     tbs->signing_time = std::chrono::floor<std::chrono::seconds>(signing_time);
@@ -138,24 +121,18 @@ class PadesFormat final : public Format {
     }
 
     // The original again, streamed and hashed: it must be what Prepare signed.
-    Hasher hasher(context_->digest());
-    QSEAL_ASSIGN_OR_RETURN(ReadFn read, content.open());
-    std::vector<std::uint8_t> buf(
-        std::min<std::uint64_t>(std::max<std::size_t>(content.read_chunk_bytes, 1),
-                                std::max<std::uint64_t>(ours->original_size, 1)));
-    std::uint64_t total = 0;
-    while (true) {
-      QSEAL_ASSIGN_OR_RETURN(std::size_t n, read(buf));
-      if (n == 0) break;
-      total += n;
-      if (total > ours->original_size) break;
-      ByteSpan piece(buf.data(), n);
-      QSEAL_RETURN_IF_ERROR(hasher.Update(piece));
-      QSEAL_RETURN_IF_ERROR(write(piece));
+    if (content.size != ours->original_size) {
+      return DataLossError("the PDF changed between Prepare and Assemble (its size differs)");
     }
+    Hasher hasher(context_->digest());
+    Status streamed = StreamContent(content, [&](ByteSpan piece) {
+      QSEAL_RETURN_IF_ERROR(hasher.Update(piece));
+      return write(piece);
+    });
+    QSEAL_RETURN_IF_ERROR(streamed);
     QSEAL_RETURN_IF_ERROR(HashUpdate(hasher, update));
     QSEAL_ASSIGN_OR_RETURN(Bytes digest, hasher.Final());
-    if (total != ours->original_size || digest != ours->content_digest) {
+    if (digest != ours->content_digest) {
       return DataLossError(
           "the PDF changed between Prepare and Assemble (ByteRange digest differs)");
     }
