@@ -53,10 +53,16 @@ std::string Write(QPDF& q, XrefKind xref, const std::function<void(QPDFWriter&)>
 
 }  // namespace
 
-std::string MakeQpdfPdf(int pages, XrefKind xref) {
+std::string MakeQpdfPdf(int pages, XrefKind xref, std::size_t padding_bytes) {
   QPDF q;
   q.emptyPDF();
   AddPages(q, pages);
+  if (padding_bytes > 0) {
+    std::string data(padding_bytes, '\0');
+    PseudoRandomStream(11).Fill(
+        std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(data.data()), data.size()));
+    q.getRoot().replaceKey("/QsealTestPadding", q.newStream(data));
+  }
   return Write(q, xref);
 }
 

@@ -19,8 +19,10 @@ namespace qseal::formats::testing {
 enum class XrefKind { kTable, kStream };
 
 // A PDF of `pages` pages with a line of text each, written by QPDFWriter: a classic xref table
-// (object streams off) or an xref stream with object streams.
-std::string MakeQpdfPdf(int pages, XrefKind xref);
+// (object streams off) or an xref stream with object streams. `padding_bytes` > 0 adds a stream
+// of that many pseudo-random (incompressible) bytes, referenced from the catalog, to reach a
+// realistic size (an invoice with a logo is ~100 KiB).
+std::string MakeQpdfPdf(int pages, XrefKind xref, std::size_t padding_bytes = 0);
 // A PDF/A-3-like invoice, as Factur-X makes them: XMP metadata claiming PDF/A-3B, the CII XML
 // embedded as factur-x.xml (/AFRelationship /Data, listed in the catalog's /AF), and an indirect
 // AcroForm with one text field. Written by QPDFWriter with an xref stream.
