@@ -1,4 +1,5 @@
-// PAdES seals signed through SoftHSM2 (P-256, RSA-3072 PKCS#1 v1.5 and PSS) and checked by
+// PAdES seals of PDFs from qpdf, Ghostscript and cairo, signed through SoftHSM2 (P-256,
+// RSA-3072 PKCS#1 v1.5 and PSS) and checked by
 // pdfsig against an NSS database trusting the provisioned test CA, by qpdf --check and by our
 // VerifySeal; the original is a byte-identical prefix and a second seal keeps the first valid.
 #include <gtest/gtest.h>
@@ -47,7 +48,9 @@ TEST_P(PadesHsmTest, SealsPassPdfsigQpdfAndOurVerify) {
   };
   for (const Doc& d : {Doc{"plain.pdf", formats::testing::MakeQpdfPdf(2, XrefKind::kTable)},
                        Doc{"objstm.pdf", formats::testing::MakeQpdfPdf(2, XrefKind::kStream)},
-                       Doc{"facturx.pdf", formats::testing::MakeFacturXLikePdf()}}) {
+                       Doc{"facturx.pdf", formats::testing::MakeFacturXLikePdf()},
+                       Doc{"ghostscript.pdf", formats::testing::MakeGhostscriptPdf(hsm.Sub(""))},
+                       Doc{"cairo.pdf", formats::testing::MakeCairoPdf(hsm.Sub(""))}}) {
     SCOPED_TRACE(d.name);
     auto sealed = formats::testing::SealPdf(**format, d.pdf, sign);
     ASSERT_TRUE(sealed.ok()) << sealed.status();

@@ -1,5 +1,6 @@
 // formats/pades with software keys: PDFs from qpdf (xref table, xref stream + object streams, a
-// Factur-X-like PDF/A-3 with an embedded XML) and a hand-written one are sealed through
+// Factur-X-like PDF/A-3 with an embedded XML), Ghostscript (ps2pdf), cairo (pdftocairo) and a
+// hand-written one are sealed through
 // CreateFormat("pades"), and every seal is checked by pdfsig (signature valid, certificate
 // trusted through an NSS database holding the test CA, whole document signed), by qpdf --check
 // and by formats::VerifySeal; the original is a byte-identical prefix. Refusals and tampering.
@@ -122,6 +123,8 @@ TEST_F(PadesTest, SealsEveryProducerEcdsa) {
       {"qpdf-table.pdf", formats::testing::MakeQpdfPdf(2, XrefKind::kTable)},
       {"qpdf-objstm.pdf", formats::testing::MakeQpdfPdf(3, XrefKind::kStream)},
       {"facturx.pdf", formats::testing::MakeFacturXLikePdf()},
+      {"ghostscript.pdf", formats::testing::MakeGhostscriptPdf(dir_.path().string())},
+      {"cairo.pdf", formats::testing::MakeCairoPdf(dir_.path().string())},
   };
   for (const Doc& d : docs) {
     auto sealed = Seal(d.pdf);

@@ -19,6 +19,11 @@ namespace {
 
 using qseal::testing::ShellQuote;
 
+std::string ReadFileString(const std::string& path) {
+  Bytes b = ReadBinaryFile(path);
+  return std::string(b.begin(), b.end());
+}
+
 void AddPages(QPDF& q, int pages) {
   QPDFObjectHandle font = q.makeIndirectObject(QPDFObjectHandle::parse(
       "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"));
@@ -141,6 +146,25 @@ std::string MakeMinimalPdf() {
   pdf += "trailer\n<< /Size " + std::to_string(objects.size() + 1) +
          " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF";
   return pdf;
+}
+
+std::string MakeGhostscriptPdf(const std::string& dir) {
+  std::string ps = dir + "/invoice.ps", pdf = dir + "/invoice-gs.pdf";
+  WriteStringFile(ps,
+                  "%!PS\n/Helvetica findfont 20 scalefont setfont\n"
+                  "72 720 moveto (Invoice INV-2026-0042) show showpage\n"
+                  "72 720 moveto (Page 2: 1 200,00 EUR) show showpage\n");
+  Cmd c = Sh("ps2pdf " + ShellQuote(ps) + " " + ShellQuote(pdf));
+  if (c.exit_code != 0) throw std::runtime_error("ps2pdf: " + c.output);
+  return ReadFileString(pdf);
+}
+
+std::string MakeCairoPdf(const std::string& dir) {
+  std::string in = dir + "/invoice-gs-for-cairo.pdf", out = dir + "/invoice-cairo.pdf";
+  WriteStringFile(in, MakeGhostscriptPdf(dir));
+  Cmd c = Sh("pdftocairo -pdf " + ShellQuote(in) + " " + ShellQuote(out));
+  if (c.exit_code != 0) throw std::runtime_error("pdftocairo: " + c.output);
+  return ReadFileString(out);
 }
 
 std::string MakeEncryptedPdf(const std::string& user_password) {

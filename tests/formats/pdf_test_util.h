@@ -32,6 +32,10 @@ std::string FacturXXml();
 // A hand-written one-page PDF whose catalog has a direct /AcroForm with empty /Fields and whose
 // last byte is the F of %%EOF (no end-of-line).
 std::string MakeMinimalPdf();
+// A two-page invoice written by Ghostscript (ps2pdf) from PostScript, in `dir`.
+std::string MakeGhostscriptPdf(const std::string& dir);
+// The Ghostscript invoice rewritten by cairo (pdftocairo -pdf), in `dir`.
+std::string MakeCairoPdf(const std::string& dir);
 // MakeQpdfPdf(1, kTable) encrypted by QPDFWriter (R6, AES-256) with `user_password`.
 std::string MakeEncryptedPdf(const std::string& user_password);
 
