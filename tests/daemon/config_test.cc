@@ -47,8 +47,10 @@ TEST(ConfigTest, ShippedConfigIsValid) {
   Result<Config> c = LoadConfig(std::string(QSEAL_SOURCE_DIR) + "/conf/qseald.toml", &errors);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->partitions.size(), 2u);
-  ASSERT_EQ(c->profiles.size(), 2u);
+  ASSERT_EQ(c->profiles.size(), 3u);
   EXPECT_EQ(c->profiles[1].format, "cades-enveloping");
+  EXPECT_EQ(c->profiles[2].name, "pdf-pades");
+  EXPECT_EQ(c->profiles[2].format, "pades");
   EXPECT_EQ(c->watches.size(), 1u);
   EXPECT_TRUE(c->jetstreams.empty()) << "the embedded default stays broker-free";
 }
