@@ -159,9 +159,10 @@ int RunVerify(const VerifyCommandOptions& options, const std::string& var_dir, s
   }
   out << "format: " << report->format << "\n";
   out << "packaging: "
-      << (report->format == "cades-enveloping"  ? "enveloping"
-          : report->format == "xades-enveloped" ? "enveloped"
-                                                : "detached")
+      << (report->format == "pades"              ? "PAdES (signatures inside the PDF)"
+          : report->format == "cades-enveloping" ? "enveloping"
+          : report->format == "xades-enveloped"  ? "enveloped"
+                                                 : "detached")
       << "\n";
   if (report->signing_time != std::chrono::system_clock::time_point{}) {
     out << "signing time: " << FormatUtc(report->signing_time) << "\n";

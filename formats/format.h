@@ -123,6 +123,17 @@ class Format {
                                        std::uint64_t content_size) const = 0;
 };
 
+// Helpers every format shares.
+
+// Reads `content` from its first byte in pieces of at most content.read_chunk_bytes (one buffer,
+// never larger than the document) and hands each piece to `each`. Errors: those of open, the
+// reader and `each`, as returned; kDataLoss when the content's length differs from content.size.
+Status StreamContent(const Content& content, const std::function<Status(ByteSpan piece)>& each);
+
+// `document_name` when it can be used as a file name's stem, else "document" (empty, hidden, or
+// containing '/').
+std::string SafeOutputStem(std::string_view document_name);
+
 // Every format name CreateFormat knows, in the order the config documents them.
 std::vector<std::string_view> FormatNames();
 

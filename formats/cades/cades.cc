@@ -205,7 +205,8 @@ Status SignerContext::VerifySignature(ByteSpan signed_attributes_der, ByteSpan s
 }
 
 Result<ToBeSigned> BuildToBeSigned(const SignerContext& context, ByteSpan content_digest,
-                                   std::chrono::system_clock::time_point signing_time) {
+                                   std::chrono::system_clock::time_point signing_time,
+                                   SigningTimeAttribute signing_time_attribute) {
   const SignerContext::Impl& c = context.impl();
   if (content_digest.size() != DigestSize(c.digest)) {
     return InvalidArgumentError("content digest is " + std::to_string(content_digest.size()) +
@@ -227,8 +228,11 @@ Result<ToBeSigned> BuildToBeSigned(const SignerContext& context, ByteSpan conten
   Bytes signing_time_attr = Tlv(kTagSequence, {oids.signing_time, Tlv(kTagSet, {time_tlv})});
 
   tbs.signed_attributes_der =
-      detail::SetOf(kTagSet, {c.content_type_attribute, message_digest, signing_time_attr,
-                              c.signing_certificate_v2_attribute});
+      signing_time_attribute == SigningTimeAttribute::kPresent
+          ? detail::SetOf(kTagSet, {c.content_type_attribute, message_digest, signing_time_attr,
+                                    c.signing_certificate_v2_attribute})
+          : detail::SetOf(kTagSet, {c.content_type_attribute, message_digest,
+                                    c.signing_certificate_v2_attribute});
   QSEAL_ASSIGN_OR_RETURN(tbs.digest, detail::Digest(c.digest, tbs.signed_attributes_der));
   tbs.content_digest.assign(content_digest.begin(), content_digest.end());
   return tbs;

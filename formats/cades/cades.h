@@ -98,17 +98,25 @@ struct ToBeSigned {
   Bytes digest;
   // The message-digest attribute value (the content digest given to BuildToBeSigned).
   Bytes content_digest;
-  // The signing-time attribute value, truncated to whole seconds.
+  // The signing time (the signing-time attribute value when present), truncated to whole seconds.
   std::chrono::system_clock::time_point signing_time;
 };
 
+// Whether the signed attributes carry signing-time. CAdES B-B: present. PAdES B-B (ETSI EN 319
+// 142-1) forbids it: the time is the PDF signature dictionary's /M entry.
+enum class SigningTimeAttribute { kPresent, kAbsent };
+
 // Builds the signed attributes for a document whose digest (context.digest() algorithm) is
-// `content_digest`, signed at `signing_time`.
+// `content_digest`, signed at `signing_time` (with `signing_time_attribute` kAbsent the attributes
+// are content-type, message-digest and signing-certificate-v2 only; signing_time is still checked
+// against the certificate and returned in ToBeSigned).
 // Errors: kInvalidArgument when content_digest has the wrong length or signing_time is before
 // year 1950 or after 9999; kFailedPrecondition when signing_time is outside the signer
 // certificate's validity. Pure CPU, no blocking; safe to call concurrently with one context.
-Result<ToBeSigned> BuildToBeSigned(const SignerContext& context, ByteSpan content_digest,
-                                   std::chrono::system_clock::time_point signing_time);
+Result<ToBeSigned> BuildToBeSigned(
+    const SignerContext& context, ByteSpan content_digest,
+    std::chrono::system_clock::time_point signing_time,
+    SigningTimeAttribute signing_time_attribute = SigningTimeAttribute::kPresent);
 
 // Assembles a detached seal (.p7s: CMS SignedData ContentInfo without eContent), DER.
 // `signature`: the HSM signature over tbs.digest (ECDSA: DER ECDSA-Sig-Value, not r||s).

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "common/sha256.h"
-#include "formats/detail/content_util.h"
 
 namespace qseal::formats::cades {
 namespace {
@@ -29,27 +28,15 @@ class CadesFormat final : public Format {
                                               : "application/pkcs7-mime";
   }
   std::string OutputName(std::string_view document_name) const override {
-    return formats::detail::SafeFileName(document_name) +
-           (packaging_ == Packaging::kDetached ? ".p7s" : ".p7m");
+    return SafeOutputStem(document_name) + (packaging_ == Packaging::kDetached ? ".p7s" : ".p7m");
   }
   bool embeds_document() const override { return packaging_ == Packaging::kEnveloping; }
 
   Result<std::unique_ptr<formats::ToBeSigned>> Prepare(
       const Content& content, std::chrono::system_clock::time_point signing_time) const override {
-    QSEAL_ASSIGN_OR_RETURN(ReadFn read, content.open());
     Hasher hasher(context_->digest());
-    std::vector<std::uint8_t> buf(formats::detail::ReadBufferSize(content));
-    std::uint64_t total = 0;
-    while (true) {
-      QSEAL_ASSIGN_OR_RETURN(std::size_t n, read(buf));
-      if (n == 0) break;
-      QSEAL_RETURN_IF_ERROR(hasher.Update(ByteSpan(buf.data(), n)));
-      total += n;
-    }
-    if (total != content.size) {
-      return DataLossError("content " + content.name + " has " + std::to_string(total) +
-                           " bytes, expected " + std::to_string(content.size));
-    }
+    QSEAL_RETURN_IF_ERROR(
+        StreamContent(content, [&hasher](ByteSpan piece) { return hasher.Update(piece); }));
     QSEAL_ASSIGN_OR_RETURN(Bytes digest, hasher.Final());
     QSEAL_ASSIGN_OR_RETURN(cades::ToBeSigned tbs, BuildToBeSigned(*context_, digest, signing_time));
     auto out = std::make_unique<CadesToBeSigned>();

@@ -256,7 +256,8 @@ Status CheckSigningCertificate(ByteSpan value, ByteSpan cert_der,
 
 Result<VerifyReport> Verify(ByteSpan seal, const std::optional<ReadFn>& detached_content,
                             const std::vector<Bytes>& trust_anchors_der,
-                            const VerifyOptions& options) {
+                            const VerifyOptions& options,
+                            SigningTimeAttribute signing_time_attribute) {
   std::vector<detail::X509Ptr> anchors;
   for (const Bytes& der : trust_anchors_der) {
     auto a = detail::ParseCertificate(der);
@@ -402,7 +403,13 @@ Result<VerifyReport> Verify(ByteSpan seal, const std::optional<ReadFn>& detached
   // signing-time
   auto not_before = detail::NotBefore(signer->get());
   auto not_after = detail::NotAfter(signer->get());
-  if (auto v = find_once(oids.signing_time, "signing-time")) {
+  if (signing_time_attribute == SigningTimeAttribute::kAbsent) {
+    bool present = std::any_of(p.attributes.begin(), p.attributes.end(),
+                               [&](const Attribute& a) { return Equal(a.oid, oids.signing_time); });
+    add("signing-time", !present,
+        present ? "present, but this profile forbids it (PAdES: the time is the PDF's /M)"
+                : "absent, as this profile requires");
+  } else if (auto v = find_once(oids.signing_time, "signing-time")) {
     auto t = detail::ParseTime(*v);
     if (!t.ok()) {
       add("signing-time", false, t.status().message());

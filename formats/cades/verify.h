@@ -27,8 +27,12 @@ namespace qseal::formats::cades {
 // `detached_content` fails to read (its Status), when a detached seal comes without content or an
 // enveloping one with it, or a trust anchor does not parse (kInvalidArgument). Pure CPU apart from
 // the callback; thread-safe.
-Result<formats::VerifyReport> Verify(ByteSpan seal, const std::optional<ReadFn>& detached_content,
-                                     const std::vector<Bytes>& trust_anchors_der,
-                                     const formats::VerifyOptions& options = {});
+// `signing_time_attribute` kAbsent (PAdES, whose time is the PDF's /M) turns the signing-time
+// check around: it holds when the attribute is absent and fails when it is present; the
+// report's signing_time is then left for the caller to set.
+Result<formats::VerifyReport> Verify(
+    ByteSpan seal, const std::optional<ReadFn>& detached_content,
+    const std::vector<Bytes>& trust_anchors_der, const formats::VerifyOptions& options = {},
+    SigningTimeAttribute signing_time_attribute = SigningTimeAttribute::kPresent);
 
 }  // namespace qseal::formats::cades

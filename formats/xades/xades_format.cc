@@ -16,7 +16,6 @@
 #include "formats/cades/cades.h"
 #include "formats/cades/detail/cms.h"
 #include "formats/cades/detail/der.h"
-#include "formats/detail/content_util.h"
 #include "formats/xades/detail/signature.h"
 #include "formats/xades/detail/xml.h"
 
@@ -43,7 +42,7 @@ bool EndsWithXml(std::string_view name) {
 }
 
 std::string Stem(std::string_view document_name) {
-  std::string name = formats::detail::SafeFileName(document_name);
+  std::string name = SafeOutputStem(document_name);
   if (EndsWithXml(name) && name.size() > 4) name.resize(name.size() - 4);
   return name;
 }
@@ -57,23 +56,12 @@ std::string MimeType(const Content& content, bool enveloped) {
 // Reads the whole document (enveloped seals parse it) or only hashes it (detached), checking
 // its length; `keep` null means hash only.
 Result<Bytes> ReadContent(const Content& content, DigestAlgorithm digest, Bytes* keep) {
-  QSEAL_ASSIGN_OR_RETURN(ReadFn read, content.open());
   Hasher hasher(digest);
-  std::vector<std::uint8_t> buf(formats::detail::ReadBufferSize(content));
   if (keep != nullptr) keep->reserve(content.size);
-  std::uint64_t total = 0;
-  while (true) {
-    QSEAL_ASSIGN_OR_RETURN(std::size_t n, read(buf));
-    if (n == 0) break;
-    total += n;
-    if (total > content.size) break;
-    QSEAL_RETURN_IF_ERROR(hasher.Update(ByteSpan(buf.data(), n)));
-    if (keep != nullptr) keep->insert(keep->end(), buf.begin(), buf.begin() + n);
-  }
-  if (total != content.size) {
-    return DataLossError("content " + content.name + " has " + std::to_string(total) +
-                         " bytes or more, expected " + std::to_string(content.size));
-  }
+  QSEAL_RETURN_IF_ERROR(StreamContent(content, [&](ByteSpan piece) {
+    if (keep != nullptr) keep->insert(keep->end(), piece.begin(), piece.end());
+    return hasher.Update(piece);
+  }));
   return hasher.Final();
 }
 
@@ -135,7 +123,7 @@ class XadesFormat final : public Format {
       QSEAL_RETURN_IF_ERROR(detail::InsertFragment(ins.parent, ins.before,
                                                    ins.open + text.head + text.tail + ins.close));
     } else {
-      f.document_uri = detail::UriEscape(formats::detail::SafeFileName(content.name));
+      f.document_uri = detail::UriEscape(SafeOutputStem(content.name));
       f.document_digest = detail::Base64Encode(raw_digest);
       ins.open = kXmlDeclaration;
       ins.close = "\n";
@@ -197,16 +185,12 @@ class XadesFormat final : public Format {
     if (!enveloped()) return write(AsBytes(middle));
 
     // The document streamed again around the signature; its digest must be the one signed.
-    QSEAL_ASSIGN_OR_RETURN(ReadFn read, content.open());
     Hasher hasher(context_->digest());
-    std::vector<std::uint8_t> buf(formats::detail::ReadBufferSize(content));
     std::uint64_t total = 0;
     bool inserted = false;
-    while (true) {
-      QSEAL_ASSIGN_OR_RETURN(std::size_t n, read(buf));
-      if (n == 0) break;
-      ByteSpan piece(buf.data(), n);
+    Status streamed = StreamContent(content, [&](ByteSpan piece) -> Status {
       QSEAL_RETURN_IF_ERROR(hasher.Update(piece));
+      const std::size_t n = piece.size();
       if (!inserted && total + n >= ours->offset) {
         const std::size_t split = static_cast<std::size_t>(ours->offset - total);
         QSEAL_RETURN_IF_ERROR(write(piece.first(split)));
@@ -217,7 +201,9 @@ class XadesFormat final : public Format {
         QSEAL_RETURN_IF_ERROR(write(piece));
       }
       total += n;
-    }
+      return Status::Ok();
+    });
+    if (!streamed.ok() && streamed.code() != StatusCode::kDataLoss) return streamed;
     if (!inserted && total == ours->offset) {
       QSEAL_RETURN_IF_ERROR(write(AsBytes(middle)));
       inserted = true;

@@ -14,6 +14,7 @@
 #include "formats/cades/cades.h"
 #include "formats/format.h"
 #include "tests/formats/cades_test_util.h"
+#include "tests/formats/pdf_test_util.h"
 #include "tests/formats/xades_test_util.h"
 #include "tests/testing/testing.h"
 
@@ -238,6 +239,42 @@ TEST_F(QsealctlVerifyTest, DetachedSealVerifiesWithContentBesideAndDefaultCa) {
       RunCommand(Qsealctl() + " verify " + ShellQuote(seal) + " --content " +
                  ShellQuote(tmp_.Sub("doc.txt")) + " --ca " + ShellQuote(tmp_.Sub("pki/ca.pem")));
   EXPECT_EQ(explicit_args.exit_code, kExitOk) << explicit_args.output;
+}
+
+TEST_F(QsealctlVerifyTest, PadesSealVerifiesThroughVerifySeal) {
+  formats::FormatOptions options;
+  options.certificate_chain_der = {leaf_.certificate_der, ca_.certificate_der};
+  auto format = formats::CreateFormat("pades", options);
+  ASSERT_TRUE(format.ok()) << format.status();
+  std::string pdf = formats::testing::MakeQpdfPdf(2, formats::testing::XrefKind::kStream);
+  auto sealed = formats::testing::SealPdf(**format, pdf, [this](ByteSpan d) -> Result<Bytes> {
+    return formats::testing::SoftwareSign(leaf_.key.get(), d, DigestAlgorithm::kSha256,
+                                          SignatureScheme::kEcdsa);
+  });
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  std::string path = tmp_.Sub("invoice.pdf");
+  WriteFile(path, *sealed);
+  formats::testing::MakeNssDb(tmp_.Sub("nss"), tmp_.Sub("pki/ca.pem"));
+  auto pdfsig = formats::testing::Pdfsig(tmp_.Sub("nss"), path);
+  EXPECT_EQ(pdfsig.valid, 1) << pdfsig.output;
+  EXPECT_EQ(pdfsig.trusted, 1) << pdfsig.output;
+
+  auto r = Verify(ShellQuote(path));
+  EXPECT_EQ(r.exit_code, kExitOk) << r.output;
+  EXPECT_NE(r.output.find("ok    Seal1/signature"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ok    whole-document"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("packaging: PAdES"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("seal verified"), std::string::npos) << r.output;
+
+  auto with_content = Verify(ShellQuote(path) + " --content " + ShellQuote(tmp_.Sub("doc.txt")));
+  EXPECT_EQ(with_content.exit_code, kExitUsage) << with_content.output;
+
+  std::string bad = *sealed;
+  bad[bad.find("/MediaBox") + 2] = 'X';
+  WriteFile(tmp_.Sub("bad.pdf"), bad);
+  auto tampered = Verify(ShellQuote(tmp_.Sub("bad.pdf")));
+  EXPECT_EQ(tampered.exit_code, kExitDataErr) << tampered.output;
+  EXPECT_NE(tampered.output.find("seal NOT valid"), std::string::npos) << tampered.output;
 }
 
 TEST_F(QsealctlVerifyTest, TamperedContentExits65) {

@@ -47,11 +47,13 @@ TEST(ConfigTest, ShippedConfigIsValid) {
   Result<Config> c = LoadConfig(std::string(QSEAL_SOURCE_DIR) + "/conf/qseald.toml", &errors);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->partitions.size(), 2u);
-  ASSERT_EQ(c->profiles.size(), 3u);
+  ASSERT_EQ(c->profiles.size(), 4u);
   EXPECT_EQ(c->profiles[1].format, "cades-enveloping");
   EXPECT_EQ(c->profiles[2].name, "invoice-xades");
   EXPECT_EQ(c->profiles[2].format, "xades-enveloped");
   EXPECT_EQ(c->profiles[2].c14n, "exc-c14n");
+  EXPECT_EQ(c->profiles[3].name, "pdf-pades");
+  EXPECT_EQ(c->profiles[3].format, "pades");
   EXPECT_EQ(c->watches.size(), 1u);
   EXPECT_TRUE(c->jetstreams.empty()) << "the embedded default stays broker-free";
 }

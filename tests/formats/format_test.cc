@@ -44,13 +44,14 @@ Content MemoryContent(const std::string& data, std::string name) {
   return c;
 }
 
-TEST(FormatTest, NamesAreTheCadesAndXadesPackagings) {
+TEST(FormatTest, NamesAreTheCadesAndXadesPackagingsAndPades) {
   std::vector<std::string_view> names = FormatNames();
-  ASSERT_EQ(names.size(), 4u);
+  ASSERT_EQ(names.size(), 5u);
   EXPECT_EQ(names[0], "cades-detached");
   EXPECT_EQ(names[1], "cades-enveloping");
   EXPECT_EQ(names[2], "xades-enveloped");
   EXPECT_EQ(names[3], "xades-detached");
+  EXPECT_EQ(names[4], "pades");
 }
 
 TEST(FormatTest, UnknownNameFailsListingTheKnownOnes) {

@@ -1,0 +1,298 @@
+// Everything appended is written here, by hand: qpdf only reads the original (its QPDFWriter
+// rewrites whole files, and an incremental update must leave every original byte in place).
+#include "formats/pades/detail/incremental_update.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <qpdf/QPDFObjGen.hh>
+#include <time.h>
+
+#include "formats/pades/detail/pdf_open.h"
+
+namespace qseal::formats::pades::detail {
+namespace {
+
+// Print (bit 3) | Locked (bit 8): PDF/A requires Print set and Hidden/NoView clear.
+constexpr int kWidgetFlags = 132;
+// Room for "0 a b c" with three 20-digit numbers; padded with spaces so the dictionary's size,
+// and with it every offset, is fixed before the numbers are known.
+constexpr std::size_t kByteRangeWidth = 64;
+// Type 1 entries: 1 byte type, 8 bytes offset, 2 bytes generation.
+constexpr std::size_t kXrefOffsetBytes = 8;
+
+using Overrides = std::vector<std::pair<std::string, std::string>>;
+
+std::string Ref(int num, int gen) { return std::to_string(num) + " " + std::to_string(gen) + " R"; }
+
+// `dict` (a qpdf dictionary) in PDF syntax with the keys of `overrides` replaced or added; every
+// other entry is written as qpdf unparses it (indirect objects as references).
+std::string DictWith(QPDFObjectHandle dict, const Overrides& overrides) {
+  std::string out = "<<";
+  for (const std::string& key : dict.getKeys()) {
+    bool replaced = std::any_of(overrides.begin(), overrides.end(),
+                                [&](const auto& o) { return o.first == key; });
+    if (replaced) continue;
+    out += " " + QPDFObjectHandle::newName(key).unparse() + " " + dict.getKey(key).unparse();
+  }
+  for (const auto& [key, value] : overrides) out += " " + key + " " + value;
+  out += " >>";
+  return out;
+}
+
+// The elements of `array` (none when it is not an array) followed by `extra`, as a direct array.
+std::string ArrayWith(QPDFObjectHandle array, const std::string& extra) {
+  std::string out = "[";
+  if (array.isArray()) {
+    for (QPDFObjectHandle& e : array.getArrayAsVector()) out += e.unparse() + " ";
+  }
+  out += extra + "]";
+  return out;
+}
+
+// Refuses a document certified with DocMDP permission 1 (no changes at all): any signature
+// added after it would invalidate the certification (ISO 32000-1 12.8.2.2).
+Status CheckDocMdp(QPDFObjectHandle root) {
+  QPDFObjectHandle perms = root.getKey("/Perms");
+  if (!perms.isDictionary()) return Status::Ok();
+  QPDFObjectHandle sig = perms.getKey("/DocMDP");
+  if (!sig.isDictionary()) return Status::Ok();
+  QPDFObjectHandle refs = sig.getKey("/Reference");
+  if (!refs.isArray()) return Status::Ok();
+  for (QPDFObjectHandle& ref : refs.getArrayAsVector()) {
+    if (!ref.isDictionary() || !ref.getKey("/TransformMethod").isNameAndEquals("/DocMDP")) continue;
+    QPDFObjectHandle p = ref.getKey("/TransformParams").isDictionary()
+                             ? ref.getKey("/TransformParams").getKey("/P")
+                             : QPDFObjectHandle::newNull();
+    if (p.isInteger() && p.getIntValue() == 1) {
+      return InvalidArgumentError(
+          "PDF is certified with DocMDP permission 1 (no changes allowed): a seal would "
+          "invalidate the certification");
+    }
+  }
+  return Status::Ok();
+}
+
+// "SealN" with the smallest N no top-level field of `fields` is named.
+std::string UniqueFieldName(QPDFObjectHandle fields) {
+  std::set<std::string> taken;
+  if (fields.isArray()) {
+    for (QPDFObjectHandle& f : fields.getArrayAsVector()) {
+      if (f.isDictionary() && f.getKey("/T").isString())
+        taken.insert(f.getKey("/T").getUTF8Value());
+    }
+  }
+  for (int n = 1;; ++n) {
+    std::string name = "Seal" + std::to_string(n);
+    if (taken.count(name) == 0) return name;
+  }
+}
+
+// The appended bytes and the offset (from the start of the original) of every object in them.
+class UpdateWriter {
+ public:
+  explicit UpdateWriter(std::uint64_t base) : base_(base) {}
+
+  void Raw(std::string_view s) { bytes_.insert(bytes_.end(), s.begin(), s.end()); }
+  void Object(int num, int gen, std::string_view body) {
+    entries_[num] = {offset(), gen};
+    Raw(std::to_string(num) + " " + std::to_string(gen) + " obj\n");
+    Raw(body);
+    Raw("\nendobj\n");
+  }
+  void BeginObject(int num, int gen) {
+    entries_[num] = {offset(), gen};
+    Raw(std::to_string(num) + " " + std::to_string(gen) + " obj\n");
+  }
+  std::uint64_t offset() const { return base_ + bytes_.size(); }
+  std::size_t size() const { return bytes_.size(); }
+  Bytes& bytes() { return bytes_; }
+  // Object number -> (offset, generation), ascending.
+  const std::map<int, std::pair<std::uint64_t, int>>& entries() const { return entries_; }
+
+ private:
+  std::uint64_t base_;
+  Bytes bytes_;
+  std::map<int, std::pair<std::uint64_t, int>> entries_;
+};
+
+// Consecutive runs of object numbers: (first, count).
+std::vector<std::pair<int, int>> Runs(const std::map<int, std::pair<std::uint64_t, int>>& e) {
+  std::vector<std::pair<int, int>> runs;
+  for (const auto& [num, entry] : e) {
+    if (!runs.empty() && runs.back().first + runs.back().second == num) {
+      ++runs.back().second;
+    } else {
+      runs.emplace_back(num, 1);
+    }
+  }
+  return runs;
+}
+
+void WriteXrefTable(UpdateWriter& w, const std::string& trailer_entries) {
+  std::uint64_t xref_offset = w.offset();
+  w.Raw("xref\n");
+  auto runs = Runs(w.entries());
+  auto it = w.entries().begin();
+  for (const auto& [first, count] : runs) {
+    w.Raw(std::to_string(first) + " " + std::to_string(count) + "\n");
+    for (int i = 0; i < count; ++i, ++it) {
+      char line[32];
+      std::snprintf(line, sizeof(line), "%010llu %05d n\r\n",
+                    static_cast<unsigned long long>(it->second.first), it->second.second);
+      w.Raw(line);
+    }
+  }
+  w.Raw("trailer\n<<" + trailer_entries + " >>\nstartxref\n" + std::to_string(xref_offset) +
+        "\n%%EOF\n");
+}
+
+void WriteXrefStream(UpdateWriter& w, int num, const std::string& trailer_entries) {
+  std::uint64_t xref_offset = w.offset();
+  // The stream lists itself, as ISO 32000-1 7.5.8.3 recommends; its entry must exist before the
+  // entries are serialised.
+  w.BeginObject(num, 0);
+  std::string index;
+  for (const auto& [first, count] : Runs(w.entries())) {
+    index += (index.empty() ? "" : " ") + std::to_string(first) + " " + std::to_string(count);
+  }
+  std::string data;
+  for (const auto& [n, entry] : w.entries()) {
+    data.push_back('\x01');
+    for (std::size_t i = kXrefOffsetBytes; i-- > 0;) {
+      data.push_back(static_cast<char>((entry.first >> (8 * i)) & 0xff));
+    }
+    data.push_back(static_cast<char>((entry.second >> 8) & 0xff));
+    data.push_back(static_cast<char>(entry.second & 0xff));
+  }
+  w.Raw("<< /Type /XRef /W [1 " + std::to_string(kXrefOffsetBytes) + " 2] /Index [" + index + "]" +
+        trailer_entries + " /Length " + std::to_string(data.size()) + " >>\nstream\n");
+  w.Raw(data);
+  w.Raw("\nendstream\nendobj\nstartxref\n" + std::to_string(xref_offset) + "\n%%EOF\n");
+}
+
+Result<IncrementalUpdate> Build(QPDF& q, ByteSpan original, const UpdateRequest& request,
+                                std::uint64_t prev, bool xref_stream) {
+  QPDFObjectHandle trailer = q.getTrailer();
+  QPDFObjectHandle root = q.getRoot();
+  QSEAL_RETURN_IF_ERROR(CheckDocMdp(root));
+
+  // New objects take numbers past every one in use (the trailer's /Size and the xref agree on a
+  // file qpdf read without repair; the larger is taken anyway).
+  int next = trailer.getKey("/Size").isInteger()
+                 ? static_cast<int>(trailer.getKey("/Size").getIntValue())
+                 : 1;
+  for (const auto& [og, entry] : q.getXRefTable()) next = std::max(next, og.getObj() + 1);
+  const int sig_num = next++;
+  const int field_num = next++;
+  const int ap_num = next++;
+
+  QPDFObjectHandle page = q.getAllPages().front();
+  QPDFObjectHandle acroform = root.getKey("/AcroForm");
+  if (!acroform.isDictionary()) acroform = QPDFObjectHandle::newDictionary();
+  QPDFObjectHandle fields = acroform.getKey("/Fields");
+
+  IncrementalUpdate out;
+  out.contents_capacity = request.contents_capacity;
+  out.field_name = UniqueFieldName(fields);
+
+  bool ends_with_eol = !original.empty() && (original.back() == '\n' || original.back() == '\r');
+  UpdateWriter w(original.size());
+  if (!ends_with_eol) w.Raw("\n");
+
+  // The signature dictionary: /ByteRange and /Contents are placeholders of fixed size.
+  std::size_t byte_range_at = 0;
+  {
+    w.BeginObject(sig_num, 0);
+    w.Raw("<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached /M (" +
+          PdfDate(request.signing_time) + ") /ByteRange [");
+    byte_range_at = w.size();
+    w.Raw(std::string(kByteRangeWidth, ' '));
+    w.Raw("] /Contents ");
+    out.contents_offset = w.size();
+    w.Raw("<" + std::string(2 * request.contents_capacity, '0') + ">");
+    w.Raw(" >>\nendobj\n");
+  }
+  // The field merged with its widget: invisible (zero Rect), printable, with an empty
+  // appearance so PDF/A's "every annotation has /AP /N" holds.
+  const std::string field_ref = Ref(field_num, 0);
+  w.Object(field_num, 0,
+           "<< /Type /Annot /Subtype /Widget /FT /Sig /T (" + out.field_name + ") /V " +
+               Ref(sig_num, 0) + " /F " + std::to_string(kWidgetFlags) + " /Rect [0 0 0 0] /P " +
+               Ref(page.getObjectID(), page.getGeneration()) + " /AP << /N " + Ref(ap_num, 0) +
+               " >> >>");
+  w.Object(ap_num, 0,
+           "<< /Type /XObject /Subtype /Form /BBox [0 0 0 0] /Length 0 >>\nstream\n\nendstream");
+
+  // /SigFlags 3: SignaturesExist | AppendOnly, added to what was there.
+  long long sig_flags =
+      acroform.getKey("/SigFlags").isInteger() ? acroform.getKey("/SigFlags").getIntValue() : 0;
+  Overrides acroform_entries = {{"/Fields", ArrayWith(fields, field_ref)},
+                                {"/SigFlags", std::to_string(sig_flags | 3)}};
+  QPDFObjectHandle catalog_acroform = root.getKey("/AcroForm");
+  if (catalog_acroform.isIndirect() && catalog_acroform.isDictionary()) {
+    w.Object(catalog_acroform.getObjectID(), catalog_acroform.getGeneration(),
+             DictWith(catalog_acroform, acroform_entries));
+  } else {
+    w.Object(root.getObjectID(), root.getGeneration(),
+             DictWith(root, {{"/AcroForm", DictWith(acroform, acroform_entries)}}));
+  }
+  w.Object(page.getObjectID(), page.getGeneration(),
+           DictWith(page, {{"/Annots", ArrayWith(page.getKey("/Annots"), field_ref)}}));
+
+  const int xref_num = xref_stream ? next++ : 0;
+  std::string trailer_entries =
+      " /Size " + std::to_string(next) + " /Root " + Ref(root.getObjectID(), root.getGeneration());
+  if (trailer.getKey("/Info").isIndirect()) {
+    trailer_entries += " /Info " + trailer.getKey("/Info").unparse();
+  }
+  if (trailer.getKey("/ID").isArray()) trailer_entries += " /ID " + trailer.getKey("/ID").unparse();
+  trailer_entries += " /Prev " + std::to_string(prev);
+  if (xref_stream) {
+    WriteXrefStream(w, xref_num, trailer_entries);
+  } else {
+    WriteXrefTable(w, trailer_entries);
+  }
+
+  out.bytes = std::move(w.bytes());
+  std::uint64_t total = original.size() + out.bytes.size();
+  std::uint64_t gap_start = original.size() + out.contents_offset;
+  std::uint64_t gap_end = gap_start + 2 * request.contents_capacity + 2;
+  std::string range = "0 " + std::to_string(gap_start) + " " + std::to_string(gap_end) + " " +
+                      std::to_string(total - gap_end);
+  std::copy(range.begin(), range.end(), out.bytes.begin() + static_cast<long>(byte_range_at));
+  return out;
+}
+
+}  // namespace
+
+std::string PdfDate(std::chrono::system_clock::time_point t) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "D:%Y%m%d%H%M%SZ", &tm);
+  return text;
+}
+
+Result<IncrementalUpdate> BuildIncrementalUpdate(ByteSpan original, const UpdateRequest& request) {
+  QSEAL_ASSIGN_OR_RETURN(std::unique_ptr<QPDF> q, OpenPdf(original));
+  QSEAL_ASSIGN_OR_RETURN(std::uint64_t prev, LastStartXref(original));
+  QSEAL_ASSIGN_OR_RETURN(bool xref_stream, IsXrefStream(original, prev));
+  return CatchQpdf("PDF structure is broken", [&]() -> Result<IncrementalUpdate> {
+    auto update = Build(*q, original, request, prev, xref_stream);
+    // Objects resolved while building may have failed softly (qpdf warns instead of throwing
+    // for some): the update would then name objects that do not parse, so refuse.
+    if (update.ok() && q->anyWarnings()) {
+      return InvalidArgumentError("PDF structure is damaged: " +
+                                  std::string(q->getWarnings().front().what()));
+    }
+    return update;
+  });
+}
+
+}  // namespace qseal::formats::pades::detail
