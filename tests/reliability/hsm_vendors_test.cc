@@ -84,7 +84,7 @@ class ReliabilityHsmVendorTest : public ::testing::Test {
       ASSERT_TRUE(load.WaitUntilDone(std::chrono::minutes(2)));
       load.Stop();
       // Let the burst drain, so the pause really leaves every session idle.
-      RunOutputs out{qseald.api(), qseald.token(), {qseald.watch_root()}};
+      RunOutputs out{qseald.api(), qseald.token(), {qseald.watch_root()}, qseald.ca_pem()};
       ASSERT_TRUE(WaitUntilSettled(ledger, out, std::chrono::seconds(60)).ok())
           << ledger.Summary() << "\n"
           << LogDigest(qseald.var() + "/..");
