@@ -1,7 +1,12 @@
 // PAdES through a real qseald: a PDF submitted over the HTTP API to the embedded default's
 // `pdf-pades` profile comes back as the signed PDF (the original a byte-identical prefix), which
 // pdfsig (NSS database trusting var/pki/ca.pem), qpdf --check and qsealctl verify accept; a
-// non-PDF sent to that profile fails with the reason.
+// non-PDF sent to that profile fails with the reason. The watched folder (set to pdf-pades here)
+// writes NAME.signed.pdf beside the untouched original.
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -18,7 +23,14 @@ class PadesE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     tmp_ = new TempDir();
-    qseald_ = new Qseald(tmp_->Sub("d"));
+    testing::QsealdOptions o;
+    o.edit_config = [](std::string& conf) {
+      const std::string from = "root = \"${QSEAL_VAR:-var}/watch\"\nprofile = \"default\"";
+      std::size_t at = conf.find(from);
+      ASSERT_NE(at, std::string::npos) << "the embedded default's [[watch]] changed";
+      conf.replace(at, from.size(), "root = \"${QSEAL_VAR:-var}/watch\"\nprofile = \"pdf-pades\"");
+    };
+    qseald_ = new Qseald(tmp_->Sub("d"), o);
     Status s = qseald_->Start();
     ASSERT_TRUE(s.ok()) << s;
   }
@@ -80,6 +92,34 @@ TEST_F(PadesE2eTest, NonPdfFailsWithTheReason) {
   auto j = nlohmann::json::parse(r->body);
   EXPECT_EQ(j["status"], "failed") << r->body;
   EXPECT_NE(j.dump().find("not a PDF"), std::string::npos) << r->body;
+}
+
+TEST_F(PadesE2eTest, WatchedFolderWritesTheSignedPdfBesideTheOriginal) {
+  namespace fs = std::filesystem;
+  TempDir tmp;
+  formats::testing::MakeNssDb(tmp.Sub("nss"), qseald_->var() + "/pki/ca.pem");
+  const std::string pdf = formats::testing::MakeQpdfPdf(1, formats::testing::XrefKind::kTable);
+  const std::string root = qseald_->watch_root();
+  formats::testing::WriteStringFile(root + "/inbox/.invoice-7.pdf.tmp", pdf);
+  fs::rename(root + "/inbox/.invoice-7.pdf.tmp", root + "/inbox/invoice-7.pdf");
+  const std::string out = root + "/outbox/invoice-7.signed.pdf";
+  const std::string original = root + "/outbox/invoice-7.pdf";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!(fs::exists(out) && fs::exists(original)) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(fs::exists(out)) << qseald_->Stderr();
+  ASSERT_TRUE(fs::exists(original)) << qseald_->Stderr();
+  EXPECT_TRUE(fs::is_empty(root + "/failed")) << qseald_->Stderr();
+  EXPECT_EQ(testing::ReadFile(original), pdf);
+  const std::string sealed = testing::ReadFile(out);
+  ASSERT_GT(sealed.size(), pdf.size());
+  EXPECT_EQ(sealed.compare(0, pdf.size(), pdf), 0) << "the original is not a prefix";
+  auto v = formats::testing::Pdfsig(tmp.Sub("nss"), out);
+  EXPECT_EQ(v.signatures, 1) << v.output;
+  EXPECT_EQ(v.valid, 1) << v.output;
+  EXPECT_EQ(v.trusted, 1) << v.output;
 }
 
 }  // namespace

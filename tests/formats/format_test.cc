@@ -196,7 +196,7 @@ TEST(FormatTest, AssembleRefusesAForeignToBeSigned) {
 
 TEST(VerifySealTest, GarbageIsNotARecognisedFormat) {
   for (const std::string& garbage :
-       {std::string("hello"), std::string("%PDF-1.7"), std::string()}) {
+       {std::string("hello"), std::string("PDF-1.7"), std::string()}) {
     auto report = VerifySeal(AsBytes(garbage), std::nullopt, {});
     ASSERT_FALSE(report.ok());
     EXPECT_EQ(report.status().code(), StatusCode::kInvalidArgument);
@@ -216,6 +216,15 @@ TEST(VerifySealTest, BrokenDerIsACadesReportWithAFailedStructure) {
 
 TEST(VerifySealTest, BrokenXmlIsAXadesReportWithAFailedStructure) {
   auto report = VerifySeal(AsBytes(std::string("<?xml?>")), std::nullopt, {});
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_FALSE(report->ok);
+  ASSERT_FALSE(report->checks.empty());
+  EXPECT_EQ(report->checks[0].name, "structure");
+  EXPECT_FALSE(report->checks[0].ok);
+}
+
+TEST(VerifySealTest, BrokenPdfIsAPadesReportWithAFailedStructure) {
+  auto report = VerifySeal(AsBytes(std::string("%PDF-1.7")), std::nullopt, {});
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_FALSE(report->ok);
   ASSERT_FALSE(report->checks.empty());
