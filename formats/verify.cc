@@ -4,8 +4,8 @@
 #include <string_view>
 
 #include "formats/cades/verify.h"
-#include "formats/xades/verify.h"
 #include "formats/pades/verify.h"
+#include "formats/xades/verify.h"
 
 namespace qseal::formats {
 

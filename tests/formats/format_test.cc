@@ -195,8 +195,7 @@ TEST(FormatTest, AssembleRefusesAForeignToBeSigned) {
 }
 
 TEST(VerifySealTest, GarbageIsNotARecognisedFormat) {
-  for (const std::string& garbage :
-       {std::string("hello"), std::string("PDF-1.7"), std::string()}) {
+  for (const std::string& garbage : {std::string("hello"), std::string("PDF-1.7"), std::string()}) {
     auto report = VerifySeal(AsBytes(garbage), std::nullopt, {});
     ASSERT_FALSE(report.ok());
     EXPECT_EQ(report.status().code(), StatusCode::kInvalidArgument);
