@@ -34,6 +34,9 @@ struct Job {
   Bytes seal;
   Status error;
   bool retryable = false;
+  // The outcome could not be delivered (publisher) or recorded (audit): not the seal's failure,
+  // so it spends no attempt; the queue requeues it whatever the attempts (queue::Failure).
+  bool undelivered = false;
   std::chrono::steady_clock::time_point sign_submitted;
   std::string signature_sha256;  // hex, for the audit trail
   hsm::SignRequest request;      // between Prepare and the submission to the signer
@@ -367,6 +370,7 @@ class Engine::Impl {
       if (job->error.ok()) job->seal.clear();
       job->error = written.WithContext("audit");
       job->retryable = true;
+      job->undelivered = true;
     }
   }
 
@@ -455,7 +459,12 @@ class Engine::Impl {
       std::vector<Status> published = publisher->PublishBatch(items);
       for (std::size_t i = 0; i < jobs.size(); ++i) {
         Status s = i < published.size() ? published[i] : InternalError("publisher lost a result");
-        if (!s.ok()) Fail(jobs[i], s.WithContext("publishing"), true);
+        if (s.ok()) continue;
+        // A sink that is down (broker, disk) must not use up the document's attempts: sealing
+        // worked, so it is retried until the seal is delivered. Only a refusal of this record
+        // (kInvalidArgument) counts as an attempt.
+        if (s.code() != StatusCode::kInvalidArgument) jobs[i]->undelivered = true;
+        Fail(jobs[i], s.WithContext("publishing"), true);
       }
     }
   }
@@ -490,7 +499,8 @@ class Engine::Impl {
   // published here. Returns false so callers can `return Fail(...)`.
   bool Fail(const JobPtr& job, Status error, bool retryable) {
     job->error = std::move(error);
-    job->retryable = retryable && job->record.attempts < options_.max_attempts;
+    job->retryable =
+        retryable && (job->undelivered || job->record.attempts < options_.max_attempts);
     if (!job->error.ok()) {
       LogWarn("document not sealed", {{"id", job->record.id.ToString()},
                                       {"error", job->error.ToString()},
@@ -504,6 +514,7 @@ class Engine::Impl {
           LogError("failure not published; retrying later",
                    {{"id", job->record.id.ToString()}, {"error", published.ToString()}});
           job->retryable = true;
+          job->undelivered = true;  // the queue must not finalise it unpublished
         }
       }
     }
@@ -541,7 +552,7 @@ class Engine::Impl {
         completions.push_back({job->record.id, std::move(job->seal),
                                std::string(job->profile->format->media_type())});
       } else {
-        failures.push_back({job->record.id, job->error, job->retryable});
+        failures.push_back({job->record.id, job->error, job->retryable, !job->undelivered});
       }
     }
     Status completed =

@@ -271,9 +271,13 @@ class Queue {
     DocumentId id;
     Status error;  // its code name and message become the record's error_code/error_message
     bool retryable = false;
+    // false: not the document's failure (its outcome could not be delivered or recorded), so a
+    // retryable one is requeued with back-off even when its attempts are used up.
+    bool counts_as_attempt = true;
   };
-  // Retryable failures of records with attempts < max_attempts are requeued with back-off; all
-  // others become kFailed (payload deleted). Same batching and skipping rules as Complete.
+  // Retryable failures of records with attempts < max_attempts (or that do not count as an
+  // attempt) are requeued with back-off; all others become kFailed (payload deleted). Same
+  // batching and skipping rules as Complete.
   Status Fail(std::vector<Failure> failures);
 
   // The record: queued/leased ones in their newest state (from memory), sealed/failed ones as

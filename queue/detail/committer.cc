@@ -387,7 +387,7 @@ void Queue::Impl::PrepareFail(Op& op, BatchContext& ctx) {
     Status error = f.error.ok() ? InternalError("failed without a reason") : f.error;
     r.error_code = std::string(StatusCodeName(error.code()));
     r.error_message = error.message();
-    if (f.retryable && r.attempts < options_.max_attempts) {
+    if (f.retryable && (r.attempts < options_.max_attempts || !f.counts_as_attempt)) {
       Unindex(*slot);
       auto backoff = options_.initial_backoff;
       for (std::uint32_t i = 1; i < r.attempts && backoff < options_.max_backoff; ++i) backoff *= 2;

@@ -109,5 +109,51 @@ TEST_F(JetStreamE2eTest, TwoNodesShareOneStreamAcrossSigkillsAndABrokerRestart) 
   EXPECT_EQ(b.Stop(), 0);
 }
 
+TEST_F(JetStreamE2eTest, ResultStreamOutageSpendsNoAttemptAndEveryDocumentIsSealedAfterIt) {
+  constexpr int kDocs = 20;
+  // The result stream cannot be created at first (its subjects would overlap the work stream's),
+  // so no result can be published, for longer than two attempts with a 100 ms back-off take.
+  // (With the newline: conf/qseald.toml has the same key in a comment.)
+  const std::string broken = "\nresult_subject = \"qseal.docs.results\"";
+  const std::string fixed = "\nresult_subject = \"qseal.results\"";
+  testing::QsealdOptions o = NodeOptions(nats_.url());
+  o.edit_config = [base = o.edit_config, broken, fixed](std::string& conf) {
+    base(conf);
+    for (auto [from, to] :
+         {std::pair{fixed, broken},
+          std::pair{std::string("max_attempts = 5"), std::string("max_attempts = 2")},
+          std::pair{std::string("retry_backoff = \"2s\""),
+                    std::string("retry_backoff = \"100ms\"")}}) {
+      std::size_t at = conf.find(from);
+      ASSERT_NE(at, std::string::npos) << from;
+      conf.replace(at, from.size(), to);
+    }
+  };
+  Qseald node(tmp_.Sub("node"), o);
+  ASSERT_TRUE(node.Start().ok()) << node.Stderr();
+  std::vector<Published> published;
+  PublishDocs(*client_, 0, kDocs, &published);
+  // Every document taken from the work stream (acked once durable in the local queue), then
+  // sealed and refused by the sink a few times.
+  ASSERT_TRUE(WaitFor([&] { return testing::StreamMessages(*client_, kStream) == 0; },
+                      std::chrono::seconds(30)));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(ResultCount(*client_), 0u);
+  EXPECT_EQ(node.Stop(), 0) << node.Stderr();
+
+  std::string conf = testing::ReadFile(node.config_path());
+  std::size_t at = conf.find(broken);
+  ASSERT_NE(at, std::string::npos);
+  conf.replace(at, broken.size(), fixed);
+  testing::WriteFile(node.config_path(), conf);
+  ASSERT_TRUE(node.Start().ok()) << node.Stderr();
+  ASSERT_TRUE(WaitFor([&] { return ResultCount(*client_) >= kDocs; }, std::chrono::seconds(60)))
+      << ResultCount(*client_) << " results; " << node.Stderr();
+  std::vector<std::size_t> by_ca =
+      CheckResults(*client_, published, {node.ca_pem()}, tmp_.Sub("c"));
+  EXPECT_EQ(by_ca[0], static_cast<std::size_t>(kDocs));
+  EXPECT_EQ(node.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace qseal

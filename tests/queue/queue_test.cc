@@ -192,6 +192,29 @@ TEST_F(QueueTest, RetryableFailureBacksOffThenFailsAfterMaxAttempts) {
   EXPECT_EQ(q->Stats().failed, 1u);
 }
 
+TEST_F(QueueTest, FailureThatIsNotTheDocumentsIsRequeuedPastMaxAttempts) {
+  QueueOptions o = Options();
+  o.max_attempts = 1;
+  o.initial_backoff = 1s;
+  auto q = Open(o);
+  auto id = MustEnqueue(*q, Doc(), "hello").id;
+
+  // The only attempt: sealed, but the seal could not be delivered (a broker down).
+  ASSERT_EQ(q->Lease(1, 1 << 20, 30s)->size(), 1u);
+  ASSERT_TRUE(q->Fail({{id, UnavailableError("publishing: broker down"), true, false}}).ok());
+  auto rec = q->Get(id);
+  EXPECT_EQ(rec->state, State::kQueued) << "a sink outage used up the document's attempts";
+  EXPECT_EQ(rec->error_message, "publishing: broker down");
+
+  // Next time the seal itself fails: attempts are used up, so that is final.
+  clock_.Advance(1s);
+  auto again = q->Lease(1, 1 << 20, 30s);
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].attempts, 2u);
+  ASSERT_TRUE(q->Fail({{id, UnavailableError("hsm down"), true}}).ok());
+  EXPECT_EQ(q->Get(id)->state, State::kFailed);
+}
+
 TEST_F(QueueTest, BackoffDoublesUpToTheCap) {
   QueueOptions o = Options();
   o.max_attempts = 10;
