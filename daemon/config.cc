@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include <boost/asio/ip/address.hpp>
+#include <pwd.h>
 #include <toml++/toml.h>
 
 #include "formats/format.h"
@@ -182,6 +183,27 @@ class TableReader {
       return Error(*n, key,
                    std::string("expected a size such as 65536 or \"64MiB\", got ") + TypeName(*n));
     }
+  }
+
+  // A uid: a TOML integer, or a string holding a user name (resolved now) or a decimal uid.
+  void Uid(const char* key, std::optional<std::uint32_t>* out) {
+    const toml::node* n = Get(key, false);
+    if (n == nullptr) return;
+    std::int64_t v = -1;
+    if (n->is_integer()) v = n->value<std::int64_t>().value_or(-1);
+    std::string name = n->is_string() ? ExpandEnv(*n->value<std::string>()) : "";
+    if (!name.empty() && name.find_first_not_of("0123456789") == std::string::npos) {
+      std::from_chars(name.data(), name.data() + name.size(), v);
+    } else if (!name.empty()) {
+      char buf[4096];
+      struct passwd pw {};
+      struct passwd* found = nullptr;
+      if (::getpwnam_r(name.c_str(), &pw, buf, sizeof(buf), &found) != 0 || found == nullptr)
+        return Error(*n, key, "no such user \"" + name + "\"");
+      v = pw.pw_uid;
+    }
+    if (v < 0 || v > 0xfffffffe) return Error(*n, key, "expected a user name or a uid");
+    *out = static_cast<std::uint32_t>(v);
   }
 
   void StrList(const char* key, std::vector<std::string>* out, bool required = false) {
@@ -594,6 +616,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Str("profile", &w.profile, true);
     r.Dur("poll_interval", &w.poll_interval);
     r.Size("max_file_bytes", &w.max_file_bytes);
+    r.Uid("owner", &w.owner_uid);
     r.Finish();
     c.watches.push_back(std::move(w));
   });
