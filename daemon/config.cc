@@ -1,5 +1,7 @@
 #include "daemon/config.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
@@ -13,6 +15,7 @@
 #include <pwd.h>
 #include <toml++/toml.h>
 
+#include "common/secret.h"
 #include "formats/format.h"
 
 namespace qseal::daemon {
@@ -331,6 +334,11 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
     if (p.pin_source.rfind("file:", 0) != 0 && p.pin_source.rfind("env:", 0) != 0) {
       err("partition \"" + p.name +
           "\".pin_source: must be \"file:/path\" or \"env:NAME\" (never the PIN itself)");
+    }
+    // A PIN file others can read is refused now; a missing one is reported when qseald starts.
+    if (p.pin_source.rfind("file:", 0) == 0 && ::access(p.pin_source.c_str() + 5, F_OK) == 0) {
+      Status mode = CheckSecretFileMode(p.pin_source.substr(5), "file");
+      if (!mode.ok()) err("partition \"" + p.name + "\".pin_source: " + mode.message());
     }
   }
   CheckUnique(names, "partition", origin, errors);
