@@ -85,7 +85,7 @@ struct WatcherStats {
   std::uint64_t reconciled = 0;        // files found in processing/ at Start and enqueued again
   std::uint64_t duplicates = 0;        // enqueues that returned an existing id (idempotency hits)
   std::uint64_t published = 0;         // the outbox's: seals published with their original
-  std::uint64_t failed = 0;            // the outbox's: files moved to failed/ (also oversized)
+  std::uint64_t failed = 0;            // the outbox's: files moved to failed/ (also refused)
   std::uint64_t skipped = 0;           // inbox entries left alone (not regular, still open, ...)
   std::uint64_t scans = 0;             // full scans of inbox/ so far
   std::uint64_t pending_in_inbox = 0;  // candidates seen but not yet claimed
