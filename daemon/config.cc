@@ -1,5 +1,7 @@
 #include "daemon/config.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
@@ -10,8 +12,10 @@
 #include <sstream>
 
 #include <boost/asio/ip/address.hpp>
+#include <pwd.h>
 #include <toml++/toml.h>
 
+#include "common/secret.h"
 #include "formats/format.h"
 
 namespace qseal::daemon {
@@ -184,6 +188,27 @@ class TableReader {
     }
   }
 
+  // A uid: a TOML integer, or a string holding a user name (resolved now) or a decimal uid.
+  void Uid(const char* key, std::optional<std::uint32_t>* out) {
+    const toml::node* n = Get(key, false);
+    if (n == nullptr) return;
+    std::int64_t v = -1;
+    if (n->is_integer()) v = n->value<std::int64_t>().value_or(-1);
+    std::string name = n->is_string() ? ExpandEnv(*n->value<std::string>()) : "";
+    if (!name.empty() && name.find_first_not_of("0123456789") == std::string::npos) {
+      std::from_chars(name.data(), name.data() + name.size(), v);
+    } else if (!name.empty()) {
+      char buf[4096];
+      struct passwd pw {};
+      struct passwd* found = nullptr;
+      if (::getpwnam_r(name.c_str(), &pw, buf, sizeof(buf), &found) != 0 || found == nullptr)
+        return Error(*n, key, "no such user \"" + name + "\"");
+      v = pw.pw_uid;
+    }
+    if (v < 0 || v > 0xfffffffe) return Error(*n, key, "expected a user name or a uid");
+    *out = static_cast<std::uint32_t>(v);
+  }
+
   void StrList(const char* key, std::vector<std::string>* out, bool required = false) {
     const toml::node* n = Get(key, required);
     if (n == nullptr) return;
@@ -309,6 +334,11 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
     if (p.pin_source.rfind("file:", 0) != 0 && p.pin_source.rfind("env:", 0) != 0) {
       err("partition \"" + p.name +
           "\".pin_source: must be \"file:/path\" or \"env:NAME\" (never the PIN itself)");
+    }
+    // A PIN file others can read is refused now; a missing one is reported when qseald starts.
+    if (p.pin_source.rfind("file:", 0) == 0 && ::access(p.pin_source.c_str() + 5, F_OK) == 0) {
+      Status mode = CheckSecretFileMode(p.pin_source.substr(5), "file");
+      if (!mode.ok()) err("partition \"" + p.name + "\".pin_source: " + mode.message());
     }
   }
   CheckUnique(names, "partition", origin, errors);
@@ -594,6 +624,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Str("profile", &w.profile, true);
     r.Dur("poll_interval", &w.poll_interval);
     r.Size("max_file_bytes", &w.max_file_bytes);
+    r.Uid("owner", &w.owner_uid);
     r.Finish();
     c.watches.push_back(std::move(w));
   });

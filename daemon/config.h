@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,8 @@ struct WatchConfig {
   std::string profile;
   std::chrono::milliseconds poll_interval{0};  // 0: inotify only; >0 also rescans (network shares).
   std::uint64_t max_file_bytes = 256ull << 20;
+  // `owner`: a user name or a uid; files of other owners go to failed/. Unset: any owner.
+  std::optional<std::uint32_t> owner_uid;
 };
 
 // One NATS JetStream source and its result sink (docs/broker.md).

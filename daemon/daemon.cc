@@ -368,6 +368,7 @@ class Daemon::Impl {
       o.profile = w.profile;
       o.poll_interval = w.poll_interval;
       o.max_file_bytes = w.max_file_bytes;
+      if (w.owner_uid) o.owner_uid = static_cast<uid_t>(*w.owner_uid);
       o.metrics = metrics_.get();
       watchers_.push_back(
           std::make_unique<ingest::FolderWatcher>(o, queue_.get(), outboxes_.back().get()));

@@ -2,6 +2,8 @@
 // SIGTERM/SIGINT, then drains and exits 0. SIGHUP reloads the API's TLS certificate.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <iostream>
 #include <string>
@@ -11,6 +13,7 @@
 
 #include "common/exit_codes.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/hsm_probe.h"
@@ -22,6 +25,13 @@ constexpr const char* kVersion = QSEAL_VERSION;
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First: nothing this process holds (the PINs, documents) may end up in a core file, and no
+  // process of the same user may attach to it or read its memory.
+  qseal::Status no_core = qseal::DisableCoreDumps();
+  if (!no_core.ok()) {
+    std::cerr << "qseald: " << no_core.ToString() << "\n";
+    return qseal::kExitFailure;
+  }
   CLI::App app{"qseald: batch sealing daemon (qualified electronic seals through PKCS#11)"};
   std::string config_path = "conf/qseald.toml";
   bool check_only = false;
@@ -60,6 +70,13 @@ int main(int argc, char** argv) {
   qseal::LogLevel level = qseal::LogLevel::kInfo;
   qseal::ParseLogLevel(config->log_level, &level);
   qseal::SetLogLevel(level);
+  {
+    struct rlimit core {};
+    ::getrlimit(RLIMIT_CORE, &core);
+    qseal::LogInfo("core dumps disabled",
+                   {{"dumpable", static_cast<std::int64_t>(::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0))},
+                    {"core_limit", static_cast<std::int64_t>(core.rlim_max)}});
+  }
   if (probe_hsm) return qseal::daemon::ProbeHsm(*config, std::cout, std::cerr);
 
   // Block the stop signals in every thread; the main thread waits for them with sigwait.

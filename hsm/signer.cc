@@ -101,12 +101,19 @@ Status Signer::Impl::Init(std::vector<PartitionOptions> partitions, std::vector<
     for (const std::string& pn : ko.partitions) rt->partitions.push_back(part_by_name.at(pn));
     routes.push_back(std::move(rt));
   }
+  std::unordered_map<std::string, Result<Secret>> pins;
+  for (const PartitionOptions& po : partitions) {
+    if (pins.count(po.pin_source) == 0) pins.emplace(po.pin_source, detail::ReadPin(po.pin_source));
+  }
   std::unordered_map<std::string, std::shared_ptr<detail::Module>> modules;
   std::vector<std::unique_ptr<detail::PartitionRuntime>> runtimes;
   for (std::size_t i = 0; i < partitions.size(); ++i) {
     PartitionOptions& po = partitions[i];
-    auto pin = detail::ReadPin(po.pin_source);
-    if (!pin.ok()) return pin.status().WithContext("partition '" + po.name + "'");
+    // Each source is read once (an env: source is gone from the environment after it); the
+    // partitions sharing it get their own locked copy.
+    const Result<Secret>& read = pins.at(po.pin_source);
+    if (!read.ok()) return read.status().WithContext("partition '" + po.name + "'");
+    QSEAL_ASSIGN_OR_RETURN(Secret pin, read->Clone());
     auto& module = modules[po.module_path];
     if (module == nullptr) {
       QSEAL_ASSIGN_OR_RETURN(module, detail::Module::Load(po.module_path));
@@ -118,7 +125,7 @@ Status Signer::Impl::Init(std::vector<PartitionOptions> partitions, std::vector<
       const auto& kp = routes[k]->partitions;
       if (std::find(kp.begin(), kp.end(), i) != kp.end()) rt->keys.push_back(k);
     }
-    rt->partition = std::make_unique<detail::Partition>(po, module, std::move(*pin), uris);
+    rt->partition = std::make_unique<detail::Partition>(po, module, std::move(pin), uris);
     runtimes.push_back(std::move(rt));
   }
   dispatcher_ =
@@ -243,6 +250,12 @@ void Signer::Impl::Shutdown() {
     leaked_ = true;
     LogError("hsm shut down with threads stuck inside a wedged module; they are abandoned",
              {{"threads", static_cast<std::int64_t>(detached)}});
+  }
+  // The PINs go with the sessions; a thread left inside a wedged module cannot log in again.
+  if (dispatcher_ != nullptr) {
+    for (const auto& p : dispatcher_->partitions()) {
+      if (p->partition != nullptr) p->partition->WipePin();
+    }
   }
   joined_ = true;
 }

@@ -99,7 +99,14 @@ class FolderWatcher::Impl {
   // Streams processing/<name> into the queue. `reconcile`: found at Start (the outbox publishes
   // the queue's record if it is already final).
   Status EnqueueClaimed(const std::string& name, bool reconcile);
-  Status MoveOversized(const std::string& name, std::uint64_t size);
+  // Why a claim candidate opened as `st` is refused (more than one hard link, another owner than
+  // WatchOptions::owner_uid), or OK; RefusalLabel is the metric code of a refusal.
+  Status Refusal(const struct stat& st) const;
+  static const char* RefusalLabel(const struct stat& st);
+  // Moves inbox/<name> to failed/ unread with `reason`, counted under the metric code `label`.
+  Status MoveUnread(const std::string& name, const Status& reason, const char* label);
+  // After the claim: `reason` to failed/ through the outbox (the document was never accepted).
+  Status FailClaimed(const std::string& name, const Status& reason);
   void LogOnce(const std::string& name, const struct stat& st, const char* reason);
 
   const WatchOptions options_;
@@ -414,7 +421,12 @@ Result<std::optional<std::string>> FolderWatcher::Impl::ClaimOne(const std::stri
     return Claimed();
   }
   if (static_cast<std::uint64_t>(st.st_size) > options_.max_file_bytes) {
-    QSEAL_RETURN_IF_ERROR(MoveOversized(name, static_cast<std::uint64_t>(st.st_size)));
+    QSEAL_RETURN_IF_ERROR(
+        MoveUnread(name,
+                   InvalidArgumentError("file is " + std::to_string(st.st_size) +
+                                        " bytes, above max_file_bytes " +
+                                        std::to_string(options_.max_file_bytes) + "; not read"),
+                   "too_large"));
     return Claimed();
   }
   {
@@ -424,6 +436,13 @@ Result<std::optional<std::string>> FolderWatcher::Impl::ClaimOne(const std::stri
     struct stat fst;
     if (::fstat(fd.get(), &fst) != 0 || !S_ISREG(fst.st_mode) || fst.st_ino != st.st_ino) {
       return Claimed();  // replaced under us; the event for the new file brings it back
+    }
+    // A second hard link lets whoever holds it change the bytes after the claim, or makes the
+    // watcher seal and move a file that lives elsewhere (a link to a file the producer may not
+    // read); a file of another user than the configured owner is not this producer's to submit.
+    if (Status refused = Refusal(fst); !refused.ok()) {
+      QSEAL_RETURN_IF_ERROR(MoveUnread(name, refused, RefusalLabel(fst)));
+      return Claimed();
     }
     WriteState ws = ProbeWriters(fd.get());
     if (ws == WriteState::kOpenForWriting) {
@@ -480,6 +499,12 @@ Status FolderWatcher::Impl::EnqueueClaimed(const std::string& name, bool reconci
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("fstat processing/" + name, errno);
   if (!S_ISREG(st.st_mode)) return Status::Ok();
+  // A link made between the claim's check and this open is refused here too. Not on
+  // reconciliation: a file found there may be accepted already, and the outbox checks its bytes
+  // before it publishes it.
+  if (!reconcile) {
+    if (Status refused = Refusal(st); !refused.ok()) return FailClaimed(name, refused);
+  }
 
   queue::NewDocument doc;
   doc.profile = options_.profile;
@@ -497,14 +522,29 @@ Status FolderWatcher::Impl::EnqueueClaimed(const std::string& name, bool reconci
 
   auto pending = queue_->Begin(doc);
   if (!pending.ok()) return pending.status();
+  // The size was checked before the claim, but a writer may still append (one the lease probe
+  // could not see: leases need the file's owner): the limit holds for the bytes read, and a file
+  // past it is failed, its partial copy dropped with `pending`. One byte more than the limit is
+  // enough to know.
   std::vector<std::uint8_t> buf(kReadChunk);
+  std::uint64_t total = 0;
   while (true) {
-    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    const std::uint64_t room = options_.max_file_bytes - total;  // total <= max here
+    ssize_t n = ::read(fd.get(), buf.data(), room < buf.size() ? room + 1 : buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus("read processing/" + name, errno);
     }
     if (n == 0) break;
+    total += static_cast<std::uint64_t>(n);
+    if (total > options_.max_file_bytes) {
+      pending->reset();
+      return FailClaimed(
+          name, InvalidArgumentError("file grew past max_file_bytes " +
+                                     std::to_string(options_.max_file_bytes) +
+                                     " while it was read (it was " + std::to_string(st.st_size) +
+                                     " bytes when opened); not accepted"));
+    }
     QSEAL_RETURN_IF_ERROR((*pending)->Append(ByteSpan(buf.data(), static_cast<std::size_t>(n))));
   }
   auto result = queue_->Commit(std::move(*pending));
@@ -512,12 +552,7 @@ Status FolderWatcher::Impl::EnqueueClaimed(const std::string& name, bool reconci
     if (result.status().code() == StatusCode::kFailedPrecondition ||
         result.status().code() == StatusCode::kInvalidArgument) {
       // Permanent (e.g. the same claimed file changed its bytes): not sealable as is.
-      queue::Record r;
-      r.client = options_.root;
-      r.name = name;
-      LogWarn("watch could not enqueue a claimed file",
-              {{"root", options_.root}, {"name", name}, {"error", result.status().ToString()}});
-      return outbox_->PublishFailure(r, result.status());
+      return FailClaimed(name, result.status());
     }
     return result.status();
   }
@@ -534,17 +569,41 @@ Status FolderWatcher::Impl::EnqueueClaimed(const std::string& name, bool reconci
   return outbox_->PublishFinished(*record);
 }
 
-Status FolderWatcher::Impl::MoveOversized(const std::string& name, std::uint64_t size) {
-  Status reason =
-      InvalidArgumentError("file is " + std::to_string(size) + " bytes, above max_file_bytes " +
-                           std::to_string(options_.max_file_bytes) + "; not read");
-  Result<std::string> target = outbox_->MoveUnreadToFailed(inbox_fd_.get(), name, reason);
-  if (!target.ok()) return target.status().WithContext("oversized " + name);
-  if (target->empty()) return Status::Ok();  // gone before the move
-  if (options_.metrics != nullptr) options_.metrics->DocumentRejected("watch", "too_large");
-  LogWarn("watch moved an oversized file to failed/",
-          {{"root", options_.root}, {"name", *target}, {"bytes", size}});
+Status FolderWatcher::Impl::Refusal(const struct stat& st) const {
+  if (st.st_nlink > 1) {
+    return InvalidArgumentError("file has " + std::to_string(st.st_nlink) +
+                                " hard links; only a file with one link is accepted; not read");
+  }
+  if (options_.owner_uid.has_value() && st.st_uid != *options_.owner_uid) {
+    return InvalidArgumentError("file is owned by uid " + std::to_string(st.st_uid) +
+                                ", not by the watch's owner uid " +
+                                std::to_string(*options_.owner_uid) + "; not read");
+  }
   return Status::Ok();
+}
+
+const char* FolderWatcher::Impl::RefusalLabel(const struct stat& st) {
+  return st.st_nlink > 1 ? "hard_link" : "owner";
+}
+
+Status FolderWatcher::Impl::MoveUnread(const std::string& name, const Status& reason,
+                                       const char* label) {
+  Result<std::string> target = outbox_->MoveUnreadToFailed(inbox_fd_.get(), name, reason);
+  if (!target.ok()) return target.status().WithContext("refused " + name);
+  if (target->empty()) return Status::Ok();  // gone before the move
+  if (options_.metrics != nullptr) options_.metrics->DocumentRejected("watch", label);
+  LogWarn("watch moved a refused file to failed/ unread",
+          {{"root", options_.root}, {"name", *target}, {"reason", reason.message()}});
+  return Status::Ok();
+}
+
+Status FolderWatcher::Impl::FailClaimed(const std::string& name, const Status& reason) {
+  queue::Record r;
+  r.client = options_.root;
+  r.name = name;
+  LogWarn("watch could not enqueue a claimed file",
+          {{"root", options_.root}, {"name", name}, {"error", reason.ToString()}});
+  return outbox_->PublishFailure(r, reason);
 }
 
 FolderWatcher::FolderWatcher(WatchOptions options, queue::Queue* queue,

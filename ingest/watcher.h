@@ -7,8 +7,12 @@
 //                write in place and close; the watcher ignores dot-files, *.tmp, symlinks, FIFOs,
 //                sockets, devices and directories (each logged once), and never claims a regular
 //                file that some process still holds open for writing. A file larger than
-//                max_file_bytes goes to failed/ unread (FolderOutbox::MoveUnreadToFailed: code
-//                "INVALID_ARGUMENT", sha256 null, attempts 0).
+//                max_file_bytes, one with more than one hard link (st_nlink > 1) and, when
+//                owner_uid is set, one owned by another uid go to failed/ unread
+//                (FolderOutbox::MoveUnreadToFailed: code "INVALID_ARGUMENT", the reason in the
+//                message, sha256 null, attempts 0). The link count is checked again on the claimed
+//                file, and max_file_bytes on the bytes read: a file that grows past it while it is
+//                read goes to failed/ (through FolderOutbox::PublishFailure) and is not accepted.
 //   processing/  a file is claimed by an atomic renameat2(RENAME_NOREPLACE) from inbox/ and then
 //                streamed into the durable queue (source kWatch, client = the root, name = the
 //                claimed name, an idempotency key derived from root, claimed name, inode, size and
@@ -31,9 +35,12 @@
 // the watcher runs its own thread between them; Stats may be called from any thread.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -57,8 +64,14 @@ struct WatchOptions {
   // When > 0, inbox/ is also rescanned this often (for file systems without inotify events).
   // Default: 0 (inotify only).
   std::chrono::milliseconds poll_interval{0};
-  // Files larger than this go to failed/ unread. Default: 256 MiB (as `[[watch]] max_file_bytes`).
+  // Files larger than this go to failed/ unread. The limit also holds while a claimed file is
+  // read: one that grows past it fails (failed/, the bytes read so far dropped), so a writer
+  // still appending cannot push more into the queue. Default: 256 MiB (as `[[watch]]
+  // max_file_bytes`).
   std::uint64_t max_file_bytes = 256ull << 20;
+  // When set, only files owned by this uid are claimed; others go to failed/ unread with the
+  // reason (`[[watch]] owner`). Default: unset (any owner).
+  std::optional<uid_t> owner_uid = std::nullopt;
   // How often admission is re-checked while paused by backpressure. Default: 100 ms.
   std::chrono::milliseconds backpressure_recheck{100};
   // Acceptances and refusals are counted here; may be null. Must outlive the watcher.
@@ -72,7 +85,7 @@ struct WatcherStats {
   std::uint64_t reconciled = 0;        // files found in processing/ at Start and enqueued again
   std::uint64_t duplicates = 0;        // enqueues that returned an existing id (idempotency hits)
   std::uint64_t published = 0;         // the outbox's: seals published with their original
-  std::uint64_t failed = 0;            // the outbox's: files moved to failed/ (also oversized)
+  std::uint64_t failed = 0;            // the outbox's: files moved to failed/ (also refused)
   std::uint64_t skipped = 0;           // inbox entries left alone (not regular, still open, ...)
   std::uint64_t scans = 0;             // full scans of inbox/ so far
   std::uint64_t pending_in_inbox = 0;  // candidates seen but not yet claimed

@@ -61,11 +61,16 @@ Result<bool> HoldsAcceptedBytes(int dir_fd, const std::string& name, const queue
   if (static_cast<std::uint64_t>(st.st_size) != record.size) return false;
   Hasher hasher(DigestAlgorithm::kSha256);
   std::vector<std::uint8_t> buffer(kReadChunk);
+  // A file still growing is not the accepted one: stop at the first byte past the accepted size
+  // instead of reading whatever a writer keeps appending.
+  std::uint64_t total = 0;
   for (;;) {
     ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoStatus("read processing/" + name, errno);
     if (n == 0) break;
+    total += static_cast<std::uint64_t>(n);
+    if (total > record.size) return false;
     QSEAL_RETURN_IF_ERROR(hasher.Update(ByteSpan(buffer.data(), static_cast<std::size_t>(n))));
   }
   QSEAL_ASSIGN_OR_RETURN(std::string hex, hasher.FinalHex());

@@ -48,7 +48,7 @@ double RawLoop(const Options& o, const std::string& pin_file,
     p.pin_source = "file:" + pin_file;
     p.sessions = sessions;
     parts.push_back(std::make_unique<hsm::detail::Partition>(
-        p, *module, *pin, std::vector<hsm::detail::KeyUri>{*key_uri}));
+        p, *module, *pin->Clone(), std::vector<hsm::detail::KeyUri>{*key_uri}));
   }
   const std::size_t sig_len = o.rsa() ? 384 : 64;
   Bytes digest(32, 7);

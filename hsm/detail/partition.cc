@@ -1,9 +1,5 @@
 #include "hsm/detail/partition.h"
 
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
-
 #include <p11-kit/uri.h>
 
 #include "common/crash_point.h"
@@ -45,24 +41,16 @@ Result<KeyUri> ParseKeyUri(const std::string& uri) {
   return key;
 }
 
-Result<std::string> ReadPin(const std::string& pin_source) {
+Result<Secret> ReadPin(const std::string& pin_source) {
   if (pin_source.rfind("file:", 0) == 0) {
-    std::string path = pin_source.substr(5);
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return InvalidArgumentError("pin_source: cannot read " + path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string pin = ss.str();
-    if (!pin.empty() && pin.back() == '\n') pin.pop_back();
-    if (!pin.empty() && pin.back() == '\r') pin.pop_back();
+    Result<Secret> pin = ReadSecretFile(pin_source.substr(5));
+    if (!pin.ok()) return pin.status().WithContext("pin_source");
     return pin;
   }
   if (pin_source.rfind("env:", 0) == 0) {
-    std::string name = pin_source.substr(4);
-    const char* v = std::getenv(name.c_str());
-    if (v == nullptr)
-      return InvalidArgumentError("pin_source: environment variable " + name + " unset");
-    return std::string(v);
+    Result<Secret> pin = ReadSecretEnv(pin_source.substr(4));
+    if (!pin.ok()) return pin.status().WithContext("pin_source");
+    return pin;
   }
   return InvalidArgumentError("pin_source must start with file: or env:");
 }
@@ -88,7 +76,7 @@ void Session::Close() {
   partition_ = nullptr;
 }
 
-Partition::Partition(PartitionOptions options, std::shared_ptr<Module> module, std::string pin,
+Partition::Partition(PartitionOptions options, std::shared_ptr<Module> module, Secret pin,
                      std::vector<KeyUri> keys)
     : options_(std::move(options)),
       module_(std::move(module)),
@@ -96,6 +84,14 @@ Partition::Partition(PartitionOptions options, std::shared_ptr<Module> module, s
       keys_(std::move(keys)) {
   MutexLock lock(mu_);
   handles_.resize(keys_.size());
+}
+
+void Partition::WipePin() {
+  MutexLock lock(mu_);
+  // A C_Login in flight reads pin_ outside mu_: wait for it.
+  while (login_in_progress_) cv_.Wait(mu_);
+  pin_wiped_ = true;
+  pin_.Wipe();
 }
 
 bool Partition::PinFailed() const {
@@ -221,6 +217,10 @@ Status Partition::LoginOnce(Session& session, CK_RV* rv) {
       *rv = pin_rv_;
       return pin_error_;
     }
+    if (pin_wiped_) {
+      *rv = CKR_USER_NOT_LOGGED_IN;
+      return CancelledError("partition '" + options_.name + "': shut down, PIN wiped");
+    }
     login_in_progress_ = true;
   }
   // Not under mu_: C_Login is an HSM call. login_in_progress_ makes it single-flight.
@@ -229,10 +229,11 @@ Status Partition::LoginOnce(Session& session, CK_RV* rv) {
     if (!call.initialized() || call.generation() != session.generation()) {
       *rv = CKR_SESSION_HANDLE_INVALID;
     } else {
-      std::string pin = pin_;
+      // The PIN straight from its locked page: no copy to wipe. PKCS#11 declares the pointer
+      // non-const; C_Login only reads it.
       *rv = module_->fn()->C_Login(session.handle(), CKU_USER,
-                                   reinterpret_cast<CK_UTF8CHAR*>(pin.data()),
-                                   static_cast<CK_ULONG>(pin.size()));
+                                   reinterpret_cast<CK_UTF8CHAR*>(const_cast<char*>(pin_.data())),
+                                   static_cast<CK_ULONG>(pin_.size()));
     }
   }
   MutexLock lock(mu_);

@@ -16,6 +16,7 @@
 
 #include "common/bytes.h"
 #include "common/mutex.h"
+#include "common/secret.h"
 #include "common/status.h"
 #include "hsm/detail/crypto.h"
 #include "hsm/detail/module.h"
@@ -35,9 +36,12 @@ Result<KeyUri> ParseKeyUri(const std::string& uri);
 // A PKCS#11 fixed-width, blank-padded field (CK_TOKEN_INFO::label, ...) without its padding.
 std::string PaddedField(const CK_UTF8CHAR* field, std::size_t size);
 
-// Reads "file:/path" or "env:NAME". kInvalidArgument for another scheme, a missing file or
-// variable.
-Result<std::string> ReadPin(const std::string& pin_source);
+// Reads "file:/path" (ReadSecretFile: whole file, one trailing newline stripped, refused when
+// group or other have any permission on it) or "env:NAME" (ReadSecretEnv: the variable is wiped
+// and unset once read). kInvalidArgument for another scheme, a missing or loose file, a missing
+// variable; the message never holds the PIN. Not thread-safe for env: (it changes the
+// environment).
+Result<Secret> ReadPin(const std::string& pin_source);
 
 class Partition;
 
@@ -74,7 +78,9 @@ struct SignResult {
 
 class Partition {
  public:
-  Partition(PartitionOptions options, std::shared_ptr<Module> module, std::string pin,
+  // `pin` is kept for every later C_Login (a re-login after a lost session or a module
+  // re-initialisation needs it; common/secret.h) and wiped by WipePin or the destructor.
+  Partition(PartitionOptions options, std::shared_ptr<Module> module, Secret pin,
             std::vector<KeyUri> keys);
 
   const PartitionOptions& options() const { return options_; }
@@ -120,6 +126,10 @@ class Partition {
   // Set once a C_Login failed with a PIN error; Open and Relogin then fail without calling.
   bool PinFailed() const;
 
+  // Wipes the PIN (after a C_Login in flight returns); a later login fails with kCancelled.
+  // For Signer::Shutdown. Idempotent.
+  void WipePin();
+
  private:
   friend class Session;
   Status LoginOnce(Session& session, CK_RV* rv) QSEAL_EXCLUDES(mu_);
@@ -130,7 +140,9 @@ class Partition {
 
   const PartitionOptions options_;
   const std::shared_ptr<Module> module_;
-  const std::string pin_;
+  // Written only under mu_ by WipePin, which waits for login_in_progress_ to clear; read by
+  // the one login in flight (login_in_progress_ set) outside mu_.
+  Secret pin_;
   const std::vector<KeyUri> keys_;
 
   mutable Mutex mu_;
@@ -141,6 +153,7 @@ class Partition {
   std::uint64_t login_epoch_ QSEAL_GUARDED_BY(mu_) = 0;
   Status pin_error_ QSEAL_GUARDED_BY(mu_);
   CK_RV pin_rv_ QSEAL_GUARDED_BY(mu_) = CKR_OK;
+  bool pin_wiped_ QSEAL_GUARDED_BY(mu_) = false;
   struct CachedHandle {
     std::uint64_t generation = 0;
     CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;

@@ -364,6 +364,37 @@ TEST(ConfigTest, TlsKeysParseAndPlaintextBeyondLoopbackIsRefused) {
   EXPECT_TRUE(HasError(errors, "\"none\": set token_sha256 or token_sha256_file"));
 }
 
+TEST(ConfigTest, WatchOwnerIsAUserNameOrAUid) {
+  auto parse = [](const std::string& owner, std::vector<std::string>* errors) {
+    return ParseConfig(
+        std::string(kMinimal) + "[[watch]]\nroot = \"/tmp/w\"\nprofile = \"default\"\n" + owner,
+        "t.toml", errors);
+  };
+  std::vector<std::string> errors;
+  Result<Config> none = parse("", &errors);
+  ASSERT_TRUE(none.ok()) << (errors.empty() ? "" : errors[0]);
+  EXPECT_FALSE(none->watches.at(0).owner_uid.has_value());
+  for (const char* owner : {"owner = \"root\"\n", "owner = 0\n", "owner = \"0\"\n"}) {
+    errors.clear();
+    Result<Config> c = parse(owner, &errors);
+    ASSERT_TRUE(c.ok()) << owner << (errors.empty() ? "" : errors[0]);
+    EXPECT_EQ(c->watches.at(0).owner_uid, std::optional<std::uint32_t>(0)) << owner;
+  }
+  errors.clear();
+  Result<Config> numeric = parse("owner = 4242\n", &errors);
+  ASSERT_TRUE(numeric.ok());
+  EXPECT_EQ(numeric->watches.at(0).owner_uid, std::optional<std::uint32_t>(4242));
+  errors.clear();
+  EXPECT_FALSE(parse("owner = \"no-such-user-qseal\"\n", &errors).ok());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("watch[0].owner: no such user \"no-such-user-qseal\""),
+            std::string::npos)
+      << errors[0];
+  errors.clear();
+  EXPECT_FALSE(parse("owner = -1\n", &errors).ok());
+  EXPECT_FALSE(parse("owner = true\n", &errors).ok());
+}
+
 TEST(ConfigTest, SplitHostPort) {
   std::string host;
   std::uint16_t port = 0;

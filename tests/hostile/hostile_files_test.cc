@@ -1,11 +1,12 @@
 // Reliability scenario 4, hostile files: a real qseald's watched folder gets what careless or
 // hostile producers leave in inbox/. Each entry ends with its defined outcome (docs/reliability.md,
 // "Hostile files"):
-//   sealed          empty files, hard links, names with newlines, invalid UTF-8, 255-byte names
+//   sealed          empty files, names with newlines, invalid UTF-8, 255-byte names
 //                   (claimed under a shortened name), the same name twice (the second gets a
 //                   suffix; nothing is overwritten), a file still being written (claimed only once
 //                   its writer closed it, sealed with every byte)
-//   failed/         files over max_file_bytes, with error.json, moved without being read
+//   failed/         files over max_file_bytes and hard links (st_nlink > 1), with error.json,
+//                   moved without being read
 //   left alone      symlinks (never followed), FIFOs (never opened: the watcher never blocks),
 //                   sockets, files the watcher may not rename (permission denied); logged once
 //   nothing         a file that vanishes between the event and the claim
@@ -130,10 +131,10 @@ TEST_F(HostileFilesTest, OddEntriesEndWithTheirOutcomeAndTheWatcherKeepsWorking)
   // A 255-byte name (NAME_MAX): claimed under a shortened name that leaves room for suffixes.
   const std::string long_name = std::string(251, 'L') + ".xml";
   Drop(ledger, long_name, "<a>long name</a>\n", publish::ShortenedName(long_name));
-  // A hard link into inbox/ (the other name stays outside): sealed like any regular file.
+  // A hard link into inbox/ (the other name stays outside): refused, to failed/ unread with the
+  // reason; the other name untouched.
   testing::WriteFile(outside_ + "/linked.xml", "<a>hard link</a>\n");
   ASSERT_EQ(::link((outside_ + "/linked.xml").c_str(), Inbox("linked.xml").c_str()), 0);
-  ledger.Accepted({Via::kWatch, "linked.xml", "linked.xml", ledger.Keep("<a>hard link</a>\n")});
 
   // Left alone: symlinks (to an outside file, to a directory, dangling), a FIFO, a socket.
   testing::WriteFile(outside_ + "/secret.xml", "<a>outside, never to be sealed</a>\n");
@@ -205,6 +206,11 @@ TEST_F(HostileFilesTest, OddEntriesEndWithTheirOutcomeAndTheWatcherKeepsWorking)
   EXPECT_TRUE(error["sha256"].is_null());
   EXPECT_EQ(error["attempts"], 0);
   EXPECT_EQ(fs::file_size(root_ + "/failed/big.pdf"), 5ull << 30);
+  ASSERT_TRUE(WaitFor([&] { return Exists(root_ + "/failed/linked.xml.error.json"); }));
+  auto linked = nlohmann::json::parse(testing::ReadFile(root_ + "/failed/linked.xml.error.json"));
+  EXPECT_NE(linked["message"].get<std::string>().find("2 hard links"), std::string::npos) << linked;
+  EXPECT_TRUE(linked["sha256"].is_null());
+  EXPECT_EQ(testing::ReadFile(root_ + "/failed/linked.xml"), "<a>hard link</a>\n");
   const std::uint64_t read_after = BytesRead(pid);
   EXPECT_LT(read_after - read_before, 256ull << 20)
       << "qseald read " << (read_after - read_before) << " bytes meanwhile";
@@ -246,6 +252,8 @@ TEST_F(HostileFilesTest, OddEntriesEndWithTheirOutcomeAndTheWatcherKeepsWorking)
   ::close(sock);
   fs::remove(root_ + "/failed/big.pdf");
   fs::remove(root_ + "/failed/big.pdf.error.json");
+  fs::remove(root_ + "/failed/linked.xml");
+  fs::remove(root_ + "/failed/linked.xml.error.json");
   reliability::ExpectRunKeptPromises(*qseald_, ledger, window);
   std::printf("vanishing files: %d deleted before the claim, %d claimed first\n", vanished,
               claimed_first);
@@ -274,9 +282,10 @@ TEST_F(HostileFilesTest, GrowingFileIsClaimedOnlyOnceClosedAndSealedWhole) {
   reliability::ExpectRunKeptPromises(*qseald_, ledger, window);
 }
 
-// A producer keeps a second hard link and rewrites the file after qseald accepted it (the HSM is
-// slowed down by the shim so the change lands before the seal is made). The seal covers the bytes
-// accepted — the queue's copy — and never the changed ones.
+// The file is rewritten in processing/ after qseald accepted it (by someone who may write there,
+// or a writer the lease probe could not see; a second hard link, the other way, is refused at the
+// claim). The HSM is slowed down by the shim so the change lands before the seal is made. The
+// seal covers the bytes accepted — the queue's copy — and never the changed ones.
 TEST_F(HostileFilesTest, FileChangedAfterAcceptanceSealCoversTheAcceptedBytes) {
   StartDaemon();
   const std::string accepted_bytes = "<invoice>100.00 EUR</invoice>\n";
@@ -287,13 +296,13 @@ TEST_F(HostileFilesTest, FileChangedAfterAcceptanceSealCoversTheAcceptedBytes) {
   p11shim::WriteConfig(shim_ + ".conf", "sign_latency_ms=1500\n");
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the shim re-reads within 20 ms
   testing::WriteFile(outside_ + "/invoice.xml", accepted_bytes);
-  ASSERT_EQ(::link((outside_ + "/invoice.xml").c_str(), Inbox("invoice.xml").c_str()), 0);
+  ASSERT_EQ(::rename((outside_ + "/invoice.xml").c_str(), Inbox("invoice.xml").c_str()), 0);
   // Accepted: a C_SignInit for it means the engine leased it from the queue, so its bytes were
   // committed; the signature itself is held back 1.5 s by the shim.
   ASSERT_TRUE(WaitFor([&] { return count(p11shim::kSignInit) > sign_inits; }));
   ASSERT_FALSE(Sealed("invoice.xml"));
   {
-    std::ofstream rewrite(outside_ + "/invoice.xml", std::ios::binary | std::ios::trunc);
+    std::ofstream rewrite(root_ + "/processing/invoice.xml", std::ios::binary | std::ios::trunc);
     rewrite << changed_bytes;
   }
   // The changed file reaches failed/ last (after the seal and the accepted copy).

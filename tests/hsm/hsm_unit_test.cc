@@ -1,5 +1,7 @@
 // Pure parts of hsm/: CK_RV names, recovery classes and verdicts, RFC 7512 key URIs, PIN sources,
 // the option checks, DigestInfo and ECDSA encoding.
+#include <sys/stat.h>
+
 #include <cstdlib>
 
 #include <gmock/gmock.h>
@@ -83,12 +85,21 @@ TEST(KeyUriTest, RejectsWhatIsNotOnePrivateKey) {
 TEST(PinSourceTest, FileAndEnv) {
   qseal::testing::TempDir dir;
   qseal::testing::WriteFile(dir.Sub("pin"), "123456\n");
+  ASSERT_EQ(::chmod(dir.Sub("pin").c_str(), 0600), 0);
   auto p = ReadPin("file:" + dir.Sub("pin"));
   ASSERT_TRUE(p.ok());
-  EXPECT_EQ(*p, "123456");
+  EXPECT_TRUE(p->Equals("123456", 6));
   setenv("QSEAL_UNIT_PIN", "9876", 1);
-  EXPECT_EQ(ReadPin("env:QSEAL_UNIT_PIN").value(), "9876");
+  EXPECT_TRUE(ReadPin("env:QSEAL_UNIT_PIN").value().Equals("9876", 4));
+  EXPECT_EQ(std::getenv("QSEAL_UNIT_PIN"), nullptr);  // cleared once read
+  EXPECT_EQ(ReadPin("env:QSEAL_UNIT_PIN").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ReadPin("env:QSEAL_UNIT_PIN_UNSET").status().code(), StatusCode::kInvalidArgument);
+  // A PIN file group or other may read is refused, naming the mode but never the PIN.
+  ASSERT_EQ(::chmod(dir.Sub("pin").c_str(), 0640), 0);
+  Status loose = ReadPin("file:" + dir.Sub("pin")).status();
+  EXPECT_EQ(loose.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(loose.message().find("mode 0640"), std::string::npos) << loose;
+  EXPECT_EQ(loose.message().find("123456"), std::string::npos);
   EXPECT_EQ(ReadPin("file:" + dir.Sub("nope")).status().code(), StatusCode::kInvalidArgument);
   Status bad = ReadPin("1234").status();
   EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);

@@ -1,6 +1,8 @@
 // The recovery ladder, each case driven through the p11shim module (a simulated network HSM in
 // front of SoftHSM2): session loss, a partition down for 5 s, a sticky device error, a wrong PIN,
 // a corrupted signature, a hung call, and a request that fails everywhere.
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include "hsm/signer.h"
@@ -111,6 +113,7 @@ TEST_F(RecoveryTest, WrongPinMakesExactlyOneLoginAndDisablesThePartition) {
   Shim a = MakeShim(dir_, "a", "pin_lockout_after=3\n");
   Shim b = MakeShim(dir_, "b");
   qseal::testing::WriteFile(dir_.Sub("wrong-pin"), "000000\n");
+  ASSERT_EQ(::chmod(dir_.Sub("wrong-pin").c_str(), 0600), 0);  // qseald refuses a looser one
   PartitionOptions pa = Part("a", a.so, "hsm-a");
   pa.pin_source = "file:" + dir_.Sub("wrong-pin");
   auto signer =
@@ -138,6 +141,7 @@ TEST_F(RecoveryTest, WrongPinMakesExactlyOneLoginAndDisablesThePartition) {
 TEST_F(RecoveryTest, WrongPinOnEveryPartitionRefusesTheKeyAfterOneLoginEach) {
   Shim a = MakeShim(dir_, "a");
   qseal::testing::WriteFile(dir_.Sub("wrong-pin"), "000000");
+  ASSERT_EQ(::chmod(dir_.Sub("wrong-pin").c_str(), 0600), 0);  // qseald refuses a looser one
   PartitionOptions pa = Part("a", a.so, "hsm-a");
   pa.pin_source = "file:" + dir_.Sub("wrong-pin");
   auto signer = Signer::Create(TestOptions(), {pa}, {SealKey({"a"})});

@@ -259,5 +259,19 @@ TEST_F(SignerTest, PinFromEnvironment) {
             StatusCode::kInvalidArgument);
 }
 
+TEST_F(SignerTest, PartitionsSharingAnEnvPinReadItOnceAndTheVariableIsCleared) {
+  setenv("QSEAL_TEST_SHARED_PIN", Tokens().pin.c_str(), 1);
+  PartitionOptions a = Part("a", kSoftHsm, "hsm-a", 1);
+  PartitionOptions b = Part("b", kSoftHsm, "hsm-b", 1);
+  a.pin_source = b.pin_source = "env:QSEAL_TEST_SHARED_PIN";
+  auto signer = Signer::Create(TestOptions(), {a, b}, {SealKey({"a", "b"})});
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  EXPECT_EQ(std::getenv("QSEAL_TEST_SHARED_PIN"), nullptr);
+  SignerStats st = (*signer)->Stats();
+  EXPECT_EQ(FindPartition(st, "a")->state, PartitionState::kUp);
+  EXPECT_EQ(FindPartition(st, "b")->state, PartitionState::kUp);
+  (*signer)->Shutdown();
+}
+
 }  // namespace
 }  // namespace qseal::hsm::testing

@@ -579,5 +579,132 @@ TEST_F(WatcherTest, PublishFailureMovesOriginalWithErrorJson) {
   w.Stop();
 }
 
+// Reads failed/<name>.error.json.
+nlohmann::json ErrorJsonOf(const std::string& failed_dir, const std::string& name) {
+  return nlohmann::json::parse(ReadFile(failed_dir + "/" + name + ".error.json"));
+}
+
+TEST_F(WatcherTest, HardLinkedFileGoesToFailedUnreadAndNothingIsLost) {
+  FolderWatcher w(Options(), queue_.get(), outbox_.get());
+  ASSERT_TRUE(w.Start().ok());
+  FakeEngine engine(queue_.get(), outbox_.get());
+  // The producer keeps a second link to what it renames in (or links in a file from elsewhere).
+  WriteFile(staging_ + "/linked.txt", "two links");
+  ASSERT_EQ(::link((staging_ + "/linked.txt").c_str(), (staging_ + "/keep.txt").c_str()), 0);
+  ASSERT_EQ(::rename((staging_ + "/linked.txt").c_str(), (Inbox() + "/linked.txt").c_str()), 0);
+  Drop("single.txt", "one link");
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(Failed() + "/linked.txt.error.json"); }));
+  ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 1; }));
+  EXPECT_EQ(ReadFile(Failed() + "/linked.txt"), "two links");
+  EXPECT_EQ(ReadFile(staging_ + "/keep.txt"), "two links");
+  auto j = ErrorJsonOf(Failed(), "linked.txt");
+  EXPECT_EQ(j["code"], "INVALID_ARGUMENT");
+  EXPECT_NE(j["message"].get<std::string>().find("2 hard links"), std::string::npos) << j;
+  EXPECT_TRUE(j["sha256"].is_null());
+  EXPECT_EQ(j["attempts"], 0);
+  ExpectPublished("single.txt", "one link");
+  EXPECT_FALSE(fs::exists(Outbox() + "/linked.txt"));
+  EXPECT_EQ(queue_->Stats().sealed, 1u);  // the linked file was never accepted
+  w.Stop();
+}
+
+TEST_F(WatcherTest, FilesOfAnotherOwnerGoToFailedWhenAnOwnerIsConfigured) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to give a file another owner (chown)";
+  WatchOptions o = Options();
+  o.owner_uid = ::getuid();
+  FolderWatcher w(o, queue_.get(), outbox_.get());
+  ASSERT_TRUE(w.Start().ok());
+  FakeEngine engine(queue_.get(), outbox_.get());
+  Drop("mine.txt", "from the configured owner");
+  WriteFile(staging_ + "/theirs.txt", "from someone else");
+  const uid_t other = 65534;
+  ASSERT_EQ(::chown((staging_ + "/theirs.txt").c_str(), other, static_cast<gid_t>(-1)), 0);
+  ASSERT_EQ(::rename((staging_ + "/theirs.txt").c_str(), (Inbox() + "/theirs.txt").c_str()), 0);
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(Failed() + "/theirs.txt.error.json"); }));
+  ASSERT_TRUE(WaitFor([&] { return queue_->Stats().sealed == 1; }));
+  EXPECT_EQ(ReadFile(Failed() + "/theirs.txt"), "from someone else");
+  auto j = ErrorJsonOf(Failed(), "theirs.txt");
+  EXPECT_EQ(j["code"], "INVALID_ARGUMENT");
+  EXPECT_NE(j["message"].get<std::string>().find("owned by uid " + std::to_string(other)),
+            std::string::npos)
+      << j;
+  EXPECT_TRUE(j["sha256"].is_null());
+  ExpectPublished("mine.txt", "from the configured owner");
+  w.Stop();
+}
+
+TEST_F(WatcherTest, FileLargerThanTheLimitWhenReadFailsAndIsNotAccepted) {
+  // A file claimed while small that grew before it was read (here: found in processing/ at
+  // Start, where no size check ran before the read).
+  WatchOptions o = Options();
+  o.max_file_bytes = 1000;
+  fs::create_directories(Processing());
+  WriteFile(Processing() + "/grown.bin", std::string(300'000, 'g'));
+  FolderWatcher w(o, queue_.get(), outbox_.get());
+  ASSERT_TRUE(w.Start().ok());
+  FakeEngine engine(queue_.get(), outbox_.get());
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(Failed() + "/grown.bin.error.json"); }));
+  EXPECT_EQ(ReadFile(Failed() + "/grown.bin"), std::string(300'000, 'g'));
+  auto j = ErrorJsonOf(Failed(), "grown.bin");
+  EXPECT_EQ(j["code"], "INVALID_ARGUMENT");
+  EXPECT_NE(j["message"].get<std::string>().find("grew past max_file_bytes 1000"),
+            std::string::npos)
+      << j;
+  queue::QueueStats qs = queue_->Stats();
+  EXPECT_EQ(qs.queued + qs.leased + qs.sealed + qs.failed, 0u);
+  EXPECT_TRUE(ListNames(Processing()).empty());
+  w.Stop();
+}
+
+TEST_F(WatcherTest, FileGrowingWhileItIsReadFailsWithAReason) {
+  // A writer the lease probe cannot see extends the claimed file while the watcher reads it.
+  // Each round drops a 1 MiB file and, the moment it lands in processing/, extends it to 64 MiB;
+  // a round where the watcher finished reading first seals the 1 MiB (allowed: it was complete
+  // then), so rounds repeat until one grew during the read. The limit is 2 MiB.
+  WatchOptions o = Options();
+  o.max_file_bytes = 2 << 20;
+  FolderWatcher w(o, queue_.get(), outbox_.get());
+  ASSERT_TRUE(w.Start().ok());
+  FakeEngine engine(queue_.get(), outbox_.get());
+  int grown_rounds = 0;
+  for (int round = 0; round < 10 && grown_rounds == 0; ++round) {
+    const std::string name = "growing" + std::to_string(round) + ".bin";
+    const std::string claimed = Processing() + "/" + name;
+    std::atomic<bool> stop{false};
+    std::atomic<bool> grew{false};
+    std::thread writer([&] {
+      while (!stop.load()) {
+        if (::truncate(claimed.c_str(), 64 << 20) == 0) {
+          grew = true;
+          return;
+        }
+      }
+    });
+    Drop(name, std::string(1 << 20, 'x'));
+    bool done = WaitFor([&] {
+      return fs::exists(Failed() + "/" + name + ".error.json") ||
+             fs::exists(Outbox() + "/" + name + ".p7s");
+    });
+    stop = true;
+    writer.join();
+    ASSERT_TRUE(done) << name;
+    const std::string json = Failed() + "/" + name + ".error.json";
+    if (!fs::exists(Outbox() + "/" + name + ".p7s") && fs::exists(json) &&
+        ErrorJsonOf(Failed(), name)["message"].get<std::string>().find(
+            "grew past max_file_bytes") != std::string::npos) {
+      ++grown_rounds;
+      EXPECT_EQ(ErrorJsonOf(Failed(), name)["code"], "INVALID_ARGUMENT");
+      EXPECT_EQ(fs::file_size(Failed() + "/" + name), 64u << 20);  // moved whole, nothing lost
+    } else {
+      // Read in full before it grew: sealed as 1 MiB (a growth after acceptance sends the
+      // changed file to failed/ and the accepted copy to outbox/, as the outbox documents).
+      ASSERT_TRUE(WaitFor([&] { return fs::exists(Outbox() + "/" + name + ".p7s"); })) << name;
+      EXPECT_EQ(ReadFile(Outbox() + "/" + name + ".p7s"), Sha256Hex(std::string(1 << 20, 'x')));
+    }
+  }
+  EXPECT_EQ(grown_rounds, 1) << "no round grew the file while it was read";
+  w.Stop();
+}
+
 }  // namespace
 }  // namespace qseal::ingest

@@ -14,6 +14,8 @@
 // document would fail it, and the checker allows no failed document.
 //
 // Seeded: QSEAL_SEED=<n> replays a run.
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <thread>
 
@@ -204,6 +206,7 @@ TEST_F(ReliabilityHsmVendorTest, PartitionsWithTheirOwnPinsLogInAgainEachOnItsOw
       testing::ShellQuote(old_pin) + " --change-pin --new-pin " + testing::ShellQuote(new_pin));
   ASSERT_EQ(changed.exit_code, 0) << changed.output;
   testing::WriteFile(qseald.var() + "/pin-p2", new_pin);
+  ASSERT_EQ(::chmod((qseald.var() + "/pin-p2").c_str(), 0600), 0);  // a looser one is refused
   ASSERT_TRUE(Started(qseald));
   const std::uint64_t logins_before = Count(p11shim::kLogin);
   RunBursts(qseald, 2, 80, kPause);
