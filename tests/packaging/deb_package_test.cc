@@ -36,9 +36,8 @@ std::string InstallInRoot() {
 // Installs the package into `root` (an empty directory) and runs `script` (sh) in the same mount
 // namespace, with $ROOT set; stdout and stderr of both together.
 CommandResult InstallAndRun(const testing::TempDir& root, const std::string& script) {
-  return RunCommand("unshare --mount " + ShellQuote(InstallInRoot()) + " " + ShellQuote(kDeb) +
-                    " " + ShellQuote(root.path().string()) + " sh -c " + ShellQuote(script) +
-                    " 2>&1");
+  return RunCommand(ShellQuote(InstallInRoot()) + " " + ShellQuote(kDeb) + " " +
+                    ShellQuote(root.path().string()) + " sh -c " + ShellQuote(script) + " 2>&1");
 }
 
 std::string Field(const std::string& field) {
@@ -162,8 +161,7 @@ TEST_F(DebPackageTest, InstalledDaemonStartsAndSealsWithTheInstalledConfiguratio
       "/usr/bin/qseald --config /etc/qseal/qseald.toml\n";
   testing::ChildProcess daemon;
   ASSERT_TRUE(daemon
-                  .Start({"/usr/bin/unshare", "--mount", InstallInRoot(), kDeb,
-                          root.path().string(), "/bin/sh", "-c", script},
+                  .Start({InstallInRoot(), kDeb, root.path().string(), "/bin/sh", "-c", script},
                          work.Sub("qseald.log"), {"VAR=" + var})
                   .ok());
   const std::string line = daemon.WaitForLine("\"qseald started\"", std::chrono::seconds(90));
