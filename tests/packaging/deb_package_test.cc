@@ -141,6 +141,35 @@ TEST_F(DebPackageTest, InstallsIntoAFreshRootAndItsPostinstMakesTheUser) {
   EXPECT_NE(toml.find("path = \"${QSEAL_VAR:-/var/lib/qseal}/queue\""), std::string::npos);
 }
 
+// Installing again (an upgrade in place) keeps the user and the statoverrides; purging removes
+// the package and the statoverrides but keeps the qseal user and what is in /var/lib/qseal.
+TEST_F(DebPackageTest, ReinstallAndPurgeKeepTheUserAndTheState) {
+  testing::TempDir root;
+  // dpkg run from outside would look the statoverrides' qseal user up in the host's accounts:
+  // the second install and the purge run inside the root, as on the installed system.
+  CommandResult r = InstallAndRun(
+      root, "set -e; c=\"chroot $ROOT\"; cp " + ShellQuote(kDeb) +
+                " $ROOT/tmp/qseal.deb\n"
+                "uid=$($c id -u qseal)\n"
+                "$c dpkg --force-depends -i /tmp/qseal.deb >/dev/null 2>&1\n"
+                "echo \"again: $($c id -u qseal) $($c dpkg-statoverride --list | wc -l)\"\n"
+                "mkdir $ROOT/var/lib/qseal/audit && echo record > $ROOT/var/lib/qseal/audit/seg\n"
+                "$c dpkg --purge qseal\n"
+                "echo \"purged: $($c dpkg-query -W -f '${Status}' qseal 2>&1 || true)\"\n"
+                "echo \"user: $($c id -u qseal) (was $uid)\"\n"
+                "echo \"overrides: $($c dpkg-statoverride --list | wc -l)\"\n"
+                "echo \"state: $(cat $ROOT/var/lib/qseal/audit/seg)\"\n"
+                "echo \"binary: $(ls $ROOT/usr/bin/qseald 2>&1 | grep -c 'No such')\"\n");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\nagain: [0-9]+ 2\n)"))) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\nuser: ([0-9]+) \(was \1\)\n)")))
+      << r.output;
+  EXPECT_NE(r.output.find("\noverrides: 0\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\nstate: record\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\nbinary: 1\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("purged: install ok"), std::string::npos) << r.output;
+}
+
 // The installed qseald, as the qseal user in the fresh root, runs the installed configuration
 // with its state in the packaged /var/lib/qseal (SoftHSM2 tokens, TLS certificate and API token
 // provisioned there as the embedded default has them); the installed qsealctl seals through it.
