@@ -101,6 +101,11 @@ TEST_F(DebPackageTest, InstallsIntoAFreshRootAndItsPostinstMakesTheUser) {
           "  zcat $ROOT/usr/share/man/$p.gz | groff -man -Tutf8 -ww -z 2>&1 | sed \"s|^|$p: |\"\n"
           "done\n"
           "bash -n $ROOT/usr/share/bash-completion/completions/qsealctl\n"
+          // systemd on the installed system accepts the installed unit and scores it as
+          // conf/'s (ServiceUnitTest).
+          "echo \"verify: $($c systemd-analyze verify /lib/systemd/system/qseald.service 2>&1)\"\n"
+          "$c systemd-analyze security --offline=yes --threshold=20 --no-pager "
+          "/lib/systemd/system/qseald.service >/dev/null && echo 'security: at most 2.0'\n"
           "echo done\n");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("\nSetting up qseal (" QSEAL_PACKAGE_VERSION ") ...\n"),
@@ -126,6 +131,8 @@ TEST_F(DebPackageTest, InstallsIntoAFreshRootAndItsPostinstMakesTheUser) {
   EXPECT_EQ(r.output.find("man8/"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("man1/"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("man5/"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\nverify: \n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\nsecurity: at most 2.0\n"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\ndone\n"), std::string::npos) << r.output;
   // Nothing of it reached the host.
   EXPECT_EQ(RunCommand("getent passwd qseal").output, host_user_before);
