@@ -2,10 +2,13 @@
 // exc-c14n) and a detached profile with c14n11, submitted over the API and through the watched
 // folder; every seal is checked with `xmlsec1 --verify` against the test CA and with
 // `qsealctl verify`; the enveloped seal is the original bytes plus the signature element; a
-// hostile document fails with a reason and signs nothing.
+// hostile document fails with a reason and signs nothing. Every EN 16931 example invoice
+// (tests/data/en16931, UBL and CII) is sealed in one batch and checked the same way.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -119,6 +122,91 @@ TEST_F(XadesE2eTest, EnvelopedInvoicesOverTheApiPassXmlsec) {
     bad[bad.rfind("EUR")] = 'X';
     testing::WriteFile(path, bad);
     EXPECT_NE(Xmlsec(tmp.path().string(), path, qseald_->ca_pem()).exit_code, 0);
+  }
+}
+
+// The examples of ConnectingEurope/eInvoicing-EN16931 (see tests/data/en16931/README.md), sorted
+// by path relative to tests/data/en16931.
+std::vector<std::string> En16931Examples() {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(QSEAL_SOURCE_DIR) / "tests/data/en16931";
+  std::vector<std::string> out;
+  for (const char* syntax : {"ubl", "cii"}) {
+    for (const auto& e : fs::directory_iterator(root / syntax)) {
+      if (e.path().extension() == ".xml") out.push_back(fs::relative(e.path(), root).string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string Multipart(const std::vector<std::string>& names, const std::vector<std::string>& docs,
+                      const std::string& boundary) {
+  std::string out;
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    out += "--" + boundary + "\r\nContent-Type: application/xml\r\nX-Filename: " +
+           std::filesystem::path(names[i]).filename().string() + "\r\n\r\n" + docs[i] + "\r\n";
+  }
+  return out + "--" + boundary + "--\r\n";
+}
+
+// Every example, UBL and CII, in one batch with the enveloped profile: each is sealed, passes
+// xmlsec1 against the test CA, stays well-formed (xmllint), and a UBL seal has its ds:Signature in
+// the root's first child ext:UBLExtensions/ext:UBLExtension/ext:ExtensionContent, as the UBL 2.1
+// schema orders it; a CII seal has it as the root's last child. The UBL 2.1 schema itself is not
+// shipped, so schema validity is not checked.
+TEST_F(XadesE2eTest, En16931ExamplesSealedInOneBatchPassXmlsec) {
+  const std::vector<std::string> names = En16931Examples();
+  // 17 UBL + 15 CII at the copied commit; a missing directory must not pass as "nothing to do".
+  ASSERT_EQ(names.size(), 32u);
+  std::vector<std::string> docs;
+  const std::string boundary = "qseal-en16931-batch-7f3a";
+  for (const auto& n : names) {
+    docs.push_back(testing::ReadFile(std::string(QSEAL_SOURCE_DIR) + "/tests/data/en16931/" + n));
+    ASSERT_EQ(docs.back().find(boundary), std::string::npos) << n;
+  }
+  auto c = qseald_->Client();
+  auto r = c.Request("POST", "/v1/batches?profile=invoice-xades&wait=60",
+                     Multipart(names, docs, boundary),
+                     {{"Content-Type", "multipart/mixed; boundary=" + boundary}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = nlohmann::json::parse(r->body);
+  EXPECT_EQ(j["accepted"], names.size()) << r->body;
+  EXPECT_EQ(j["rejected"], 0) << r->body;
+  ASSERT_EQ(j["documents"].size(), names.size());
+
+  TempDir tmp;
+  const std::string ubl_signature_xpath =
+      "count(/*/*[1][local-name()='UBLExtensions' and namespace-uri()="
+      "'urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2']"
+      "/*[local-name()='UBLExtension']/*[local-name()='ExtensionContent']"
+      "/*[local-name()='Signature' and namespace-uri()='http://www.w3.org/2000/09/xmldsig#'])";
+  const std::string cii_signature_xpath =
+      "count(/*/*[last()][local-name()='Signature' and "
+      "namespace-uri()='http://www.w3.org/2000/09/xmldsig#'])";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    SCOPED_TRACE(names[i]);
+    const auto& d = j["documents"][i];
+    EXPECT_EQ(d["status"], "sealed") << d.dump();
+    if (d["status"] != "sealed") continue;
+    auto seal = c.Request("GET", "/v1/documents/" + std::string(d["id"]) + "/seal");
+    ASSERT_TRUE(seal.ok());
+    ASSERT_EQ(seal->status, 200) << seal->body;
+    EXPECT_NE(seal->body, docs[i]);
+    const std::string path = tmp.Sub("signed-" + std::to_string(i) + ".xml");
+    testing::WriteFile(path, seal->body);
+    auto x = Xmlsec(tmp.path().string(), path, qseald_->ca_pem());
+    EXPECT_EQ(x.exit_code, 0) << x.output;
+    auto wf = RunCommand("xmllint --noout --nonet " + ShellQuote(path));
+    EXPECT_EQ(wf.exit_code, 0) << wf.output;
+    const bool ubl = names[i].starts_with("ubl/");
+    auto at = RunCommand("xmllint --nonet --xpath " +
+                         ShellQuote(ubl ? ubl_signature_xpath : cii_signature_xpath) + " " +
+                         ShellQuote(path));
+    EXPECT_EQ(at.exit_code, 0) << at.output;
+    EXPECT_EQ(at.output, "1\n") << (ubl ? "ds:Signature not (once) in the first ext:UBLExtensions"
+                                        : "ds:Signature not the root's last child");
   }
 }
 
