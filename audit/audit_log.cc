@@ -48,6 +48,8 @@ std::string_view EventName(Event e) {
       return "segment_start";
     case Event::kCheckpoint:
       return "checkpoint";
+    case Event::kCheckpointKeyNew:
+      return "checkpoint_key_new";
   }
   return "unknown";
 }
@@ -58,6 +60,21 @@ using detail::LineBuilder;
 
 // The errno of the call that just failed, as a kUnavailable Status naming `what`.
 Status Errno(const std::string& what) { return ErrnoStatus(what, errno); }
+
+// The old key's public half, when the key itself is gone: its key_id for the record, and the file
+// kept as `<key>.<16 hex>.pub.pem` so the segments it signed can still be verified.
+Result<std::string> KeepOldPublicKey(const std::string& key_file) {
+  const std::string pub = key_file + ".pub.pem";
+  std::error_code ec;
+  if (!std::filesystem::exists(pub, ec)) return "unknown (no " + pub + ")";
+  Result<detail::CheckpointKey> old = detail::CheckpointKey::LoadPublic(pub);
+  if (!old.ok()) return "unknown (" + old.status().message() + ")";
+  const std::string kept = key_file + "." + old->key_id().substr(0, 16) + ".pub.pem";
+  std::filesystem::rename(pub, kept, ec);
+  if (ec)
+    return UnavailableError("audit: cannot keep " + pub + " as " + kept + ": " + ec.message());
+  return old->key_id();
+}
 
 struct Head {
   std::uint64_t seq = 0;  // 0: empty log
@@ -437,10 +454,25 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options, Clock& cl
   std::error_code ec;
   std::filesystem::create_directories(options.dir, ec);
   if (ec) return UnavailableError("audit: cannot create " + options.dir + ": " + ec.message());
-  Result<detail::CheckpointKey> key = detail::CheckpointKey::LoadPrivate(
-      options.checkpoint_key_file, options.create_key_if_missing);
-  if (!key.ok()) return key.status().WithContext("audit");
   QSEAL_ASSIGN_OR_RETURN(auto segments, ListSegments(options.dir));
+  const std::string& key_file = options.checkpoint_key_file;
+  // A key that vanished under an existing trail is never replaced without the operator saying so:
+  // a new key would let whoever deleted the old one re-sign a rewritten trail.
+  const bool replace_key = !segments.empty() && !std::filesystem::exists(key_file, ec);
+  std::string old_key_id;
+  if (replace_key) {
+    if (!options.new_key) {
+      return InvalidArgumentError(
+          "audit: the checkpoint key " + key_file + " is missing but " + options.dir + " holds " +
+          std::to_string(segments.size()) +
+          " audit segment(s); it is not regenerated silently: restore the key file, or start "
+          "`qseald --new-audit-key` to begin a new checkpoint key (recorded in the trail)");
+    }
+    QSEAL_ASSIGN_OR_RETURN(old_key_id, KeepOldPublicKey(key_file));
+  }
+  Result<detail::CheckpointKey> key =
+      detail::CheckpointKey::LoadPrivate(key_file, options.create_key_if_missing || replace_key);
+  if (!key.ok()) return key.status().WithContext("audit");
   Head head;
   // The newest segment holding a record carries the head; one without any (a creation that
   // failed) is skipped and replaced when the new segment takes its name.
@@ -455,10 +487,20 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options, Clock& cl
     return DataLossError("audit: no readable record in " + options.dir +
                          "; run `qsealctl audit verify`");
   }
+  const std::string new_key_id = key->key_id();
   auto impl = std::make_unique<Impl>(std::move(options), clock, std::move(*key), head);
   Status s = impl->Start();
   if (!s.ok()) return s.WithContext("audit");
-  return std::unique_ptr<AuditLog>(new AuditLog(std::move(impl)));
+  auto log = std::unique_ptr<AuditLog>(new AuditLog(std::move(impl)));
+  if (replace_key) {
+    LogWarn("audit: a new checkpoint key replaces a missing one (--new-audit-key)",
+            {{"old_key_id", old_key_id}, {"new_key_id", new_key_id}});
+    QSEAL_RETURN_IF_ERROR(
+        log->Append({EventEntry(Event::kCheckpointKeyNew,
+                                "old key_id=" + old_key_id + "; new key_id=" + new_key_id)})
+            .WithContext("audit"));
+  }
+  return log;
 }
 
 AuditLog::AuditLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -39,15 +39,16 @@ enum class Event {
   kStartup,
   kShutdown,
   kConfigLoaded,
-  kSignIntent,     // durable before the digest goes to C_Sign
-  kSealed,         // with the queue commit of the seal
-  kFailed,         // with the queue commit of a failure (retry or final)
-  kRejected,       // a request refused before it was accepted (bad input, policy)
-  kAuthDenied,     // a request with no or a wrong token, or a profile not granted
-  kPartitionUp,    // an HSM partition passed its self-test
-  kPartitionDown,  // an HSM partition was taken out
-  kSegmentStart,   // written by the log itself
-  kCheckpoint,     // written by the log itself
+  kSignIntent,        // durable before the digest goes to C_Sign
+  kSealed,            // with the queue commit of the seal
+  kFailed,            // with the queue commit of a failure (retry or final)
+  kRejected,          // a request refused before it was accepted (bad input, policy)
+  kAuthDenied,        // a request with no or a wrong token, or a profile not granted
+  kPartitionUp,       // an HSM partition passed its self-test
+  kPartitionDown,     // an HSM partition was taken out
+  kSegmentStart,      // written by the log itself
+  kCheckpoint,        // written by the log itself
+  kCheckpointKeyNew,  // written by the log itself: a new checkpoint key after segments existed
 };
 std::string_view EventName(Event e);  // "sign_intent", ...
 
@@ -85,9 +86,15 @@ struct AuditOptions {
   std::chrono::milliseconds checkpoint_interval{60'000};
   // PEM file of the ECDSA P-256 checkpoint key (private). Required.
   std::string checkpoint_key_file;
-  // Create the key (mode 0600, and `<file>.pub.pem` beside it) when the file does not exist.
-  // Default: false.
+  // Create the key (mode 0600, and `<file>.pub.pem` beside it) when the file does not exist and
+  // dir holds no segment yet (a fresh trail). Default: false.
   bool create_key_if_missing = false;
+  // The operator's explicit request (qseald --new-audit-key) to start a new key when the key file
+  // is missing although segments exist. The old `<file>.pub.pem`, if present, is kept as
+  // `<file>.<first 16 hex of its key_id>.pub.pem` (for verifying the segments before), and a
+  // `checkpoint_key_new` record naming the old and the new key_id follows the new segment's
+  // header. No effect when the key file exists. Default: false.
+  bool new_key = false;
   // Zeros written ahead of the records, this many bytes at a time, so that a sync rarely changes
   // the file's size (cheaper, and no file-system journal commit). A full disk shows up when the
   // next stretch is written. 0: plain appends. Default: 1 MiB.
@@ -112,9 +119,11 @@ using AppendCallback = std::function<void(Status)>;
 class AuditLog {
  public:
   // Opens (or starts) the log in options.dir: reads the last segment to find the chain head and
-  // starts a new segment after it. kInvalidArgument for bad options or an unusable key file,
-  // kUnavailable when the directory cannot be written, kDataLoss when the last segment does not
-  // parse (run `qsealctl audit verify`).
+  // starts a new segment after it. A checkpoint key is never regenerated silently: a missing key
+  // file with segments present is kInvalidArgument unless options.new_key. kInvalidArgument for
+  // bad options or an unusable key file (group/other permissions included), kUnavailable when the
+  // directory cannot be written, kDataLoss when the last segment does not parse (run `qsealctl
+  // audit verify`).
   static Result<std::unique_ptr<AuditLog>> Open(AuditOptions options, Clock& clock = Clock::Real());
   ~AuditLog();  // Close()s.
   AuditLog(const AuditLog&) = delete;

@@ -93,6 +93,10 @@ struct AuditConfig {
   // "file:/path" of an ECDSA P-256 PEM key (PKCS#11 keys are not supported yet).
   std::string checkpoint_key = "file:var/pki/audit-checkpoint.pem";
   bool create_checkpoint_key = true;  // Generate the key file when it does not exist.
+  // Not a config key: `qseald --new-audit-key`, the operator's explicit request to start a new
+  // checkpoint key when the key file is missing although audit segments exist
+  // (AuditOptions::new_key).
+  bool new_checkpoint_key = false;
   // Refused requests (auth_denied, rejected) recorded one by one: a token bucket per kind and
   // caller (the client's name, or the source address when none was authenticated); the rest are
   // counted into a summary record of that caller (audit/refusal_limiter.h).

@@ -197,6 +197,7 @@ class Daemon::Impl {
     o.checkpoint_interval = a.checkpoint_interval;
     o.checkpoint_key_file = a.checkpoint_key.substr(5);  // "file:" checked by the config
     o.create_key_if_missing = a.create_checkpoint_key;
+    o.new_key = a.new_checkpoint_key;
     Result<std::unique_ptr<audit::AuditLog>> log = audit::AuditLog::Open(o);
     if (!log.ok()) return log.status();
     audit_ = std::move(*log);

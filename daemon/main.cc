@@ -37,12 +37,16 @@ int main(int argc, char** argv) {
   bool check_only = false;
   bool probe_hsm = false;
   bool version = false;
+  bool new_audit_key = false;
   app.add_option("-c,--config", config_path, "configuration file (TOML)");
   app.add_flag("--check-config", check_only, "validate the configuration, print every error, exit");
   app.add_flag("--probe-hsm", probe_hsm,
                "open every partition, log in, find and check every key, sign and verify one "
                "test digest per partition, print the modules, tokens and mechanisms, exit "
                "(0 ok, 69 HSM unreachable, 78 key or PIN refused)");
+  app.add_flag("--new-audit-key", new_audit_key,
+               "start a new audit checkpoint key although the key file is missing and audit "
+               "segments exist (otherwise refused, exit 78); recorded as checkpoint_key_new");
   app.add_flag("--version", version, "print the version and exit");
   try {
     app.parse(argc, argv);
@@ -63,6 +67,7 @@ int main(int argc, char** argv) {
               << "\n";
     return qseal::kExitConfig;
   }
+  config->audit.new_checkpoint_key = new_audit_key;
   if (check_only) {
     std::cout << config_path << ": configuration OK\n";
     return qseal::kExitOk;

@@ -13,6 +13,7 @@
 
 #include "audit/detail/record.h"
 #include "common/bytes.h"
+#include "common/secret.h"
 #include "common/sha256.h"
 
 namespace qseal::audit::detail {
@@ -71,13 +72,7 @@ Result<CheckpointKey> CheckpointKey::LoadPrivate(const std::string& path, bool c
     QSEAL_RETURN_IF_ERROR(WritePem(pub, k.get(), false));
   }
   // A key others may read can be copied, one others may write can be swapped: refused either way.
-  struct ::stat st {};
-  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return InvalidArgumentError(path + ": the checkpoint key has group/other permissions (mode " +
-                                mode + "); chmod 600 it");
-  }
+  QSEAL_RETURN_IF_ERROR(CheckSecretFileMode(path, "checkpoint key"));
   BioPtr bio(BIO_new_file(path.c_str(), "r"), &BIO_free);
   if (!bio) return InvalidArgumentError("cannot read the checkpoint key " + path);
   std::shared_ptr<EVP_PKEY> key =

@@ -310,12 +310,101 @@ TEST_F(AuditLogTest, CheckpointKeyWithGroupOrOtherPermissionsIsRefused) {
         path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write | extra);
     auto loose = detail::CheckpointKey::LoadPrivate(path, false);
     ASSERT_FALSE(loose.ok());
-    EXPECT_NE(loose.status().message().find("group/other permissions"), std::string::npos)
+    EXPECT_NE(loose.status().message().find("accessible to group or other"), std::string::npos)
         << loose.status();
   }
   std::filesystem::permissions(
       path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   EXPECT_TRUE(detail::CheckpointKey::LoadPrivate(path, false).ok());
+}
+
+// Issue 19 item 2: a key file that vanished under an existing trail is never regenerated
+// silently; only new_key (qseald --new-audit-key) starts a new one, and that is itself a record.
+TEST_F(AuditLogTest, MissingCheckpointKeyWithSegmentsIsRefusedUnlessANewKeyIsAskedFor) {
+  WriteLog(7);
+  const std::string key = Options().checkpoint_key_file;
+  const std::string pub = key + ".pub.pem";
+  Result<detail::CheckpointKey> old = detail::CheckpointKey::LoadPublic(pub);
+  ASSERT_TRUE(old.ok()) << old.status();
+  std::filesystem::remove(key);
+  const std::string before = ReadFile(SegmentPath(0));
+
+  // create_key_if_missing (the default config) does not cover an existing trail.
+  Result<std::unique_ptr<AuditLog>> refused = AuditLog::Open(Options());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);  // qseald: exit 78
+  EXPECT_NE(refused.status().message().find("is missing"), std::string::npos) << refused.status();
+  EXPECT_NE(refused.status().message().find("--new-audit-key"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(key));  // nothing generated
+  EXPECT_EQ(ListSegments(Options().dir)->size(), 1u);
+  EXPECT_EQ(ReadFile(SegmentPath(0)), before);  // nothing written
+
+  AuditOptions o = Options();
+  o.new_key = true;
+  o.create_key_if_missing = false;  // the explicit request is enough
+  Result<std::unique_ptr<AuditLog>> log = AuditLog::Open(o);
+  ASSERT_TRUE(log.ok()) << log.status();
+  Fill(**log, 6);
+  ASSERT_TRUE((*log)->Close().ok());
+  Result<detail::CheckpointKey> fresh = detail::CheckpointKey::LoadPublic(pub);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  ASSERT_NE(fresh->key_id(), old->key_id());
+  // The old public half is kept under its own name, for the segments it signed.
+  const std::string kept = key + "." + old->key_id().substr(0, 16) + ".pub.pem";
+  ASSERT_TRUE(detail::CheckpointKey::LoadPublic(kept).ok());
+  EXPECT_EQ(detail::CheckpointKey::LoadPublic(kept)->key_id(), old->key_id());
+
+  // The new segment: its header, then the record naming both keys, before any new checkpoint.
+  auto segs = ListSegments(Options().dir);
+  ASSERT_EQ(segs->size(), 2u);
+  std::vector<std::string> lines = Lines(SegmentPath(1));
+  ASSERT_GE(lines.size(), 3u);
+  EXPECT_EQ(detail::ParseLine(lines[0])->event, "segment_start");
+  Result<detail::ParsedLine> rec = detail::ParseLine(lines[1]);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->event, "checkpoint_key_new");
+  EXPECT_NE(lines[1].find("old key_id=" + old->key_id()), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("new key_id=" + fresh->key_id()), std::string::npos) << lines[1];
+
+  // The new key verifies the trail from the new segment on; the old key the segment before it,
+  // and nothing signed by the new key.
+  VerifyOptions v;
+  v.dir = Options().dir;
+  v.public_key_file = pub;
+  v.from_segment = (*segs)[1].first;
+  Result<VerifyReport> after = VerifyLog(v);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(after->ok) << after->reason;
+  EXPECT_GE(after->checkpoints, 1u);
+  EXPECT_EQ(after->unprotected, 0u);
+  v.from_segment = 0;
+  Result<VerifyReport> whole = VerifyLog(v);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_FALSE(whole->ok);  // the first segment's checkpoints are the old key's
+  EXPECT_NE(whole->reason.find("unknown key " + old->key_id()), std::string::npos) << whole->reason;
+  v.public_key_file = kept;
+  whole = VerifyLog(v);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_FALSE(whole->ok);
+  EXPECT_NE(whole->reason.find("unknown key " + fresh->key_id()), std::string::npos)
+      << whole->reason;
+  EXPECT_GT(whole->first_bad_seq, (*segs)[1].first);
+
+  // Reopened with the new key present: no second record, new_key or not.
+  Result<std::unique_ptr<AuditLog>> again = AuditLog::Open(o);
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE((*again)->Close().ok());
+  EXPECT_EQ(ReadFile(SegmentPath(2)).find("checkpoint_key_new"), std::string::npos);
+}
+
+// A fresh trail (no segment) still creates the key, as it always did.
+TEST_F(AuditLogTest, FreshTrailCreatesTheCheckpointKey) {
+  Result<std::unique_ptr<AuditLog>> log = AuditLog::Open(Options());
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_TRUE((*log)->Close().ok());
+  EXPECT_TRUE(std::filesystem::exists(Options().checkpoint_key_file));
+  EXPECT_EQ(ReadFile(SegmentPath(0)).find("checkpoint_key_new"), std::string::npos);
+  EXPECT_TRUE(Verify().ok);
 }
 
 TEST_F(AuditLogTest, TornTailOfACrashIsAbandonedOnReopen) {

@@ -72,6 +72,7 @@ Status Qseald::Start() {
        {std::string(QSEAL_BINARY_DIR) + "/daemon/qseald", std::string("--config"), config_}) {
     argv.push_back(std::move(a));
   }
+  argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   QSEAL_RETURN_IF_ERROR(process_.Start(argv, log, env));
   std::string line = process_.WaitForLine("\"qseald started\"", options_.start_timeout);
   if (line.empty()) return UnavailableError("qseald did not start: " + process_.Stderr());

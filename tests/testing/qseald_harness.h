@@ -26,6 +26,8 @@ struct QsealdOptions {
   std::vector<std::string> extra_env;
   // Command put before qseald's argv (e.g. strace with fault injection); empty: none.
   std::vector<std::string> wrapper = {};
+  // Arguments after `--config <config>` (e.g. "--new-audit-key"); empty: none.
+  std::vector<std::string> extra_args = {};
   // How long Start() waits for "qseald started" (a big queue takes a while to load).
   std::chrono::seconds start_timeout{60};
 };
