@@ -199,6 +199,56 @@ TEST_F(AuditE2eTest, EverySealHasOneMatchingSealedRecord) {
   EXPECT_NE(bad.find("hash mismatch"), std::string::npos) << bad;
 }
 
+// Issue 19 item 2 through a real qseald: the checkpoint key deleted under an existing trail
+// refuses the start (exit 78, saying why) instead of a silent new key; `--new-audit-key` starts
+// one, the trail records it with the old and the new key_id (the old one computed here by
+// openssl from the old public key), and the new public key verifies the segments from there on.
+TEST_F(AuditE2eTest, MissingCheckpointKeyRefusesTheStartUnlessANewKeyIsAskedFor) {
+  Qseald q(tmp_.Sub("d"), Options());
+  ASSERT_TRUE(q.Start().ok()) << q.Stderr();
+  ASSERT_EQ(q.Stop(), 0) << q.Stderr();
+  const std::string key = q.var() + "/pki/audit-checkpoint.pem";
+  const std::string pub = key + ".pub.pem";
+  auto key_id = [](const std::string& pem) {
+    testing::CommandResult r =
+        testing::RunCommand("openssl pkey -pubin -in " + testing::ShellQuote(pem) +
+                            " -outform DER | sha256sum | cut -c1-64");
+    return r.exit_code == 0 && r.output.size() > 64 ? r.output.substr(0, 64) : "openssl failed";
+  };
+  const std::string old_id = key_id(pub);
+  ASSERT_EQ(old_id.size(), 64u) << old_id;
+  ASSERT_TRUE(std::filesystem::remove(key));
+
+  EXPECT_FALSE(q.Start().ok());
+  EXPECT_EQ(q.process().Wait(std::chrono::seconds(30)), 78) << q.Stderr();
+  EXPECT_NE(q.Stderr().find("is missing but"), std::string::npos) << q.Stderr();
+  EXPECT_NE(q.Stderr().find("--new-audit-key"), std::string::npos) << q.Stderr();
+  EXPECT_FALSE(std::filesystem::exists(key));
+
+  q.options().extra_args = {"--new-audit-key"};
+  ASSERT_TRUE(q.Start().ok()) << q.Stderr();
+  std::string id = Submit(q, "after the new key", "default", 30);
+  ASSERT_FALSE(id.empty());
+  FetchVerified(q, id, "after the new key", true);
+  ASSERT_EQ(q.Stop(), 0) << q.Stderr();
+  const std::string new_id = key_id(pub);
+  ASSERT_EQ(new_id.size(), 64u) << new_id;
+  EXPECT_NE(new_id, old_id);
+  EXPECT_EQ(key_id(key + "." + old_id.substr(0, 16) + ".pub.pem"), old_id);
+
+  std::vector<nlohmann::json> changes = AuditRecords(q, "--event checkpoint_key_new");
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0]["detail"], "old key_id=" + old_id + "; new key_id=" + new_id);
+  const std::string from = std::to_string(changes[0]["seq"].get<std::uint64_t>() - 1);
+  int rc = -1;
+  std::string after = Qsealctl(q, "audit verify --key " + pub + " --from " + from, &rc);
+  EXPECT_EQ(rc, 0) << after;
+  EXPECT_NE(after.find("audit log verified"), std::string::npos) << after;
+  std::string whole = Qsealctl(q, "audit verify --key " + pub, &rc);
+  EXPECT_NE(rc, 0) << whole;  // the first segment's checkpoints are the old key's
+  EXPECT_NE(whole.find("unknown key " + old_id), std::string::npos) << whole;
+}
+
 // The signer's partition state changes reach the trail: both partitions down (the shim answers
 // CKR_DEVICE_ERROR), then up again.
 TEST_F(AuditE2eTest, PartitionDownAndUpAreRecorded) {
