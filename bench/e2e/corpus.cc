@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "tests/formats/pdf_test_util.h"
 #include "tests/testing/testing.h"
 
 namespace qseal::bench::e2e {
@@ -72,31 +73,16 @@ std::string InvoicePdf(int i) {
     text += line;
   }
   text += "ET\n";
-  std::vector<std::string> objects = {
-      "<< /Type /Catalog /Pages 2 0 R >>",
-      "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-      "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R >> "
-      ">> /Contents 4 0 R >>",
-      "<< /Length " + std::to_string(text.size()) + " >>\nstream\n" + text + "endstream",
-      "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-  };
-  // A binary comment line after the header, so transfer tools treat the file as binary.
-  std::string pdf = "%PDF-1.7\n%\xB5\xB6\xB7\xB8\n";
-  std::vector<std::size_t> at;
-  for (std::size_t k = 0; k < objects.size(); ++k) {
-    at.push_back(pdf.size());
-    pdf += std::to_string(k + 1) + " 0 obj\n" + objects[k] + "\nendobj\n";
-  }
-  // Each xref entry is exactly 20 bytes, its end of line "\r\n" (ISO 32000-1, 7.5.4).
-  std::size_t xref = pdf.size();
-  pdf += "xref\n0 " + std::to_string(objects.size() + 1) + "\n0000000000 65535 f\r\n";
-  for (std::size_t off : at) {
-    std::snprintf(line, sizeof line, "%010zu 00000 n\r\n", off);
-    pdf += line;
-  }
-  pdf += "trailer\n<< /Size " + std::to_string(objects.size() + 1) +
-         " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
-  return pdf;
+  return formats::testing::HandWrittenPdf(
+      {
+          "<< /Type /Catalog /Pages 2 0 R >>",
+          "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+          "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+          "/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+          "<< /Length " + std::to_string(text.size()) + " >>\nstream\n" + text + "endstream",
+          "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+      },
+      true);
 }
 
 Corpus MakeCorpus(const std::string& dir, const std::string& kind, int n) {

@@ -5,7 +5,8 @@
 // Corpora (--corpus): invoice, 2 KiB each; mix, 74 % about 2 KiB, 20 % 40 KiB, 5 % 300 KiB and
 // 1 % between 1 and 10 MiB. The format scenarios have their own: ubl, the UBL 2.1 sample invoice
 // of tests/formats/data (3.4 KiB) with a unique invoice number per document (api_xades); pdf,
-// one-page text PDFs of about 2 KiB with a classic xref table, unique per document (api_pades).
+// one-page text PDFs of about 2 KiB with a classic xref table (formats::testing::HandWrittenPdf),
+// unique per document (api_pades).
 //
 // Functions are thread-safe; Corpus is a plain value, thread-compatible.
 #pragma once
@@ -34,7 +35,8 @@ struct Corpus {
 std::string UblInvoice(int i);
 
 // PDF `i`: one A4 page of invoice text (Helvetica, a unique number and amounts), written as
-// text with a correct xref table, so `qpdf --check` accepts it. The same i gives the same bytes.
+// text with a correct xref table (formats::testing::HandWrittenPdf), so `qpdf --check` accepts it.
+// The same i gives the same bytes.
 std::string InvoicePdf(int i);
 
 // Writes `n` documents of corpus `kind` ("invoice", "mix", "ubl" or "pdf") as
