@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -25,18 +26,20 @@ namespace fs = std::filesystem;
 // POSTs documents [first, first + count) as one multipart/mixed batch; fills their ids.
 // Returns "" or the first error.
 std::string SubmitBatch(cli::HttpClient& client, const std::vector<std::string>& contents,
-                        const Corpus& corpus, int first, int count, std::vector<std::string>& ids,
-                        std::atomic<int>& busy) {
+                        const Corpus& corpus, int first, int count, const SealKind& kind,
+                        std::vector<std::string>& ids, std::atomic<int>& busy) {
   std::string body;
   for (int i = first; i < first + count; ++i) {
     std::size_t k = static_cast<std::size_t>(i) % contents.size();
-    body += "--qseal-bench\r\nX-Filename: " + corpus.names[k] + "\r\n\r\n";
+    body += "--qseal-bench\r\nX-Filename: " + corpus.names[k] + "\r\n";
+    if (!kind.content_type.empty()) body += "Content-Type: " + kind.content_type + "\r\n";
+    body += "\r\n";
     body += contents[k];
     body += "\r\n";
   }
   body += "--qseal-bench--\r\n";
   for (;;) {
-    auto r = client.Request("POST", "/v1/batches?profile=default", body,
+    auto r = client.Request("POST", "/v1/batches?profile=" + kind.profile, body,
                             {{"Content-Type", "multipart/mixed; boundary=qseal-bench"}});
     if (r.ok() && r->status == 503) {
       ++busy;
@@ -63,7 +66,8 @@ std::string SubmitBatch(cli::HttpClient& client, const std::vector<std::string>&
 }  // namespace
 
 Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, int n,
-                    const std::string& name, const std::string& verify_dir, int batch) {
+                    const std::string& name, const std::string& verify_dir, int batch,
+                    const SealKind& kind) {
   Figures fig;
   fig.scenario = name;
   fig.docs = n;
@@ -83,7 +87,7 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
     cli::HttpClient client = q.Client();
     for (int i = next.fetch_add(batch); i < n; i = next.fetch_add(batch)) {
       int count = std::min(batch, n - i);
-      std::string error = SubmitBatch(client, contents, corpus, i, count, ids, busy);
+      std::string error = SubmitBatch(client, contents, corpus, i, count, kind, ids, busy);
       if (!error.empty()) {
         failed += count;
         std::lock_guard<std::mutex> lock(mu);
@@ -95,10 +99,11 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
     cli::HttpClient client = q.Client();
     for (int i = next++; i < n; i = next++) {
       const std::string& path = corpus.paths[static_cast<std::size_t>(i) % corpus.paths.size()];
+      std::map<std::string, std::string> headers = {
+          {"X-Filename", corpus.names[static_cast<std::size_t>(i) % corpus.names.size()]}};
+      if (!kind.content_type.empty()) headers["Content-Type"] = kind.content_type;
       for (;;) {
-        auto r = client.UploadFile(
-            "POST", "/v1/documents?profile=default", path,
-            {{"X-Filename", corpus.names[static_cast<std::size_t>(i) % corpus.names.size()]}});
+        auto r = client.UploadFile("POST", "/v1/documents?profile=" + kind.profile, path, headers);
         if (r.ok() && r->status == 503) {
           ++busy;
           int after = std::atoi(r->Header("retry-after").c_str());
@@ -234,13 +239,12 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
   for (int i = 0; i < n && checked < o.verify_sample; i += std::max(1, n / o.verify_sample)) {
     const std::string& id = ids[static_cast<std::size_t>(i)];
     if (id.empty()) continue;
-    std::string seal = verify_dir + "/" + id + ".p7s";
+    std::string seal = verify_dir + "/" + id + kind.seal_suffix;
+    const std::string& content = corpus.paths[static_cast<std::size_t>(i) % corpus.paths.size()];
     auto r = client.Download("/v1/documents/" + id + "/seal", seal);
-    std::string err = !r.ok() || r->status != 200
-                          ? "fetch failed"
-                          : testing::OpensslVerify(
-                                seal, q.ca_pem(),
-                                corpus.paths[static_cast<std::size_t>(i) % corpus.paths.size()]);
+    std::string err = !r.ok() || r->status != 200 ? "fetch failed"
+                      : kind.check                ? kind.check(seal, content)
+                                   : testing::OpensslVerify(seal, q.ca_pem(), content);
     if (!err.empty()) {
       Say(name + " verify failed: " + err);
       ++fig.failed;

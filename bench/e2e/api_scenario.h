@@ -10,6 +10,7 @@
 // thread-safe: one scenario at a time on a daemon.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "bench/e2e/corpus.h"
@@ -19,12 +20,25 @@
 
 namespace qseal::bench::e2e {
 
+// What an api scenario submits and how its seals are checked (seal_kinds.h makes the XAdES and
+// PAdES ones). The default: profile `default` (CAdES detached), `openssl cms -verify` against the
+// daemon's CA.
+struct SealKind {
+  std::string profile = "default";
+  std::string content_type;          // sent as Content-Type when not empty
+  std::string seal_suffix = ".p7s";  // the downloaded seal's file name ends so
+  // Checks the seal at `seal_path` of the document at `content_path`: "" when it holds, else
+  // what failed. Empty: the default's check.
+  std::function<std::string(const std::string& seal_path, const std::string& content_path)> check;
+};
+
 // Submits `n` documents (the corpus, round robin when n exceeds it) to the running `q` as
 // scenario `name`, and collects their outcomes, qseald's CPU and peak RSS, and the harness's own
 // client CPU. Then downloads a sample of o.verify_sample seals into `verify_dir` and checks each
-// with `openssl cms -verify`. Failed submissions, failed or never-sealed documents and failed
+// with kind.check. Failed submissions, failed or never-sealed documents and failed
 // checks count in fig.failed. With --perf-dir, records qseald meanwhile.
 Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, int n,
-                    const std::string& name, const std::string& verify_dir, int batch = 0);
+                    const std::string& name, const std::string& verify_dir, int batch = 0,
+                    const SealKind& kind = {});
 
 }  // namespace qseal::bench::e2e

@@ -13,6 +13,10 @@
 //                  documents per request, fewer concurrent clients), outcomes learnt with the
 //                  long-poll POST /v1/batches/status?wait= instead of one GET per document;
 //   shim_api_batch the shim scenario through the batch API (with --scenarios shim_batch);
+//   api_xades      the api clients on the `invoice-xades` profile (XAdES enveloped), UBL
+//                  invoices of 3.4 KiB, each with its own number; seals checked with xmlsec1;
+//   api_pades      the api clients on the `pdf-pades` profile, one-page PDFs of about 2 KiB
+//                  written by the harness; seals checked with pdfsig and qpdf --check;
 //   watch          the same corpus renamed into the watched inbox; documents/s from the first
 //                  rename to the last seal's mtime in outbox/, latency = seal mtime - rename time;
 //   shim_api       the api scenario through tests/p11shim modelling a network HSM (2 ms per
@@ -23,13 +27,15 @@
 //                  on/off of the summed rates.
 // For qseald: peak RSS (VmHWM) and CPU seconds per 1 000 documents (utime+stime from
 // /proc/PID/stat), the daemon restarted per scenario. A sample of seals from every scenario is
-// checked with `openssl cms -verify`. Ends with one `e2e scenario=...` line per scenario.
+// checked with an independent verifier (`openssl cms -verify` for CAdES; seal_kinds.h). Ends with
+// one `e2e scenario=...` line per scenario.
 //
 // Run from the build tree: bench/e2e/e2e_bench --help
 //
 // The parts: options.h (the flags below), corpus.h, baselines.h (raw, openssl), api_scenario.h
-// (api, api_batch, shim_api), scenarios.h (watch, big, backlog), process_stats.h (qseald's CPU
-// and RSS, perf), timing.h, run.h (the order of a run), report.h (the `e2e scenario=` lines).
+// (api, api_batch, shim_api; seal_kinds.h for api_xades, api_pades), scenarios.h (watch, big,
+// backlog), process_stats.h (qseald's CPU and RSS, perf), timing.h, run.h (the order of a run),
+// report.h (the `e2e scenario=` lines).
 #include <CLI/CLI.hpp>
 
 #include "bench/e2e/options.h"
@@ -69,11 +75,12 @@ int main(int argc, char** argv) {
   app.add_option("--shim-docs", o.shim_docs, "documents for the shim scenario (0: --docs)")
       ->capture_default_str();
   app.add_option("--verify-sample", o.verify_sample,
-                 "seals per scenario checked with openssl cms -verify")
+                 "seals per scenario checked by an independent verifier")
       ->capture_default_str();
   app.add_option("--scenarios", o.scenarios,
                  "comma-separated: raw,openssl,api,api_batch,watch,shim; shim_batch (shim "
-                 "through the batch API), big, backlog and audit (api with the audit trail on "
+                 "through the batch API), api_xades, api_pades (the XAdES and PAdES profiles), "
+                 "big, backlog and audit (api with the audit trail on "
                  "and off, the ratio) not by default")
       ->capture_default_str();
   app.add_option("--big-mib", o.big_mib, "document size of the big scenario")

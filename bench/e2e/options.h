@@ -22,7 +22,7 @@ struct Options {
   int shim_sessions = 16;          // sessions per partition through the shim
   double shim_latency_ms = 2;      // latency the shim adds to every C_Sign
   int shim_docs = 0;               // documents of the shim scenario; 0: same as docs
-  int verify_sample = 20;          // seals per scenario checked with openssl cms -verify
+  int verify_sample = 20;          // seals per scenario checked by an independent verifier
   std::string scenarios = "raw,openssl,api,api_batch,watch,shim";
   int big_mib = 1024;           // the `big` scenario's document size
   int backlog_docs = 1000000;   // the `backlog` scenario's queued documents

@@ -20,8 +20,9 @@ void Say(const std::string& s) {
 
 std::string Line(const Options& o, const Figures& f, double raw, double seq, double xargs) {
   std::ostringstream s;
-  s << "e2e scenario=" << f.scenario << " key=" << o.key << " corpus=" << o.corpus
-    << " docs=" << f.docs << " failed=" << f.failed << " sessions=" << f.sessions
+  s << "e2e scenario=" << f.scenario << " key=" << o.key
+    << " corpus=" << (f.corpus.empty() ? o.corpus : f.corpus) << " docs=" << f.docs
+    << " failed=" << f.failed << " sessions=" << f.sessions
     << " docs_per_s=" << Fmt(f.docs_per_s, f.docs_per_s > 0 && f.docs_per_s < 10 ? 4 : 1);
   if (f.ceiling_per_s > 0) {
     s << " ceiling_per_s=" << Fmt(f.ceiling_per_s)

@@ -27,6 +27,7 @@ struct Figures {
   double ceiling_per_s = -1;          // shim only: sessions / latency
   double client_cpu_s_per_1000 = -1;  // api: the harness's own clients (same machine)
   std::string sessions;
+  std::string corpus;  // the format scenarios' own corpus (ubl, pdf); empty: --corpus
 };
 
 // `v` with `precision` decimals; "na" when negative or NaN (not measured).

@@ -12,6 +12,7 @@
 #include "bench/e2e/corpus.h"
 #include "bench/e2e/report.h"
 #include "bench/e2e/scenarios.h"
+#include "bench/e2e/seal_kinds.h"
 #include "tests/p11shim/p11shim.h"
 #include "tests/testing/qseald_harness.h"
 #include "tests/testing/testing.h"
@@ -44,7 +45,7 @@ int Run(const Options& o) {
   std::string dir = work + "/qseald";
   // A kept work dir reuses its corpus, never a previous run's daemons, queues or outboxes.
   for (const char* sub :
-       {"/qseald", "/shim", "/backlog", "/stage", "/openssl_seq", "/openssl_xargs"}) {
+       {"/qseald", "/shim", "/backlog", "/stage", "/openssl_seq", "/openssl_xargs", "/nss"}) {
     fs::remove_all(work + sub);
   }
   testing::QsealdOptions qo;
@@ -105,6 +106,24 @@ int Run(const Options& o) {
                             std::max(1, o.batch_size));
     f.sessions = sessions;
     Say("api_batch: " + Fmt(f.docs_per_s) + " docs/s");
+    results.push_back(f);
+    q.Stop();
+  }
+  // The format scenarios: the api scenario's clients on the XAdES and PAdES profiles, each with
+  // its own corpus (corpus.h) and seal check (seal_kinds.h).
+  for (const std::string name : {"api_xades", "api_pades"}) {
+    if (!o.Want(name)) continue;
+    const bool xades = name == "api_xades";
+    Corpus docs =
+        MakeCorpus(work + (xades ? "/corpus-ubl" : "/corpus-pdf"), xades ? "ubl" : "pdf", o.docs);
+    Say(name + " corpus: " + std::to_string(docs.paths.size()) + " files, " +
+        Fmt(static_cast<double>(docs.bytes) / 1048576.0) + " MiB");
+    if (!start_fresh()) return 1;
+    SealKind kind = xades ? XadesKind(q.ca_pem()) : PadesKind(q.ca_pem(), work + "/nss");
+    Figures f = ApiScenario(o, q, docs, o.docs, name, work + "/verify-" + name, 0, kind);
+    f.sessions = sessions;
+    f.corpus = xades ? "ubl" : "pdf";
+    Say(name + ": " + Fmt(f.docs_per_s) + " docs/s");
     results.push_back(f);
     q.Stop();
   }

@@ -62,13 +62,14 @@ Figures WatchScenario(const Options& o, testing::Qseald& q, const Corpus& corpus
   fig.scenario = "watch";
   int n = static_cast<int>(corpus.paths.size());
   fig.docs = n;
-  // Hard links on the same filesystem, so the drop is one rename per file, as a producer does.
+  // Copies staged on the same filesystem, so the drop is one rename per file, as a producer does
+  // (not hard links: the watcher refuses a file with more than one link).
   std::string stage = work + "/stage";
   fs::remove_all(stage);
   fs::create_directories(stage);
   for (int i = 0; i < n; ++i) {
-    fs::create_hard_link(corpus.paths[static_cast<std::size_t>(i)],
-                         stage + "/" + corpus.names[static_cast<std::size_t>(i)]);
+    fs::copy_file(corpus.paths[static_cast<std::size_t>(i)],
+                  stage + "/" + corpus.names[static_cast<std::size_t>(i)]);
   }
   std::string inbox = q.watch_root() + "/inbox";
   std::string outbox = q.watch_root() + "/outbox";

@@ -26,7 +26,7 @@ namespace qseal::bench::e2e {
 // scenario's document; no other scenario comes near either limit).
 std::function<void(std::string&)> EditConfig(int partitions, int sessions);
 
-// Drops every file of `corpus` into the running `q`'s watched inbox (hard links staged under
+// Drops every file of `corpus` into the running `q`'s watched inbox (copies staged under
 // work/stage, then one rename each, as a producer does) and waits until each is sealed in
 // outbox/ or failed. Checks a sample of o.verify_sample seals with `openssl cms -verify`; missing
 // seals and failed checks count in fig.failed.

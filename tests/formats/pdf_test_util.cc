@@ -124,12 +124,17 @@ std::string MakeFacturXLikePdf() {
 }
 
 std::string MakeMinimalPdf() {
-  std::vector<std::string> objects = {
-      "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [] >> >>",
-      "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-      "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>",
-      "<< /Length 12 >>\nstream\n0 0 m 9 9 l\nendstream",
-  };
+  return HandWrittenPdf(
+      {
+          "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [] >> >>",
+          "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+          "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>",
+          "<< /Length 12 >>\nstream\n0 0 m 9 9 l\nendstream",
+      },
+      false);
+}
+
+std::string HandWrittenPdf(const std::vector<std::string>& objects, bool eol_after_eof) {
   std::string pdf = "%PDF-1.4\n%\xE2\xE3\xCF\xD3\n";
   std::vector<std::size_t> offsets;
   for (std::size_t i = 0; i < objects.size(); ++i) {
@@ -145,6 +150,7 @@ std::string MakeMinimalPdf() {
   }
   pdf += "trailer\n<< /Size " + std::to_string(objects.size() + 1) +
          " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF";
+  if (eol_after_eof) pdf += "\n";
   return pdf;
 }
 

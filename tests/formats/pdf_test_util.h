@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/bytes.h"
 #include "common/status.h"
@@ -32,6 +33,9 @@ std::string FacturXXml();
 // A hand-written one-page PDF whose catalog has a direct /AcroForm with empty /Fields and whose
 // last byte is the F of %%EOF (no end-of-line).
 std::string MakeMinimalPdf();
+// A PDF 1.4 file written as text: objects[k] is object k + 1 (object 1 the catalog), then a
+// classic xref table and the trailer; an end-of-line after %%EOF only with `eol_after_eof`.
+std::string HandWrittenPdf(const std::vector<std::string>& objects, bool eol_after_eof);
 // A two-page invoice written by Ghostscript (ps2pdf) from PostScript, in `dir`.
 std::string MakeGhostscriptPdf(const std::string& dir);
 // The Ghostscript invoice rewritten by cairo (pdftocairo -pdf), in `dir`.
