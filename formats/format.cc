@@ -41,10 +41,6 @@ std::string SafeOutputStem(std::string_view document_name) {
   return std::string(document_name);
 }
 
-std::vector<std::string_view> FormatNames() {
-  return {"cades-detached", "cades-enveloping", "xades-enveloped", "xades-detached", "pades"};
-}
-
 Result<std::unique_ptr<const Format>> CreateFormat(std::string_view name,
                                                    const FormatOptions& options) {
   if (name == "cades-detached")
