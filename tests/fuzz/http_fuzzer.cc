@@ -57,8 +57,8 @@ class Server {
     o.commit_threads = 2;
     unsigned char hash[SHA256_DIGEST_LENGTH];
     SHA256(reinterpret_cast<const unsigned char*>(kToken.data()), kToken.size(), hash);
-    o.clients.push_back({"fuzz", qseal::Bytes(hash, hash + sizeof(hash)), {"default"}});
-    o.clients.push_back({"other", qseal::Bytes(32, 0x42), {"*"}});
+    o.clients.push_back({"fuzz", qseal::Bytes(hash, hash + sizeof(hash)), {"default"}, "", {}});
+    o.clients.push_back({"other", qseal::Bytes(32, 0x42), {"*"}, "", {}});
     o.profiles.push_back({"default", "cades-detached", "sha256", "ecdsa", "-----PEM-----\n"});
     o.profiles.push_back({"other", "cades-enveloping", "sha256", "ecdsa", "-----PEM-----\n"});
     api_ = std::make_unique<qseal::ingest::ApiServer>(o, queue_.get(),
