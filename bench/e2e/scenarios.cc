@@ -1,6 +1,7 @@
 #include "bench/e2e/scenarios.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -71,6 +72,9 @@ Figures WatchScenario(const Options& o, testing::Qseald& q, const Corpus& corpus
     fs::copy_file(corpus.paths[static_cast<std::size_t>(i)],
                   stage + "/" + corpus.names[static_cast<std::size_t>(i)]);
   }
+  // The copies' dirty pages are written back now, not during the timed run where they would
+  // compete with qseald's fsyncs.
+  ::sync();
   std::string inbox = q.watch_root() + "/inbox";
   std::string outbox = q.watch_root() + "/outbox";
   std::string failed_dir = q.watch_root() + "/failed";
