@@ -48,6 +48,10 @@ struct Content {
   std::string media_type;
   // A fresh reader positioned at the first byte; its errors are returned as they are.
   std::function<Result<ReadFn>()> open;
+  // Optional random access: reads up to buffer.size() bytes at `offset` (0 at or past the end),
+  // safe from several threads. Formats whose parser needs random access (PAdES) use it when set
+  // and otherwise hold the document in memory. Empty when the caller cannot provide it.
+  std::function<Result<std::size_t>(std::uint64_t offset, std::span<std::uint8_t> buffer)> read_at;
   // Read size for streaming (bounded memory per document). Default: 256 KiB.
   std::size_t read_chunk_bytes = 256 << 10;
 };

@@ -200,6 +200,10 @@ class PayloadReader {
   virtual ~PayloadReader() = default;
   // Reads up to buffer.size() bytes; returns the count, 0 at the end. kUnavailable on I/O error.
   virtual Result<std::size_t> Read(std::span<std::uint8_t> buffer) = 0;
+  // Reads up to buffer.size() bytes at `offset`, independent of Read's position (for formats that
+  // need random access, e.g. PAdES's PDF parser); 0 at or past the end. May be called from several
+  // threads at once. kUnavailable on I/O error.
+  virtual Result<std::size_t> ReadAt(std::uint64_t offset, std::span<std::uint8_t> buffer) = 0;
   virtual std::uint64_t size() const = 0;
 };
 

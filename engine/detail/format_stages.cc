@@ -1,6 +1,7 @@
 #include "engine/detail/format_stages.h"
 
 #include <memory>
+#include <mutex>
 #include <span>
 
 namespace qseal::engine::detail {
@@ -17,6 +18,27 @@ formats::Content PayloadContent(const queue::Queue* queue, const queue::Record& 
     // shared_ptr: a ReadFn is a std::function, which must be copyable.
     std::shared_ptr<queue::PayloadReader> r = std::move(reader);
     return formats::ReadFn([r](std::span<std::uint8_t> buf) { return r->Read(buf); });
+  };
+  // One reader for every positional read of this document, opened at the first one (most formats
+  // never call it). The mutex guards only the opening: PayloadReader::ReadAt is thread-safe.
+  struct Positional {
+    std::mutex mu;
+    std::shared_ptr<queue::PayloadReader> reader;
+  };
+  auto positional = std::make_shared<Positional>();
+  c.read_at = [queue, id = record.id, positional](
+                  std::uint64_t offset, std::span<std::uint8_t> buf) -> Result<std::size_t> {
+    std::shared_ptr<queue::PayloadReader> r;
+    {
+      std::lock_guard<std::mutex> lock(positional->mu);
+      if (positional->reader == nullptr) {
+        QSEAL_ASSIGN_OR_RETURN(std::unique_ptr<queue::PayloadReader> opened,
+                               queue->OpenPayload(id));
+        positional->reader = std::move(opened);
+      }
+      r = positional->reader;
+    }
+    return r->ReadAt(offset, buf);
   };
   return c;
 }

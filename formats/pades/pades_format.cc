@@ -85,23 +85,34 @@ class PadesFormat final : public Format {
 
   Result<std::unique_ptr<formats::ToBeSigned>> Prepare(
       const Content& content, std::chrono::system_clock::time_point signing_time) const override {
-    if (content.size > max_document_bytes_) {
-      return InvalidArgumentError("PDF of " + std::to_string(content.size) +
-                                  " bytes is over the PAdES limit of " +
-                                  std::to_string(max_document_bytes_));
-    }
-    Hasher hasher(context_->digest());
-    Bytes original;
-    original.reserve(static_cast<std::size_t>(content.size));
-    QSEAL_RETURN_IF_ERROR(StreamContent(content, [&](ByteSpan piece) {
-      original.insert(original.end(), piece.begin(), piece.end());
-      return hasher.Update(piece);
-    }));
     auto tbs = std::make_unique<PadesToBeSigned>();
-    tbs->original_size = original.size();
+    tbs->original_size = content.size;
     tbs->signing_time = std::chrono::floor<std::chrono::seconds>(signing_time);
-    QSEAL_ASSIGN_OR_RETURN(tbs->update, detail::BuildIncrementalUpdate(
-                                            original, {contents_capacity_, tbs->signing_time}));
+    const detail::UpdateRequest request{contents_capacity_, tbs->signing_time};
+    Hasher hasher(context_->digest());
+    if (content.read_at) {
+      // Random access: qpdf reads the objects it needs by offset and the digest streams, so the
+      // document is never held in memory whatever its size.
+      QSEAL_RETURN_IF_ERROR(
+          StreamContent(content, [&](ByteSpan piece) { return hasher.Update(piece); }));
+      QSEAL_ASSIGN_OR_RETURN(
+          tbs->update,
+          detail::BuildIncrementalUpdate(detail::PdfBytes{content.size, content.read_at}, request));
+    } else {
+      if (content.size > max_document_bytes_) {
+        return InvalidArgumentError(
+            "PDF of " + std::to_string(content.size) + " bytes is over the PAdES limit of " +
+            std::to_string(max_document_bytes_) + " for documents read without random access");
+      }
+      Bytes original;
+      original.reserve(static_cast<std::size_t>(content.size));
+      QSEAL_RETURN_IF_ERROR(StreamContent(content, [&](ByteSpan piece) {
+        original.insert(original.end(), piece.begin(), piece.end());
+        return hasher.Update(piece);
+      }));
+      QSEAL_ASSIGN_OR_RETURN(tbs->update, detail::BuildIncrementalUpdate(
+                                              detail::PdfBytes::InMemory(original), request));
+    }
     QSEAL_RETURN_IF_ERROR(HashUpdate(hasher, tbs->update));
     QSEAL_ASSIGN_OR_RETURN(Bytes byte_range_digest, hasher.Final());
     QSEAL_ASSIGN_OR_RETURN(tbs->cades,

@@ -14,16 +14,18 @@
 
 namespace qseal::formats::pades {
 
-// Prepare holds the document in memory while qpdf parses it (qpdf needs random access, the
-// content only streams); documents larger than this are refused with kInvalidArgument.
+// When the content offers random access (Content::read_at, as the engine's queue payloads do),
+// qpdf reads the document by offset and Prepare's memory does not grow with its size. Without it
+// Prepare holds the document in memory while qpdf parses it; such documents larger than this are
+// refused with kInvalidArgument.
 inline constexpr std::uint64_t kDefaultMaxDocumentBytes = std::uint64_t{256} << 20;
 
 // Makes the PAdES format for one profile. Prepare refuses (kInvalidArgument, permanent, the
 // message says why) non-PDF input, encrypted PDFs, PDFs whose xref or trailer qpdf cannot read
-// without repairing them, PDFs without pages, PDFs certified with DocMDP P=1, and documents over
-// `max_document_bytes`. A PDF already signed gets its seal in a new revision; the earlier
-// signatures stay valid. Errors: those of cades::SignerContext::Create (kInvalidArgument). The
-// result is immutable and thread-safe.
+// without repairing them, PDFs without pages, PDFs certified with DocMDP P=1, and documents read
+// without random access over `max_document_bytes`. A PDF already signed gets its seal in a new
+// revision; the earlier signatures stay valid. Errors: those of cades::SignerContext::Create
+// (kInvalidArgument). The result is immutable and thread-safe.
 Result<std::unique_ptr<const Format>> CreatePadesFormat(
     const FormatOptions& options, std::uint64_t max_document_bytes = kDefaultMaxDocumentBytes);
 

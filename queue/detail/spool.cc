@@ -22,6 +22,12 @@ class InlineReader final : public PayloadReader {
     pos_ += n;
     return n;
   }
+  Result<std::size_t> ReadAt(std::uint64_t offset, std::span<std::uint8_t> buffer) override {
+    if (offset >= value_.size()) return std::size_t{0};
+    std::size_t n = std::min<std::uint64_t>(buffer.size(), value_.size() - offset);
+    std::memcpy(buffer.data(), value_.data() + offset, n);
+    return n;
+  }
   std::uint64_t size() const override { return value_.size(); }
 
  private:
@@ -37,6 +43,13 @@ class SpoolReader final : public PayloadReader {
   Result<std::size_t> Read(std::span<std::uint8_t> buffer) override {
     for (;;) {
       ssize_t n = ::read(fd_.get(), buffer.data(), buffer.size());
+      if (n >= 0) return static_cast<std::size_t>(n);
+      if (errno != EINTR) return ErrnoStatus("read spool file " + path_, errno);
+    }
+  }
+  Result<std::size_t> ReadAt(std::uint64_t offset, std::span<std::uint8_t> buffer) override {
+    for (;;) {
+      ssize_t n = ::pread(fd_.get(), buffer.data(), buffer.size(), static_cast<off_t>(offset));
       if (n >= 0) return static_cast<std::size_t>(n);
       if (errno != EINTR) return ErrnoStatus("read spool file " + path_, errno);
     }

@@ -175,8 +175,9 @@ void WriteXrefStream(UpdateWriter& w, int num, const std::string& trailer_entrie
   w.Raw("\nendstream\nendobj\nstartxref\n" + std::to_string(xref_offset) + "\n%%EOF\n");
 }
 
-Result<IncrementalUpdate> Build(QPDF& q, ByteSpan original, const UpdateRequest& request,
-                                std::uint64_t prev, bool xref_stream) {
+Result<IncrementalUpdate> Build(QPDF& q, std::uint64_t original_size, bool ends_with_eol,
+                                const UpdateRequest& request, std::uint64_t prev,
+                                bool xref_stream) {
   QPDFObjectHandle trailer = q.getTrailer();
   QPDFObjectHandle root = q.getRoot();
   QSEAL_RETURN_IF_ERROR(CheckDocMdp(root));
@@ -200,8 +201,7 @@ Result<IncrementalUpdate> Build(QPDF& q, ByteSpan original, const UpdateRequest&
   out.contents_capacity = request.contents_capacity;
   out.field_name = UniqueFieldName(fields);
 
-  bool ends_with_eol = !original.empty() && (original.back() == '\n' || original.back() == '\r');
-  UpdateWriter w(original.size());
+  UpdateWriter w(original_size);
   if (!ends_with_eol) w.Raw("\n");
 
   // The signature dictionary: /ByteRange and /Contents are placeholders of fixed size.
@@ -259,8 +259,8 @@ Result<IncrementalUpdate> Build(QPDF& q, ByteSpan original, const UpdateRequest&
   }
 
   out.bytes = std::move(w.bytes());
-  std::uint64_t total = original.size() + out.bytes.size();
-  std::uint64_t gap_start = original.size() + out.contents_offset;
+  std::uint64_t total = original_size + out.bytes.size();
+  std::uint64_t gap_start = original_size + out.contents_offset;
   std::uint64_t gap_end = gap_start + 2 * request.contents_capacity + 2;
   std::string range = "0 " + std::to_string(gap_start) + " " + std::to_string(gap_end) + " " +
                       std::to_string(total - gap_end);
@@ -279,12 +279,15 @@ std::string PdfDate(std::chrono::system_clock::time_point t) {
   return text;
 }
 
-Result<IncrementalUpdate> BuildIncrementalUpdate(ByteSpan original, const UpdateRequest& request) {
+Result<IncrementalUpdate> BuildIncrementalUpdate(const PdfBytes& original,
+                                                 const UpdateRequest& request) {
   QSEAL_ASSIGN_OR_RETURN(std::unique_ptr<QPDF> q, OpenPdf(original));
   QSEAL_ASSIGN_OR_RETURN(std::uint64_t prev, LastStartXref(original));
   QSEAL_ASSIGN_OR_RETURN(bool xref_stream, IsXrefStream(original, prev));
+  QSEAL_ASSIGN_OR_RETURN(Bytes last, original.ReadRange(original.size - 1, 1));
+  bool ends_with_eol = last.size() == 1 && (last[0] == '\n' || last[0] == '\r');
   return CatchQpdf("PDF structure is broken", [&]() -> Result<IncrementalUpdate> {
-    auto update = Build(*q, original, request, prev, xref_stream);
+    auto update = Build(*q, original.size, ends_with_eol, request, prev, xref_stream);
     // Objects resolved while building may have failed softly (qpdf warns instead of throwing
     // for some): the update would then name objects that do not parse, so refuse.
     if (update.ok() && q->anyWarnings()) {

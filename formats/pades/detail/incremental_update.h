@@ -12,6 +12,7 @@
 
 #include "common/bytes.h"
 #include "common/status.h"
+#include "formats/pades/detail/pdf_open.h"
 
 namespace qseal::formats::pades::detail {
 
@@ -33,12 +34,13 @@ struct IncrementalUpdate {
   std::string field_name;
 };
 
-// Builds the update for `original` (the whole document, parsed with qpdf; see pdf_open.h for
-// the refusals), so that original + bytes is the sealed PDF once the CMS is written into
-// /Contents. /ByteRange is already final. Errors: kInvalidArgument for a document qseal
-// refuses (those of OpenPdf; a DocMDP certification that allows no changes), with the reason.
+// Builds the update for `original` (the whole document, parsed with qpdf, which reads it by
+// offset; see pdf_open.h for the refusals), so that original + bytes is the sealed PDF once the CMS
+// is written into /Contents. /ByteRange is already final. Errors: kInvalidArgument for a document
+// qseal refuses (those of OpenPdf; a DocMDP certification that allows no changes), with the reason.
 // Pure CPU; safe to call concurrently.
-Result<IncrementalUpdate> BuildIncrementalUpdate(ByteSpan original, const UpdateRequest& request);
+Result<IncrementalUpdate> BuildIncrementalUpdate(const PdfBytes& original,
+                                                 const UpdateRequest& request);
 
 // "D:YYYYMMDDHHmmSSZ" for `t` (UTC, whole seconds).
 std::string PdfDate(std::chrono::system_clock::time_point t);
