@@ -265,6 +265,9 @@ class Engine::Impl {
                   false);
     }
     job->content = detail::PayloadContent(queue_, job->record, options_.read_chunk_bytes);
+    Status digest_only = detail::LoadPrecomputedDigest(queue_, job->record,
+                                                       job->profile->profile.digest, &job->content);
+    if (!digest_only.ok()) return Fail(job, digest_only, IsRetryable(digest_only.code()));
     auto prepare_start = std::chrono::steady_clock::now();
     Result<std::unique_ptr<formats::ToBeSigned>> tbs =
         job->profile->format->Prepare(job->content, clock_.Now());
@@ -359,6 +362,12 @@ class Engine::Impl {
           AuditEntry(job->error.ok() ? audit::Event::kSealed : audit::Event::kFailed, *job);
       if (job->error.ok()) {
         e.signature_sha256 = job->signature_sha256;
+        // A digest-only seal: the record's hash is of the submitted digest's bytes; the digest
+        // the seal's message-digest states is recorded too.
+        if (!job->record.digest_algorithm.empty() && job->tbs != nullptr) {
+          e.detail = "digest-only " + job->record.digest_algorithm + ":" +
+                     HexEncode(job->tbs->content_digest);
+        }
       } else {
         e.detail = std::string(job->retryable ? "retry: " : "final: ") + job->error.ToString();
       }

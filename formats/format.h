@@ -54,6 +54,12 @@ struct Content {
   std::function<Result<std::size_t>(std::uint64_t offset, std::span<std::uint8_t> buffer)> read_at;
   // Read size for streaming (bounded memory per document). Default: 256 KiB.
   std::size_t read_chunk_bytes = 256 << 10;
+  // Digest-only sealing: when non-empty, the document's digest made by the submitter with the
+  // format's DigestAlgorithm; the document itself is not available (open and read_at must not be
+  // relied on). Formats that sign over a digest of the document (cades-detached) use it instead
+  // of hashing, and refuse one of the wrong length with kInvalidArgument; formats that embed or
+  // parse the document refuse every digest-only document with kInvalidArgument. Default: empty.
+  Bytes precomputed_digest;
 };
 
 // The first half of a seal. Formats derive from it to keep what Assemble needs (signed
@@ -107,7 +113,8 @@ class Format {
   // The first half: reads `content` (streamed; a format that must parse the document may hold it
   // in memory up to its own documented limit) and builds what the HSM signs, at `signing_time`.
   // Errors: kInvalidArgument for a document the format refuses (not XML, not a PDF, encrypted,
-  // ...: permanent, the message says why), kFailedPrecondition when signing_time is outside the
+  // ..., a digest-only content the format cannot seal: permanent, the message says why),
+  // kFailedPrecondition when signing_time is outside the
   // certificate's validity, kDataLoss when the content's length differs from content.size, and
   // the reader's own errors as returned. Pure CPU apart from the reads.
   virtual Result<std::unique_ptr<ToBeSigned>> Prepare(

@@ -105,6 +105,10 @@ struct Record {
   std::string source_ref;     // opaque to the queue; the watcher stores its processing/ path here
   std::string idempotency_key;
   std::string seal_media_type;  // set once sealed
+  // Empty for an ordinary document. For a digest-only document (POST /v1/digests) the name of the
+  // digest algorithm ("sha256", "sha384", "sha512"): the payload is then that digest's raw bytes,
+  // not the document, and `size` and `sha256_hex` describe those bytes.
+  std::string digest_algorithm;
 };
 
 // What an ingest door knows about a new document besides its bytes.
@@ -119,6 +123,9 @@ struct NewDocument {
   // -> kFailedPrecondition.
   std::string idempotency_key;
   std::string source_ref;
+  // Set for a digest-only document (see Record::digest_algorithm): the bytes appended are the
+  // digest. The queue stores it as given; the doors check it.
+  std::string digest_algorithm;
 };
 
 struct EnqueueResult {

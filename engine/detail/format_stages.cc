@@ -2,7 +2,9 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
+#include <string>
 
 namespace qseal::engine::detail {
 
@@ -41,6 +43,44 @@ formats::Content PayloadContent(const queue::Queue* queue, const queue::Record& 
     return r->ReadAt(offset, buf);
   };
   return c;
+}
+
+Status LoadPrecomputedDigest(const queue::Queue* queue, const queue::Record& record,
+                             DigestAlgorithm profile_digest, formats::Content* content) {
+  if (record.digest_algorithm.empty()) return Status::Ok();
+  std::optional<DigestAlgorithm> alg = ParseDigest(record.digest_algorithm);
+  if (!alg) {
+    return InvalidArgumentError("digest-only document with unknown digest algorithm \"" +
+                                record.digest_algorithm + "\"");
+  }
+  if (*alg != profile_digest) {
+    return InvalidArgumentError("digest-only document hashed with " + record.digest_algorithm +
+                                " but profile \"" + record.profile + "\" seals " +
+                                std::string(DigestName(profile_digest)));
+  }
+  const std::size_t want = DigestSize(*alg);
+  if (record.size != want) {
+    return InvalidArgumentError("digest-only document holds " + std::to_string(record.size) +
+                                " bytes, not one " + record.digest_algorithm + " digest");
+  }
+  QSEAL_ASSIGN_OR_RETURN(std::unique_ptr<queue::PayloadReader> reader,
+                         queue->OpenPayload(record.id));
+  // One byte more than a digest, so a payload longer than its record says is seen.
+  Bytes digest(want + 1);
+  std::size_t got = 0;
+  while (got < digest.size()) {
+    QSEAL_ASSIGN_OR_RETURN(std::size_t n,
+                           reader->Read(std::span<std::uint8_t>(digest).subspan(got)));
+    if (n == 0) break;
+    got += n;
+  }
+  if (got != want) {
+    return DataLossError("digest-only document's payload is " + std::to_string(got) +
+                         " bytes, its record says " + std::to_string(want));
+  }
+  digest.resize(want);
+  content->precomputed_digest = std::move(digest);
+  return Status::Ok();
 }
 
 Status AssembleSeal(const formats::Format& format, const formats::ToBeSigned& tbs,

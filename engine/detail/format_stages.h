@@ -5,6 +5,7 @@
 
 #include <cstddef>
 
+#include "common/algorithms.h"
 #include "common/bytes.h"
 #include "common/status.h"
 #include "formats/format.h"
@@ -17,6 +18,13 @@ namespace qseal::engine::detail {
 // outlive the Content.
 formats::Content PayloadContent(const queue::Queue* queue, const queue::Record& record,
                                 std::size_t read_chunk_bytes);
+
+// For a digest-only record (record.digest_algorithm set): reads the submitted digest from the
+// queue's payload into content->precomputed_digest. kInvalidArgument (permanent) when the record's
+// algorithm is unknown or differs from `profile_digest`, or the payload is not exactly one digest
+// of it; the payload reader's errors as they are (kUnavailable: retry). A no-op for other records.
+Status LoadPrecomputedDigest(const queue::Queue* queue, const queue::Record& record,
+                             DigestAlgorithm profile_digest, formats::Content* content);
 
 // format.Assemble written into *seal (reserved with OutputSizeHint). On an error *seal is empty:
 // a partial output is never published.

@@ -34,10 +34,22 @@ class CadesFormat final : public Format {
 
   Result<std::unique_ptr<formats::ToBeSigned>> Prepare(
       const Content& content, std::chrono::system_clock::time_point signing_time) const override {
-    Hasher hasher(context_->digest());
-    QSEAL_RETURN_IF_ERROR(
-        StreamContent(content, [&hasher](ByteSpan piece) { return hasher.Update(piece); }));
-    QSEAL_ASSIGN_OR_RETURN(Bytes digest, hasher.Final());
+    Bytes digest;
+    if (!content.precomputed_digest.empty()) {
+      // Digest-only: the submitter hashed the document. An enveloping seal must carry the
+      // document, which is not here.
+      if (packaging_ == Packaging::kEnveloping) {
+        return InvalidArgumentError(
+            "cades-enveloping embeds the document: a digest-only document needs a "
+            "cades-detached profile");
+      }
+      digest = content.precomputed_digest;  // BuildToBeSigned refuses a wrong length
+    } else {
+      Hasher hasher(context_->digest());
+      QSEAL_RETURN_IF_ERROR(
+          StreamContent(content, [&hasher](ByteSpan piece) { return hasher.Update(piece); }));
+      QSEAL_ASSIGN_OR_RETURN(digest, hasher.Final());
+    }
     QSEAL_ASSIGN_OR_RETURN(cades::ToBeSigned tbs, BuildToBeSigned(*context_, digest, signing_time));
     auto out = std::make_unique<CadesToBeSigned>();
     out->digest = tbs.digest;

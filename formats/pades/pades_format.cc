@@ -85,6 +85,10 @@ class PadesFormat final : public Format {
 
   Result<std::unique_ptr<formats::ToBeSigned>> Prepare(
       const Content& content, std::chrono::system_clock::time_point signing_time) const override {
+    if (!content.precomputed_digest.empty()) {
+      return InvalidArgumentError(
+          "pades signs inside the PDF: a digest-only document needs a cades-detached profile");
+    }
     auto tbs = std::make_unique<PadesToBeSigned>();
     tbs->original_size = content.size;
     tbs->signing_time = std::chrono::floor<std::chrono::seconds>(signing_time);

@@ -89,6 +89,11 @@ class XadesFormat final : public Format {
 
   Result<std::unique_ptr<formats::ToBeSigned>> Prepare(
       const Content& content, std::chrono::system_clock::time_point signing_time) const override {
+    if (!content.precomputed_digest.empty()) {
+      return InvalidArgumentError(std::string(name()) +
+                                  " does not seal digest-only documents: they need a "
+                                  "cades-detached profile");
+    }
     const auto t = std::chrono::time_point_cast<std::chrono::seconds>(signing_time);
     if (t < context_->not_before() || t > context_->not_after()) {
       return FailedPreconditionError("signing time " + detail::FormatDateTime(t) +

@@ -117,7 +117,8 @@ std::string EncodeRecord(const StoredRecord& stored) {
   std::string out;
   out.reserve(128 + r.profile.size() + r.client.size() + r.name.size() + r.media_type.size() +
               r.error_message.size() + r.source_ref.size() + r.idempotency_key.size());
-  PutU8(&out, kRecordFormatVersion);
+  const bool digest_only = !r.digest_algorithm.empty();
+  PutU8(&out, digest_only ? kRecordFormatVersionDigest : kRecordFormatVersion);
   out.append(reinterpret_cast<const char*>(r.id.data()), DocumentId::kSize);
   PutU8(&out, static_cast<std::uint8_t>(r.state));
   PutU8(&out, static_cast<std::uint8_t>(r.source));
@@ -134,6 +135,7 @@ std::string EncodeRecord(const StoredRecord& stored) {
         &r.error_message, &r.source_ref, &r.idempotency_key, &r.seal_media_type}) {
     PutString(&out, *s);
   }
+  if (digest_only) PutString(&out, r.digest_algorithm);
   AppendCrc(&out);
   return out;
 }
@@ -145,7 +147,7 @@ Result<StoredRecord> DecodeRecord(const DocumentId& id, std::string_view value) 
   };
   Reader in(body);
   auto version = in.Uint(1);
-  if (!in.failed() && version != kRecordFormatVersion) {
+  if (!in.failed() && version != kRecordFormatVersion && version != kRecordFormatVersionDigest) {
     return bad("unknown format version " + std::to_string(version));
   }
   StoredRecord stored;
@@ -173,6 +175,10 @@ Result<StoredRecord> DecodeRecord(const DocumentId& id, std::string_view value) 
        {&r.profile, &r.client, &r.name, &r.media_type, &r.sha256_hex, &r.error_code,
         &r.error_message, &r.source_ref, &r.idempotency_key, &r.seal_media_type}) {
     *s = in.String();
+  }
+  if (version == kRecordFormatVersionDigest) {
+    r.digest_algorithm = in.String();
+    if (!in.failed() && r.digest_algorithm.empty()) return bad("empty digest algorithm");
   }
   if (in.failed()) return bad("truncated");
   if (!in.done()) return bad("trailing bytes");

@@ -25,7 +25,10 @@ struct StoredRecord {
   PayloadKind payload = PayloadKind::kNone;
 };
 
+// Version 1 records end after seal_media_type. Version 2 adds digest_algorithm after it and is
+// written only for digest-only documents, so every other record stays version 1, byte for byte.
 inline constexpr std::uint8_t kRecordFormatVersion = 1;
+inline constexpr std::uint8_t kRecordFormatVersionDigest = 2;
 inline constexpr std::uint8_t kSealFormatVersion = 1;
 
 // CRC-32C (Castagnoli), software table implementation.

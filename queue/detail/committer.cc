@@ -244,6 +244,7 @@ void Queue::Impl::PrepareEnqueue(Op& op, BatchContext& ctx) {
   r.updated_at = ctx.now;
   r.source_ref = doc.source_ref;
   r.idempotency_key = doc.idempotency_key;
+  r.digest_algorithm = doc.digest_algorithm;
   stored.payload = op.spooled ? PayloadKind::kSpool : PayloadKind::kInline;
   index_.Add(op.id, op.size, ctx.now);
   std::string key = IdKey(op.id);
