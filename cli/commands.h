@@ -33,6 +33,10 @@ struct SubmitOptions {
   std::chrono::seconds wait_timeout{600};  // per document, with wait
   int max_busy_retries = 30;               // 503/429 answers honoured (Retry-After) per document
   std::chrono::seconds max_retry_after{30};
+  // Digest-only sealing: hash each file here (streamed, bounded memory) with the profile's digest
+  // algorithm (from GET /v1/profiles) and send only the digest (POST /v1/digests); implies wait,
+  // and out_dir "." when none is given. The seal is a detached .p7s of the local file.
+  bool digest_only = false;
 };
 int RunSubmit(const Endpoint& endpoint, const SubmitOptions& options, std::ostream& out,
               std::ostream& err);

@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
   submit->add_option("--out", submit_opts.out_dir,
                      "write each seal to DIR under the name the server gives it, e.g. <name>.p7s "
                      "(implies --wait)");
+  submit->add_flag("--digest-only", submit_opts.digest_only,
+                   "hash each file here and send only its digest (POST /v1/digests); the "
+                   "profile must be cades-detached; writes the .p7s to --out (default: .)");
   submit->add_option("--concurrency", submit_opts.concurrency, "uploads in flight")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));

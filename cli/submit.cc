@@ -18,6 +18,7 @@
 #include "cli/http_client.h"
 #include "common/bytes.h"
 #include "common/exit_codes.h"
+#include "common/sha256.h"
 
 namespace qseal::cli {
 namespace {
@@ -108,6 +109,10 @@ class Submitter {
 
   int Run(const std::vector<std::string>& files) {
     total_ = files.size();
+    if (options_.digest_only) {
+      int rc = LookUpDigestAlgorithm();
+      if (rc != kExitOk) return rc;
+    }
     // Several files go in batches (POST /v1/batches, one request and one group commit for many);
     // a large file, or a lone one, goes on its own.
     std::vector<std::vector<std::string>> jobs;
@@ -121,7 +126,7 @@ class Submitter {
     for (const auto& f : files) {
       std::error_code ec;
       std::uint64_t size = fs::file_size(f, ec);
-      if (files.size() == 1 || ec || size > kBatchFileMaxBytes) {
+      if (files.size() == 1 || ec || size > kBatchFileMaxBytes || options_.digest_only) {
         jobs.push_back({f});
         continue;
       }
@@ -163,20 +168,80 @@ class Submitter {
     }
   }
 
+  // The profile's digest algorithm, for hashing locally (GET /v1/profiles).
+  int LookUpDigestAlgorithm() {
+    HttpClient client(endpoint_.server, endpoint_.token, kRequestTimeout, endpoint_.tls);
+    auto r = client.Request("GET", "/v1/profiles");
+    if (!r.ok()) {
+      err_ << "qsealctl: " << r.status().message() << "\n";
+      return ExitForTransport(r.status());
+    }
+    if (r->status != 200) {
+      err_ << "qsealctl: " << Describe(*r) << "\n";
+      return ExitForHttp(r->status);
+    }
+    try {
+      for (const json& p : json::parse(r->body).at("profiles")) {
+        if (p.value("name", "") != options_.profile) continue;
+        std::optional<DigestAlgorithm> d = ParseDigest(p.value("digest", ""));
+        if (!d) break;
+        digest_ = *d;
+        return kExitOk;
+      }
+    } catch (const std::exception& e) {
+      err_ << "qsealctl: unexpected reply to GET /v1/profiles: " << e.what() << "\n";
+      return kExitUnavailable;
+    }
+    err_ << "qsealctl: profile \"" << options_.profile << "\" is not one this client may use\n";
+    return kExitDataErr;
+  }
+
+  // The file's digest, read in 1 MiB pieces (memory does not grow with the file).
+  Result<Bytes> HashFile(const std::string& path) const {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return NotFoundError("cannot read " + path);
+    Hasher hasher(digest_);
+    std::vector<char> buf(1 << 20);
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      auto n = static_cast<std::size_t>(in.gcount());
+      if (n > 0) {
+        QSEAL_RETURN_IF_ERROR(
+            hasher.Update(ByteSpan(reinterpret_cast<const std::uint8_t*>(buf.data()), n)));
+      }
+    }
+    if (in.bad()) return UnavailableError("read error in " + path);
+    return hasher.Final();
+  }
+
   DocumentOutcome SubmitOne(const std::string& path) {
     DocumentOutcome o;
     o.name = fs::path(path).filename().string();
     HttpClient client(endpoint_.server, endpoint_.token, kRequestTimeout, endpoint_.tls);
-    std::string target = "/v1/documents?profile=" + UrlEncode(options_.profile);
+    std::string target = std::string(options_.digest_only ? "/v1/digests" : "/v1/documents") +
+                         "?profile=" + UrlEncode(options_.profile);
     bool wait = options_.wait || !options_.out_dir.empty();
     if (wait) target += "&wait=30";
     std::map<std::string, std::string> headers = {{"X-Filename", HeaderSafe(o.name)},
                                                   {"Idempotency-Key", RandomKey()}};
+    std::string digest_body;
+    if (options_.digest_only) {
+      Result<Bytes> digest = HashFile(path);
+      if (!digest.ok()) return Fail(o, kExitIoErr, digest.status().message());
+      json body;
+      body["algorithm"] = std::string(DigestName(digest_));
+      body["digest_hex"] = HexEncode(*digest);
+      body["filename"] = o.name;
+      digest_body = body.dump();
+      headers.erase("X-Filename");
+      headers["Content-Type"] = "application/json";
+    }
     int busy = 0;
     int transport_failures = 0;
     HttpReply reply;
     while (true) {
-      auto r = client.UploadFile("POST", target, path, headers);
+      auto r = options_.digest_only ? client.Request("POST", target, digest_body, headers)
+                                    : client.UploadFile("POST", target, path, headers);
       if (!r.ok()) {
         // The same Idempotency-Key makes a resend after a lost reply safe.
         if (!IsLocalFileError(r.status()) && ++transport_failures < 3) {
@@ -441,6 +506,7 @@ class Submitter {
   std::size_t done_ = 0;
   std::size_t total_ = 0;
   int exit_code_ = kExitOk;
+  DigestAlgorithm digest_ = DigestAlgorithm::kSha256;  // digest-only: set by Run before uploads
 };
 
 }  // namespace
@@ -478,15 +544,17 @@ int RunSubmit(const Endpoint& endpoint, const SubmitOptions& options, std::ostre
     err << "qsealctl: nothing to submit\n";
     return kExitDataErr;
   }
-  if (!options.out_dir.empty()) {
+  SubmitOptions effective = options;
+  if (effective.digest_only && effective.out_dir.empty()) effective.out_dir = ".";
+  if (!effective.out_dir.empty()) {
     std::error_code ec;
-    fs::create_directories(options.out_dir, ec);
+    fs::create_directories(effective.out_dir, ec);
     if (ec) {
-      err << "qsealctl: cannot create " << options.out_dir << ": " << ec.message() << "\n";
+      err << "qsealctl: cannot create " << effective.out_dir << ": " << ec.message() << "\n";
       return kExitIoErr;
     }
   }
-  Submitter submitter(endpoint, options, out, err);
+  Submitter submitter(endpoint, effective, out, err);
   return submitter.Run(files);
 }
 

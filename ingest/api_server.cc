@@ -12,6 +12,7 @@
 #include "common/mutex.h"
 #include "ingest/detail/access_control.h"
 #include "ingest/detail/batch_handler.h"
+#include "ingest/detail/digest_request.h"
 #include "ingest/detail/http_server.h"
 #include "ingest/detail/json_bodies.h"
 #include "ingest/detail/names.h"
@@ -82,7 +83,7 @@ class ApiServer::Impl : public detail::HttpHandler {
     auto count = [m, route, method, start](const HttpResponse& res) {
       int status = static_cast<int>(res.result_int());
       m->HttpRequest(route, method, status, std::chrono::steady_clock::now() - start);
-      if (route == "/v1/documents" && status >= 400)
+      if ((route == "/v1/documents" || route == "/v1/digests") && status >= 400)
         m->DocumentRejected("api", std::to_string(status));
     };
     Decision d = Route(req, remote);
@@ -106,8 +107,8 @@ class ApiServer::Impl : public detail::HttpHandler {
   static std::string_view RouteTemplate(const RequestHeader& req) {
     std::string_view target(req.target().data(), req.target().size());
     std::string_view path = target.substr(0, target.find('?'));
-    for (std::string_view fixed : {"/livez", "/readyz", "/v1/documents", "/v1/profiles",
-                                   "/v1/batches", "/v1/batches/status"}) {
+    for (std::string_view fixed : {"/livez", "/readyz", "/v1/documents", "/v1/digests",
+                                   "/v1/profiles", "/v1/batches", "/v1/batches/status"}) {
       if (path == fixed) return fixed;
     }
     if (path.rfind("/v1/documents/", 0) == 0) {
@@ -192,6 +193,10 @@ class ApiServer::Impl : public detail::HttpHandler {
     if (path == "/v1/documents") {
       if (req.method() != http::verb::post) return Answer(MethodNotAllowed(req));
       return Submit(req, *client, query, peer.address);
+    }
+    if (path == "/v1/digests") {
+      if (req.method() != http::verb::post) return Answer(MethodNotAllowed(req));
+      return SubmitDigest(req, *client, query, peer.address);
     }
     if (path == "/v1/batches") {
       if (req.method() != http::verb::post) return Answer(MethodNotAllowed(req));
@@ -343,9 +348,130 @@ class ApiServer::Impl : public detail::HttpHandler {
     return d;
   }
 
+  // A small JSON body read into memory (POST /v1/digests).
+  class JsonSink : public BodySink {
+   public:
+    JsonSink(std::size_t limit, std::function<void(std::string, Respond)> done)
+        : limit_(limit), done_(std::move(done)) {}
+    Status Append(ByteSpan chunk) override {
+      if (body_.size() + chunk.size() > limit_) {
+        return ResourceExhaustedError("request body larger than " + std::to_string(limit_) +
+                                      " bytes");
+      }
+      body_.append(AsChars(chunk));
+      return Status::Ok();
+    }
+    void Finish(Respond respond) override { done_(std::move(body_), std::move(respond)); }
+    void Abort() override { body_.clear(); }
+    http::status ErrorStatus(const Status&) const override {
+      return http::status::payload_too_large;
+    }
+
+   private:
+    std::size_t limit_;
+    std::function<void(std::string, Respond)> done_;
+    std::string body_;
+  };
+
+  // POST /v1/digests: the checks that need no body first (as for documents), the body on the
+  // commit pool, where its record is committed like a document's.
+  Decision SubmitDigest(const RequestHeader& req, const ApiClient& client, const Query& query,
+                        std::string_view source) {
+    std::optional<std::chrono::milliseconds> wait = detail::ParseWait(query, options_.max_wait);
+    if (!wait) {
+      return Answer(
+          MakeProblem(http::status::bad_request, req, "wait must be a number of seconds"));
+    }
+    if (Stopped()) {
+      return Answer(Unavailable(req, http::status::service_unavailable, "shutting down"));
+    }
+    auto key = req["Idempotency-Key"];
+    if (key.size() > 200) {
+      return Answer(MakeProblem(http::status::bad_request, req,
+                                "Idempotency-Key longer than 200 characters"));
+    }
+    auto shared_req = std::make_shared<RequestHeader>(req);
+    Decision d;
+    d.sink = std::make_unique<JsonSink>(
+        kMaxDigestBodyBytes,
+        [this, shared_req, client = &client, query_profile = detail::RequestedProfile(query),
+         source = std::string(source), wait = *wait,
+         idempotency_key = std::string(key.data(), key.size())](std::string body,
+                                                                Respond respond) mutable {
+          boost::asio::post(
+              pool_, [=, this, body = std::move(body), respond = std::move(respond)]() mutable {
+                CommitDigest(body, shared_req, *client, query_profile, source, wait,
+                             idempotency_key, std::move(respond));
+              });
+        });
+    return d;
+  }
+
+  static constexpr std::size_t kMaxDigestBodyBytes = 16 << 10;
+
+  void CommitDigest(const std::string& body, const std::shared_ptr<RequestHeader>& req,
+                    const ApiClient& client, const std::string& query_profile,
+                    const std::string& source, std::chrono::milliseconds wait,
+                    const std::string& idempotency_key, Respond respond) {
+    Result<detail::DigestRequest> parsed = detail::ParseDigestRequest(body);
+    if (!parsed.ok()) {
+      return respond(MakeProblem(parsed.status().code() == StatusCode::kInvalidArgument
+                                     ? http::status::bad_request
+                                     : http::status::unprocessable_entity,
+                                 *req, parsed.status().message()));
+    }
+    const std::string profile = parsed->profile.value_or(query_profile);
+    if (auto refusal = access_.ProfileRefusal(*req, client, profile, source)) {
+      return respond(std::move(*refusal));
+    }
+    // The profile must be one that signs over the digest alone, with this algorithm; refused
+    // here, before anything is queued (the engine checks again).
+    const ApiProfile* p = access_.FindProfile(profile);
+    if (p == nullptr) {
+      return respond(MakeProblem(http::status::not_found, *req, "no such profile"));
+    }
+    if (p->format != "cades-detached") {
+      return respond(MakeProblem(http::status::unprocessable_entity, *req,
+                                 "profile \"" + profile + "\" is " + p->format +
+                                     ", which embeds or parses the document: digest-only "
+                                     "sealing needs a cades-detached profile"));
+    }
+    const std::string alg(DigestName(parsed->algorithm));
+    if (p->digest != alg) {
+      return respond(
+          MakeProblem(http::status::unprocessable_entity, *req,
+                      "profile \"" + profile + "\" seals " + p->digest + " digests, not " + alg));
+    }
+    queue::NewDocument doc;
+    doc.profile = profile;
+    doc.source = queue::Source::kApi;
+    doc.client = client.name;
+    doc.name = detail::SanitizeClientName(parsed->filename);
+    doc.media_type = parsed->media_type;
+    doc.idempotency_key = idempotency_key;
+    doc.digest_algorithm = alg;
+    Result<std::unique_ptr<queue::PendingDocument>> pending = queue_->Begin(doc);
+    if (!pending.ok()) {
+      const Status& s = pending.status();
+      if (s.code() == StatusCode::kResourceExhausted) {
+        return respond(
+            Unavailable(*req, http::status::service_unavailable, "the queue is full; retry later"));
+      }
+      if (s.code() == StatusCode::kInvalidArgument)
+        return respond(MakeProblem(http::status::bad_request, *req, s.message()));
+      return respond(Unavailable(*req, http::status::service_unavailable, s.message()));
+    }
+    Status appended = (*pending)->Append(parsed->digest);
+    if (!appended.ok()) {
+      return respond(Unavailable(*req, http::status::service_unavailable, appended.message()));
+    }
+    CommitSubmission(std::move(*pending), req, wait, client.name, std::move(respond), profile);
+  }
+
   void CommitSubmission(std::unique_ptr<queue::PendingDocument> pending,
                         const std::shared_ptr<RequestHeader>& req, std::chrono::milliseconds wait,
-                        const std::string& client, Respond respond) {
+                        const std::string& client, Respond respond,
+                        const std::string& profile = {}) {
     Result<queue::EnqueueResult> r = queue_->Commit(std::move(pending));
     if (!r.ok()) {
       const Status& s = r.status();
@@ -358,7 +484,8 @@ class ApiServer::Impl : public detail::HttpHandler {
       return respond(Unavailable(*req, http::status::service_unavailable, s.message()));
     }
     if (options_.metrics != nullptr && !r->duplicate) {
-      options_.metrics->DocumentAccepted("api", ProfileOf(*req), r->size);
+      options_.metrics->DocumentAccepted("api", profile.empty() ? ProfileOf(*req) : profile,
+                                         r->size);
     }
     if (wait.count() > 0) {
       queue::DocumentId id = r->id;

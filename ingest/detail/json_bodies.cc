@@ -30,6 +30,7 @@ nlohmann::ordered_json StatusJson(const queue::Record& r) {
   j["sha256"] = r.sha256_hex;
   j["size"] = r.size;
   if (!r.name.empty()) j["name"] = r.name;
+  if (!r.digest_algorithm.empty()) j["digest_algorithm"] = r.digest_algorithm;
   j["created_at"] = FormatUtc(r.created_at);
   if (r.state == queue::State::kSealed) j["sealed_at"] = FormatUtc(r.sealed_at);
   if (!r.error_code.empty()) {

@@ -18,9 +18,10 @@ std::string_view ApiState(queue::State s);
 // Sealed and failed are final: a document in them never changes state again.
 bool IsFinal(queue::State s);
 
-// {"id","status","profile","sha256","size",["name"],"created_at",["sealed_at"],
+// {"id","status","profile","sha256","size",["name"],["digest_algorithm"],"created_at",["sealed_at"],
 //  ["error"|"last_error":{"code","message"}],"attempts"}: "error" once failed, "last_error" for
-// the failure of an attempt that will be retried.
+// the failure of an attempt that will be retried. A digest-only document (POST /v1/digests) has
+// "digest_algorithm"; its "sha256" and "size" are of the submitted digest's bytes.
 nlohmann::ordered_json StatusJson(const queue::Record& r);
 
 // A problem object inside a larger body: {"status","title","detail"}.
