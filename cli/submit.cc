@@ -181,7 +181,8 @@ class Submitter {
       return ExitForHttp(r->status);
     }
     try {
-      for (const json& p : json::parse(r->body).at("profiles")) {
+      const json reply = json::parse(r->body);
+      for (const json& p : reply.at("profiles")) {
         if (p.value("name", "") != options_.profile) continue;
         std::optional<DigestAlgorithm> d = ParseDigest(p.value("digest", ""));
         if (!d) break;

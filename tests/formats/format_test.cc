@@ -154,6 +154,81 @@ TEST(FormatTest, PrepareAndAssembleEveryNameVerifiesWithUsAndOpenssl) {
   }
 }
 
+// Digest-only sealing: cades-detached signs over the submitter's digest without reading the
+// document, and the seal is the one hashing the document gives; it verifies against the document.
+TEST(FormatTest, DetachedUsesAPrecomputedDigestWithoutReadingTheContent) {
+  for (auto [key, scheme, digest] :
+       {std::tuple{"ec-p256", SignatureScheme::kEcdsa, DigestAlgorithm::kSha256},
+        std::tuple{"rsa-2048", SignatureScheme::kRsaPss, DigestAlgorithm::kSha512}}) {
+    SCOPED_TRACE(key);
+    Pki pki = MakePki(key);
+    qseal::testing::TempDir tmp;
+    std::string ca_pem = tmp.Sub("ca.pem");
+    qseal::testing::WriteFile(ca_pem, formats::testing::CertificateToPem(pki.ca.certificate_der));
+    const std::string doc = "an invoice too confidential to send";
+    qseal::testing::WriteFile(tmp.Sub("doc.txt"), doc);
+    auto format = CreateFormat("cades-detached", OptionsFor(pki, digest, scheme));
+    ASSERT_TRUE(format.ok()) << format.status();
+
+    Content digest_only;
+    digest_only.size = DigestSize(digest);
+    digest_only.name = "doc.txt";
+    digest_only.open = []() -> Result<ReadFn> { return InternalError("must not be read"); };
+    auto d = Digest(digest, AsBytes(doc));
+    ASSERT_TRUE(d.ok());
+    digest_only.precomputed_digest = *d;
+    auto tbs = (*format)->Prepare(digest_only, kSigningTime);
+    ASSERT_TRUE(tbs.ok()) << tbs.status();
+    EXPECT_EQ((*tbs)->content_digest, *d);
+    Content hashed = MemoryContent(doc, "doc.txt");
+    auto reference = (*format)->Prepare(hashed, kSigningTime);
+    ASSERT_TRUE(reference.ok()) << reference.status();
+    EXPECT_EQ((*tbs)->digest, (*reference)->digest) << "same signed attributes as hashing gives";
+
+    Bytes sig = formats::testing::SoftwareSign(pki.leaf.key.get(), (*tbs)->digest, digest, scheme);
+    Bytes seal;
+    Status s = (*format)->Assemble(**tbs, sig, digest_only, [&seal](ByteSpan piece) {
+      seal.insert(seal.end(), piece.begin(), piece.end());
+      return Status::Ok();
+    });
+    ASSERT_TRUE(s.ok()) << s;
+    std::string seal_path = tmp.Sub("doc.txt.p7s");
+    formats::testing::WriteBinaryFile(seal_path, seal);
+    std::string cmd = "openssl cms -verify -binary -inform DER -in " + ShellQuote(seal_path) +
+                      " -CAfile " + ShellQuote(ca_pem) + " -attime " +
+                      std::to_string(system_clock::to_time_t(kSigningTime)) +
+                      " -out /dev/null -content " + ShellQuote(tmp.Sub("doc.txt"));
+    auto r = qseal::testing::RunCommand(cmd);
+    EXPECT_EQ(r.exit_code, 0) << cmd << "\n" << r.output;
+
+    // A digest of another length is refused, permanently.
+    Content wrong = digest_only;
+    wrong.precomputed_digest.resize(20);
+    auto refused = (*format)->Prepare(wrong, kSigningTime);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << refused.status();
+  }
+}
+
+// Formats that embed or parse the document refuse a digest-only one, saying why.
+TEST(FormatTest, EveryOtherFormatRefusesADigestOnlyDocument) {
+  Pki pki = MakePki("ec-p256");
+  for (std::string_view name : FormatNames()) {
+    if (name == "cades-detached") continue;
+    SCOPED_TRACE(std::string(name));
+    auto format = CreateFormat(name, OptionsFor(pki));
+    ASSERT_TRUE(format.ok()) << format.status();
+    Content c;
+    c.size = 32;
+    c.open = []() -> Result<ReadFn> { return InternalError("must not be read"); };
+    c.precomputed_digest = Bytes(32, 0xab);
+    auto tbs = (*format)->Prepare(c, kSigningTime);
+    ASSERT_FALSE(tbs.ok());
+    EXPECT_EQ(tbs.status().code(), StatusCode::kInvalidArgument) << tbs.status();
+    EXPECT_NE(tbs.status().message().find("digest-only"), std::string::npos) << tbs.status();
+  }
+}
+
 TEST(FormatTest, PrepareFailsWithDataLossWhenTheLengthDiffers) {
   Pki pki = MakePki("ec-p256");
   FormatOptions options = OptionsFor(pki);
