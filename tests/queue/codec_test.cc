@@ -67,6 +67,40 @@ TEST(CodecTest, RecordRoundTripsEveryField) {
   EXPECT_EQ(out->payload, PayloadKind::kSpool);
 }
 
+// Digest-only records are version 2 (digest_algorithm after seal_media_type); every other record
+// stays version 1, exactly as written before the field existed, and decodes with it empty.
+TEST(CodecTest, DigestOnlyRecordIsVersionTwoAndOthersStayVersionOne) {
+  StoredRecord plain = Sample();
+  std::string v1 = EncodeRecord(plain);
+  EXPECT_EQ(v1[0], 1);
+  auto decoded = DecodeRecord(plain.record.id, v1);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->record.digest_algorithm, "");
+
+  StoredRecord digest = Sample();
+  digest.record.digest_algorithm = "sha384";
+  std::string v2 = EncodeRecord(digest);
+  EXPECT_EQ(v2[0], 2);
+  EXPECT_EQ(v2.size(), v1.size() + 4 + 6);
+  auto out = DecodeRecord(digest.record.id, v2);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->record.digest_algorithm, "sha384");
+  EXPECT_EQ(out->record.seal_media_type, digest.record.seal_media_type);
+  EXPECT_EQ(out->record.idempotency_key, digest.record.idempotency_key);
+
+  // A version 1 body relabelled 2 (no digest_algorithm) is truncated; a version 2 body relabelled
+  // 1 has trailing bytes: neither decodes.
+  auto relabel = [](std::string encoded, char version) {
+    std::string body = encoded.substr(0, encoded.size() - 4);
+    body[0] = version;
+    std::uint32_t crc = Crc32c(AsBytes(body));
+    for (int i = 3; i >= 0; --i) body.push_back(static_cast<char>((crc >> (8 * i)) & 0xFF));
+    return body;
+  };
+  EXPECT_EQ(DecodeRecord(plain.record.id, relabel(v1, 2)).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeRecord(plain.record.id, relabel(v2, 1)).status().code(), StatusCode::kDataLoss);
+}
+
 TEST(CodecTest, EverySourceRoundTrips) {
   for (Source source : {Source::kApi, Source::kWatch, Source::kBroker}) {
     StoredRecord in = Sample();
