@@ -39,7 +39,10 @@ struct Job {
   bool undelivered = false;
   std::chrono::steady_clock::time_point sign_submitted;
   std::string signature_sha256;  // hex, for the audit trail
-  hsm::SignRequest request;      // between Prepare and the submission to the signer
+  // "digest-only ALG:HEX" for a digest-only document (the digest its seal states), for the audit
+  // trail's sealed record (tbs is gone by then).
+  std::string digest_only_detail;
+  hsm::SignRequest request;  // between Prepare and the submission to the signer
 };
 using JobPtr = std::shared_ptr<Job>;
 using Jobs = std::vector<JobPtr>;
@@ -275,6 +278,10 @@ class Engine::Impl {
     if (options_.metrics != nullptr)
       options_.metrics->ObserveHash(std::chrono::steady_clock::now() - prepare_start);
     job->tbs = std::move(*tbs);
+    if (!job->record.digest_algorithm.empty()) {
+      job->digest_only_detail =
+          "digest-only " + job->record.digest_algorithm + ":" + HexEncode(job->tbs->content_digest);
+    }
 
     job->request.key = job->profile->profile.key;
     job->request.scheme = job->profile->profile.scheme;
@@ -364,10 +371,7 @@ class Engine::Impl {
         e.signature_sha256 = job->signature_sha256;
         // A digest-only seal: the record's hash is of the submitted digest's bytes; the digest
         // the seal's message-digest states is recorded too.
-        if (!job->record.digest_algorithm.empty() && job->tbs != nullptr) {
-          e.detail = "digest-only " + job->record.digest_algorithm + ":" +
-                     HexEncode(job->tbs->content_digest);
-        }
+        if (!job->record.digest_algorithm.empty()) e.detail = job->digest_only_detail;
       } else {
         e.detail = std::string(job->retryable ? "retry: " : "final: ") + job->error.ToString();
       }

@@ -123,6 +123,15 @@ TEST_F(DigestTest, DigestSealedByTheApiVerifiesAgainstTheOriginalFile) {
   std::string altered = MakeFile("altered.bin", (300 << 10) + 1);
   EXPECT_NE(testing::OpensslVerify(tmp_->Sub("invoice.bin.p7s"), qseald_->ca_pem(), altered), "");
 
+  // The audit trail records the seal, with the digest it states.
+  testing::CommandResult audit =
+      RunCommand(Qsealctl() + " audit show --dir " + ShellQuote(qseald_->var() + "/audit") +
+                 " --id " + id + " --event sealed");
+  EXPECT_EQ(audit.exit_code, 0) << audit.output;
+  EXPECT_NE(audit.output.find("digest-only sha256:" + OpensslDigest(file, "sha256", true)),
+            std::string::npos)
+      << audit.output;
+
   // Hex works as well, and the profile may be named in the body.
   nlohmann::json hex = {{"algorithm", "sha256"},
                         {"digest_hex", OpensslDigest(file, "sha256", true)},
