@@ -32,6 +32,7 @@ struct Job {
   std::unique_ptr<formats::ToBeSigned> tbs;
   Result<Bytes> signature = Bytes();
   Bytes seal;
+  std::unique_ptr<queue::PendingSeal> seal_file;  // a large seal, in the queue's spool instead
   Status error;
   bool retryable = false;
   // The outcome could not be delivered (publisher) or recorded (audit): not the seal's failure,
@@ -380,7 +381,10 @@ class Engine::Impl {
     Status written = options_.audit->Append(std::move(entries));
     if (written.ok()) return;
     for (const auto& job : batch) {
-      if (job->error.ok()) job->seal.clear();
+      if (job->error.ok()) {
+        job->seal.clear();
+        job->seal_file.reset();
+      }
       job->error = written.WithContext("audit");
       job->retryable = true;
       job->undelivered = true;
@@ -436,7 +440,8 @@ class Engine::Impl {
     }
     if (options_.audit != nullptr) job->signature_sha256 = Sha256Hex(*signature);
     Status s = detail::AssembleSeal(*job->profile->format, *job->tbs, *signature, job->content,
-                                    &job->seal);
+                                    {queue_, job->record.id, options_.seal_spool_min_bytes},
+                                    &job->seal, &job->seal_file);
     if (!s.ok()) {
       Fail(job, s, IsRetryable(s.code()));
       return;
@@ -467,7 +472,7 @@ class Engine::Impl {
       for (const JobPtr& job : jobs) {
         // The publisher sees the record as the queue will keep it: sealed by this format.
         job->record.seal_media_type = std::string(job->profile->format->media_type());
-        items.push_back({&job->record, job->seal});
+        items.push_back({&job->record, job->seal, job->seal_file.get()});
       }
       std::vector<Status> published = publisher->PublishBatch(items);
       for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -563,7 +568,8 @@ class Engine::Impl {
     for (const auto& job : batch) {
       if (job->error.ok()) {
         completions.push_back({job->record.id, std::move(job->seal),
-                               std::string(job->profile->format->media_type())});
+                               std::string(job->profile->format->media_type()),
+                               std::move(job->seal_file)});
       } else {
         failures.push_back({job->record.id, job->error, job->retryable, !job->undelivered});
       }

@@ -82,6 +82,10 @@ struct EngineOptions {
   std::chrono::milliseconds drain_timeout{30'000};
   // Read size while hashing. Default: 256 KiB.
   std::size_t read_chunk_bytes = 256 << 10;
+  // A seal expected (Format::OutputSizeHint) to be at least this large is written to a queue
+  // spool file (queue::PendingSeal) instead of memory: seals that embed their document (PAdES,
+  // CAdES enveloping) cost memory per seal, not per document byte. Default: 1 MiB.
+  std::uint64_t seal_spool_min_bytes = 1 << 20;
   // The queue's max_attempts: a retryable failure on the last attempt is final, so the failure
   // is published (watched folders) before the queue marks it failed. Default: 5.
   std::uint32_t max_attempts = 5;

@@ -220,7 +220,7 @@ class ApiServer::Impl : public detail::HttpHandler {
         seal = true;
         rest.remove_suffix(kSeal.size());
       }
-      return Answer(Document(req, *client, rest, seal));
+      return Document(req, *client, rest, seal);
     }
     return Answer(MakeProblem(http::status::not_found, req, "no such resource"));
   }
@@ -545,39 +545,48 @@ class ApiServer::Impl : public detail::HttpHandler {
     return MakeResponse(http::status::ok, req, Dump(j), "application/json");
   }
 
-  HttpResponse Document(const RequestHeader& req, const ApiClient& client, std::string_view id_text,
-                        bool seal) {
+  // A document's status, or its seal (streamed from the queue: a seal may be as large as its
+  // document).
+  Decision Document(const RequestHeader& req, const ApiClient& client, std::string_view id_text,
+                    bool seal) {
     Result<queue::DocumentId> id = queue::DocumentId::Parse(id_text);
-    if (!id.ok()) return MakeProblem(http::status::not_found, req, "no such document");
+    if (!id.ok()) return Answer(MakeProblem(http::status::not_found, req, "no such document"));
     Result<queue::Record> rec = queue_->Get(*id);
     // Another client's document is reported exactly like an unknown one.
     if (!rec.ok() || rec->client != client.name) {
       if (rec.ok() || rec.status().code() == StatusCode::kNotFound) {
-        return MakeProblem(http::status::not_found, req, "no such document");
+        return Answer(MakeProblem(http::status::not_found, req, "no such document"));
       }
-      return MakeProblem(http::status::internal_server_error, req, rec.status().message());
+      return Answer(MakeProblem(http::status::internal_server_error, req, rec.status().message()));
     }
     if (!seal)
-      return MakeResponse(http::status::ok, req, Dump(StatusJson(*rec)), "application/json");
+      return Answer(
+          MakeResponse(http::status::ok, req, Dump(StatusJson(*rec)), "application/json"));
     if (rec->state != queue::State::kSealed) {
-      return MakeProblem(
-          http::status::conflict, req,
-          "document is " + std::string(detail::ApiState(rec->state)) + ", not sealed");
+      return Answer(
+          MakeProblem(http::status::conflict, req,
+                      "document is " + std::string(detail::ApiState(rec->state)) + ", not sealed"));
     }
-    Result<Bytes> bytes = queue_->GetSeal(*id);
-    if (!bytes.ok())
-      return MakeProblem(http::status::internal_server_error, req, bytes.status().message());
+    Result<std::unique_ptr<queue::PayloadReader>> opened = queue_->OpenSeal(*id);
+    if (!opened.ok())
+      return Answer(
+          MakeProblem(http::status::internal_server_error, req, opened.status().message()));
+    std::shared_ptr<queue::PayloadReader> reader = std::move(opened).value();
     HttpResponse res = MakeResponse(
-        http::status::ok, req, std::string(AsChars(*bytes)),
+        http::status::ok, req, "",
         rec->seal_media_type.empty() ? "application/octet-stream" : rec->seal_media_type);
-    if (options_.seal_namer == nullptr) return res;
-    Result<std::string> filename =
-        options_.seal_namer->SealName(*rec, rec->name.empty() ? rec->id.ToString() : rec->name);
-    if (!filename.ok()) return res;  // a profile no longer configured: no name to offer
-    std::string safe;
-    for (char c : *filename) safe += (c == '"' || c == '\\') ? '_' : c;
-    res.set(http::field::content_disposition, "attachment; filename=\"" + safe + "\"");
-    return res;
+    if (options_.seal_namer != nullptr) {
+      Result<std::string> filename =
+          options_.seal_namer->SealName(*rec, rec->name.empty() ? rec->id.ToString() : rec->name);
+      if (filename.ok()) {  // else a profile no longer configured: no name to offer
+        std::string safe;
+        for (char c : *filename) safe += (c == '"' || c == '\\') ? '_' : c;
+        res.set(http::field::content_disposition, "attachment; filename=\"" + safe + "\"");
+      }
+    }
+    std::uint64_t size = reader->size();
+    return detail::AnswerStreamed(
+        std::move(res), size, [reader](std::span<std::uint8_t> buf) { return reader->Read(buf); });
   }
 
   static detail::HttpServerOptions ToHttpOptions(const ApiServerOptions& o) {

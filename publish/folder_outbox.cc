@@ -313,7 +313,8 @@ std::vector<Status> FolderOutbox::Impl::PublishBatch(std::span<const PublishItem
       result[i] = ErrnoStatus("create temp file for " + what, errno);
       continue;
     }
-    Status s = WriteAll(p.fd.get(), items[i].seal, what);
+    Status s =
+        StreamSeal(items[i], [&](ByteSpan piece) { return WriteAll(p.fd.get(), piece, what); });
     // Start writeback now so the fsyncs below overlap (a hint; fsync is what makes it durable).
     if (s.ok()) (void)::sync_file_range(p.fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
     if (!s.ok()) {

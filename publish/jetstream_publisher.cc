@@ -230,9 +230,13 @@ std::vector<Status> JetStreamPublisher::PublishBatch(std::span<const PublishItem
   for (std::size_t i = 0; i < items.size(); ++i) {
     const PublishItem& item = items[i];
     std::string msg_id;
+    // A spooled (large) seal is read whole: a result message carries the seal in one piece.
+    Result<Bytes> spooled = item.seal_file != nullptr ? SealBytes(item) : Result<Bytes>(Bytes());
+    ByteSpan seal = item.seal_file != nullptr && spooled.ok() ? ByteSpan(*spooled) : item.seal;
     Result<NatsMsgPtr> msg =
-        SealMediaType(*item.record).ok()
-            ? BuildResult(*item.record, item.seal, item.record->seal_media_type, nullptr, &msg_id)
+        !spooled.ok() ? Result<NatsMsgPtr>(spooled.status())
+        : SealMediaType(*item.record).ok()
+            ? BuildResult(*item.record, seal, item.record->seal_media_type, nullptr, &msg_id)
             : Result<NatsMsgPtr>(SealMediaType(*item.record));
     if (!msg.ok()) {
       MutexLock lock(acks->mu);

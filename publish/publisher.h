@@ -12,6 +12,7 @@
 // Implementations must be thread-safe: the engine calls them from several threads at once.
 #pragma once
 
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,8 +44,16 @@ class SealNamer {
 // One seal of a PublishBatch call.
 struct PublishItem {
   const queue::Record* record = nullptr;
-  ByteSpan seal;
+  ByteSpan seal;  // the seal, unless seal_file holds it
+  // A large seal, in a finished queue spool file (PendingSeal::Open reads it); else null.
+  const queue::PendingSeal* seal_file = nullptr;
 };
+
+// Hands `item`'s seal to `write` piece by piece, reading a spooled seal in bounded memory. Errors:
+// the spool file's (kDataLoss when it is short) and `write`'s, as returned.
+Status StreamSeal(const PublishItem& item, const std::function<Status(ByteSpan piece)>& write);
+// `item`'s seal whole in memory (for sinks that send it in one message).
+Result<Bytes> SealBytes(const PublishItem& item);
 
 class Publisher {
  public:
@@ -62,7 +71,14 @@ class Publisher {
   virtual std::vector<Status> PublishBatch(std::span<const PublishItem> items) {
     std::vector<Status> out;
     out.reserve(items.size());
-    for (const PublishItem& i : items) out.push_back(Publish(*i.record, i.seal));
+    for (const PublishItem& i : items) {
+      if (i.seal_file == nullptr) {
+        out.push_back(Publish(*i.record, i.seal));
+        continue;
+      }
+      Result<Bytes> seal = SealBytes(i);
+      out.push_back(seal.ok() ? Publish(*i.record, *seal) : seal.status());
+    }
     return out;
   }
 

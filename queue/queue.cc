@@ -45,10 +45,17 @@ bool Queue::WaitForWork(std::chrono::milliseconds max_wait) { return impl_->Wait
 Result<std::unique_ptr<PayloadReader>> Queue::OpenPayload(const DocumentId& id) const {
   return impl_->OpenPayload(id);
 }
+Result<std::unique_ptr<PendingSeal>> Queue::BeginSeal(const DocumentId& id) {
+  return impl_->BeginSeal(id);
+}
+Status Queue::FinishSeal(PendingSeal& seal) { return impl_->FinishSeal(seal); }
 Status Queue::Complete(std::vector<Completion> c) { return impl_->Complete(std::move(c)); }
 Status Queue::Fail(std::vector<Failure> f) { return impl_->Fail(std::move(f)); }
 Result<Record> Queue::Get(const DocumentId& id) const { return impl_->Get(id); }
 Result<Bytes> Queue::GetSeal(const DocumentId& id) const { return impl_->GetSeal(id); }
+Result<std::unique_ptr<PayloadReader>> Queue::OpenSeal(const DocumentId& id) const {
+  return impl_->OpenSeal(id);
+}
 Result<std::uint64_t> Queue::SweepRetention() { return impl_->SweepRetention(); }
 QueueStats Queue::Stats() const { return impl_->Stats(); }
 Status Queue::Health() const { return impl_->Health(); }

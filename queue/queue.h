@@ -201,7 +201,8 @@ class PendingDocument {
   virtual const DocumentId& id() const = 0;
 };
 
-// Streamed read of a document's bytes, in bounded memory. Not thread-safe; one reader per user.
+// Streamed read of a document's (or a seal's) bytes, in bounded memory. Not thread-safe; one reader
+// per user.
 class PayloadReader {
  public:
   virtual ~PayloadReader() = default;
@@ -212,6 +213,22 @@ class PayloadReader {
   // threads at once. kUnavailable on I/O error.
   virtual Result<std::size_t> ReadAt(std::uint64_t offset, std::span<std::uint8_t> buffer) = 0;
   virtual std::uint64_t size() const = 0;
+};
+
+// A large seal on its way into the queue (Queue::BeginSeal): its bytes go straight to a spool
+// file, so a seal as large as its document (PAdES, CAdES enveloping) is never held in memory.
+// Queue::FinishSeal makes the file durable; a Completion hands it to Queue::Complete. Destroying
+// it before Complete removes the file. Not thread-safe; one writer at a time.
+class PendingSeal {
+ public:
+  virtual ~PendingSeal() = default;
+  // Appends the next piece of the seal. kUnavailable on an I/O error (sticky).
+  virtual Status Append(ByteSpan chunk) = 0;
+  virtual std::uint64_t size() const = 0;
+  virtual const DocumentId& id() const = 0;
+  // A reader over the bytes written so far, once finished (for publishers that deliver the seal
+  // before the queue completes it). kFailedPrecondition before Queue::FinishSeal.
+  virtual Result<std::unique_ptr<PayloadReader>> Open() const = 0;
 };
 
 // The queue. Thread-safe: every method may be called from any thread concurrently; the mutating
@@ -268,10 +285,28 @@ class Queue {
   // already deleted (sealed/failed).
   Result<std::unique_ptr<PayloadReader>> OpenPayload(const DocumentId& id) const;
 
+  // A spool file for the seal of document `id` (leased by the caller). kUnavailable when
+  // read-only.
+  Result<std::unique_ptr<PendingSeal>> BeginSeal(const DocumentId& id);
+  // Makes `seal`'s file durable (fdatasync, rename, directory fsync) so that a Completion can
+  // reference it. kUnavailable on an I/O error, kInvalidArgument for another queue's seal.
+  Status FinishSeal(PendingSeal& seal);
+
   struct Completion {
+    Completion() = default;
+    Completion(DocumentId id_, Bytes seal_, std::string seal_media_type_,
+               std::shared_ptr<PendingSeal> seal_file_ = nullptr)
+        : id(std::move(id_)),
+          seal(std::move(seal_)),
+          seal_media_type(std::move(seal_media_type_)),
+          seal_file(std::move(seal_file_)) {}
+
     DocumentId id;
-    Bytes seal;
+    Bytes seal;                   // the seal, unless seal_file holds it
     std::string seal_media_type;  // e.g. "application/pkcs7-signature"
+    // A finished PendingSeal of this document (then `seal` is empty). Shared so that a Completion
+    // stays copyable; the file is removed when the last owner drops it unless a commit kept it.
+    std::shared_ptr<PendingSeal> seal_file;
   };
   // Stores each seal, marks the records kSealed, deletes their payloads; one synced batch shared
   // with concurrent callers. A record that is unknown or already sealed/failed is left unchanged
@@ -294,9 +329,12 @@ class Queue {
   // The record: queued/leased ones in their newest state (from memory), sealed/failed ones as
   // written. kNotFound when unknown (or deleted by retention), kDataLoss when it does not decode.
   Result<Record> Get(const DocumentId& id) const;
-  // The seal of a sealed document. kNotFound unknown, kFailedPrecondition not sealed (yet, or
-  // failed), kDataLoss corrupt.
+  // The seal of a sealed document, whole in memory. kNotFound unknown, kFailedPrecondition not
+  // sealed (yet, or failed), kDataLoss corrupt. Large seals: OpenSeal.
   Result<Bytes> GetSeal(const DocumentId& id) const;
+  // The seal of a sealed document, streamed in bounded memory (size() is the seal's size). Same
+  // errors as GetSeal; kUnavailable on I/O errors.
+  Result<std::unique_ptr<PayloadReader>> OpenSeal(const DocumentId& id) const;
 
   // Deletes now every sealed/failed record whose retention has passed (with seal and idempotency
   // key); returns how many. The committer also does this every retention_sweep_interval.

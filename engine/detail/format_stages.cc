@@ -84,9 +84,21 @@ Status LoadPrecomputedDigest(const queue::Queue* queue, const queue::Record& rec
 }
 
 Status AssembleSeal(const formats::Format& format, const formats::ToBeSigned& tbs,
-                    ByteSpan signature, const formats::Content& content, Bytes* seal) {
+                    ByteSpan signature, const formats::Content& content, const SealSpool& spool,
+                    Bytes* seal, std::unique_ptr<queue::PendingSeal>* seal_file) {
   seal->clear();
-  seal->reserve(format.OutputSizeHint(tbs, signature.size(), content.size));
+  seal_file->reset();
+  std::uint64_t hint = format.OutputSizeHint(tbs, signature.size(), content.size);
+  if (spool.queue != nullptr && hint >= spool.min_bytes) {
+    QSEAL_ASSIGN_OR_RETURN(std::unique_ptr<queue::PendingSeal> file,
+                           spool.queue->BeginSeal(spool.id));
+    Status s = format.Assemble(tbs, signature, content,
+                               [&file](ByteSpan bytes) { return file->Append(bytes); });
+    if (s.ok()) s = spool.queue->FinishSeal(*file);
+    if (s.ok()) *seal_file = std::move(file);  // else destroying it removes the file
+    return s;
+  }
+  seal->reserve(hint);
   Status s = format.Assemble(tbs, signature, content, [seal](ByteSpan bytes) {
     seal->insert(seal->end(), bytes.begin(), bytes.end());
     return Status::Ok();

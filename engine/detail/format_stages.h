@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 
 #include "common/algorithms.h"
 #include "common/bytes.h"
@@ -26,9 +28,19 @@ formats::Content PayloadContent(const queue::Queue* queue, const queue::Record& 
 Status LoadPrecomputedDigest(const queue::Queue* queue, const queue::Record& record,
                              DigestAlgorithm profile_digest, formats::Content* content);
 
-// format.Assemble written into *seal (reserved with OutputSizeHint). On an error *seal is empty:
-// a partial output is never published.
+// Where a large seal goes: a spool file of `queue` for document `id` when the format expects the
+// seal to be at least `min_bytes` (Format::OutputSizeHint).
+struct SealSpool {
+  queue::Queue* queue = nullptr;
+  queue::DocumentId id;
+  std::uint64_t min_bytes = 1 << 20;
+};
+
+// format.Assemble written into *seal (reserved with OutputSizeHint), or for a large seal into a
+// finished queue spool file *seal_file (then *seal stays empty). On an error both are empty: a
+// partial output is never published.
 Status AssembleSeal(const formats::Format& format, const formats::ToBeSigned& tbs,
-                    ByteSpan signature, const formats::Content& content, Bytes* seal);
+                    ByteSpan signature, const formats::Content& content, const SealSpool& spool,
+                    Bytes* seal, std::unique_ptr<queue::PendingSeal>* seal_file);
 
 }  // namespace qseal::engine::detail

@@ -91,6 +91,15 @@ Decision Answer(HttpResponse res) {
   return d;
 }
 
+Decision AnswerStreamed(HttpResponse head, std::uint64_t size, BodyReader reader) {
+  Decision d;
+  head.body().clear();
+  d.response = std::move(head);
+  d.body_size = size;
+  d.body_reader = std::move(reader);
+  return d;
+}
+
 http::status BodySink::ErrorStatus(const Status& append_error) const {
   return append_error.code() == StatusCode::kInvalidArgument ? http::status::bad_request
                                                              : http::status::service_unavailable;
@@ -204,6 +213,9 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection<St
     Decision d = server_->handler_->OnRequest(header, peer_);
     if (d.response) {
       if (has_body) keep_alive_ = false;  // The body was not read: the connection cannot be reused.
+      if (d.body_reader) {
+        return WriteStreamed(std::move(*d.response), d.body_size, std::move(d.body_reader));
+      }
       return Write(std::move(*d.response));
     }
     if (d.deferred) {
@@ -309,6 +321,51 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection<St
     http::async_write(
         stream_, *response_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnWrite(ec); });
+  }
+
+  // The header, then the body piece by piece as the reader yields it (one piece in memory).
+  void WriteStreamed(HttpResponse res, std::uint64_t size, BodyReader reader) {
+    if (server_->stopped_) keep_alive_ = false;
+    auto out = std::make_shared<Streamed>();
+    out->head = http::response<http::empty_body>(std::move(res.base()));
+    out->head.keep_alive(keep_alive_ && res.keep_alive());
+    out->head.set(http::field::server, opts().server_name);
+    out->head.content_length(size);
+    out->remaining = size;
+    out->reader = std::move(reader);
+    out->serializer.emplace(out->head);
+    Lowest().expires_after(opts().write_timeout);
+    http::async_write_header(stream_, *out->serializer,
+                             [self = shared_from_this(), out](beast::error_code ec, std::size_t) {
+                               if (ec) return self->Close();
+                               self->WriteBodyPiece(out);
+                             });
+  }
+
+  struct Streamed {
+    http::response<http::empty_body> head;
+    std::optional<http::response_serializer<http::empty_body>> serializer;
+    BodyReader reader;
+    std::uint64_t remaining = 0;
+    std::vector<std::uint8_t> buffer = std::vector<std::uint8_t>(256 << 10);
+  };
+
+  void WriteBodyPiece(const std::shared_ptr<Streamed>& out) {
+    if (out->remaining == 0) {
+      if (!out->head.keep_alive()) return Close();
+      return ReadHeader();
+    }
+    std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(out->buffer.size(), out->remaining));
+    Result<std::size_t> n = out->reader(std::span<std::uint8_t>(out->buffer.data(), want));
+    if (!n.ok() || *n == 0) return Close();  // the client sees fewer bytes than announced
+    out->remaining -= *n;
+    Lowest().expires_after(opts().write_timeout);
+    net::async_write(stream_, net::buffer(out->buffer.data(), *n),
+                     [self = shared_from_this(), out](beast::error_code ec, std::size_t) {
+                       if (ec) return self->Close();
+                       self->WriteBodyPiece(out);
+                     });
   }
 
   void OnWrite(beast::error_code ec) {

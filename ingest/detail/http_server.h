@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -55,10 +56,18 @@ class BodySink {
   virtual http::status ErrorStatus(const Status& append_error) const;
 };
 
+// Reads the next piece of a streamed response body into `buffer`; returns how many, 0 at the end.
+using BodyReader = std::function<Result<std::size_t>(std::span<std::uint8_t> buffer)>;
+
 // What the handler decided after seeing the request header.
 struct Decision {
   // Exactly one of these is set.
-  std::optional<HttpResponse> response;   // answer now (errors, simple GETs)
+  std::optional<HttpResponse> response;  // answer now (errors, simple GETs)
+  // With `response` only: its body is not in it but read from here while it is sent, exactly
+  // body_size bytes (Content-Length), so a large body (a seal) is never held whole. A read error
+  // or a short body closes the connection (the client sees a truncated body).
+  BodyReader body_reader;
+  std::uint64_t body_size = 0;
   std::unique_ptr<BodySink> sink;         // read the body into it, then Finish
   std::function<void(Respond)> deferred;  // answer later (e.g. ?wait)
 };
@@ -116,6 +125,9 @@ HttpResponse MakeRetryLater(http::status status, const RequestHeader& req, std::
                             std::uint32_t retry_after_seconds);
 // A Decision that answers at once with `res`.
 Decision Answer(HttpResponse res);
+// A Decision that answers at once with `head` (status and fields) and a body of `size` bytes read
+// from `reader`.
+Decision AnswerStreamed(HttpResponse head, std::uint64_t size, BodyReader reader);
 
 class HttpServer {
  public:

@@ -211,6 +211,34 @@ Result<Bytes> DecodeSeal(const DocumentId& id, std::string_view value) {
   return Bytes(bytes.begin(), bytes.end());
 }
 
+std::string EncodeSpooledSeal(const SpooledSeal& seal) {
+  std::string out;
+  PutU8(&out, kSpooledSealFormatVersion);
+  PutU64(&out, seal.size);
+  PutString(&out, seal.file_name);
+  AppendCrc(&out);
+  return out;
+}
+
+Result<std::optional<SpooledSeal>> DecodeSpooledSeal(const DocumentId& id, std::string_view value) {
+  QSEAL_ASSIGN_OR_RETURN(std::string_view body, CheckCrc(id, "seal of", value));
+  if (static_cast<std::uint8_t>(body[0]) == kSealFormatVersion) {
+    return std::optional<SpooledSeal>();
+  }
+  if (static_cast<std::uint8_t>(body[0]) != kSpooledSealFormatVersion) {
+    return DataLossError("seal of " + id.ToString() + " does not decode: unknown format version");
+  }
+  Reader r(body.substr(1));
+  SpooledSeal seal;
+  seal.size = r.Uint(8);
+  seal.file_name = r.String();
+  if (r.failed() || !r.done() || seal.file_name.empty() ||
+      seal.file_name.find('/') != std::string::npos || seal.file_name[0] == '.') {
+    return DataLossError("seal of " + id.ToString() + " does not decode: bad spooled seal");
+  }
+  return std::optional<SpooledSeal>(std::move(seal));
+}
+
 std::string EncodeIdempotency(const DocumentId& id, std::string_view sha256_hex) {
   std::string out(reinterpret_cast<const char*>(id.data()), DocumentId::kSize);
   out.append(sha256_hex);

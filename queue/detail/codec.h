@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,7 @@ struct StoredRecord {
 inline constexpr std::uint8_t kRecordFormatVersion = 1;
 inline constexpr std::uint8_t kRecordFormatVersionDigest = 2;
 inline constexpr std::uint8_t kSealFormatVersion = 1;
+inline constexpr std::uint8_t kSpooledSealFormatVersion = 2;
 
 // CRC-32C (Castagnoli), software table implementation.
 std::uint32_t Crc32c(ByteSpan data);
@@ -43,6 +45,17 @@ Result<StoredRecord> DecodeRecord(const DocumentId& id, std::string_view value);
 // Seal value: version byte, seal bytes, CRC-32C trailer.
 std::string EncodeSeal(ByteSpan seal);
 Result<Bytes> DecodeSeal(const DocumentId& id, std::string_view value);
+
+// A seal kept in a spool file (Queue::BeginSeal): its size and its file's name in <queue>/spool.
+struct SpooledSeal {
+  std::uint64_t size = 0;
+  std::string file_name;
+};
+// Spooled seal value: version byte 2, the size (u64), the file name (length-prefixed), CRC-32C.
+std::string EncodeSpooledSeal(const SpooledSeal& seal);
+// The spooled seal `value` names; std::nullopt for an inline seal (version 1, see DecodeSeal).
+// kDataLoss when it does not decode or the name is not a plain file name.
+Result<std::optional<SpooledSeal>> DecodeSpooledSeal(const DocumentId& id, std::string_view value);
 
 // Idempotency value: the id (16 bytes) then the sha256 hex (64 characters).
 std::string EncodeIdempotency(const DocumentId& id, std::string_view sha256_hex);

@@ -365,7 +365,15 @@ void Queue::Impl::PrepareComplete(Op& op, BatchContext& ctx) {
       continue;
     }
     stored->record.seal_media_type = c.seal_media_type;
-    ctx.batch.Put(cf(kResults), IdKey(c.id), detail::EncodeSeal(c.seal));
+    if (c.seal_file != nullptr) {
+      auto* file = static_cast<detail::PendingSealImpl*>(c.seal_file.get());
+      ctx.batch.Put(cf(kResults), IdKey(c.id),
+                    detail::EncodeSpooledSeal({file->size(), file->file_name()}));
+      // Referenced from now on; after a failed write the next Open decides (as for payloads).
+      file->Keep();
+    } else {
+      ctx.batch.Put(cf(kResults), IdKey(c.id), detail::EncodeSeal(c.seal));
+    }
     Finalize(*slot, *stored, State::kSealed, ctx);
   }
 }
@@ -418,6 +426,10 @@ void Queue::Impl::PrepareSweep(Op& op, BatchContext& ctx) {
       auto stored = DecodeRecord(id, value);
       if (stored.ok()) {
         const Record& r = stored->record;
+        // A spooled seal's file goes once the batch deleting its seal value is written.
+        if (auto spooled = SpooledSealOf(id); r.state == State::kSealed && spooled) {
+          ctx.unlink_after.push_back(spool_dir_ + "/" + spooled->file_name);
+        }
         if (!r.idempotency_key.empty()) {
           ctx.batch.Delete(cf(kIdempotency), detail::IdempotencyKey(r.client, r.idempotency_key));
         }

@@ -235,9 +235,15 @@ Status Queue::Impl::Load() {
   for (const auto& entry : std::filesystem::directory_iterator(spool_dir_, ec)) {
     std::string name = entry.path().filename().string();
     bool keep = false;
+    DocumentId seal_of;
     if (entry.path().extension() == ".payload") {
       auto id = DocumentId::Parse(entry.path().stem().string());
       if (id.ok()) keep = std::binary_search(spooled.begin(), spooled.end(), *id);
+    } else if (detail::ParseSealFileName(name, &seal_of)) {
+      // Kept only when it is the document's stored seal: not the file of an attempt that lost,
+      // or of a completion whose batch never reached the disk.
+      auto stored = SpooledSealOf(seal_of);
+      keep = stored.has_value() && stored->file_name == name;
     }
     if (!keep) {
       std::filesystem::remove(entry.path(), ec);

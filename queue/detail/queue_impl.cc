@@ -9,12 +9,15 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <rocksdb/db.h>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "queue/detail/codec.h"
@@ -273,9 +276,33 @@ bool Queue::Impl::WaitForWork(std::chrono::milliseconds max_wait) {
   return work_generation_ != generation && ready_count_ > 0;
 }
 
+Result<std::unique_ptr<PendingSeal>> Queue::Impl::BeginSeal(const DocumentId& id) {
+  QSEAL_RETURN_IF_ERROR(CheckOpen());
+  QSEAL_RETURN_IF_ERROR(Health());
+  return std::unique_ptr<PendingSeal>(
+      std::make_unique<detail::PendingSealImpl>(this, id, spool_dir_));
+}
+
+Status Queue::Impl::FinishSeal(PendingSeal& seal) {
+  auto* file = dynamic_cast<detail::PendingSealImpl*>(&seal);
+  if (file == nullptr || file->owner() != this) {
+    return InvalidArgumentError("seal file does not belong to this queue");
+  }
+  QSEAL_RETURN_IF_ERROR(file->Finish());
+  return FsyncDir(spool_dir_);
+}
+
 Status Queue::Impl::Complete(std::vector<Completion> completions) {
   QSEAL_RETURN_IF_ERROR(CheckOpen());
   if (completions.empty()) return Status::Ok();
+  for (const Completion& c : completions) {
+    if (c.seal_file == nullptr) continue;
+    auto* file = dynamic_cast<detail::PendingSealImpl*>(c.seal_file.get());
+    if (file == nullptr || file->owner() != this || !file->finished() || file->id() != c.id) {
+      return InvalidArgumentError("completion of " + c.id.ToString() +
+                                  " has a seal file that is not this document's finished seal");
+    }
+  }
   Op op;
   op.kind = Op::Kind::kComplete;
   op.completions = &completions;
@@ -328,7 +355,8 @@ Result<StoredRecord> Queue::Impl::LoadStored(const DocumentId& id) const {
   return DecodeRecord(id, value);
 }
 
-Result<Bytes> Queue::Impl::GetSeal(const DocumentId& id) const {
+// The results value of a sealed document (an inline seal, or where its spool file is).
+Result<std::string> Queue::Impl::SealValue(const DocumentId& id) const {
   QSEAL_ASSIGN_OR_RETURN(Record record, Get(id));
   if (record.state != State::kSealed) {
     return FailedPreconditionError("document " + id.ToString() + " is " +
@@ -340,7 +368,44 @@ Result<Bytes> Queue::Impl::GetSeal(const DocumentId& id) const {
     return DataLossError("seal of sealed document " + id.ToString() + " is missing");
   }
   QSEAL_RETURN_IF_ERROR(FromRocksDb(s, "queue read of seal " + id.ToString()));
-  return detail::DecodeSeal(id, value);
+  return value;
+}
+
+std::optional<detail::SpooledSeal> Queue::Impl::SpooledSealOf(const DocumentId& id) const {
+  std::string value;
+  if (!db_->Get(rocksdb::ReadOptions(), cf(kResults), IdKey(id), &value).ok()) return std::nullopt;
+  auto spooled = detail::DecodeSpooledSeal(id, value);
+  return spooled.ok() ? *spooled : std::nullopt;
+}
+
+Result<Bytes> Queue::Impl::GetSeal(const DocumentId& id) const {
+  QSEAL_ASSIGN_OR_RETURN(std::string value, SealValue(id));
+  QSEAL_ASSIGN_OR_RETURN(std::optional<detail::SpooledSeal> spooled,
+                         detail::DecodeSpooledSeal(id, value));
+  if (!spooled) return detail::DecodeSeal(id, value);
+  QSEAL_ASSIGN_OR_RETURN(
+      std::unique_ptr<PayloadReader> reader,
+      detail::OpenSealFile(spool_dir_ + "/" + spooled->file_name, id, spooled->size));
+  Bytes bytes(spooled->size);
+  std::uint64_t done = 0;
+  while (done < bytes.size()) {
+    QSEAL_ASSIGN_OR_RETURN(std::size_t n,
+                           reader->Read(std::span<std::uint8_t>(bytes).subspan(done)));
+    if (n == 0) return DataLossError("seal file of " + id.ToString() + " ended early");
+    done += n;
+  }
+  return bytes;
+}
+
+Result<std::unique_ptr<PayloadReader>> Queue::Impl::OpenSeal(const DocumentId& id) const {
+  QSEAL_ASSIGN_OR_RETURN(std::string value, SealValue(id));
+  QSEAL_ASSIGN_OR_RETURN(std::optional<detail::SpooledSeal> spooled,
+                         detail::DecodeSpooledSeal(id, value));
+  if (spooled) {
+    return detail::OpenSealFile(spool_dir_ + "/" + spooled->file_name, id, spooled->size);
+  }
+  QSEAL_ASSIGN_OR_RETURN(Bytes bytes, detail::DecodeSeal(id, value));
+  return detail::NewInlineReader(std::string(AsChars(bytes)));
 }
 
 Result<std::unique_ptr<PayloadReader>> Queue::Impl::OpenPayload(const DocumentId& id) const {

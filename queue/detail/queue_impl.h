@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -56,11 +57,15 @@ class Queue::Impl {
                                     std::chrono::milliseconds lease_duration);
   bool WaitForWork(std::chrono::milliseconds max_wait);
   Result<std::unique_ptr<PayloadReader>> OpenPayload(const DocumentId& id) const;
+  Result<std::unique_ptr<PendingSeal>> BeginSeal(const DocumentId& id);
+  Status FinishSeal(PendingSeal& seal);
   Status Complete(std::vector<Completion> completions);
   Status Fail(std::vector<Failure> failures);
   Result<Record> Get(const DocumentId& id) const;
   Result<detail::StoredRecord> LoadStored(const DocumentId& id) const;
   Result<Bytes> GetSeal(const DocumentId& id) const;
+  Result<std::unique_ptr<PayloadReader>> OpenSeal(const DocumentId& id) const;
+  Result<std::string> SealValue(const DocumentId& id) const;
   Result<std::uint64_t> SweepRetention();
   QueueStats Stats() const;
   Status Health() const;
@@ -133,6 +138,8 @@ class Queue::Impl {
   void PrepareComplete(Op& op, BatchContext& ctx);
   void PrepareFail(Op& op, BatchContext& ctx);
   void PrepareSweep(Op& op, BatchContext& ctx);
+  // The spool file of document id's stored seal, if its seal is spooled (nullopt on any error).
+  std::optional<detail::SpooledSeal> SpooledSealOf(const DocumentId& id) const;
   void PutRecord(BatchContext& ctx, const detail::StoredRecord& stored);
   Result<detail::StoredRecord> ReadNewestLocked(const DocumentId& id) const;
   void Unindex(const detail::PendingSlot& slot);

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <random>
 #include <utility>
 
 namespace qseal::queue::detail {
@@ -126,6 +127,91 @@ Status PendingDocumentImpl::Finish() {
   }
   finished_ = true;
   return Status::Ok();
+}
+
+PendingSealImpl::PendingSealImpl(const void* owner, DocumentId id, std::string spool_dir)
+    : owner_(owner), id_(id), spool_dir_(std::move(spool_dir)) {
+  // The nonce only has to differ between attempts at one document; 64 random bits do.
+  std::random_device rd;
+  std::uint64_t nonce = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(nonce));
+  file_name_ = id_.ToString() + "-" + hex + ".seal";
+  tmp_path_ = spool_dir_ + "/" + file_name_ + ".tmp";
+}
+
+PendingSealImpl::~PendingSealImpl() {
+  fd_.Reset();
+  if (keep_) return;
+  ::unlink(tmp_path_.c_str());
+  if (finished_) ::unlink((spool_dir_ + "/" + file_name_).c_str());
+}
+
+Status PendingSealImpl::Append(ByteSpan chunk) {
+  if (!broken_.ok()) return broken_;
+  if (finished_) return FailedPreconditionError("seal already finished");
+  if (!fd_.valid()) {
+    fd_ = Fd(::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd_.valid()) return Broken(ErrnoStatus("create seal spool file " + tmp_path_, errno));
+  }
+  if (Status s = WriteAll(fd_.get(), chunk, tmp_path_); !s.ok()) return Broken(s);
+  size_ += chunk.size();
+  return Status::Ok();
+}
+
+Status PendingSealImpl::Finish() {
+  if (!broken_.ok()) return broken_;
+  if (finished_) return FailedPreconditionError("seal already finished");
+  if (!fd_.valid()) {  // an empty seal still gets its (empty) file
+    if (Status s = Append(ByteSpan()); !s.ok()) return s;
+  }
+  if (::fdatasync(fd_.get()) != 0) {
+    return Broken(ErrnoStatus("fdatasync seal spool file " + tmp_path_, errno));
+  }
+  if (::close(fd_.Release()) != 0) {
+    return Broken(ErrnoStatus("close seal spool file " + tmp_path_, errno));
+  }
+  std::string final_path = spool_dir_ + "/" + file_name_;
+  if (::rename(tmp_path_.c_str(), final_path.c_str()) != 0) {
+    return Broken(ErrnoStatus("rename seal spool file " + tmp_path_, errno));
+  }
+  finished_ = true;
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<PayloadReader>> PendingSealImpl::Open() const {
+  if (!finished_) return FailedPreconditionError("seal of " + id_.ToString() + " not finished");
+  return OpenSealFile(spool_dir_ + "/" + file_name_, id_, size_);
+}
+
+bool ParseSealFileName(std::string_view file_name, DocumentId* id) {
+  constexpr std::string_view kSuffix = ".seal";
+  std::size_t dash = file_name.find('-');
+  if (dash == std::string_view::npos || file_name.size() < kSuffix.size() ||
+      file_name.substr(file_name.size() - kSuffix.size()) != kSuffix) {
+    return false;
+  }
+  auto parsed = DocumentId::Parse(file_name.substr(0, dash));
+  if (!parsed.ok()) return false;
+  *id = *parsed;
+  return true;
+}
+
+Result<std::unique_ptr<PayloadReader>> OpenSealFile(const std::string& path, const DocumentId& id,
+                                                    std::uint64_t size) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) {
+      return DataLossError("seal file " + path + " of document " + id.ToString() + " is missing");
+    }
+    return ErrnoStatus("open seal file " + path, errno);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) != size) {
+    return DataLossError("seal file " + path + " does not have the recorded size " +
+                         std::to_string(size));
+  }
+  return std::unique_ptr<PayloadReader>(std::make_unique<SpoolReader>(std::move(fd), path, size));
 }
 
 std::unique_ptr<PayloadReader> NewInlineReader(std::string bytes) {

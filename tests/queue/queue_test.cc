@@ -633,6 +633,170 @@ TEST_F(QueueTest, MissingSpoolFileOfAPendingRecordRefusesOpen) {
   EXPECT_NE(q.status().message().find(id.ToString()), std::string::npos);
 }
 
+namespace {
+std::vector<std::string> SealFiles(const std::string& spool) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(spool)) {
+    std::string name = e.path().filename().string();
+    if (name.find(".seal") != std::string::npos) names.push_back(name);
+  }
+  return names;
+}
+
+std::string Pattern(std::size_t size) {
+  std::string s(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>((i * 7 + i / 4096) & 0xFF);
+  return s;
+}
+}  // namespace
+
+TEST_F(QueueTest, LargeSealIsSpooledStreamedAndRemovedByRetention) {
+  QueueOptions o = Options();
+  o.retention = 1h;
+  auto q = Open(o);
+  auto id = MustEnqueue(*q, Doc(), "doc").id;
+  ASSERT_EQ(q->Lease(1, 1 << 20, 60s)->size(), 1u);
+
+  const std::string expected = Pattern(300000);
+  auto seal = q->BeginSeal(id);
+  ASSERT_TRUE(seal.ok()) << seal.status();
+  for (std::size_t at = 0; at < expected.size(); at += 70000) {
+    ASSERT_TRUE((*seal)->Append(AsBytes(std::string_view(expected).substr(at, 70000))).ok());
+  }
+  EXPECT_EQ((*seal)->size(), expected.size());
+  EXPECT_EQ((*seal)->Open().status().code(), StatusCode::kFailedPrecondition)
+      << "unfinished seals are not readable";
+  ASSERT_EQ(SealFiles(o.path + "/spool").size(), 1u);
+  EXPECT_NE(SealFiles(o.path + "/spool")[0].find(".tmp"), std::string::npos);
+  ASSERT_TRUE(q->FinishSeal(**seal).ok());
+  const std::vector<std::string> finished = SealFiles(o.path + "/spool");
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].rfind(id.ToString() + "-", 0), 0u) << finished[0];
+  EXPECT_EQ(finished[0].substr(finished[0].size() - 5), ".seal");
+  auto early = (*seal)->Open();  // publishers read it before the queue completes it
+  ASSERT_TRUE(early.ok()) << early.status();
+  EXPECT_EQ(std::string(AsChars(ReadAll(**early))), expected);
+
+  ASSERT_TRUE(q->Complete({{id, Bytes{}, "application/pdf", std::move(*seal)}}).ok());
+  EXPECT_EQ(q->Get(id)->state, State::kSealed);
+  auto streamed = q->OpenSeal(id);
+  ASSERT_TRUE(streamed.ok()) << streamed.status();
+  EXPECT_EQ((*streamed)->size(), expected.size());
+  EXPECT_EQ(std::string(AsChars(ReadAll(**streamed))), expected);
+  auto whole = q->GetSeal(id);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_EQ(std::string(AsChars(*whole)), expected);
+  EXPECT_EQ(SealFiles(o.path + "/spool"), finished) << "a committed seal keeps its file";
+
+  clock_.Advance(1h);
+  EXPECT_EQ(*q->SweepRetention(), 1u);
+  EXPECT_TRUE(SealFiles(o.path + "/spool").empty()) << "retention removes the seal file";
+  EXPECT_EQ(q->OpenSeal(id).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(QueueTest, InlineSealsAreStreamedToo) {
+  auto q = Open();
+  auto id = MustEnqueue(*q, Doc(), "doc").id;
+  ASSERT_EQ(q->OpenSeal(id).status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_EQ(q->Lease(1, 1 << 20, 60s)->size(), 1u);
+  ASSERT_TRUE(q->Complete({{id, Bytes{1, 2, 3}, "x"}}).ok());
+  auto reader = q->OpenSeal(id);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ((*reader)->size(), 3u);
+  EXPECT_EQ(ReadAll(**reader), (Bytes{1, 2, 3}));
+}
+
+TEST_F(QueueTest, SealFilesThatLoseOrAreAbandonedAreRemoved) {
+  QueueOptions o = Options();
+  auto q = Open(o);
+  auto id = MustEnqueue(*q, Doc(), "doc").id;
+  ASSERT_EQ(q->Lease(1, 1 << 20, 60s)->size(), 1u);
+  {
+    auto abandoned = q->BeginSeal(id);
+    ASSERT_TRUE((*abandoned)->Append(AsBytes(std::string(1000, 'a'))).ok());
+  }
+  EXPECT_TRUE(SealFiles(o.path + "/spool").empty()) << "an abandoned seal leaves no file";
+
+  auto first = q->BeginSeal(id);
+  ASSERT_TRUE((*first)->Append(AsBytes(std::string("first"))).ok());
+  ASSERT_TRUE(q->FinishSeal(**first).ok());
+  ASSERT_TRUE(q->Complete({{id, Bytes{}, "x", std::move(*first)}}).ok());
+  const std::vector<std::string> kept = SealFiles(o.path + "/spool");
+  ASSERT_EQ(kept.size(), 1u);
+
+  // A late second outcome for the same document (a lease that expired and was sealed twice):
+  // the first seal wins and the loser's file goes.
+  auto second = q->BeginSeal(id);
+  ASSERT_TRUE((*second)->Append(AsBytes(std::string("second"))).ok());
+  ASSERT_TRUE(q->FinishSeal(**second).ok());
+  EXPECT_EQ(SealFiles(o.path + "/spool").size(), 2u);
+  ASSERT_TRUE(q->Complete({{id, Bytes{}, "x", std::move(*second)}}).ok());
+  EXPECT_EQ(SealFiles(o.path + "/spool"), kept);
+  EXPECT_EQ(std::string(AsChars(*q->GetSeal(id))), "first");
+}
+
+TEST_F(QueueTest, CompleteRefusesASealFileThatIsNotFinishedOrNotTheDocuments) {
+  auto q = Open();
+  auto a = MustEnqueue(*q, Doc("a"), "a").id;
+  auto b = MustEnqueue(*q, Doc("b"), "b").id;
+  ASSERT_EQ(q->Lease(2, 1 << 20, 60s)->size(), 2u);
+  auto unfinished = q->BeginSeal(a);
+  ASSERT_TRUE((*unfinished)->Append(AsBytes(std::string("x"))).ok());
+  EXPECT_EQ(q->Complete({{a, Bytes{}, "x", std::move(*unfinished)}}).code(),
+            StatusCode::kInvalidArgument);
+  auto of_a = q->BeginSeal(a);
+  ASSERT_TRUE((*of_a)->Append(AsBytes(std::string("x"))).ok());
+  ASSERT_TRUE(q->FinishSeal(**of_a).ok());
+  EXPECT_EQ(q->Complete({{b, Bytes{}, "x", std::move(*of_a)}}).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(q->Get(a)->state, State::kLeased);
+  EXPECT_EQ(q->Get(b)->state, State::kLeased);
+}
+
+TEST_F(QueueTest, ReopenKeepsReferencedSealFilesAndRemovesTheRest) {
+  QueueOptions o = Options();
+  DocumentId id;
+  const std::string expected = Pattern(50000);
+  std::vector<std::string> kept;
+  {
+    auto q = Open(o);
+    id = MustEnqueue(*q, Doc(), "doc").id;
+    ASSERT_EQ(q->Lease(1, 1 << 20, 60s)->size(), 1u);
+    auto seal = q->BeginSeal(id);
+    ASSERT_TRUE((*seal)->Append(AsBytes(expected)).ok());
+    ASSERT_TRUE(q->FinishSeal(**seal).ok());
+    ASSERT_TRUE(q->Complete({{id, Bytes{}, "x", std::move(*seal)}}).ok());
+    kept = SealFiles(o.path + "/spool");
+    ASSERT_TRUE(q->Close().ok());
+  }
+  // What a crash can leave: a finished seal whose Complete never committed, a half-written one.
+  const std::string orphan = o.path + "/spool/" + id.ToString() + "-00112233445566ff.seal";
+  const std::string partial = o.path + "/spool/" + id.ToString() + "-aabbccddeeff0011.seal.tmp";
+  qseal::testing::WriteFile(orphan, "orphan");
+  qseal::testing::WriteFile(partial, "partial");
+  auto q = Open(o);
+  EXPECT_EQ(SealFiles(o.path + "/spool"), kept);
+  EXPECT_EQ(std::string(AsChars(*q->GetSeal(id))), expected);
+}
+
+TEST_F(QueueTest, MissingSealFileIsDataLossNamingTheDocument) {
+  QueueOptions o = Options();
+  auto q = Open(o);
+  auto id = MustEnqueue(*q, Doc(), "doc").id;
+  ASSERT_EQ(q->Lease(1, 1 << 20, 60s)->size(), 1u);
+  auto seal = q->BeginSeal(id);
+  ASSERT_TRUE((*seal)->Append(AsBytes(std::string(5000, 's'))).ok());
+  ASSERT_TRUE(q->FinishSeal(**seal).ok());
+  ASSERT_TRUE(q->Complete({{id, Bytes{}, "x", std::move(*seal)}}).ok());
+  for (const std::string& name : SealFiles(o.path + "/spool")) {
+    std::filesystem::remove(o.path + "/spool/" + name);
+  }
+  EXPECT_EQ(q->GetSeal(id).status().code(), StatusCode::kDataLoss);
+  auto reader = q->OpenSeal(id);
+  ASSERT_EQ(reader.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(reader.status().message().find(id.ToString()), std::string::npos);
+}
+
 TEST_F(QueueTest, WaitForWorkWakesOnEnqueue) {
   auto q = Open();
   EXPECT_FALSE(q->WaitForWork(1ms));
