@@ -1,5 +1,7 @@
 #include "tests/formats/pdf_test_util.h"
 
+#include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <regex>
@@ -152,6 +154,57 @@ std::string HandWrittenPdf(const std::vector<std::string>& objects, bool eol_aft
          " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF";
   if (eol_after_eof) pdf += "\n";
   return pdf;
+}
+
+std::uint64_t WriteLargePdf(const std::string& path, std::uint64_t stream_bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw std::runtime_error("cannot write " + path);
+  std::uint64_t at = 0;
+  std::vector<std::uint64_t> offsets;
+  auto put = [&](const std::string& s) {
+    out.write(s.data(), static_cast<std::streamsize>(s.size()));
+    at += s.size();
+  };
+  put("%PDF-1.4\n%\xE2\xE3\xCF\xD3\n");
+  const std::vector<std::string> small = {
+      "<< /Type /Catalog /Pages 2 0 R /Blob 5 0 R >>",
+      "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+      "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>",
+      "<< /Length 12 >>\nstream\n0 0 m 9 9 l\nendstream",
+  };
+  for (std::size_t i = 0; i < small.size(); ++i) {
+    offsets.push_back(at);
+    put(std::to_string(i + 1) + " 0 obj\n" + small[i] + "\nendobj\n");
+  }
+  offsets.push_back(at);
+  put("5 0 obj\n<< /Length " + std::to_string(stream_bytes) + " >>\nstream\n");
+  // xorshift: cheap, incompressible enough that no layer can shortcut the bytes.
+  std::uint64_t x = 0x9E3779B97F4A7C15ull;
+  std::vector<char> piece(1 << 20);
+  for (std::uint64_t left = stream_bytes; left > 0;) {
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, piece.size()));
+    for (std::size_t i = 0; i < n; i += 8) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      std::memcpy(piece.data() + i, &x, std::min<std::size_t>(8, n - i));
+    }
+    out.write(piece.data(), static_cast<std::streamsize>(n));
+    at += n;
+    left -= n;
+  }
+  put("\nendstream\nendobj\n");
+  const std::uint64_t xref = at;
+  put("xref\n0 6\n0000000000 65535 f \n");
+  for (std::uint64_t off : offsets) {
+    char line[32];
+    std::snprintf(line, sizeof(line), "%010llu 00000 n \n", static_cast<unsigned long long>(off));
+    put(line);
+  }
+  put("trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n");
+  out.close();
+  if (!out) throw std::runtime_error("writing " + path + " failed");
+  return at;
 }
 
 std::string MakeGhostscriptPdf(const std::string& dir) {

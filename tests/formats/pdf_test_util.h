@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -36,6 +37,10 @@ std::string MakeMinimalPdf();
 // A PDF 1.4 file written as text: objects[k] is object k + 1 (object 1 the catalog), then a
 // classic xref table and the trailer; an end-of-line after %%EOF only with `eol_after_eof`.
 std::string HandWrittenPdf(const std::vector<std::string>& objects, bool eol_after_eof);
+// Writes to `path` a one-page PDF 1.4 (classic xref) whose catalog references a stream of
+// `stream_bytes` pseudo-random bytes, written in pieces so that a 1 GiB file never sits in memory.
+// Returns the file's size.
+std::uint64_t WriteLargePdf(const std::string& path, std::uint64_t stream_bytes);
 // A two-page invoice written by Ghostscript (ps2pdf) from PostScript, in `dir`.
 std::string MakeGhostscriptPdf(const std::string& dir);
 // The Ghostscript invoice rewritten by cairo (pdftocairo -pdf), in `dir`.
