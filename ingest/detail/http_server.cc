@@ -50,6 +50,17 @@ Query ParseQuery(std::string_view query) {
   return out;
 }
 
+bool NamesOtherHttpVersion(std::string_view received) {
+  std::size_t eol = received.find("\r\n");
+  if (eol == std::string_view::npos) return false;
+  std::string_view line = received.substr(0, eol);
+  constexpr std::string_view kSuffix = " HTTP/d.d";
+  if (line.size() < kSuffix.size()) return false;
+  std::string_view v = line.substr(line.size() - kSuffix.size());
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  return v.substr(0, 6) == " HTTP/" && digit(v[6]) && v[7] == '.' && digit(v[8]);
+}
+
 bool WantsKeepAlive(const RequestHeader& req) {
   auto connection = req[http::field::connection];
   auto has = [&](const char* token) { return http::token_list(connection).exists(token); };
@@ -186,6 +197,13 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection<St
         RequestHeader dummy;
         return WriteAndClose(MakeProblem(http::status::request_header_fields_too_large, dummy,
                                          "request header too large"));
+      }
+      auto received = static_cast<const char*>(buffer_.data().data());
+      if (ec == http::error::bad_version &&
+          NamesOtherHttpVersion(std::string_view(received, buffer_.size()))) {
+        RequestHeader dummy;
+        return WriteAndClose(MakeProblem(http::status::http_version_not_supported, dummy,
+                                         "only HTTP/1.0 and HTTP/1.1 are served"));
       }
       if (ec != http::error::end_of_stream && ec != net::error::eof &&
           ec != beast::error::timeout && ec != net::error::operation_aborted) {

@@ -113,6 +113,9 @@ std::string UrlDecode(std::string_view s);
 // wins.
 Query ParseQuery(std::string_view query);
 
+// Whether a request line Beast refused as a bad version is well formed but names a version other
+// than 1.0 and 1.1 ("GET / HTTP/2.0"): that is a 505, a garbled one ("HTTQ/1.1") a 400.
+bool NamesOtherHttpVersion(std::string_view received);
 // Whether the client asked to keep the connection open (HTTP/1.1 default, 1.0 opt-in).
 bool WantsKeepAlive(const RequestHeader& req);
 // Builds a response with the common headers set.

@@ -127,6 +127,24 @@ TEST_F(ApiTest, OversizedBodyIs413BeforeTheBodyIsSent) {
   EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer;
 }
 
+// A request line with another version is refused as such (505), not as a malformed request.
+TEST_F(ApiTest, RequestLineVersionOutsideHttp1Is505AndSignsNothing) {
+  std::uint64_t signs_before = Signs();
+  for (const char* version : {"HTTP/0.1", "HTTP/0.9", "HTTP/2.0", "HTTP/9.9"}) {
+    std::string req = std::string("POST /v1/documents?profile=default ") + version +
+                      "\r\nHost: x\r\nAuthorization: Bearer " + qseald_->token() +
+                      "\r\nContent-Length: 1\r\n\r\nx";
+    std::string answer = RawExchange(qseald_->api(), req);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 505", 0), 0u) << version << ": " << answer;
+  }
+  // A garbled version is a malformed request; HTTP/1.0 is served, and answered as HTTP/1.0.
+  std::string answer = RawExchange(qseald_->api(), "GET /readyz HTTQ/1.1\r\n\r\n");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer;
+  answer = RawExchange(qseald_->api(), "GET /readyz HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(answer.rfind("HTTP/1.0 200", 0), 0u) << answer;
+  EXPECT_EQ(Signs(), signs_before);
+}
+
 TEST_F(ApiTest, ChunkedBodyOverTheLimitIs413) {
   std::string chunk(1 << 20, 'a');
   std::string req =

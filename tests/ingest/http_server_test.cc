@@ -62,6 +62,16 @@ TEST(HttpAnswerTest, RetryLaterCarriesRetryAfterAndProblem) {
   EXPECT_NE(res.body().find("\"status\":503"), std::string::npos);
 }
 
+TEST(NamesOtherHttpVersionTest, TellsAnotherVersionFromAGarbledOne) {
+  EXPECT_TRUE(NamesOtherHttpVersion("GET / HTTP/2.0\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(NamesOtherHttpVersion("POST /v1/documents?profile=a HTTP/0.1\r\n\r\n"));
+  EXPECT_FALSE(NamesOtherHttpVersion("GET / HTTQ/1.1\r\n\r\n"));
+  EXPECT_FALSE(NamesOtherHttpVersion("GET / HTTP/1\r\n\r\n"));
+  EXPECT_FALSE(NamesOtherHttpVersion("GET / HTTP/x.1\r\n\r\n"));
+  EXPECT_FALSE(NamesOtherHttpVersion("GET / HTTP/2.0"));  // no end of line yet
+  EXPECT_FALSE(NamesOtherHttpVersion(""));
+}
+
 TEST(HttpAnswerTest, AnswerSetsOnlyTheResponse) {
   RequestHeader req;
   Decision d = Answer(MakeProblem(http::status::not_found, req, "no such resource"));
