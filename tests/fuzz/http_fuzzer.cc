@@ -4,6 +4,7 @@
 // Besides crashes, leaks and sanitizer reports it checks that the server answers or closes within
 // a bound (no request can wedge a connection) and that nothing is accepted (202) without the
 // bearer token: no byte sequence leads past authentication.
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -114,7 +115,21 @@ std::string Exchange(std::uint16_t port, std::string_view request) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) Die("connect", errno);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    // libFuzzer's -timeout timer (SIGALRM each second) interrupts a connect that waits for the
+    // listener's backlog: the connection goes on, so wait for it instead of failing.
+    if (errno != EINTR) Die("connect", errno);
+    pollfd p{fd, POLLOUT, 0};
+    int ready;
+    do {
+      ready = ::poll(&p, 1, 10'000);
+    } while (ready < 0 && errno == EINTR);
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (ready != 1 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+      Die("connect", ready == 1 ? err : ETIMEDOUT);
+    }
+  }
   // Longer than the server's header and body timeouts: a connection still open after this is
   // wedged.
   timeval tv{10, 0};
@@ -123,6 +138,7 @@ std::string Exchange(std::uint16_t port, std::string_view request) {
   std::size_t sent = 0;
   while (sent < request.size()) {
     ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // the server answered early (413, 401) and closed: fine
     sent += static_cast<std::size_t>(n);
   }
@@ -133,6 +149,7 @@ std::string Exchange(std::uint16_t port, std::string_view request) {
     ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     if (n == 0) break;
     if (n < 0) {
+      if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) Die("the server neither answered nor closed");
       break;  // reset by the server: fine
     }
