@@ -317,8 +317,20 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
     err("server.client_ca: client certificates need TLS (tls_certificate, tls_key)");
   if (c.server.require_client_certificate && c.server.client_ca.empty())
     err("server.require_client_certificate: needs client_ca");
-  if (!SplitHostPort(c.metrics.listen, &host, &port).ok())
+  if (!SplitHostPort(c.metrics.listen, &host, &port).ok()) {
     err("metrics.listen: expected host:port, got \"" + c.metrics.listen + "\"");
+  } else if (c.metrics.tls_certificate.empty() && !IsLoopbackHost(host) &&
+             !c.metrics.allow_plaintext) {
+    err("metrics.listen: \"" + c.metrics.listen +
+        "\" is not loopback and no TLS is configured: set tls_certificate and tls_key, or "
+        "allow_plaintext = true to serve the metrics in plaintext beyond this machine");
+  }
+  if (c.metrics.tls_certificate.empty() != c.metrics.tls_key.empty())
+    err("metrics: set both tls_certificate and tls_key, or neither");
+  if (!c.metrics.client_ca.empty() && c.metrics.tls_certificate.empty())
+    err("metrics.client_ca: client certificates need TLS (tls_certificate, tls_key)");
+  if (c.metrics.require_client_certificate && c.metrics.client_ca.empty())
+    err("metrics.require_client_certificate: needs client_ca");
   if (c.queue.low_watermark_documents > c.queue.high_watermark_documents)
     err("queue.low_watermark_documents: must not exceed high_watermark_documents");
   if (c.queue.low_watermark_bytes > c.queue.high_watermark_bytes)
@@ -357,11 +369,39 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
   }
   CheckUnique(names, "key", origin, errors);
   names.clear();
+  std::set<std::string> tsas;
+  for (const auto& t : c.tsas) {
+    tsas.insert(t.name);
+    names.push_back(t.name);
+    if (t.url.rfind("http://", 0) != 0 && t.url.rfind("https://", 0) != 0)
+      err("tsa \"" + t.name + "\".url: expected an http:// or https:// URL, got \"" + t.url + "\"");
+    if (t.url.rfind("https://", 0) == 0 && t.tls_ca_file.empty())
+      err("tsa \"" + t.name + "\".tls_ca: required for an https:// URL");
+  }
+  CheckUnique(names, "tsa", origin, errors);
+  names.clear();
   for (const auto& p : c.profiles) {
     profiles.insert(p.name);
     names.push_back(p.name);
     if (keys.count(p.key) == 0)
       err("profile \"" + p.name + "\".key: unknown key \"" + p.key + "\"");
+    const std::string at = "profile \"" + p.name + "\"";
+    if (p.level == "b-t") {
+      // Every sealing format has B-T (docs/timestamps.md); raw-signature profiles are internal.
+      if (p.format != "cades-detached" && p.format != "cades-enveloping" &&
+          p.format != "xades-enveloped" && p.format != "xades-detached" && p.format != "pades")
+        err(at + ".level: b-t is made for CAdES, XAdES and PAdES profiles, not " + p.format);
+      if (p.tsa.empty()) err(at + ".tsa: a b-t profile names at least one [[tsa]]");
+    } else if (p.level == "b-lt") {
+      err(at + ".level: b-lt is not supported yet (b-b or b-t)");
+    } else if (p.level != "b-b") {
+      err(at + ".level: expected b-b or b-t, got \"" + p.level + "\"");
+    } else if (!p.tsa.empty()) {
+      err(at + ".tsa: only a b-t profile asks a TSA");
+    }
+    for (const auto& t : p.tsa) {
+      if (tsas.count(t) == 0) err(at + ".tsa: unknown tsa \"" + t + "\"");
+    }
   }
   CheckUnique(names, "profile", origin, errors);
   for (const auto& w : c.watches) {
@@ -468,7 +508,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
   c.source_path = origin;
   TableReader top(&root, "", origin, errors);
   top.Str("log_level", &c.log_level);
-  for (const char* section : {"server", "metrics", "queue", "engine", "hsm", "audit"}) {
+  for (const char* section : {"server", "metrics", "queue", "engine", "hsm", "audit", "csc"}) {
     const toml::node* n = root.get(section);
     if (n != nullptr && !n->is_table())
       top.Error(*n, section, std::string("expected a table ([") + section + "])");
@@ -505,6 +545,11 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
   {
     TableReader r(root["metrics"].as_table(), "metrics", origin, errors);
     r.Str("listen", &c.metrics.listen);
+    r.Str("tls_certificate", &c.metrics.tls_certificate);
+    r.Str("tls_key", &c.metrics.tls_key);
+    r.Str("client_ca", &c.metrics.client_ca);
+    r.Bool("require_client_certificate", &c.metrics.require_client_certificate);
+    r.Bool("allow_plaintext", &c.metrics.allow_plaintext);
     r.Finish();
   }
   {
@@ -547,6 +592,14 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
       errors->push_back(origin + ": audit.checkpoint_key: expected \"file:/path\" of a PEM key " +
                         "(a key in the HSM is not supported yet)");
     }
+  }
+  {
+    TableReader r(root["csc"].as_table(), "csc", origin, errors);
+    r.Bool("enabled", &c.csc.enabled);
+    r.Integer("max_hashes", &c.csc.max_hashes, 1, 100'000);
+    r.Str("name", &c.csc.name);
+    r.Str("region", &c.csc.region);
+    r.Finish();
   }
   {
     TableReader r(root["hsm"].as_table(), "hsm", origin, errors);
@@ -594,6 +647,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Str("scheme", &scheme);
     r.Str("key", &p.key, true);
     r.Str("c14n", &p.c14n);
+    r.Str("level", &p.level);
+    r.StrList("tsa", &p.tsa);
+    r.Dur("timestamp_wait", &p.timestamp_wait);
     r.Finish();
     if (p.c14n != "exc-c14n" && p.c14n != "c14n11") {
       errors->push_back(origin + ": " + path + ".c14n: expected exc-c14n or c14n11, got \"" +
@@ -618,6 +674,34 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     }
     c.profiles.push_back(std::move(p));
   });
+  ForEachTableInArray(root, "tsa", origin, errors, [&](TableReader r, const std::string&) {
+    tsa::TsaEndpoint t;
+    std::int64_t rate = 0;
+    r.Str("name", &t.name, true);
+    r.Str("url", &t.url, true);
+    r.Str("ca", &t.ca_file, true);
+    r.Str("tls_ca", &t.tls_ca_file);
+    r.Str("policy", &t.policy_oid);
+    r.Integer("rate", &rate, 0, 1'000'000);
+    r.Integer("burst", &t.burst, 1, 1'000'000);
+    r.Integer("connections", &t.connections, 1, 1'024);
+    r.Dur("timeout", &t.timeout);
+    r.Finish();
+    t.rate_per_second = static_cast<double>(rate);
+    c.tsas.push_back(std::move(t));
+  });
+  {
+    TableReader r(root["tsa_client"].as_table(), "tsa_client", origin, errors);
+    tsa::TsaClientOptions& t = c.tsa_client;
+    r.Integer("max_attempts", &t.max_attempts, 1, 100);
+    r.Dur("backoff_initial", &t.backoff_initial);
+    r.Dur("backoff_max", &t.backoff_max);
+    r.Integer("breaker_failures", &t.breaker_failures, 1, 1'000);
+    r.Dur("breaker_cooldown", &t.breaker_cooldown);
+    r.Dur("max_clock_skew", &t.max_clock_skew);
+    r.Integer("max_pending", &t.max_pending, 1, 10'000'000);
+    r.Finish();
+  }
   ForEachTableInArray(root, "watch", origin, errors, [&](TableReader r, const std::string&) {
     WatchConfig w;
     r.Str("root", &w.root, true);
@@ -666,8 +750,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
   // Top-level unknown keys (sections are known).
   for (auto&& [k, v] : root) {
     static const std::set<std::string> kKnown = {
-        "log_level", "server", "metrics", "queue", "engine", "hsm",      "partition",
-        "key",       "audit",  "profile", "watch", "client", "jetstream"};
+        "log_level", "server",  "metrics", "queue",  "engine",    "hsm", "partition", "key",
+        "audit",     "profile", "watch",   "client", "jetstream", "csc", "tsa",       "tsa_client"};
     if (kKnown.count(std::string(k.str())) == 0) {
       errors->push_back(origin + ":" + std::to_string(v.source().begin.line) + ": " +
                         std::string(k.str()) + ": unknown key");

@@ -17,6 +17,7 @@
 
 #include "common/algorithms.h"
 #include "common/status.h"
+#include "tsa/tsa_client.h"
 
 namespace qseal::daemon {
 
@@ -49,6 +50,14 @@ struct ServerConfig {
 
 struct MetricsConfig {
   std::string listen = "127.0.0.1:9464";
+  // HTTPS for /metrics (the API's TLS policy): certificate and key, both or neither; client_ca
+  // for scrapers with certificates (require_client_certificate: only those). Without TLS a listen
+  // address other than loopback is refused unless allow_plaintext.
+  std::string tls_certificate;
+  std::string tls_key;
+  std::string client_ca;
+  bool require_client_certificate = false;
+  bool allow_plaintext = false;
 };
 
 struct QueueConfig {
@@ -133,6 +142,12 @@ struct ProfileConfig {
   std::string key;
   // XAdES formats: "exc-c14n" or "c14n11" (formats::FormatOptions::c14n); ignored by CAdES.
   std::string c14n = "exc-c14n";
+  // "b-b" or "b-t" (a signature time-stamp from `tsa`; docs/timestamps.md).
+  std::string level = "b-b";
+  // The [[tsa]] names a b-t profile asks, in order of preference (failover to the next).
+  std::vector<std::string> tsa;
+  // b-t: a document waits this long after acceptance for a time-stamp, then fails. Default: 1 h.
+  std::chrono::milliseconds timestamp_wait{3'600'000};
 };
 
 struct WatchConfig {
@@ -166,6 +181,15 @@ struct JetStreamConfig {
   std::chrono::milliseconds publish_timeout{5'000};
 };
 
+// The CSC API v2 under /csc/v2/ (docs/csc.md). Off by default: signHash signs any hash a
+// granted client sends, which an operator must choose to allow.
+struct CscConfig {
+  bool enabled = false;
+  std::uint32_t max_hashes = 1000;  // Hashes in one signHash (and documents in one signDoc).
+  std::string name = "qseal";       // The service name info reports.
+  std::string region = "";          // ISO 3166-1 alpha-2 country code info reports; "": none.
+};
+
 // A client needs a token, a certificate identity, or both (then both must match).
 struct ClientConfig {
   std::string name;
@@ -185,6 +209,11 @@ struct Config {
   EngineConfig engine;
   HsmConfig hsm;
   AuditConfig audit;
+  CscConfig csc;
+  // [[tsa]] sections (RFC 3161 time-stamping authorities) and the [tsa_client] policy shared by
+  // every profile's client (retries, breaker, clock skew); docs/timestamps.md.
+  std::vector<tsa::TsaEndpoint> tsas;
+  tsa::TsaClientOptions tsa_client;
   std::vector<PartitionConfig> partitions;
   std::vector<KeyConfig> keys;
   std::vector<ProfileConfig> profiles;

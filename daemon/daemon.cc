@@ -15,12 +15,14 @@
 #include "daemon/hsm_probe.h"
 #include "daemon/metrics_bridge.h"
 #include "engine/engine.h"
+#include "formats/format.h"
 #include "hsm/signer.h"
 #include "ingest/api_server.h"
 #include "ingest/watcher.h"
 #include "metrics/metrics.h"
 #include "publish/folder_outbox.h"
 #include "queue/queue.h"
+#include "tsa/tsa_client.h"
 
 namespace qseal::daemon {
 namespace {
@@ -134,7 +136,10 @@ class Daemon::Impl {
     }
     StopPartitionWatch();
     if (signer_) signer_->Shutdown();
+    // Outstanding time-stamp requests end (kCancelled) before the engine that waits for them.
+    for (auto& [name, client] : tsa_clients_) client->Shutdown();
     engine_.reset();
+    tsa_clients_.clear();
     api_.reset();
     watchers_.clear();
     outboxes_.clear();
@@ -170,12 +175,22 @@ class Daemon::Impl {
     for (const auto& e : brokers_->entries()) {
       sources.jetstreams.push_back({e.source.get(), e.publisher.get()});
     }
+    for (const auto& [profile, client] : tsa_clients_) {
+      sources.timestamps.push_back({profile, client.get()});
+    }
     for (const auto& k : config_.keys) sources.keys.push_back(k.name);
     for (const auto& p : config_.profiles) sources.profiles.push_back(p.name);
     bridge_ = std::make_unique<MetricsBridge>(metrics_.get(), std::move(sources));
     metrics::MetricsServerOptions o;
     QSEAL_RETURN_IF_ERROR(SplitHostPort(config_.metrics.listen, &o.host, &o.port));
     metrics_host_ = o.host;
+    if (!config_.metrics.tls_certificate.empty()) {
+      Result<std::shared_ptr<boost::asio::ssl::context>> tls = ingest::MakeServerTlsContext(
+          config_.metrics.tls_certificate, config_.metrics.tls_key, config_.metrics.client_ca,
+          config_.metrics.require_client_certificate);
+      if (!tls.ok()) return tls.status().WithContext("metrics TLS");
+      o.tls = std::move(*tls);
+    }
     metrics_server_ = std::make_unique<metrics::MetricsServer>(o, metrics_.get());
     return metrics_server_->Start().WithContext("metrics listener");
   }
@@ -396,8 +411,15 @@ class Daemon::Impl {
       ep.scheme = p.scheme;
       ep.c14n = p.c14n;
       ep.key = p.key;
+      if (p.level == "b-t") {
+        Result<tsa::TsaClient*> client = TsaClientFor(p);
+        if (!client.ok()) return client.status().WithContext("profile \"" + p.name + "\"");
+        ep.timestamps = *client;
+        ep.timestamp_wait = p.timestamp_wait;
+      }
       profiles.push_back(std::move(ep));
     }
+    for (auto& [pair, ep] : CscHashProfiles()) profiles.push_back(std::move(ep));
     // Called only once the engine runs, when the outboxes exist.
     auto lookup = [this](const queue::Record& r) -> publish::Publisher* {
       if (r.source == queue::Source::kBroker) return brokers_->PublisherFor(r);
@@ -411,6 +433,85 @@ class Daemon::Impl {
     if (!e.ok()) return e.status().WithContext("engine");
     engine_ = std::move(*e);
     return Status::Ok();
+  }
+
+  // The time-stamp client of a b-t profile: its [[tsa]] sections in the profile's order, with the
+  // [tsa_client] policy. Connections open with the first request.
+  Result<tsa::TsaClient*> TsaClientFor(const ProfileConfig& p) {
+    tsa::TsaClientOptions o = config_.tsa_client;
+    o.tsas.clear();
+    for (const std::string& name : p.tsa) {
+      for (const tsa::TsaEndpoint& t : config_.tsas) {
+        if (t.name == name) o.tsas.push_back(t);
+      }
+    }
+    Result<std::unique_ptr<tsa::TsaClient>> client = tsa::TsaClient::Create(std::move(o));
+    if (!client.ok()) return client.status().WithContext("tsa");
+    tsa::TsaClient* raw = client->get();
+    tsa_clients_[p.name] = std::move(*client);
+    return raw;
+  }
+
+  // The CSC API's signHash profiles (docs/csc.md): one raw-signature profile per key, digest and
+  // scheme the key can sign with, named "csc:KEY:DIGEST:SCHEME"; keyed by "KEY DIGEST/SCHEME".
+  // None when [csc] is off.
+  std::map<std::string, engine::Profile> CscHashProfiles() const {
+    std::map<std::string, engine::Profile> out;
+    if (!config_.csc.enabled) return out;
+    for (const auto& k : config_.keys) {
+      Result<hsm::KeyInfo> info = signer_->GetKey(k.name);
+      if (!info.ok()) continue;  // the engine reports keys it cannot use
+      std::vector<SignatureScheme> schemes = {SignatureScheme::kEcdsa};
+      if (info->type == hsm::KeyType::kRsa) {
+        schemes = {SignatureScheme::kRsaPkcs1v15, SignatureScheme::kRsaPss};
+      }
+      for (DigestAlgorithm d :
+           {DigestAlgorithm::kSha256, DigestAlgorithm::kSha384, DigestAlgorithm::kSha512}) {
+        for (SignatureScheme scheme : schemes) {
+          const std::string pair =
+              std::string(DigestName(d)) + "/" + std::string(SchemeName(scheme));
+          engine::Profile p;
+          p.name = "csc:" + k.name + ":" + std::string(DigestName(d)) + ":" +
+                   std::string(SchemeName(scheme));
+          p.format = std::string(formats::kRawSignatureFormat);
+          p.digest = d;
+          p.scheme = scheme;
+          p.key = k.name;
+          out.emplace(k.name + " " + pair, std::move(p));
+        }
+      }
+    }
+    return out;
+  }
+
+  ingest::CscOptions CscOptionsFor() const {
+    ingest::CscOptions o;
+    o.enabled = config_.csc.enabled;
+    o.max_hashes = config_.csc.max_hashes;
+    o.max_request_bytes = config_.server.max_batch_bytes;
+    o.name = config_.csc.name;
+    o.region = config_.csc.region;
+    if (!o.enabled) return o;
+    const std::map<std::string, engine::Profile> hash_profiles = CscHashProfiles();
+    for (const auto& k : config_.keys) {
+      Result<hsm::KeyInfo> info = signer_->GetKey(k.name);
+      if (!info.ok()) continue;
+      ingest::CscCredential c;
+      c.id = k.name;
+      c.key_type = info->type == hsm::KeyType::kRsa ? "rsa" : "ec";
+      c.key_bits = info->bits;
+      c.curve = info->curve;
+      c.certificate_chain_der = info->certificate_chain_der;
+      for (const auto& p : config_.profiles) {
+        if (p.key == k.name) c.profiles.push_back(p.name);
+      }
+      const std::string prefix = k.name + " ";
+      for (const auto& [key, p] : hash_profiles) {
+        if (key.rfind(prefix, 0) == 0) c.hash_profiles[key.substr(prefix.size())] = p.name;
+      }
+      o.credentials.push_back(std::move(c));
+    }
+    return o;
   }
 
   Status CreateApi() {
@@ -440,6 +541,7 @@ class Daemon::Impl {
     }
     api.metrics = metrics_.get();
     api.seal_namer = engine_.get();
+    api.csc = CscOptionsFor();
     if (audit_) {
       api.on_refusal = [this](std::string_view kind, std::string_view client,
                               std::string_view profile, std::string_view reason,
@@ -480,6 +582,7 @@ class Daemon::Impl {
       ap.format = p.format;
       ap.digest = std::string(DigestName(p.digest));
       ap.scheme = std::string(SchemeName(p.scheme));
+      ap.level = p.level;
       for (const auto& k : config_.keys) {
         if (k.name == p.key) {
           Result<std::string> pem = ReadSmallFile(k.certificate_chain);
@@ -518,6 +621,9 @@ class Daemon::Impl {
   std::vector<std::unique_ptr<ingest::FolderWatcher>> watchers_;
   // Broker sources and their result publishers; outlive the engine, which publishes through them.
   std::unique_ptr<Brokers> brokers_;
+  // One RFC 3161 client per b-t profile (its own TSA order), by profile name; before engine_,
+  // so the engine goes first.
+  std::map<std::string, std::unique_ptr<tsa::TsaClient>> tsa_clients_;
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<ingest::ApiServer> api_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;

@@ -12,6 +12,7 @@
 #include "ingest/watcher.h"
 #include "publish/jetstream_publisher.h"
 #include "queue/queue.h"
+#include "tsa/tsa_client.h"
 
 namespace qseal::daemon {
 namespace {
@@ -97,6 +98,13 @@ struct MetricsBridge::State {
       }
     }
     for (const auto& js : sources.jetstreams) FillJetStream(w, js);
+    // Listed without b-t profiles too, so the TSA alert's series exists on every node.
+    w.DeclareGauge("qseal_tsa_breaker_open",
+                   "The TSA's circuit breaker: 0 closed, 0.5 half-open (one probe), 1 open.");
+    w.DeclareCounter("qseal_tsa_failures_total",
+                     "Attempts that failed: transport, HTTP or a refused or invalid response.");
+    w.DeclareCounter("qseal_tsa_requests_total", "Time-stamp requests sent to the TSA (attempts).");
+    for (const auto& t : sources.timestamps) FillTimestamps(w, t);
     for (const auto& [key, seconds] : not_after) {
       w.Gauge("qseal_hsm_certificate_not_after_seconds",
               "Not-after of the key's seal certificate, seconds since the epoch.", {{"key", key}},
@@ -225,6 +233,35 @@ struct MetricsBridge::State {
     w.Counter("qseal_audit_failures_total", "Audit appends refused or failed.", {}, D(s.failures));
     w.Gauge("qseal_audit_last_sequence", "Sequence number of the last durable audit record.", {},
             D(s.last_seq));
+  }
+
+  static void FillTimestamps(SnapshotWriter& w, const MetricsBridgeSources::Timestamps& t) {
+    if (t.client == nullptr) return;
+    w.Gauge("qseal_tsa_pending_requests",
+            "Time-stamp requests accepted and not yet answered (queued, in flight, backing off).",
+            {{"profile", t.profile}}, D(t.client->pending()));
+    for (const tsa::TsaHealth& h : t.client->Health()) {
+      const metrics::Labels l = {{"profile", t.profile}, {"tsa", h.name}};
+      w.Counter("qseal_tsa_requests_total", "Time-stamp requests sent to the TSA (attempts).", l,
+                D(h.requests));
+      w.Counter("qseal_tsa_tokens_total", "Attempts that returned a verified token.", l,
+                D(h.tokens));
+      w.Counter("qseal_tsa_failures_total",
+                "Attempts that failed: transport, HTTP or a refused or invalid response.", l,
+                D(h.failures));
+      w.Counter("qseal_tsa_request_seconds_total",
+                "Seconds from sending an attempt to its verified token or failure, summed.", l,
+                h.request_seconds_sum);
+      const double open = h.state == tsa::BreakerState::kOpen       ? 1
+                          : h.state == tsa::BreakerState::kHalfOpen ? 0.5
+                                                                    : 0;
+      w.Gauge("qseal_tsa_breaker_open",
+              "The TSA's circuit breaker: 0 closed, 0.5 half-open (one probe), 1 open.", l, open);
+      w.Gauge("qseal_tsa_connections", "Keep-alive connections open to the TSA.", l,
+              D(h.open_connections));
+      w.Gauge("qseal_tsa_queued", "Requests waiting for a connection or a rate token.", l,
+              D(h.queued));
+    }
   }
 
   static void FillJetStream(SnapshotWriter& w, const MetricsBridgeSources::JetStream& js) {

@@ -33,6 +33,11 @@
 //             not yet acked), qseal_jetstream_paused, qseal_jetstream_connected,
 //             qseal_jetstream_results_published_total, qseal_jetstream_result_duplicates_total,
 //             qseal_jetstream_result_publish_errors_total
+//   tsa:      per b-t profile's time-stamp client and TSA (labels profile, tsa = the [[tsa]]
+//             name): qseal_tsa_requests_total (attempts sent), qseal_tsa_tokens_total (verified
+//             tokens), qseal_tsa_failures_total, qseal_tsa_request_seconds_total (over attempts),
+//             qseal_tsa_breaker_open (0 closed, 0.5 half-open, 1 open), qseal_tsa_connections,
+//             qseal_tsa_queued; per profile qseal_tsa_pending_requests
 //   backpressure: qseal_backpressure_throttled{stage=engine|queue|watch} (0/1) and
 //             qseal_backpressure_throttled_seconds_total{stage}, accumulated by a sampler thread
 //             (default every 100 ms, so the time is exact to about one interval).
@@ -72,6 +77,9 @@ class JetStreamPublisher;
 namespace qseal::audit {
 class AuditLog;
 }
+namespace qseal::tsa {
+class TsaClient;
+}
 
 namespace qseal::daemon {
 
@@ -90,6 +98,11 @@ struct MetricsBridgeSources {
     const publish::JetStreamPublisher* results = nullptr;
   };
   std::vector<JetStream> jetstreams;
+  struct Timestamps {
+    std::string profile;
+    const tsa::TsaClient* client = nullptr;
+  };
+  std::vector<Timestamps> timestamps;
   // Key names whose certificate not-after is exported (read once, at construction).
   std::vector<std::string> keys;
   // Profiles whose accepted/sealed series start at 0 (Metrics::DeclareProfile).

@@ -15,6 +15,7 @@
 #include "formats/format.h"
 #include "hsm/signer.h"
 #include "metrics/metrics.h"
+#include "tsa/tsa_client.h"
 
 namespace qseal::engine {
 namespace {
@@ -44,6 +45,8 @@ struct Job {
   // trail's sealed record (tbs is gone by then).
   std::string digest_only_detail;
   hsm::SignRequest request;  // between Prepare and the submission to the signer
+  // B-T: the signature-time-stamp token (DER), or why there is none (retryable).
+  Result<Bytes> timestamp = Bytes();
 };
 using JobPtr = std::shared_ptr<Job>;
 using Jobs = std::vector<JobPtr>;
@@ -54,6 +57,9 @@ using Jobs = std::vector<JobPtr>;
 constexpr std::size_t kPrepareChunkDocs = 16;
 constexpr std::uint64_t kPrepareChunkBytes = 1 << 20;  // big documents hash in parallel
 constexpr std::size_t kAssembleChunkDocs = 64;
+// Bytes a PDF keeps free for a signature time-stamp token: a token with a TSA chain of three
+// RSA-4096 certificates is about 7 KiB; more than this fails the document with the reason.
+constexpr std::size_t kTimestampReserveBytes = 16 << 10;
 
 }  // namespace
 
@@ -302,7 +308,11 @@ class Engine::Impl {
             // On a signer thread: queue for assembly; the arena drains signed documents in
             // batches.
             job->signature = std::move(signature);
-            OnSigned(job);
+            if (job->signature.ok() && job->profile->profile.timestamps != nullptr) {
+              RequestTimestamp(job);
+            } else {
+              OnSigned(job);
+            }
           });
       if (!submitted.ok()) {
         Fail(job, submitted, submitted.code() != StatusCode::kInvalidArgument);
@@ -310,6 +320,37 @@ class Engine::Impl {
       }
     }
     ToCommitter(refused);
+  }
+
+  // B-T: asks the profile's TSA client for a token over the format's imprint; its callback
+  // (on the client's I/O thread) hands the document to assembly. Counted as an outstanding task,
+  // so the destructor waits for the callback (the daemon shuts the client down first).
+  void RequestTimestamp(const JobPtr& job) {
+    const Profile& p = job->profile->profile;
+    Result<Bytes> imprint = job->profile->format->TimestampImprint(*job->tbs, *job->signature);
+    if (!imprint.ok()) {
+      job->timestamp = imprint.status();
+      return OnSigned(job);
+    }
+    {
+      MutexLock lock(tasks_mu_);
+      tasks_outstanding_++;
+    }
+    auto done = [this, job](Result<tsa::TimeStampToken> token) {
+      if (token.ok()) {
+        job->timestamp = std::move(token->der);
+      } else {
+        job->timestamp = token.status();
+      }
+      OnSigned(job);
+      MutexLock lock(tasks_mu_);
+      if (--tasks_outstanding_ == 0) tasks_cv_.SignalAll();
+    };
+    Status queued = p.timestamps->TryStamp(p.digest, *imprint, done);
+    if (!queued.ok()) {
+      // max_pending requests outstanding: the document waits in the queue instead.
+      done(UnavailableError("time-stamp: " + queued.message()));
+    }
   }
 
   // ---- Audit trail (docs/audit.md). The only places the engine talks to the audit log. ----
@@ -439,6 +480,10 @@ class Engine::Impl {
       return;
     }
     if (options_.audit != nullptr) job->signature_sha256 = Sha256Hex(*signature);
+    if (job->profile->profile.timestamps != nullptr) {
+      if (!TimestampReady(job)) return;
+      job->tbs->signature_timestamp_token = std::move(*job->timestamp);
+    }
     Status s = detail::AssembleSeal(*job->profile->format, *job->tbs, *signature, job->content,
                                     {queue_, job->record.id, options_.seal_spool_min_bytes},
                                     &job->seal, &job->seal_file);
@@ -448,6 +493,32 @@ class Engine::Impl {
     }
     job->signature = Bytes();
     job->tbs.reset();
+  }
+
+  // B-T: whether the document's time-stamp token came; the format writes it into the seal as it
+  // assembles (formats::ToBeSigned::signature_timestamp_token). No token: the document goes back
+  // to the queue (the TSA may answer later), never sealed at B-B instead.
+  bool TimestampReady(const JobPtr& job) {
+    if (job->timestamp.ok()) return true;
+    if (job->timestamp.status().code() == StatusCode::kInvalidArgument) {
+      // Nothing a TSA could change (the imprint could not be made): final.
+      Fail(job, job->timestamp.status().WithContext("time-stamp"), false);
+      return false;
+    }
+    // Waiting for a TSA spends no attempt (the document is not at fault) until the profile's
+    // timestamp_wait since acceptance has passed; then it fails with the TSA's last reason.
+    const Profile& p = job->profile->profile;
+    if (clock_.Now() - job->record.created_at < p.timestamp_wait) {
+      job->undelivered = true;
+      Fail(job, job->timestamp.status().WithContext("time-stamp"), true);
+    } else {
+      Fail(job,
+           UnavailableError("no time-stamp within " +
+                            std::to_string(p.timestamp_wait.count() / 1000) +
+                            " s of acceptance: " + job->timestamp.status().ToString()),
+           false);
+    }
+    return false;
   }
 
   // Seals of watched-folder and broker documents go to their publishers, one PublishBatch per
@@ -653,10 +724,16 @@ Result<std::unique_ptr<Engine>> Engine::Create(EngineOptions options, queue::Que
     format_options.digest = p.digest;
     format_options.scheme = p.scheme;
     format_options.c14n = p.c14n;
+    // PAdES B-T: room in /Contents for the token (a TSA's token with its certificates).
+    if (p.timestamps != nullptr) format_options.timestamp_reserve_bytes = kTimestampReserveBytes;
     Result<std::unique_ptr<const formats::Format>> format =
         formats::CreateFormat(p.format, format_options);
     if (!format.ok())
       return InvalidArgumentError("profile \"" + p.name + "\": " + format.status().message());
+    if (p.timestamps != nullptr && !(*format)->has_timestamps()) {
+      return InvalidArgumentError("profile \"" + p.name + "\": " + p.format +
+                                  " seals have no signature time-stamp (B-T) yet");
+    }
     ProfileState s;
     s.profile = p;
     s.format = std::move(*format);

@@ -18,6 +18,11 @@
 // and publishing (Publisher::PublishBatch) up to 64 at a time; the committer commits everything
 // finished since its last commit in one synced batch.
 //
+// B-T profiles (Profile::timestamps): once signed, the format's imprint
+// (Format::TimestampImprint) goes to the TSA client (never waited for: its callback hands the
+// document to assembly), and the format writes the token into the seal as it assembles it.
+// Documents waiting for a token count as in flight, so a slow TSA stops leasing like a slow HSM.
+//
 // Failures: a transient error (HSM unavailable, I/O) goes back to the queue with back-off via
 // Queue::Fail(retryable); a permanent one (unknown profile, certificate expired) fails the document
 // with its reason. On Stop the leaser stops, in-flight documents get drain_timeout to finish;
@@ -53,6 +58,9 @@ class Signer;
 namespace qseal::metrics {
 class Metrics;
 }
+namespace qseal::tsa {
+class TsaClient;
+}
 
 namespace qseal::engine {
 
@@ -66,6 +74,14 @@ struct Profile {
   std::string key;  // hsm key name
   // XAdES canonicalisation (formats::FormatOptions::c14n). Default: "exc-c14n".
   std::string c14n = "exc-c14n";
+  // B-T: the client that time-stamps each signature (formats with Format::has_timestamps); must
+  // outlive the engine and be shut down before it is destroyed. A document whose time-stamp cannot
+  // be had goes back to the queue as a retryable failure: never sealed at a lower level. Default:
+  // null (B-B).
+  tsa::TsaClient* timestamps = nullptr;
+  // B-T: how long after acceptance a document may wait for a time-stamp (retried with the
+  // queue's back-off, spending no attempt) before it fails with the TSA's reason. Default: 1 h.
+  std::chrono::milliseconds timestamp_wait{3'600'000};
 };
 
 struct EngineOptions {

@@ -5,6 +5,7 @@
 
 #include "formats/cades/cades_format.h"
 #include "formats/pades/pades_format.h"
+#include "formats/raw/raw_format.h"
 #include "formats/xades/xades_format.h"
 
 namespace qseal::formats {
@@ -55,6 +56,7 @@ Result<std::unique_ptr<const Format>> CreateFormat(std::string_view name,
     return xades::CreateXadesFormat(xades::Packaging::kDetached, options);
   }
   if (name == "pades") return pades::CreatePadesFormat(options);
+  if (name == kRawSignatureFormat) return raw::CreateRawSignatureFormat(options);
   std::string known;
   for (std::string_view n : FormatNames()) {
     if (!known.empty()) known += ", ";

@@ -75,6 +75,10 @@ struct ToBeSigned {
   Bytes content_digest;
   // The signing time the seal states, in whole seconds.
   std::chrono::system_clock::time_point signing_time{};
+  // B-T (CAdES formats only): an RFC 3161 TimeStampToken over digest(signature value) that
+  // Assemble writes as the signature-time-stamp unsigned attribute. Set by the caller between
+  // signing and Assemble; empty: none (B-B).
+  Bytes signature_timestamp_token;
 };
 
 // What a format needs to know once, at startup, for one profile.
@@ -91,6 +95,10 @@ struct FormatOptions {
   // peaks at about 12 times the document for element-dense invoices (docs/xades.md). Larger
   // documents fail with kInvalidArgument. Default: 16 MiB.
   std::uint64_t max_xml_bytes = 16ull << 20;
+  // PAdES only: extra bytes reserved in /Contents for a signature time-stamp token (B-T); 0: the
+  // PDF gets no room for one (B-B) and has_timestamps() is false. The engine sets it for b-t
+  // profiles. Default: 0.
+  std::size_t timestamp_reserve_bytes = 0;
 };
 
 // One seal format bound to one profile's key and algorithms. Created once per profile; immutable
@@ -132,6 +140,18 @@ class Format {
   // The output's size in bytes if known before Assemble (to reserve memory), else 0.
   virtual std::uint64_t OutputSizeHint(const ToBeSigned& tbs, std::size_t signature_size,
                                        std::uint64_t content_size) const = 0;
+
+  // B-T: what a TSA must time-stamp for the seal of `tbs` signed with `signature`, hashed with
+  // the profile's digest (CAdES: the signature value, EN 319 122-1 §5.3; XAdES: the canonical
+  // ds:SignatureValue element, EN 319 132-1 §5.3); Assemble then writes
+  // tbs.signature_timestamp_token into the seal. has_timestamps(): whether the format does B-T;
+  // TimestampImprint is kInvalidArgument for those that do not.
+  virtual bool has_timestamps() const { return false; }
+  virtual Result<Bytes> TimestampImprint(const ToBeSigned& tbs, ByteSpan signature) const {
+    (void)tbs;
+    (void)signature;
+    return InvalidArgumentError(std::string(name()) + " seals have no signature time-stamp yet");
+  }
 };
 
 // Helpers every format shares.
@@ -145,10 +165,15 @@ Status StreamContent(const Content& content, const std::function<Status(ByteSpan
 // containing '/').
 std::string SafeOutputStem(std::string_view document_name);
 
-// Every format name CreateFormat knows, in the order the config documents them.
+// The format of the CSC API's signHash (formats/raw/raw_format.h): the bare signature over a
+// client's digest. Made by the daemon for its CSC profiles, never named in the config, so it is
+// not among FormatNames().
+inline constexpr std::string_view kRawSignatureFormat = "raw-signature";
+
+// Every format name a profile of the config may use, in the order the config documents them.
 std::vector<std::string_view> FormatNames();
 
-// Makes the format called `name` (one of FormatNames()) for one profile.
+// Makes the format called `name` (one of FormatNames(), or kRawSignatureFormat) for one profile.
 // Errors: kInvalidArgument for an unknown name (the message lists the known ones) or options the
 // format refuses (a chain that does not parse, a key that does not fit the scheme, a certificate
 // without digitalSignature/nonRepudiation).

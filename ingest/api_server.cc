@@ -12,10 +12,12 @@
 #include "common/mutex.h"
 #include "ingest/detail/access_control.h"
 #include "ingest/detail/batch_handler.h"
+#include "ingest/detail/csc_handler.h"
 #include "ingest/detail/digest_request.h"
 #include "ingest/detail/http_server.h"
 #include "ingest/detail/json_bodies.h"
 #include "ingest/detail/names.h"
+#include "ingest/detail/tls_context.h"
 #include "ingest/detail/waiters.h"
 #include "metrics/metrics.h"
 
@@ -46,6 +48,7 @@ class ApiServer::Impl : public detail::HttpHandler {
         waiters_(pool_),
         access_(options_.clients, options_.profiles, options_.on_refusal),
         batches_(options_, queue_, pool_, waiters_, access_, [this] { return Stopped(); }),
+        csc_(options_, queue_, pool_, waiters_, access_, [this] { return Stopped(); }),
         server_(ToHttpOptions(options_), this) {}
 
   ~Impl() { Stop(); }
@@ -111,6 +114,14 @@ class ApiServer::Impl : public detail::HttpHandler {
                                    "/v1/profiles", "/v1/batches", "/v1/batches/status"}) {
       if (path == fixed) return fixed;
     }
+    if (path.rfind(detail::CscHandler::kPrefix, 0) == 0) {
+      for (std::string_view csc :
+           {"/csc/v2/info", "/csc/v2/credentials/list", "/csc/v2/credentials/info",
+            "/csc/v2/signatures/signHash", "/csc/v2/signatures/signDoc"}) {
+        if (path == csc) return csc;
+      }
+      return "other";
+    }
     if (path.rfind("/v1/documents/", 0) == 0) {
       return path.size() > 5 && path.substr(path.size() - 5) == "/seal" ? "/v1/documents/{id}/seal"
                                                                         : "/v1/documents/{id}";
@@ -161,10 +172,13 @@ class ApiServer::Impl : public detail::HttpHandler {
       return Answer(MakeResponse(ready.ok() ? http::status::ok : http::status::service_unavailable,
                                  req, Dump(j), "application/json"));
     }
-    if (path.rfind("/v1/", 0) != 0)
+    const bool csc = path.rfind(detail::CscHandler::kPrefix, 0) == 0 && csc_.enabled();
+    if (csc && path == "/csc/v2/info") return csc_.Info(req);
+    if (path.rfind("/v1/", 0) != 0 && !csc)
       return Answer(MakeProblem(http::status::not_found, req, "no such resource"));
 
-    // Everything under /v1 needs a valid token, checked before any body is read.
+    // Everything under /v1 (and the CSC methods) needs a valid credential, checked before any
+    // body is read.
     const ApiClient* client = access_.Authenticate(req, peer.certificate);
     if (client == nullptr) {
       // A flood of bad credentials must not flood the log: one line per second (burst 10), the
@@ -177,8 +191,10 @@ class ApiServer::Impl : public detail::HttpHandler {
                  {"not_logged_before", static_cast<std::int64_t>(unlogged)}});
       }
       access_.Refused("auth_denied", "", "", "no valid credentials", peer.address);
-      HttpResponse res = MakeProblem(http::status::unauthorized, req,
-                                     "a valid bearer token or client certificate is required");
+      constexpr std::string_view kWhy = "a valid bearer token or client certificate is required";
+      HttpResponse res =
+          csc ? detail::MakeCscError(http::status::unauthorized, req, "invalid_token", kWhy)
+              : MakeProblem(http::status::unauthorized, req, kWhy);
       res.set(http::field::www_authenticate, "Bearer realm=\"qseal\"");
       return Answer(std::move(res));
     }
@@ -190,6 +206,10 @@ class ApiServer::Impl : public detail::HttpHandler {
       return Answer(MakeProblem(http::status::service_unavailable, req, "the queue is not open"));
     }
 
+    if (csc) {
+      return csc_.Route(req, path.substr(detail::CscHandler::kPrefix.size()), *client,
+                        peer.address);
+    }
     if (path == "/v1/documents") {
       if (req.method() != http::verb::post) return Answer(MethodNotAllowed(req));
       return Submit(req, *client, query, peer.address);
@@ -348,31 +368,6 @@ class ApiServer::Impl : public detail::HttpHandler {
     return d;
   }
 
-  // A small JSON body read into memory (POST /v1/digests).
-  class JsonSink : public BodySink {
-   public:
-    JsonSink(std::size_t limit, std::function<void(std::string, Respond)> done)
-        : limit_(limit), done_(std::move(done)) {}
-    Status Append(ByteSpan chunk) override {
-      if (body_.size() + chunk.size() > limit_) {
-        return ResourceExhaustedError("request body larger than " + std::to_string(limit_) +
-                                      " bytes");
-      }
-      body_.append(AsChars(chunk));
-      return Status::Ok();
-    }
-    void Finish(Respond respond) override { done_(std::move(body_), std::move(respond)); }
-    void Abort() override { body_.clear(); }
-    http::status ErrorStatus(const Status&) const override {
-      return http::status::payload_too_large;
-    }
-
-   private:
-    std::size_t limit_;
-    std::function<void(std::string, Respond)> done_;
-    std::string body_;
-  };
-
   // POST /v1/digests: the checks that need no body first (as for documents), the body on the
   // commit pool, where its record is committed like a document's.
   Decision SubmitDigest(const RequestHeader& req, const ApiClient& client, const Query& query,
@@ -392,7 +387,7 @@ class ApiServer::Impl : public detail::HttpHandler {
     }
     auto shared_req = std::make_shared<RequestHeader>(req);
     Decision d;
-    d.sink = std::make_unique<JsonSink>(
+    d.sink = std::make_unique<detail::BufferSink>(
         kMaxDigestBodyBytes,
         [this, shared_req, client = &client, query_profile = detail::RequestedProfile(query),
          source = std::string(source), wait = *wait,
@@ -538,6 +533,7 @@ class ApiServer::Impl : public detail::HttpHandler {
                       {"format", p.format},
                       {"digest", p.digest},
                       {"scheme", p.scheme},
+                      {"level", p.level},
                       {"certificate_chain", p.certificate_chain_pem}});
     }
     nlohmann::ordered_json j;
@@ -614,6 +610,7 @@ class ApiServer::Impl : public detail::HttpHandler {
   detail::Waiters waiters_;  // Has its own mutex, never locked while mu_ is held.
   const AccessControl access_;
   detail::BatchHandler batches_;
+  detail::CscHandler csc_;
   detail::HttpServer server_;
 
   audit::RefusalLimiter failed_login_log_{1, 10};
@@ -632,5 +629,16 @@ std::uint16_t ApiServer::port() const { return impl_->port(); }
 void ApiServer::Stop() { impl_->Stop(); }
 Status ApiServer::ReloadTls() { return impl_->ReloadTls(); }
 void ApiServer::Notify(const queue::DocumentId& id) { impl_->Notify(id); }
+
+Result<std::shared_ptr<boost::asio::ssl::context>> MakeServerTlsContext(
+    const std::string& certificate_file, const std::string& key_file,
+    const std::string& client_ca_file, bool require_client_certificate) {
+  detail::TlsServerFiles files;
+  files.certificate_file = certificate_file;
+  files.key_file = key_file;
+  files.client_ca_file = client_ca_file;
+  files.require_client_certificate = require_client_certificate;
+  return detail::MakeServerTlsContext(files);
+}
 
 }  // namespace qseal::ingest

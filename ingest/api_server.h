@@ -17,6 +17,9 @@
 //        JSON | {"id","error":{problem}}]}; ?wait long-polls until every known id is final.
 //   GET  /v1/profiles                → the profiles the caller may use, with certificate chains
 //   GET  /livez, GET /readyz         → unauthenticated liveness and readiness
+//   /csc/v2/...                      → the CSC API v2 when enabled (ingest/detail/csc_handler.h,
+//        docs/csc.md): info (unauthenticated), credentials/list, credentials/info,
+//        signatures/signHash, signatures/signDoc; same credentials, same queue.
 //
 // Authentication: "Authorization: Bearer <token>" (tokens are known only by their SHA-256,
 // compared in constant time), a client certificate verified against the client CA (mTLS, matched
@@ -31,6 +34,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,6 +47,10 @@
 
 namespace qseal::metrics {
 class Metrics;
+}
+
+namespace boost::asio::ssl {
+class context;
 }
 
 namespace qseal::ingest {
@@ -63,6 +71,30 @@ struct ApiProfile {
   std::string digest;                 // "sha256", ...
   std::string scheme;                 // "ecdsa", ...
   std::string certificate_chain_pem;  // leaf first
+  std::string level = "b-b";          // "b-b" | "b-t" (a signature time-stamp)
+};
+
+// One CSC credential: a configured key a client may use when it is granted a profile sealing
+// with it (or "*").
+struct CscCredential {
+  std::string id;                            // the key's name
+  std::string key_type;                      // "ec" | "rsa"
+  int key_bits = 0;                          // RSA modulus or EC field size
+  std::string curve;                         // "P-256", "P-384" for EC keys
+  std::vector<Bytes> certificate_chain_der;  // leaf first
+  std::vector<std::string> profiles;         // the configured profiles sealing with this key
+  // The daemon's internal raw-signature profile (formats::kRawSignatureFormat) for each
+  // "DIGEST/SCHEME" the key signs, e.g. "sha256/ecdsa" -> "csc:seal:sha256:ecdsa".
+  std::map<std::string, std::string> hash_profiles;
+};
+
+struct CscOptions {
+  bool enabled = false;             // Default: false (/csc/v2/ answers 404)
+  std::uint32_t max_hashes = 1000;  // Hashes per signHash, documents per signDoc. Default: 1000
+  std::uint64_t max_request_bytes = 64ull << 20;  // signDoc carries documents. Default: 64 MiB
+  std::string name = "qseal";                     // info's "name"
+  std::string region;                             // info's "region"; "": left out
+  std::vector<CscCredential> credentials;
 };
 
 // Told about refused submissions for the audit trail: `kind` is "auth_denied" (no or a wrong
@@ -111,6 +143,7 @@ struct ApiServerOptions {
   std::uint32_t max_status_ids = 10000;
   std::vector<ApiClient> clients;
   std::vector<ApiProfile> profiles;
+  CscOptions csc;
   // Requests, acceptances and refusals are counted here; may be null. Must outlive the server.
   metrics::Metrics* metrics = nullptr;
   // May be empty. Default: none.
@@ -152,5 +185,12 @@ class ApiServer {
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// A server TLS context with the API's policy (TLS 1.2+, AEAD suites with forward secrecy;
+// docs/security.md) for another listener, e.g. /metrics. kInvalidArgument naming a file that
+// cannot be read or a key that does not match.
+Result<std::shared_ptr<boost::asio::ssl::context>> MakeServerTlsContext(
+    const std::string& certificate_file, const std::string& key_file,
+    const std::string& client_ca_file, bool require_client_certificate);
 
 }  // namespace qseal::ingest

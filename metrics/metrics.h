@@ -32,6 +32,10 @@
 
 #include "common/status.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace qseal::metrics {
 
 // One label of a snapshot sample: {"partition", "p1"}.
@@ -136,10 +140,14 @@ struct MetricsServerOptions {
   std::uint16_t port = 9464;
   // Threads serving scrapes. Default: 1.
   int threads = 1;
+  // HTTPS: the server TLS context (certificate, key, policy, optional client CA) every scrape
+  // connection handshakes with; null: plaintext HTTP. Default: null.
+  std::shared_ptr<boost::asio::ssl::context> tls;
 };
 
-// GET /metrics on its own address, separate from the API; no authentication, and nothing secret
-// is ever exported. Other paths answer 404.
+// GET /metrics on its own address, separate from the API; nothing secret is ever exported. With
+// options.tls, HTTPS only (and with a client CA in that context, only scrapers with a certificate
+// it verifies). Other paths answer 404.
 // Thread-safe: Start/Stop/port may be called from any thread; `metrics` must outlive the server.
 class MetricsServer {
  public:

@@ -6,12 +6,15 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "common/log.h"
 #include "common/mutex.h"
@@ -27,22 +30,34 @@ using tcp = asio::ip::tcp;
 
 constexpr std::chrono::seconds kIoTimeout{30};
 
-class Session : public std::enable_shared_from_this<Session> {
+// One scrape connection over `Stream`: beast::tcp_stream (HTTP) or an ssl_stream over it.
+template <typename Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, const Metrics* metrics)
-      : stream_(std::move(socket)), metrics_(metrics) {}
+  Session(Stream stream, const Metrics* metrics) : stream_(std::move(stream)), metrics_(metrics) {}
 
-  void Run() { Read(); }
+  void Run() {
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) return self->Close();
+                                self->Read();
+                              });
+    } else {
+      Read();
+    }
+  }
 
  private:
   void Read() {
     parser_.emplace();
     parser_->header_limit(8 * 1024);
     parser_->body_limit(4 * 1024);
-    stream_.expires_after(kIoTimeout);
+    beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
     http::async_read(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -73,9 +88,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     res->prepare_payload();
     if (req.method() == http::verb::head) res->body().clear();
-    stream_.expires_after(kIoTimeout);
+    beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
     http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code wec, std::size_t) {
+                      [self = this->shared_from_this(), res](beast::error_code wec, std::size_t) {
                         if (wec || !res->keep_alive()) {
                           self->Close();
                           return;
@@ -85,12 +100,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
+    // TLS: no close_notify exchange (a scraper that closes first is not waited for).
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.close();
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+    beast::get_lowest_layer(stream_).close();
   }
 
-  beast::tcp_stream stream_;
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   const Metrics* metrics_;
@@ -148,7 +165,15 @@ class MetricsServer::Impl {
   void Accept() {
     acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-      if (!ec) std::make_shared<Session>(std::move(s), metrics_)->Run();
+      if (!ec && options_.tls) {
+        using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+        std::make_shared<Session<TlsStream>>(
+            TlsStream(beast::tcp_stream(std::move(s)), *options_.tls), metrics_)
+            ->Run();
+      } else if (!ec) {
+        std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(s)), metrics_)
+            ->Run();
+      }
       Accept();
     });
   }

@@ -104,7 +104,7 @@ struct TimeStampToken {
 };
 
 // What Health() reports per TSA: state and totals since Create, for the metrics bridge
-// (qseal_tsa_* snapshot metrics, see docs/tsa.md).
+// (qseal_tsa_* snapshot metrics, see docs/timestamps.md).
 enum class BreakerState { kClosed, kOpen, kHalfOpen };
 struct TsaHealth {
   std::string name;

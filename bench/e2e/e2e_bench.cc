@@ -22,6 +22,12 @@
 //   shim_api       the api scenario through tests/p11shim modelling a network HSM (2 ms per
 //                  C_Sign, 2 partitions x 16 sessions, offload_sign=1 so the host CPU does not do
 //                  the HSM's crypto); its ceiling is sessions / latency.
+//   api_bb, api_t  (not by default; --scenarios api_t) one qseald with a b-b and a b-t profile
+//                  (CAdES detached) and the loopback test TSA (tests/tsa/test_tsa.h) answering
+//                  after --tsa-latency-ms: the api clients on each profile in turn; the ratio
+//                  api_t / api_bb says whether the TSA's latency is hidden by pipelining, and
+//                  the TSA's request rate is printed. B-T seals are checked with openssl cms
+//                  -verify and their token with openssl ts -verify.
 //   audit          (not by default) api with the audit trail on and off, --audit-rounds times
 //                  on, off, off, on after one uncounted warm-up; prints the throughput ratio
 //                  on/off of the summed rates.
@@ -67,6 +73,10 @@ int main(int argc, char** argv) {
   app.add_option("--shim-sessions", o.shim_sessions, "sessions per partition through the shim")
       ->capture_default_str();
   app.add_option("--shim-latency-ms", o.shim_latency_ms, "added latency per C_Sign in the shim")
+      ->capture_default_str();
+  app.add_option("--tsa-latency-ms", o.tsa_latency_ms, "latency of the test TSA (api_t)")
+      ->capture_default_str();
+  app.add_option("--tsa-connections", o.tsa_connections, "qseald's connections to the TSA (api_t)")
       ->capture_default_str();
   app.add_option("--batch-size", o.batch_size, "documents per POST /v1/batches (api_batch)")
       ->capture_default_str();

@@ -16,6 +16,7 @@
 #include "tests/p11shim/p11shim.h"
 #include "tests/testing/qseald_harness.h"
 #include "tests/testing/testing.h"
+#include "tests/tsa/test_tsa.h"
 
 namespace qseal::bench::e2e {
 namespace {
@@ -44,8 +45,8 @@ int Run(const Options& o) {
   // The daemon's var/ and its tokens; the raw loop and openssl use the same tokens and key.
   std::string dir = work + "/qseald";
   // A kept work dir reuses its corpus, never a previous run's daemons, queues or outboxes.
-  for (const char* sub :
-       {"/qseald", "/shim", "/backlog", "/stage", "/openssl_seq", "/openssl_xargs", "/nss"}) {
+  for (const char* sub : {"/qseald", "/shim", "/backlog", "/stage", "/openssl_seq",
+                          "/openssl_xargs", "/nss", "/tsa"}) {
     fs::remove_all(work + sub);
   }
   testing::QsealdOptions qo;
@@ -126,6 +127,54 @@ int Run(const Options& o) {
     Say(name + ": " + Fmt(f.docs_per_s) + " docs/s");
     results.push_back(f);
     q.Stop();
+  }
+  if (o.Want("api_t")) {
+    // One daemon with a b-b and a b-t profile and the loopback TSA: the same clients on each in
+    // turn, so the ratio compares like with like.
+    const std::string tdir = work + "/tsa";
+    fs::create_directories(tdir + "/pki");
+    Result<testing::TsaPki> pki = testing::MakeTsaPki(tdir + "/pki");
+    if (!pki.ok()) {
+      Say("tsa pki: " + pki.status().ToString());
+      return 1;
+    }
+    testing::TestTsa tsa(*pki);
+    if (Status s = tsa.Start(); !s.ok()) {
+      Say("test tsa: " + s.ToString());
+      return 1;
+    }
+    tsa.SetDelay(std::chrono::milliseconds(static_cast<int>(o.tsa_latency_ms)));
+    testing::QsealdOptions to = qo;
+    to.edit_config = [base = qo.edit_config, url = tsa.url(), ca = pki->ca_pem,
+                      connections = o.tsa_connections](std::string& conf) {
+      base(conf);
+      conf += "\n[[tsa]]\nname = \"bench-tsa\"\nurl = \"" + url + "\"\nca = \"" + ca +
+              "\"\nconnections = " + std::to_string(connections) +
+              "\n\n[[profile]]\nname = \"default-t\"\nformat = \"cades-detached\"\n"
+              "level = \"b-t\"\ntsa = [\"bench-tsa\"]\ndigest = \"sha256\"\n"
+              "scheme = \"${QSEAL_SCHEME:-ecdsa}\"\nkey = \"seal\"\n";
+    };
+    testing::Qseald tq(tdir + "/qseald", to);
+    if (Status s = tq.Start(); !s.ok()) {
+      Say("qseald (tsa): " + s.ToString() + tq.Stderr());
+      return 1;
+    }
+    Figures bb = ApiScenario(o, tq, corpus, o.docs, "api_bb", tdir + "/verify-bb");
+    bb.sessions = sessions;
+    Say("api_bb: " + Fmt(bb.docs_per_s) + " docs/s");
+    const int requests_before = tsa.requests();
+    Figures t = ApiScenario(o, tq, corpus, o.docs, "api_t", tdir + "/verify-t", 0,
+                            TimestampedKind("default-t", tq.ca_pem(), pki->ca_pem));
+    t.sessions = sessions;
+    const int tsa_requests = tsa.requests() - requests_before;
+    Say("api_t: " + Fmt(t.docs_per_s) + " docs/s = " + Fmt(t.docs_per_s / bb.docs_per_s, 3) +
+        " x api_bb; TSA at " + Fmt(o.tsa_latency_ms) + " ms: " + std::to_string(tsa_requests) +
+        " requests (" + Fmt(tsa_requests * t.docs_per_s / std::max(1, t.docs)) +
+        " requests/s), at most " + std::to_string(tsa.max_concurrent()) + " at once over " +
+        std::to_string(tsa.connections()) + " connections");
+    results.push_back(bb);
+    results.push_back(t);
+    tq.Stop();
   }
   if (o.Want("watch")) {
     if (!start_fresh()) return 1;

@@ -1,7 +1,10 @@
 #include "bench/e2e/seal_kinds.h"
 
+#include <string>
+
 #include "tests/formats/pdf_test_util.h"
 #include "tests/testing/testing.h"
+#include "tests/tsa/test_tsa.h"
 
 namespace qseal::bench::e2e {
 
@@ -47,6 +50,24 @@ SealKind PadesKind(const std::string& ca_pem, const std::string& nss_dir) {
     }
     formats::testing::Cmd qpdf = formats::testing::QpdfCheck(seal);
     return qpdf.exit_code == 0 ? "" : "qpdf --check: " + qpdf.output;
+  };
+  return kind;
+}
+
+SealKind TimestampedKind(const std::string& profile, const std::string& ca_pem,
+                         const std::string& tsa_ca_pem) {
+  SealKind kind;
+  kind.profile = profile;
+  kind.check = [ca_pem, tsa_ca_pem](const std::string& seal,
+                                    const std::string& content) -> std::string {
+    std::string cms = testing::OpensslVerify(seal, ca_pem, content);
+    if (!cms.empty()) return "openssl cms -verify: " + cms;
+    testing::TimestampedSeal parts = testing::ReadTimestampedSeal(testing::ReadFile(seal));
+    if (!parts.parsed) return "not CMS";
+    if (parts.tokens.size() != 1) return std::to_string(parts.tokens.size()) + " time-stamp tokens";
+    std::string ts =
+        testing::OpensslTsVerify(parts.tokens[0], parts.signature, tsa_ca_pem, seal + ".tst");
+    return ts.empty() ? "" : "openssl ts -verify: " + ts;
   };
   return kind;
 }

@@ -21,4 +21,10 @@ SealKind XadesKind(const std::string& ca_pem);
 // cannot.
 SealKind PadesKind(const std::string& ca_pem, const std::string& nss_dir);
 
+// api_t: profile `profile` (CAdES-B-T detached): `openssl cms -verify` against `ca_pem`, and
+// the seal's one signature-time-stamp token (read with OpenSSL's CMS API) by `openssl ts
+// -verify` against `tsa_ca_pem` with the SHA-256 of the signature value as its imprint.
+SealKind TimestampedKind(const std::string& profile, const std::string& ca_pem,
+                         const std::string& tsa_ca_pem);
+
 }  // namespace qseal::bench::e2e

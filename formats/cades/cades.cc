@@ -38,13 +38,28 @@ struct Layout {
   std::uint64_t total = 0;
 };
 
+// id-aa-signatureTimeStampToken, 1.2.840.113549.1.9.16.2.14 (RFC 3161 appendix A), DER.
+constexpr std::uint8_t kSignatureTimeStampOid[] = {0x06, 0x0B, 0x2A, 0x86, 0x48, 0x86, 0xF7,
+                                                   0x0D, 0x01, 0x09, 0x10, 0x02, 0x0E};
+
+// The Attribute SEQUENCE's content for a signature-time-stamp token: its OID and SET { token }.
+std::uint64_t TimestampAttributeContent(std::size_t token_size) {
+  return sizeof(kSignatureTimeStampOid) + TlvSize(token_size);
+}
+// unsignedAttrs [1] IMPLICIT SET OF Attribute holding the token; 0 bytes without one.
+std::uint64_t UnsignedAttrsSize(std::size_t token_size) {
+  return token_size == 0 ? 0 : TlvSize(TlvSize(TimestampAttributeContent(token_size)));
+}
+
 Layout ComputeLayout(const SignerContext::Impl& c, std::size_t signed_attrs_content,
-                     std::size_t signature_size, std::optional<std::uint64_t> content_size) {
+                     std::size_t signature_size, std::optional<std::uint64_t> content_size,
+                     std::size_t token_size) {
   const auto& oids = detail::GetOids();
   Layout l;
   l.signer_info_content = sizeof(kVersion1) + c.signer_identifier.size() +
                           c.digest_algorithm_id.size() + TlvSize(signed_attrs_content) +
-                          c.signature_algorithm_id.size() + TlvSize(signature_size);
+                          c.signature_algorithm_id.size() + TlvSize(signature_size) +
+                          UnsignedAttrsSize(token_size);
   l.signer_infos_content = TlvSize(l.signer_info_content);
   l.encap_content = oids.data.size();
   if (content_size.has_value()) {
@@ -80,7 +95,7 @@ void EmitHead(Bytes& out, const SignerContext::Impl& c, const Layout& l,
 
 // `certificates` and `signerInfos`.
 void EmitTail(Bytes& out, const SignerContext::Impl& c, const Layout& l,
-              ByteSpan signed_attrs_content, ByteSpan signature) {
+              ByteSpan signed_attrs_content, ByteSpan signature, ByteSpan token) {
   detail::Append(out, c.certificates_field);
   AppendHeader(out, kTagSet, l.signer_infos_content);
   AppendHeader(out, kTagSequence, l.signer_info_content);
@@ -93,6 +108,24 @@ void EmitTail(Bytes& out, const SignerContext::Impl& c, const Layout& l,
   detail::Append(out, c.signature_algorithm_id);
   AppendHeader(out, kTagOctetString, signature.size());
   detail::Append(out, signature);
+  if (!token.empty()) {
+    const std::uint64_t attribute = TimestampAttributeContent(token.size());
+    AppendHeader(out, ContextTag(1), TlvSize(attribute));
+    AppendHeader(out, kTagSequence, attribute);
+    detail::Append(out, kSignatureTimeStampOid);
+    AppendHeader(out, kTagSet, token.size());
+    detail::Append(out, token);
+  }
+}
+
+// A token must be one DER SEQUENCE (a TimeStampToken ContentInfo); empty means none.
+Status CheckToken(ByteSpan token) {
+  if (token.empty()) return Status::Ok();
+  detail::Reader r(token);
+  auto seq = r.Expect(kTagSequence, "time-stamp token");
+  if (!seq.ok() || !r.empty())
+    return InvalidArgumentError("the time-stamp token is not one DER SEQUENCE");
+  return Status::Ok();
 }
 
 // The contents octets of tbs.signed_attributes_der, checked to be one SET.
@@ -239,30 +272,35 @@ Result<ToBeSigned> BuildToBeSigned(const SignerContext& context, ByteSpan conten
 }
 
 Result<Bytes> AssembleDetached(const SignerContext& context, const ToBeSigned& tbs,
-                               ByteSpan signature) {
+                               ByteSpan signature, ByteSpan timestamp_token) {
   const SignerContext::Impl& c = context.impl();
   QSEAL_ASSIGN_OR_RETURN(ByteSpan attrs, SignedAttributesContent(c, tbs, signature));
-  Layout l = ComputeLayout(c, attrs.size(), signature.size(), std::nullopt);
+  QSEAL_RETURN_IF_ERROR(CheckToken(timestamp_token));
+  Layout l = ComputeLayout(c, attrs.size(), signature.size(), std::nullopt, timestamp_token.size());
   Bytes out;
   out.reserve(static_cast<std::size_t>(l.total));
   EmitHead(out, c, l, std::nullopt);
-  EmitTail(out, c, l, attrs, signature);
+  EmitTail(out, c, l, attrs, signature, timestamp_token);
   return out;
 }
 
 std::uint64_t EnvelopingSealSize(const SignerContext& context, const ToBeSigned& tbs,
-                                 std::size_t signature_size, std::uint64_t content_size) {
+                                 std::size_t signature_size, std::uint64_t content_size,
+                                 std::size_t timestamp_token_size) {
   detail::Reader r(tbs.signed_attributes_der);
   auto set = r.Next();
   std::size_t attrs = set.ok() ? set->value.size() : 0;
-  return ComputeLayout(context.impl(), attrs, signature_size, content_size).total;
+  return ComputeLayout(context.impl(), attrs, signature_size, content_size, timestamp_token_size)
+      .total;
 }
 
 Status AssembleEnveloping(const SignerContext& context, const ToBeSigned& tbs, ByteSpan signature,
-                          std::uint64_t content_size, const ReadFn& read, const WriteFn& write) {
+                          std::uint64_t content_size, const ReadFn& read, const WriteFn& write,
+                          ByteSpan timestamp_token) {
   const SignerContext::Impl& c = context.impl();
   QSEAL_ASSIGN_OR_RETURN(ByteSpan attrs, SignedAttributesContent(c, tbs, signature));
-  Layout l = ComputeLayout(c, attrs.size(), signature.size(), content_size);
+  QSEAL_RETURN_IF_ERROR(CheckToken(timestamp_token));
+  Layout l = ComputeLayout(c, attrs.size(), signature.size(), content_size, timestamp_token.size());
   Bytes head;
   head.reserve(64);
   EmitHead(head, c, l, content_size);
@@ -300,7 +338,7 @@ Status AssembleEnveloping(const SignerContext& context, const ToBeSigned& tbs, B
   }
   Bytes tail;
   tail.reserve(static_cast<std::size_t>(l.total - head.size() - content_size));
-  EmitTail(tail, c, l, attrs, signature);
+  EmitTail(tail, c, l, attrs, signature, timestamp_token);
   return write(tail);
 }
 

@@ -122,8 +122,11 @@ Result<ToBeSigned> BuildToBeSigned(
 // `signature`: the HSM signature over tbs.digest (ECDSA: DER ECDSA-Sig-Value, not r||s).
 // Errors: kInvalidArgument for an empty signature or a tbs not made by BuildToBeSigned.
 // Does not verify the signature (SignerContext::VerifySignature does). Pure CPU.
+// `timestamp_token` (CAdES-B-T): an RFC 3161 TimeStampToken over digest(signature), written as
+// the signature-time-stamp unsigned attribute (id-aa-signatureTimeStampToken); empty: none.
+// kInvalidArgument when it is not one DER SEQUENCE.
 Result<Bytes> AssembleDetached(const SignerContext& context, const ToBeSigned& tbs,
-                               ByteSpan signature);
+                               ByteSpan signature, ByteSpan timestamp_token = {});
 
 // The content reader and output writer of every format (formats/format.h).
 using ReadFn = formats::ReadFn;
@@ -137,12 +140,15 @@ using WriteFn = formats::WriteFn;
 // Errors: those of `read` and `write` as returned; kDataLoss when the content is shorter or longer
 // than content_size or its digest differs from tbs.content_digest (the output written so far is
 // then invalid and must be discarded); kInvalidArgument as AssembleDetached. Blocks only inside
-// the callbacks; safe to call concurrently with one context.
+// the callbacks; safe to call concurrently with one context. `timestamp_token` as for
+// AssembleDetached.
 Status AssembleEnveloping(const SignerContext& context, const ToBeSigned& tbs, ByteSpan signature,
-                          std::uint64_t content_size, const ReadFn& read, const WriteFn& write);
+                          std::uint64_t content_size, const ReadFn& read, const WriteFn& write,
+                          ByteSpan timestamp_token = {});
 
 // The exact size in bytes AssembleEnveloping will write (e.g. to preallocate an output file).
 std::uint64_t EnvelopingSealSize(const SignerContext& context, const ToBeSigned& tbs,
-                                 std::size_t signature_size, std::uint64_t content_size);
+                                 std::size_t signature_size, std::uint64_t content_size,
+                                 std::size_t timestamp_token_size = 0);
 
 }  // namespace qseal::formats::cades

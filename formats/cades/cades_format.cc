@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/sha256.h"
+#include "formats/cades/timestamp.h"
 
 namespace qseal::formats::cades {
 namespace {
@@ -64,18 +65,26 @@ class CadesFormat final : public Format {
     const auto* ours = dynamic_cast<const CadesToBeSigned*>(&tbs);
     if (ours == nullptr) return InvalidArgumentError("to-be-signed not made by a CAdES format");
     if (packaging_ == Packaging::kDetached) {
-      QSEAL_ASSIGN_OR_RETURN(Bytes seal, AssembleDetached(*context_, ours->cades, signature));
+      QSEAL_ASSIGN_OR_RETURN(Bytes seal, AssembleDetached(*context_, ours->cades, signature,
+                                                          tbs.signature_timestamp_token));
       return write(seal);
     }
     QSEAL_ASSIGN_OR_RETURN(ReadFn read, content.open());
-    return AssembleEnveloping(*context_, ours->cades, signature, content.size, read, write);
+    return AssembleEnveloping(*context_, ours->cades, signature, content.size, read, write,
+                              tbs.signature_timestamp_token);
+  }
+
+  bool has_timestamps() const override { return true; }
+  Result<Bytes> TimestampImprint(const formats::ToBeSigned&, ByteSpan signature) const override {
+    return SignatureTimeStampImprint(context_->digest(), signature);
   }
 
   std::uint64_t OutputSizeHint(const formats::ToBeSigned& tbs, std::size_t signature_size,
                                std::uint64_t content_size) const override {
     const auto* ours = dynamic_cast<const CadesToBeSigned*>(&tbs);
     if (ours == nullptr || packaging_ == Packaging::kDetached) return 0;
-    return EnvelopingSealSize(*context_, ours->cades, signature_size, content_size);
+    return EnvelopingSealSize(*context_, ours->cades, signature_size, content_size,
+                              tbs.signature_timestamp_token.size());
   }
 
  private:

@@ -10,6 +10,7 @@
 
 #include "common/sha256.h"
 #include "formats/cades/cades.h"
+#include "formats/cades/timestamp.h"
 #include "formats/pades/detail/incremental_update.h"
 
 namespace qseal::formats::pades {
@@ -71,10 +72,11 @@ Status HashUpdate(Hasher& hasher, const detail::IncrementalUpdate& update) {
 class PadesFormat final : public Format {
  public:
   PadesFormat(std::shared_ptr<const cades::SignerContext> context, std::size_t capacity,
-              std::uint64_t max_document_bytes)
+              std::uint64_t max_document_bytes, std::size_t timestamp_reserve)
       : context_(std::move(context)),
-        contents_capacity_(capacity),
-        max_document_bytes_(max_document_bytes) {}
+        contents_capacity_(capacity + timestamp_reserve),
+        max_document_bytes_(max_document_bytes),
+        timestamp_reserve_(timestamp_reserve) {}
 
   std::string_view name() const override { return "pades"; }
   std::string_view media_type() const override { return "application/pdf"; }
@@ -82,6 +84,15 @@ class PadesFormat final : public Format {
     return PdfName(document_name);
   }
   bool embeds_document() const override { return true; }
+
+  // PAdES B-T (EN 319 142-1 §5.4): the signature time-stamp unsigned attribute of the CMS in
+  // /Contents, as CAdES B-T; only with room reserved for it.
+  bool has_timestamps() const override { return timestamp_reserve_ > 0; }
+  Result<Bytes> TimestampImprint(const formats::ToBeSigned& tbs,
+                                 ByteSpan signature) const override {
+    if (!has_timestamps()) return Format::TimestampImprint(tbs, signature);
+    return cades::SignatureTimeStampImprint(context_->digest(), signature);
+  }
 
   Result<std::unique_ptr<formats::ToBeSigned>> Prepare(
       const Content& content, std::chrono::system_clock::time_point signing_time) const override {
@@ -131,9 +142,16 @@ class PadesFormat final : public Format {
                   const WriteFn& write) const override {
     const auto* ours = dynamic_cast<const PadesToBeSigned*>(&tbs);
     if (ours == nullptr) return InvalidArgumentError("to-be-signed not made by the PAdES format");
-    QSEAL_ASSIGN_OR_RETURN(Bytes cms, cades::AssembleDetached(*context_, ours->cades, signature));
+    QSEAL_ASSIGN_OR_RETURN(Bytes cms, cades::AssembleDetached(*context_, ours->cades, signature,
+                                                              tbs.signature_timestamp_token));
     const detail::IncrementalUpdate& update = ours->update;
     if (cms.size() > update.contents_capacity) {
+      if (!tbs.signature_timestamp_token.empty()) {
+        return InvalidArgumentError("the CMS with its time-stamp token (" +
+                                    std::to_string(cms.size()) + " bytes) does not fit the " +
+                                    std::to_string(update.contents_capacity) +
+                                    " reserved in /Contents: the TSA's token is over the reserve");
+      }
       return InternalError("CMS of " + std::to_string(cms.size()) + " bytes exceeds the " +
                            std::to_string(update.contents_capacity) + " reserved in /Contents");
     }
@@ -172,6 +190,7 @@ class PadesFormat final : public Format {
   const std::shared_ptr<const cades::SignerContext> context_;
   const std::size_t contents_capacity_;
   const std::uint64_t max_document_bytes_;
+  const std::size_t timestamp_reserve_;
 };
 
 }  // namespace
@@ -182,8 +201,8 @@ Result<std::unique_ptr<const Format>> CreatePadesFormat(const FormatOptions& opt
       std::shared_ptr<const cades::SignerContext> context,
       cades::SignerContext::Create(options.certificate_chain_der, options.digest, options.scheme));
   QSEAL_ASSIGN_OR_RETURN(std::size_t capacity, ContentsCapacity(*context));
-  return std::unique_ptr<const Format>(
-      std::make_unique<const PadesFormat>(std::move(context), capacity, max_document_bytes));
+  return std::unique_ptr<const Format>(std::make_unique<const PadesFormat>(
+      std::move(context), capacity, max_document_bytes, options.timestamp_reserve_bytes));
 }
 
 }  // namespace qseal::formats::pades

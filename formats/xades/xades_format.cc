@@ -32,7 +32,22 @@ struct XadesToBeSigned final : formats::ToBeSigned {
   std::size_t offset = 0;
   std::string before;
   std::string after;
+  std::string signature_id;  // ds:Signature/@Id (the SignatureValue's is "<id>-sigvalue")
 };
+
+constexpr std::string_view kQualifyingPropertiesEnd = "</xades:QualifyingProperties>";
+
+// XAdES-T (EN 319 132-1 §5.3): the signature time-stamp as the only unsigned property. Its
+// CanonicalizationMethod says how the covered ds:SignatureValue was canonicalised.
+std::string UnsignedProperties(const std::string& signature_id, ByteSpan token) {
+  return "<xades:UnsignedProperties><xades:UnsignedSignatureProperties>"
+         "<xades:SignatureTimeStamp Id=\"" +
+         signature_id + "-sigts\"><ds:CanonicalizationMethod Algorithm=\"" +
+         std::string(detail::C14nUri(C14nMode::kExclusive10)) +
+         "\"/><xades:EncapsulatedTimeStamp>" + detail::Base64Encode(token) +
+         "</xades:EncapsulatedTimeStamp></xades:SignatureTimeStamp>"
+         "</xades:UnsignedSignatureProperties></xades:UnsignedProperties>";
+}
 
 bool EndsWithXml(std::string_view name) {
   if (name.size() < 4) return false;
@@ -174,19 +189,54 @@ class XadesFormat final : public Format {
     out->offset = ins.offset;
     out->before = ins.open + text.head;
     out->after = text.tail + ins.close;
+    out->signature_id = f.id;
     return std::unique_ptr<formats::ToBeSigned>(std::move(out));
+  }
+
+  // The ds:SignatureValue element as the seal will hold it, canonicalised by libxml2 (exclusive
+  // C14N 1.0: only the ds namespace it uses, so its context does not matter) and hashed.
+  bool has_timestamps() const override { return true; }
+  Result<Bytes> TimestampImprint(const formats::ToBeSigned& tbs,
+                                 ByteSpan signature) const override {
+    const auto* ours = dynamic_cast<const XadesToBeSigned*>(&tbs);
+    if (ours == nullptr) return InvalidArgumentError("to-be-signed not made by a XAdES format");
+    QSEAL_ASSIGN_OR_RETURN(std::string value, SignatureValueText(signature));
+    const std::string element = "<ds:SignatureValue xmlns:ds=\"" + std::string(detail::kDsigNs) +
+                                "\" Id=\"" + ours->signature_id + "-sigvalue\">" + value +
+                                "</ds:SignatureValue>";
+    QSEAL_ASSIGN_OR_RETURN(detail::XmlDocPtr doc,
+                           detail::ParseXml(AsBytes(element), "ds:SignatureValue"));
+    return detail::DigestCanonical(doc.get(), nullptr, nullptr, C14nMode::kExclusive10,
+                                   context_->digest());
+  }
+
+  // The base64 text of ds:SignatureValue (ECDSA: r||s, as XML-DSig wants it).
+  Result<std::string> SignatureValueText(ByteSpan signature) const {
+    if (signature.empty()) return InvalidArgumentError("empty signature");
+    Bytes value(signature.begin(), signature.end());
+    if (context_->scheme() == SignatureScheme::kEcdsa) {
+      QSEAL_ASSIGN_OR_RETURN(value, detail::EcdsaDerToRaw(signature, ecdsa_coordinate_size_));
+    }
+    return detail::Base64Encode(value);
+  }
+
+  // `after` with the time-stamp's unsigned properties, when tbs has a token.
+  Result<std::string> After(const XadesToBeSigned& tbs) const {
+    if (tbs.signature_timestamp_token.empty()) return tbs.after;
+    const std::size_t at = tbs.after.rfind(kQualifyingPropertiesEnd);
+    if (at == std::string::npos) return InternalError("no QualifyingProperties end in the tail");
+    return tbs.after.substr(0, at) +
+           UnsignedProperties(tbs.signature_id, tbs.signature_timestamp_token) +
+           tbs.after.substr(at);
   }
 
   Status Assemble(const formats::ToBeSigned& tbs, ByteSpan signature, const Content& content,
                   const WriteFn& write) const override {
     const auto* ours = dynamic_cast<const XadesToBeSigned*>(&tbs);
     if (ours == nullptr) return InvalidArgumentError("to-be-signed not made by a XAdES format");
-    if (signature.empty()) return InvalidArgumentError("empty signature");
-    Bytes value(signature.begin(), signature.end());
-    if (context_->scheme() == SignatureScheme::kEcdsa) {
-      QSEAL_ASSIGN_OR_RETURN(value, detail::EcdsaDerToRaw(signature, ecdsa_coordinate_size_));
-    }
-    const std::string middle = ours->before + detail::Base64Encode(value) + ours->after;
+    QSEAL_ASSIGN_OR_RETURN(std::string value, SignatureValueText(signature));
+    QSEAL_ASSIGN_OR_RETURN(std::string after, After(*ours));
+    const std::string middle = ours->before + value + after;
     if (!enveloped()) return write(AsBytes(middle));
 
     // The document streamed again around the signature; its digest must be the one signed.
@@ -227,6 +277,9 @@ class XadesFormat final : public Format {
     std::size_t value =
         context_->scheme() == SignatureScheme::kEcdsa ? 2 * ecdsa_coordinate_size_ : signature_size;
     std::uint64_t size = ours->before.size() + 4 * ((value + 2) / 3) + ours->after.size();
+    if (!ours->signature_timestamp_token.empty()) {
+      size += UnsignedProperties(ours->signature_id, ours->signature_timestamp_token).size();
+    }
     return enveloped() ? size + content_size : size;
   }
 

@@ -30,29 +30,6 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-// A body read into memory, up to a limit (small JSON requests).
-class BufferSink : public BodySink {
- public:
-  BufferSink(std::uint64_t limit, std::function<void(std::string, Respond)> done)
-      : limit_(limit), done_(std::move(done)) {}
-  Status Append(ByteSpan chunk) override {
-    if (body_.size() + chunk.size() > limit_) {
-      return ResourceExhaustedError("request body larger than the limit of " +
-                                    std::to_string(limit_) + " bytes");
-    }
-    body_.append(AsChars(chunk));
-    return Status::Ok();
-  }
-  void Finish(Respond respond) override { done_(std::move(body_), std::move(respond)); }
-  void Abort() override { body_.clear(); }
-  http::status ErrorStatus(const Status&) const override { return http::status::payload_too_large; }
-
- private:
-  std::uint64_t limit_;
-  std::function<void(std::string, Respond)> done_;
-  std::string body_;
-};
-
 }  // namespace
 
 // One part of a batch: its document being streamed in, or why it was refused.

@@ -111,6 +111,15 @@ Decision AnswerStreamed(HttpResponse head, std::uint64_t size, BodyReader reader
   return d;
 }
 
+Status BufferSink::Append(ByteSpan chunk) {
+  if (body_.size() + chunk.size() > limit_) {
+    return ResourceExhaustedError("request body larger than the limit of " +
+                                  std::to_string(limit_) + " bytes");
+  }
+  body_.append(AsChars(chunk));
+  return Status::Ok();
+}
+
 http::status BodySink::ErrorStatus(const Status& append_error) const {
   return append_error.code() == StatusCode::kInvalidArgument ? http::status::bad_request
                                                              : http::status::service_unavailable;

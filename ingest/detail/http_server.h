@@ -56,6 +56,23 @@ class BodySink {
   virtual http::status ErrorStatus(const Status& append_error) const;
 };
 
+// A small body read into memory, up to `limit` bytes (JSON requests); over it the request is
+// answered 413. `done` gets the whole body and the Respond when it has arrived.
+class BufferSink : public BodySink {
+ public:
+  BufferSink(std::uint64_t limit, std::function<void(std::string, Respond)> done)
+      : limit_(limit), done_(std::move(done)) {}
+  Status Append(ByteSpan chunk) override;
+  void Finish(Respond respond) override { done_(std::move(body_), std::move(respond)); }
+  void Abort() override { body_.clear(); }
+  http::status ErrorStatus(const Status&) const override { return http::status::payload_too_large; }
+
+ private:
+  std::uint64_t limit_;
+  std::function<void(std::string, Respond)> done_;
+  std::string body_;
+};
+
 // Reads the next piece of a streamed response body into `buffer`; returns how many, 0 at the end.
 using BodyReader = std::function<Result<std::size_t>(std::span<std::uint8_t> buffer)>;
 

@@ -1,5 +1,8 @@
 #include "daemon/config.h"
 
+#include <fstream>
+#include <sstream>
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -282,6 +285,151 @@ profile = "default"
         "jetstream \"a\" is defined twice"}) {
     EXPECT_NE(all.find(want), std::string::npos) << want << "\nin:\n" << all;
   }
+}
+
+TEST(ConfigTest, CscSectionIsOffByDefaultAndBoundsMaxHashes) {
+  std::vector<std::string> errors;
+  Result<Config> c = ParseConfig(kMinimal, "t.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->csc.enabled);
+  EXPECT_EQ(c->csc.max_hashes, 1000u);
+  EXPECT_EQ(c->csc.name, "qseal");
+
+  c = ParseConfig(std::string(kMinimal) +
+                      "[csc]\nenabled = true\nmax_hashes = 5000\nname = \"Bank\"\nregion = "
+                      "\"DE\"\n",
+                  "t.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]);
+  EXPECT_TRUE(c->csc.enabled);
+  EXPECT_EQ(c->csc.max_hashes, 5000u);
+  EXPECT_EQ(c->csc.region, "DE");
+
+  for (const char* bad : {"max_hashes = 0", "max_hashes = 100001", "signatureQualifier = \"x\""}) {
+    errors.clear();
+    c = ParseConfig(std::string(kMinimal) + "[csc]\n" + bad + "\n", "t.toml", &errors);
+    EXPECT_FALSE(c.ok()) << bad;
+    ASSERT_FALSE(errors.empty()) << bad;
+    EXPECT_NE(errors[0].find("csc"), std::string::npos) << errors[0];
+  }
+}
+
+// The commented [[tsa]] example of conf/qseald.toml (with its b-t profile), uncommented, is valid.
+TEST(ConfigTest, ShippedTsaExampleParsesOnceUncommented) {
+  std::ifstream in(std::string(QSEAL_SOURCE_DIR) + "/conf/qseald.toml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string shipped = ss.str();
+  const std::size_t begin = shipped.find("\n# [[tsa]]\n");
+  ASSERT_NE(begin, std::string::npos);
+  const std::size_t end = shipped.find("\n\n", begin + 1);
+  std::istringstream block(shipped.substr(begin + 1, end - begin - 1));
+  std::string section;
+  for (std::string line; std::getline(block, line);) {
+    ASSERT_EQ(line.rfind("#", 0), 0u) << line;
+    section += (line.size() > 1 ? line.substr(2) : "") + "\n";
+  }
+  std::vector<std::string> errors;
+  Result<Config> c = ParseConfig(std::string(kMinimal) + section, "t.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]) << section;
+  ASSERT_EQ(c->tsas.size(), 1u);
+  EXPECT_EQ(c->profiles.back().level, "b-t");
+  EXPECT_EQ(c->profiles.back().tsa, std::vector<std::string>{"tsa-a"});
+}
+
+// The commented [csc] block of conf/qseald.toml, uncommented, is a valid section.
+TEST(ConfigTest, ShippedCscExampleParsesOnceUncommented) {
+  std::string shipped;
+  {
+    std::ifstream in(std::string(QSEAL_SOURCE_DIR) + "/conf/qseald.toml");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    shipped = ss.str();
+  }
+  const std::size_t begin = shipped.find("\n# [csc]\n");
+  ASSERT_NE(begin, std::string::npos);
+  const std::size_t end = shipped.find("\n\n", begin + 1);
+  std::istringstream block(shipped.substr(begin + 1, end - begin - 1));
+  std::string section;
+  for (std::string line; std::getline(block, line);) {
+    ASSERT_EQ(line.rfind("# ", 0), 0u) << line;
+    section += line.substr(2) + "\n";
+  }
+  std::vector<std::string> errors;
+  Result<Config> c = ParseConfig(std::string(kMinimal) + section, "t.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << section;
+  EXPECT_FALSE(c->csc.enabled);
+  EXPECT_EQ(c->csc.max_hashes, 1000u);
+}
+
+TEST(ConfigTest, BtProfilesNameKnownTsasAndAreCadesDetachedOnly) {
+  const std::string tsa =
+      "[[tsa]]\nname = \"a\"\nurl = \"http://127.0.0.1:3180/tsr\"\nca = \"/tmp/tsa-ca.pem\"\n"
+      "rate = 200\ntimeout = \"2s\"\n[tsa_client]\nmax_attempts = 4\nbreaker_cooldown = \"10s\"\n";
+  auto profile = [](const std::string& body) {
+    return "[[profile]]\nname = \"t\"\nkey = \"seal\"\n" + body;
+  };
+  std::vector<std::string> errors;
+  Result<Config> c =
+      ParseConfig(std::string(kMinimal) + tsa +
+                      profile("level = \"b-t\"\ntsa = [\"a\"]\ntimestamp_wait = \"10m\"\n"),
+                  "t.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]);
+  ASSERT_EQ(c->tsas.size(), 1u);
+  EXPECT_EQ(c->tsas[0].url, "http://127.0.0.1:3180/tsr");
+  EXPECT_EQ(c->tsas[0].rate_per_second, 200);
+  EXPECT_EQ(c->tsas[0].timeout, std::chrono::seconds(2));
+  EXPECT_EQ(c->tsa_client.max_attempts, 4);
+  EXPECT_EQ(c->tsa_client.breaker_cooldown, std::chrono::seconds(10));
+  EXPECT_EQ(c->profiles.back().level, "b-t");
+  EXPECT_EQ(c->profiles.back().timestamp_wait, std::chrono::minutes(10));
+  EXPECT_EQ(c->profiles.front().level, "b-b");
+
+  for (auto [body, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"level = \"b-t\"\n", "a b-t profile names at least one [[tsa]]"},
+           {"level = \"b-t\"\ntsa = [\"nope\"]\n", "unknown tsa \"nope\""},
+           {"level = \"b-lt\"\n", "b-lt is not supported yet"},
+           {"level = \"t\"\n", "expected b-b or b-t"},
+           {"tsa = [\"a\"]\n", "only a b-t profile asks a TSA"}}) {
+    errors.clear();
+    c = ParseConfig(std::string(kMinimal) + tsa + profile(body), "t.toml", &errors);
+    EXPECT_FALSE(c.ok()) << body;
+    ASSERT_FALSE(errors.empty()) << body;
+    EXPECT_NE(errors[0].find(expected), std::string::npos) << errors[0];
+  }
+  errors.clear();
+  c = ParseConfig(std::string(kMinimal) +
+                      "[[tsa]]\nname = \"s\"\nurl = \"https://tsa.example/\"\nca = \"/x.pem\"\n",
+                  "t.toml", &errors);
+  ASSERT_FALSE(errors.empty());
+  EXPECT_NE(errors[0].find("tls_ca: required"), std::string::npos) << errors[0];
+}
+
+TEST(ConfigTest, MetricsTlsKeysParseAndPlaintextBeyondLoopbackIsRefused) {
+  std::vector<std::string> errors;
+  Result<Config> c = ParseConfig(std::string(kMinimal) +
+                                     "[metrics]\nlisten = \"0.0.0.0:9464\"\n"
+                                     "tls_certificate = \"/c.pem\"\ntls_key = \"/k.pem\"\n"
+                                     "client_ca = \"/ca.pem\"\nrequire_client_certificate = true\n",
+                                 "t.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]);
+  EXPECT_EQ(c->metrics.tls_certificate, "/c.pem");
+  EXPECT_TRUE(c->metrics.require_client_certificate);
+  for (auto [body, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"listen = \"0.0.0.0:9464\"\n", "not loopback and no TLS"},
+           {"tls_certificate = \"/c.pem\"\n", "both tls_certificate and tls_key"},
+           {"client_ca = \"/ca.pem\"\n", "client certificates need TLS"},
+           {"require_client_certificate = true\n", "needs client_ca"}}) {
+    errors.clear();
+    c = ParseConfig(std::string(kMinimal) + "[metrics]\n" + body, "t.toml", &errors);
+    EXPECT_FALSE(c.ok()) << body;
+    ASSERT_FALSE(errors.empty()) << body;
+    EXPECT_NE(errors[0].find(expected), std::string::npos) << errors[0];
+  }
+  errors.clear();
+  c = ParseConfig(
+      std::string(kMinimal) + "[metrics]\nlisten = \"0.0.0.0:9464\"\nallow_plaintext = true\n",
+      "t.toml", &errors);
+  EXPECT_TRUE(c.ok()) << (errors.empty() ? "" : errors[0]);
 }
 
 TEST(ConfigTest, PartitionKeepaliveAndDeviceErrorRetries) {

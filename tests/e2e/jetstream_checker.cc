@@ -112,6 +112,10 @@ std::vector<std::size_t> CheckResults(publish::NatsConnection& nc,
   a.join();
   b.join();
   EXPECT_TRUE(failures.empty()) << failures.size() << " failures; first: " << failures.front();
+  // A message whose ack a SIGKILL lost is redelivered only after ack_wait (5 s in these
+  // configs); the node then finds it a duplicate and acks it. Wait past that, then insist.
+  WaitFor([&] { return StreamMessages(nc, kStream) == 0; }, std::chrono::seconds(20),
+          std::chrono::milliseconds(200));
   EXPECT_EQ(StreamMessages(nc, kStream), 0u) << "messages left unacked in the stream";
   return by_ca;
 }

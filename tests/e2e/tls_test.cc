@@ -375,6 +375,46 @@ TEST(LimitsTest, ConnectionsPerSourceAndRequestsPerClient) {
   EXPECT_EQ(q.Stop(), 0) << q.Stderr();
 }
 
+// /metrics over HTTPS with client certificates required: curl with the test CA and a scraper
+// certificate gets the exposition; without a certificate, or in plaintext, it gets nothing.
+TEST(MetricsTlsTest, ScrapesNeedTlsAndAClientCertificate) {
+  TempDir tmp;
+  const std::string var = tmp.Sub("d/var");
+  ASSERT_TRUE(testing::ProvisionSoftHsm(var, {"qseal-p1", "qseal-p2"}).ok());
+  testing::CommandResult issued = RunCommand(Script("provision-tls") + " --dir " + ShellQuote(var) +
+                                             " --client --name scraper --cn 'qseal scraper'");
+  ASSERT_EQ(issued.exit_code, 0) << issued.output;
+  QsealdOptions o;
+  o.edit_config = [](std::string& conf) {
+    ReplaceFirst(conf, "listen = \"${QSEAL_METRICS_ADDR:-127.0.0.1:9464}\"\n",
+                 "listen = \"${QSEAL_METRICS_ADDR:-127.0.0.1:9464}\"\n"
+                 "tls_certificate = \"${QSEAL_VAR:-var}/pki/server.pem\"\n"
+                 "tls_key = \"${QSEAL_VAR:-var}/pki/server.key\"\n"
+                 "client_ca = \"${QSEAL_VAR:-var}/pki/ca.pem\"\n"
+                 "require_client_certificate = true\n");
+  };
+  Qseald q(tmp.Sub("d"), o);
+  Status s = q.Start();
+  ASSERT_TRUE(s.ok()) << s << q.Stderr();
+  const std::string pki = var + "/pki/";
+  const std::string url = "https://" + q.metrics() + "/metrics";
+  testing::CommandResult scrape = RunCommand(
+      "curl -sf --cacert " + ShellQuote(pki + "ca.pem") + " --cert " +
+      ShellQuote(pki + "scraper.pem") + " --key " + ShellQuote(pki + "scraper.key") + " " + url);
+  EXPECT_EQ(scrape.exit_code, 0) << scrape.output;
+  EXPECT_NE(scrape.output.find("qseal_queue_documents{state=\"queued\"}"), std::string::npos)
+      << scrape.output.substr(0, 500);
+  testing::CommandResult anonymous =
+      RunCommand("curl -sf --cacert " + ShellQuote(pki + "ca.pem") + " " + url + " 2>&1");
+  EXPECT_NE(anonymous.exit_code, 0) << anonymous.output;
+  EXPECT_EQ(anonymous.output.find("qseal_"), std::string::npos) << anonymous.output;
+  testing::CommandResult plaintext =
+      RunCommand("curl -sf --max-time 10 http://" + q.metrics() + "/metrics 2>&1");
+  EXPECT_NE(plaintext.exit_code, 0) << plaintext.output;
+  EXPECT_EQ(plaintext.output.find("qseal_"), std::string::npos) << plaintext.output;
+  EXPECT_EQ(q.Stop(), 0) << q.Stderr();
+}
+
 TEST(TlsStartupTest, PlaintextBeyondLoopbackIsRefusedUnlessAllowed) {
   TempDir tmp;
   std::string conf = testing::ReadFile(std::string(QSEAL_SOURCE_DIR) + "/conf/qseald.toml");

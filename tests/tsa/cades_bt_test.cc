@@ -20,38 +20,6 @@ namespace {
 using ::testing::HasSubstr;
 namespace ft = formats::testing;
 
-// The signature value and the signature-time-stamp token of a seal, read with OpenSSL (not with
-// the code under test).
-struct Parts {
-  Bytes signature;
-  Bytes token;
-  int timestamps = 0;
-};
-
-Parts ReadParts(ByteSpan seal) {
-  Parts parts;
-  const unsigned char* p = seal.data();
-  CMS_ContentInfo* cms = d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(seal.size()));
-  if (cms == nullptr) return parts;
-  CMS_SignerInfo* si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
-  ASN1_OCTET_STRING* sig = CMS_SignerInfo_get0_signature(si);
-  parts.signature.assign(ASN1_STRING_get0_data(sig),
-                         ASN1_STRING_get0_data(sig) + ASN1_STRING_length(sig));
-  for (int i = -1;
-       (i = CMS_unsigned_get_attr_by_NID(si, NID_id_smime_aa_timeStampToken, i)) >= 0;) {
-    ++parts.timestamps;
-    X509_ATTRIBUTE* attr = CMS_unsigned_get_attr(si, i);
-    auto* value =
-        static_cast<ASN1_STRING*>(X509_ATTRIBUTE_get0_data(attr, 0, V_ASN1_SEQUENCE, nullptr));
-    if (value != nullptr) {
-      parts.token.assign(ASN1_STRING_get0_data(value),
-                         ASN1_STRING_get0_data(value) + ASN1_STRING_length(value));
-    }
-  }
-  CMS_ContentInfo_free(cms);
-  return parts;
-}
-
 TEST(CadesBtTest, TimeStampedSealVerifiesWithOpensslCmsAndTs) {
   qseal::testing::TempDir dir;
   auto tsa_pki = qseal::testing::MakeTsaPki(dir.path().string());
@@ -93,6 +61,14 @@ TEST(CadesBtTest, TimeStampedSealVerifiesWithOpensslCmsAndTs) {
     ASSERT_TRUE(bt.ok()) << bt.status();
     EXPECT_EQ(formats::cades::AddSignatureTimeStamp(*bt, token->der).status().code(),
               StatusCode::kInvalidArgument);
+    // The assembler writing the attribute itself (what qseald does) gives the very bytes that
+    // OpenSSL's CMS encoder makes when it adds the attribute to the B-B seal.
+    auto assembled = formats::cades::AssembleDetached(**ctx, *tbs, sig, token->der);
+    ASSERT_TRUE(assembled.ok()) << assembled.status();
+    EXPECT_EQ(*assembled, *bt);
+    EXPECT_EQ(
+        formats::cades::AssembleDetached(**ctx, *tbs, sig, AsBytes("not DER")).status().code(),
+        StatusCode::kInvalidArgument);
 
     // qseal's own verifier still accepts the seal with the unsigned attribute.
     auto report =
@@ -102,15 +78,16 @@ TEST(CadesBtTest, TimeStampedSealVerifiesWithOpensslCmsAndTs) {
     for (const auto& check : report->checks)
       EXPECT_TRUE(check.ok) << check.name << ": " << check.detail;
 
-    Parts parts = ReadParts(*bt);
-    EXPECT_EQ(parts.signature, sig);
-    EXPECT_EQ(parts.timestamps, 1);
-    EXPECT_EQ(parts.token, token->der);
+    qseal::testing::TimestampedSeal parts =
+        qseal::testing::ReadTimestampedSeal(std::string(bt->begin(), bt->end()));
+    ASSERT_EQ(parts.tokens.size(), 1u);
+    EXPECT_EQ(parts.signature, std::string(sig.begin(), sig.end()));
+    EXPECT_EQ(parts.tokens[0], std::string(token->der.begin(), token->der.end()));
 
     std::string seal_path = dir.Sub("seal.p7s"), content_path = dir.Sub("content");
     std::string token_path = dir.Sub("token.der"), ca_path = dir.Sub("seal-ca.pem");
     ft::WriteBinaryFile(seal_path, *bt);
-    ft::WriteBinaryFile(token_path, parts.token);
+    qseal::testing::WriteFile(token_path, parts.tokens[0]);
     qseal::testing::WriteFile(content_path, content);
     qseal::testing::WriteFile(ca_path, ft::CertificateToPem(pki.ca.certificate_der));
     using qseal::testing::ShellQuote;
@@ -120,9 +97,10 @@ TEST(CadesBtTest, TimeStampedSealVerifiesWithOpensslCmsAndTs) {
                                           ShellQuote(ca_path) + " -purpose any -out /dev/null");
     EXPECT_EQ(cms.exit_code, 0) << cms.output;
     EXPECT_THAT(cms.output, HasSubstr("Verification successful"));
-    auto ts = qseal::testing::RunCommand(
-        "openssl ts -verify -token_in -in " + ShellQuote(token_path) + " -digest " +
-        HexEncode(*Digest(digest, parts.signature)) + " -CAfile " + ShellQuote(tsa_pki->ca_pem));
+    auto ts = qseal::testing::RunCommand("openssl ts -verify -token_in -in " +
+                                         ShellQuote(token_path) + " -digest " +
+                                         HexEncode(*Digest(digest, AsBytes(parts.signature))) +
+                                         " -CAfile " + ShellQuote(tsa_pki->ca_pem));
     EXPECT_EQ(ts.exit_code, 0) << ts.output;
     EXPECT_THAT(ts.output, HasSubstr("Verification: OK"));
   }

@@ -13,6 +13,7 @@
 #include <openssl/bio.h>
 #include <openssl/cms.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ts.h>
 
@@ -333,6 +334,47 @@ void TestTsa::Stop() {
 
 std::string TestTsa::url() const {
   return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) + "/tsa";
+}
+
+TimestampedSeal ReadTimestampedSeal(const std::string& seal_der) {
+  TimestampedSeal out;
+  const auto* p = reinterpret_cast<const unsigned char*>(seal_der.data());
+  CMS_ContentInfo* cms = d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(seal_der.size()));
+  if (cms == nullptr) return out;
+  CMS_SignerInfo* si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+  if (si != nullptr) {
+    out.parsed = true;
+    ASN1_OCTET_STRING* sig = CMS_SignerInfo_get0_signature(si);
+    out.signature.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(sig)),
+                         static_cast<std::size_t>(ASN1_STRING_length(sig)));
+    for (int i = -1;
+         (i = CMS_unsigned_get_attr_by_NID(si, NID_id_smime_aa_timeStampToken, i)) >= 0;) {
+      auto* value = static_cast<ASN1_STRING*>(
+          X509_ATTRIBUTE_get0_data(CMS_unsigned_get_attr(si, i), 0, V_ASN1_SEQUENCE, nullptr));
+      if (value == nullptr) continue;
+      out.tokens.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(value)),
+                              static_cast<std::size_t>(ASN1_STRING_length(value)));
+    }
+  }
+  CMS_ContentInfo_free(cms);
+  return out;
+}
+
+std::string OpensslTsVerify(const std::string& token_der, const std::string& signature,
+                            const std::string& tsa_ca_pem, const std::string& token_path) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(signature.data(), signature.size(), md, &n, EVP_sha256(), nullptr);
+  std::string hex;
+  for (unsigned int i = 0; i < n; ++i) {
+    hex += "0123456789abcdef"[md[i] >> 4];
+    hex += "0123456789abcdef"[md[i] & 15];
+  }
+  WriteFile(token_path, token_der);
+  CommandResult r = RunCommand("openssl ts -verify -token_in -in " + ShellQuote(token_path) +
+                               " -digest " + hex + " -CAfile " + ShellQuote(tsa_ca_pem) + " 2>&1");
+  if (r.exit_code == 0 && r.output.find("Verification: OK") != std::string::npos) return "";
+  return r.output.empty() ? "openssl exit " + std::to_string(r.exit_code) : r.output;
 }
 
 }  // namespace qseal::testing

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -71,5 +72,19 @@ class TestTsa {
   std::atomic<int> concurrent_{0};
   std::atomic<int> max_concurrent_{0};
 };
+
+// A CMS seal's signature value and its signature-time-stamp tokens (DER), read with OpenSSL's
+// CMS API (not with qseal's code). parsed is false when the seal is not CMS.
+struct TimestampedSeal {
+  bool parsed = false;
+  std::string signature;
+  std::vector<std::string> tokens;
+};
+TimestampedSeal ReadTimestampedSeal(const std::string& seal_der);
+
+// `openssl ts -verify` of `token_der` (written to `token_path`) against `tsa_ca_pem`, with
+// SHA-256(`signature`) as the imprint it must carry: "" when it passes, else openssl's output.
+std::string OpensslTsVerify(const std::string& token_der, const std::string& signature,
+                            const std::string& tsa_ca_pem, const std::string& token_path);
 
 }  // namespace qseal::testing
