@@ -313,7 +313,7 @@ TEST(MetricsTest, PromtoolAcceptsTheExposition) {
 TEST(MetricsServerTest, ServesMetricsOnItsOwnPort) {
   Metrics m;
   m.DocumentSealed("api", "p1", milliseconds(1));
-  MetricsServer server({"127.0.0.1", 0, 1}, &m);
+  MetricsServer server({"127.0.0.1", 0, 1, nullptr}, &m);
   ASSERT_TRUE(server.Start().ok());
   ASSERT_NE(server.port(), 0);
   cli::HttpClient client("127.0.0.1:" + std::to_string(server.port()), "",
@@ -338,7 +338,7 @@ TEST(MetricsServerTest, ServesMetricsOnItsOwnPort) {
   EXPECT_EQ(post->status, 405);
 
   // The port is taken: a second server on it cannot start.
-  MetricsServer second({"127.0.0.1", server.port(), 1}, &m);
+  MetricsServer second({"127.0.0.1", server.port(), 1, nullptr}, &m);
   Status s = second.Start();
   EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s;
 
@@ -352,7 +352,7 @@ TEST(MetricsServerTest, ServesMetricsOnItsOwnPort) {
 
 TEST(MetricsServerTest, BadHostIsInvalidArgument) {
   Metrics m;
-  MetricsServer server({"not-an-address", 0, 1}, &m);
+  MetricsServer server({"not-an-address", 0, 1, nullptr}, &m);
   EXPECT_EQ(server.Start().code(), StatusCode::kInvalidArgument);
 }
 
