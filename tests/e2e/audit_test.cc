@@ -249,6 +249,50 @@ TEST_F(AuditE2eTest, MissingCheckpointKeyRefusesTheStartUnlessANewKeyIsAskedFor)
   EXPECT_NE(whole.find("unknown key " + old_id), std::string::npos) << whole;
 }
 
+// A checkpoint key swapped while qseald is stopped (key and public key replaced by another P-256
+// pair, as someone who can write the trail's directory would do) is not noticed by qseald, which
+// cannot tell; `qsealctl audit verify --key` with the operator's copy of the public key fails at
+// the first checkpoint the swapped key made, naming that key. Without --key it says it trusts the
+// file beside the trail.
+TEST_F(AuditE2eTest, SwappedCheckpointKeyIsDetectedWithTheOperatorsKey) {
+  Qseald q(tmp_.Sub("d"), Options());
+  ASSERT_TRUE(q.Start().ok()) << q.Stderr();
+  std::string id = Submit(q, "before the swap", "default", 30);
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(q.Stop(), 0) << q.Stderr();
+  const std::string key = q.var() + "/pki/audit-checkpoint.pem";
+  const std::string pub = key + ".pub.pem";
+  const std::string operators_copy = tmp_.Sub("operator-audit.pub.pem");
+  std::filesystem::copy_file(pub, operators_copy);
+  int rc = -1;
+  std::string before = Qsealctl(q, "audit verify --key " + operators_copy, &rc);
+  ASSERT_EQ(rc, 0) << before;
+
+  testing::CommandResult swap = testing::RunCommand(
+      "umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " +
+      testing::ShellQuote(key) + " && openssl pkey -in " + testing::ShellQuote(key) +
+      " -pubout -out " + testing::ShellQuote(pub) + " 2>&1");
+  ASSERT_EQ(swap.exit_code, 0) << swap.output;
+  testing::CommandResult swapped_id = testing::RunCommand(
+      "openssl pkey -pubin -in " + testing::ShellQuote(pub) + " -outform DER | sha256sum");
+  ASSERT_GE(swapped_id.output.size(), 64u);
+
+  ASSERT_TRUE(q.Start().ok()) << q.Stderr();
+  id = Submit(q, "after the swap", "default", 30);
+  ASSERT_FALSE(id.empty());
+  FetchVerified(q, id, "after the swap", true);
+  ASSERT_EQ(q.Stop(), 0) << q.Stderr();
+
+  std::string with_key = Qsealctl(q, "audit verify --key " + operators_copy, &rc);
+  EXPECT_NE(rc, 0) << with_key;
+  EXPECT_NE(with_key.find("unknown key " + swapped_id.output.substr(0, 64)), std::string::npos)
+      << with_key;
+  std::string beside = Qsealctl(q, "audit verify", &rc);
+  EXPECT_NE(beside.find("the key beside the trail; give the operator's copy with --key"),
+            std::string::npos)
+      << beside;
+}
+
 // The signer's partition state changes reach the trail: both partitions down (the shim answers
 // CKR_DEVICE_ERROR), then up again.
 TEST_F(AuditE2eTest, PartitionDownAndUpAreRecorded) {

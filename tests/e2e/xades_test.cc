@@ -210,6 +210,46 @@ TEST_F(XadesE2eTest, En16931ExamplesSealedInOneBatchPassXmlsec) {
   }
 }
 
+// The official FatturaPA 1.2.2 examples (tests/data/fatturapa/README.md), each over the API with
+// the enveloped profile: xmlsec1 passes, qsealctl verify passes, the ds:Signature is the root's
+// last child (where the FatturaPA schema puts it) and nothing else of the invoice changed.
+TEST_F(XadesE2eTest, FatturaPaSamplesPassXmlsec) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> samples;
+  for (const auto& e :
+       fs::directory_iterator(fs::path(QSEAL_SOURCE_DIR) / "tests/data/fatturapa")) {
+    if (e.path().extension() == ".xml") samples.push_back(e.path());
+  }
+  std::sort(samples.begin(), samples.end());
+  ASSERT_EQ(samples.size(), 6u);  // FPA01..03, FPR01..03
+  TempDir tmp;
+  const std::string last_child =
+      "count(/*/*[last()][local-name()='Signature' and "
+      "namespace-uri()='http://www.w3.org/2000/09/xmldsig#'])";
+  for (const fs::path& sample : samples) {
+    const std::string name = sample.filename().string();
+    SCOPED_TRACE(name);
+    const std::string doc = testing::ReadFile(sample.string());
+    std::string seal = SealOverApi(doc, "invoice-xades", name);
+    ASSERT_FALSE(seal.empty());
+    const std::string path = tmp.Sub("signed-" + name);
+    testing::WriteFile(path, seal);
+    auto x = Xmlsec(tmp.path().string(), path, qseald_->ca_pem());
+    EXPECT_EQ(x.exit_code, 0) << x.output;
+    auto v = QsealctlVerify(path);
+    EXPECT_EQ(v.exit_code, 0) << v.output;
+    auto at =
+        RunCommand("xmllint --nonet --xpath " + ShellQuote(last_child) + " " + ShellQuote(path));
+    EXPECT_EQ(at.output, "1\n") << at.output;
+    std::size_t b = seal.find("<ds:Signature ");
+    ASSERT_NE(b, std::string::npos);
+    const std::string end = "</ds:Signature>";
+    std::size_t e = seal.find(end, b);
+    ASSERT_NE(e, std::string::npos);
+    EXPECT_EQ(seal.substr(0, b) + seal.substr(e + end.size()), doc);
+  }
+}
+
 TEST_F(XadesE2eTest, DetachedC14n11ProfilePassesXmlsec) {
   TempDir tmp;
   const std::string doc = Sample("cii-invoice.xml");

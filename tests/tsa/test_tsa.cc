@@ -1,5 +1,6 @@
 #include "tests/tsa/test_tsa.h"
 
+#include <cstdint>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -132,14 +133,17 @@ class TestTsa::Impl {
     EVP_PKEY_free(rogue_key_);
   }
 
-  Status Start(int* port) {
+  Status Start(int* port) {  // *port: the port asked for (0: any), then the one bound
     if (!cert_ || !key_ || !noncritical_ || !rogue_cert_ || !rogue_key_) {
       return InternalError("test TSA: cannot load its certificates");
     }
     beast::error_code ec;
     acceptor_.open(tcp::v4(), ec);
     if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), ec);
+    if (!ec)
+      acceptor_.bind(
+          tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<std::uint16_t>(*port)),
+          ec);
     if (!ec) acceptor_.listen(64, ec);
     if (ec) return UnavailableError("test TSA listen: " + ec.message());
     *port = acceptor_.local_endpoint().port();
@@ -327,7 +331,10 @@ class TestTsa::Impl {
 TestTsa::TestTsa(TsaPki pki, bool tls) : tls_(tls) { impl_ = std::make_unique<Impl>(*this, pki); }
 TestTsa::~TestTsa() { Stop(); }
 
-Status TestTsa::Start() { return impl_->Start(&port_); }
+Status TestTsa::Start(int port) {
+  port_ = port;
+  return impl_->Start(&port_);
+}
 void TestTsa::Stop() {
   if (impl_) impl_->Stop();
 }

@@ -46,8 +46,8 @@ class TestTsa {
   TestTsa(const TestTsa&) = delete;
   TestTsa& operator=(const TestTsa&) = delete;
 
-  // Listens on 127.0.0.1:0 and serves on background threads.
-  Status Start();
+  // Listens on 127.0.0.1:`port` (0: a free port) and serves on background threads.
+  Status Start(int port = 0);
   void Stop();
   std::string url() const;
   int port() const { return port_; }
