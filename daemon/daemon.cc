@@ -85,17 +85,35 @@ class Daemon::Impl {
     return Status::Ok();
   }
 
+  // The API's certificate, then the metrics listener's (each when it has TLS); one failing
+  // leaves that listener on its old certificate and does not stop the other's reload.
   Status ReloadTls() {
     if (!api_) return FailedPreconditionError("not started");
-    Status s = api_->ReloadTls();
-    if (audit_ && s.ok()) {
-      audit_->AppendAsync(
-          {audit::EventEntry(audit::Event::kConfigLoaded,
-                             "TLS certificate reloaded: " + config_.server.tls_certificate +
-                                 " sha256=" + FileSha256(config_.server.tls_certificate))},
-          nullptr);
+    const bool metrics_tls = metrics_server_ && !config_.metrics.tls_certificate.empty();
+    Status s = Status::Ok();
+    if (!config_.server.tls_certificate.empty() || !metrics_tls) {
+      s = api_->ReloadTls();
+      if (s.ok()) RecordTlsReload("TLS certificate reloaded: ", config_.server.tls_certificate);
+    }
+    if (metrics_tls) {
+      Result<std::shared_ptr<boost::asio::ssl::context>> tls = ingest::MakeServerTlsContext(
+          config_.metrics.tls_certificate, config_.metrics.tls_key, config_.metrics.client_ca,
+          config_.metrics.require_client_certificate);
+      Status m = tls.ok() ? metrics_server_->ReloadTls(std::move(*tls)) : tls.status();
+      if (m.ok()) {
+        RecordTlsReload("metrics TLS certificate reloaded: ", config_.metrics.tls_certificate);
+      } else if (s.ok()) {
+        s = m.WithContext("metrics TLS");
+      }
     }
     return s;
+  }
+
+  void RecordTlsReload(const std::string& what, const std::string& file) {
+    if (!audit_) return;
+    audit_->AppendAsync({audit::EventEntry(audit::Event::kConfigLoaded,
+                                           what + file + " sha256=" + FileSha256(file))},
+                        nullptr);
   }
 
   // Order matters: doors first (nothing new comes in), then the pipeline drains, then the HSM

@@ -23,9 +23,10 @@ class Daemon {
   // key refused by policy), kUnavailable when a listener or the HSM cannot be reached.
   Status Start();
 
-  // SIGHUP: reads the API's TLS certificate, key and client CA again (ApiServer::ReloadTls) and
-  // records it in the audit trail. Open connections keep their certificate. On error the old one
-  // stays in use. Thread-safe against Fatal; call from main's thread.
+  // SIGHUP: reads the API's TLS certificate, key and client CA again (ApiServer::ReloadTls), and
+  // the metrics listener's when it has TLS, and records each in the audit trail. Open
+  // connections keep their certificate. On error the old one stays in use. Thread-safe against
+  // Fatal; call from main's thread.
   Status ReloadTls();
 
   // Stops intake, drains in-flight work within engine.drain_timeout, closes everything.

@@ -162,6 +162,10 @@ class MetricsServer {
   std::uint16_t port() const;
   // Stops serving and joins the threads. Idempotent.
   void Stop();
+  // A renewed certificate (SIGHUP): connections accepted from now on handshake with `tls`; open
+  // ones keep the context they started with. kFailedPrecondition when the server has no TLS or
+  // `tls` is null.
+  Status ReloadTls(std::shared_ptr<boost::asio::ssl::context> tls);
 
  private:
   class Impl;

@@ -34,7 +34,10 @@ constexpr std::chrono::seconds kIoTimeout{30};
 template <typename Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(Stream stream, const Metrics* metrics) : stream_(std::move(stream)), metrics_(metrics) {}
+  // `tls`: the context the stream was made from, kept alive as long as the connection (a reload
+  // replaces the server's; null for HTTP).
+  Session(Stream stream, const Metrics* metrics, std::shared_ptr<asio::ssl::context> tls = nullptr)
+      : tls_(std::move(tls)), stream_(std::move(stream)), metrics_(metrics) {}
 
   void Run() {
     if constexpr (kTls) {
@@ -107,6 +110,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  const std::shared_ptr<asio::ssl::context> tls_;  // before stream_: destroyed after it
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -118,7 +122,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 class MetricsServer::Impl {
  public:
   Impl(MetricsServerOptions options, Metrics* metrics)
-      : options_(std::move(options)), metrics_(metrics) {}
+      : options_(std::move(options)), metrics_(metrics), tls_(options_.tls) {}
 
   ~Impl() { Stop(); }
 
@@ -150,6 +154,15 @@ class MetricsServer::Impl {
 
   std::uint16_t port() const { return port_.load(); }
 
+  Status ReloadTls(std::shared_ptr<asio::ssl::context> tls) {
+    if (!options_.tls || !tls) {
+      return FailedPreconditionError("the metrics listener has no TLS certificate to reload");
+    }
+    MutexLock lock(tls_mu_);
+    tls_ = std::move(tls);
+    return Status::Ok();
+  }
+
   void Stop() {
     MutexLock lock(mu_);
     if (!started_ || stopped_) return;
@@ -165,10 +178,11 @@ class MetricsServer::Impl {
   void Accept() {
     acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-      if (!ec && options_.tls) {
+      std::shared_ptr<asio::ssl::context> tls = Tls();
+      if (!ec && tls) {
         using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-        std::make_shared<Session<TlsStream>>(
-            TlsStream(beast::tcp_stream(std::move(s)), *options_.tls), metrics_)
+        std::make_shared<Session<TlsStream>>(TlsStream(beast::tcp_stream(std::move(s)), *tls),
+                                             metrics_, tls)
             ->Run();
       } else if (!ec) {
         std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(s)), metrics_)
@@ -178,8 +192,15 @@ class MetricsServer::Impl {
     });
   }
 
+  std::shared_ptr<asio::ssl::context> Tls() {
+    MutexLock lock(tls_mu_);
+    return tls_;
+  }
+
   const MetricsServerOptions options_;
   Metrics* const metrics_;
+  Mutex tls_mu_;
+  std::shared_ptr<asio::ssl::context> tls_ QSEAL_GUARDED_BY(tls_mu_);
   Mutex mu_;
   bool started_ QSEAL_GUARDED_BY(mu_) = false;
   bool stopped_ QSEAL_GUARDED_BY(mu_) = false;
@@ -196,5 +217,8 @@ MetricsServer::~MetricsServer() = default;
 Status MetricsServer::Start() { return impl_->Start(); }
 std::uint16_t MetricsServer::port() const { return impl_->port(); }
 void MetricsServer::Stop() { impl_->Stop(); }
+Status MetricsServer::ReloadTls(std::shared_ptr<boost::asio::ssl::context> tls) {
+  return impl_->ReloadTls(std::move(tls));
+}
 
 }  // namespace qseal::metrics

@@ -47,12 +47,15 @@ void ReplaceFirst(std::string& text, const std::string& from, const std::string&
 }
 
 // The subject of the certificate the server presents to a new connection.
-std::string ServedSubject(const Qseald& q) {
+// The subject of the certificate served at `address` (host:port), as openssl s_client sees it.
+std::string ServedSubjectAt(const std::string& address) {
   testing::CommandResult r =
-      RunCommand("echo | timeout 20 openssl s_client -connect " + q.api_address() +
+      RunCommand("echo | timeout 20 openssl s_client -connect " + address +
                  " 2>/dev/null | openssl x509 -noout -subject -nameopt RFC2253 2>&1");
   return r.output;
 }
+
+std::string ServedSubject(const Qseald& q) { return ServedSubjectAt(q.api_address()); }
 
 TEST(TlsTest, HandshakePolicyHoldsForRealClients) {
   TempDir tmp;
@@ -377,19 +380,23 @@ TEST(LimitsTest, ConnectionsPerSourceAndRequestsPerClient) {
 
 // /metrics over HTTPS with client certificates required: curl with the test CA and a scraper
 // certificate gets the exposition; without a certificate, or in plaintext, it gets nothing.
-TEST(MetricsTlsTest, ScrapesNeedTlsAndAClientCertificate) {
+TEST(MetricsTlsTest, ScrapesNeedTlsAndAClientCertificateAndSighupRenewsIt) {
   TempDir tmp;
   const std::string var = tmp.Sub("d/var");
   ASSERT_TRUE(testing::ProvisionSoftHsm(var, {"qseal-p1", "qseal-p2"}).ok());
   testing::CommandResult issued = RunCommand(Script("provision-tls") + " --dir " + ShellQuote(var) +
                                              " --client --name scraper --cn 'qseal scraper'");
   ASSERT_EQ(issued.exit_code, 0) << issued.output;
+  // The listener's own certificate, so that its renewal below is told apart from the API's.
+  testing::CommandResult own = RunCommand(Script("provision-tls") + " --dir " + ShellQuote(var) +
+                                          " --name metrics --cn 'qseal metrics'");
+  ASSERT_EQ(own.exit_code, 0) << own.output;
   QsealdOptions o;
   o.edit_config = [](std::string& conf) {
     ReplaceFirst(conf, "listen = \"${QSEAL_METRICS_ADDR:-127.0.0.1:9464}\"\n",
                  "listen = \"${QSEAL_METRICS_ADDR:-127.0.0.1:9464}\"\n"
-                 "tls_certificate = \"${QSEAL_VAR:-var}/pki/server.pem\"\n"
-                 "tls_key = \"${QSEAL_VAR:-var}/pki/server.key\"\n"
+                 "tls_certificate = \"${QSEAL_VAR:-var}/pki/metrics.pem\"\n"
+                 "tls_key = \"${QSEAL_VAR:-var}/pki/metrics.key\"\n"
                  "client_ca = \"${QSEAL_VAR:-var}/pki/ca.pem\"\n"
                  "require_client_certificate = true\n");
   };
@@ -412,6 +419,30 @@ TEST(MetricsTlsTest, ScrapesNeedTlsAndAClientCertificate) {
       RunCommand("curl -sf --max-time 10 http://" + q.metrics() + "/metrics 2>&1");
   EXPECT_NE(plaintext.exit_code, 0) << plaintext.output;
   EXPECT_EQ(plaintext.output.find("qseal_"), std::string::npos) << plaintext.output;
+
+  // SIGHUP reloads the metrics certificate too: new scrapes see the renewed one, verified as
+  // before; the API keeps its own.
+  EXPECT_NE(ServedSubjectAt(q.metrics()).find("CN=qseal metrics"), std::string::npos);
+  testing::CommandResult renew = RunCommand(Script("provision-tls") + " --dir " + ShellQuote(var) +
+                                            " --name metrics --force --cn 'qseal metrics renewed'");
+  ASSERT_EQ(renew.exit_code, 0) << renew.output;
+  q.process().Signal(SIGHUP);
+  ASSERT_FALSE(
+      q.process().WaitForLine("\"TLS certificate reloaded\"", std::chrono::seconds(10)).empty())
+      << q.Stderr();
+  EXPECT_NE(ServedSubjectAt(q.metrics()).find("CN=qseal metrics renewed"), std::string::npos)
+      << ServedSubjectAt(q.metrics());
+  EXPECT_EQ(ServedSubject(q).find("metrics"), std::string::npos) << ServedSubject(q);
+  scrape = RunCommand("curl -sf --cacert " + ShellQuote(pki + "ca.pem") + " --cert " +
+                      ShellQuote(pki + "scraper.pem") + " --key " +
+                      ShellQuote(pki + "scraper.key") + " " + url);
+  EXPECT_EQ(scrape.exit_code, 0) << scrape.output;
+  // A broken file is refused and the renewed certificate stays in use.
+  testing::WriteFile(pki + "metrics.pem", "not a certificate\n");
+  q.process().Signal(SIGHUP);
+  EXPECT_FALSE(q.process().WaitForLine("\"TLS reload failed", std::chrono::seconds(10)).empty())
+      << q.Stderr();
+  EXPECT_NE(ServedSubjectAt(q.metrics()).find("CN=qseal metrics renewed"), std::string::npos);
   EXPECT_EQ(q.Stop(), 0) << q.Stderr();
 }
 
