@@ -248,12 +248,13 @@ class ApiServer::Impl : public detail::HttpHandler {
   class SubmitSink : public BodySink {
    public:
     SubmitSink(Impl* api, std::unique_ptr<queue::PendingDocument> pending, RequestHeader req,
-               std::chrono::milliseconds wait, std::string client)
+               std::chrono::milliseconds wait, std::string client, std::string source)
         : api_(api),
           pending_(std::move(pending)),
           req_(std::make_shared<RequestHeader>(std::move(req))),
           wait_(wait),
-          client_(std::move(client)) {}
+          client_(std::move(client)),
+          source_(std::move(source)) {}
 
     Status Append(ByteSpan chunk) override { return pending_->Append(chunk); }
 
@@ -262,8 +263,9 @@ class ApiServer::Impl : public detail::HttpHandler {
       // one fsync (group commit), never on an Asio thread.
       auto pending = std::make_shared<std::unique_ptr<queue::PendingDocument>>(std::move(pending_));
       boost::asio::post(api_->pool_, [api = api_, pending, req = req_, wait = wait_,
-                                      client = client_, respond = std::move(respond)]() mutable {
-        api->CommitSubmission(std::move(*pending), req, wait, client, std::move(respond));
+                                      client = client_, source = source_,
+                                      respond = std::move(respond)]() mutable {
+        api->CommitSubmission(std::move(*pending), req, wait, client, source, std::move(respond));
       });
     }
 
@@ -275,6 +277,7 @@ class ApiServer::Impl : public detail::HttpHandler {
     std::shared_ptr<RequestHeader> req_;
     std::chrono::milliseconds wait_;
     std::string client_;
+    std::string source_;  // the caller's IP address, for the audit of a refusal
   };
 
   static bool IsGet(const RequestHeader& req) {
@@ -364,7 +367,8 @@ class ApiServer::Impl : public detail::HttpHandler {
       return Answer(Unavailable(req, http::status::service_unavailable, s.message()));
     }
     Decision d;
-    d.sink = std::make_unique<SubmitSink>(this, std::move(*pending), req, wait, client.name);
+    d.sink = std::make_unique<SubmitSink>(this, std::move(*pending), req, wait, client.name,
+                                          std::string(source));
     return d;
   }
 
@@ -460,18 +464,20 @@ class ApiServer::Impl : public detail::HttpHandler {
     if (!appended.ok()) {
       return respond(Unavailable(*req, http::status::service_unavailable, appended.message()));
     }
-    CommitSubmission(std::move(*pending), req, wait, client.name, std::move(respond), profile);
+    CommitSubmission(std::move(*pending), req, wait, client.name, source, std::move(respond),
+                     profile);
   }
 
   void CommitSubmission(std::unique_ptr<queue::PendingDocument> pending,
                         const std::shared_ptr<RequestHeader>& req, std::chrono::milliseconds wait,
-                        const std::string& client, Respond respond,
+                        const std::string& client, const std::string& source, Respond respond,
                         const std::string& profile = {}) {
     Result<queue::EnqueueResult> r = queue_->Commit(std::move(pending));
     if (!r.ok()) {
       const Status& s = r.status();
       if (s.code() == StatusCode::kFailedPrecondition) {
-        access_.Refused("rejected", client, "", "Idempotency-Key reused for another document", "");
+        access_.Refused("rejected", client, "", "Idempotency-Key reused for another document",
+                        source);
         return respond(MakeProblem(http::status::unprocessable_entity, *req,
                                    "Idempotency-Key was used before for a different document"));
       }

@@ -68,13 +68,15 @@ HttpResponse BatchHandler::Unavailable(const RequestHeader& req, http::status co
 class BatchHandler::BatchSink : public BodySink, public MultipartHandler {
  public:
   BatchSink(BatchHandler* handler, std::string boundary, RequestHeader req,
-            std::chrono::milliseconds wait, std::string client, std::string profile)
+            std::chrono::milliseconds wait, std::string client, std::string profile,
+            std::string source)
       : handler_(handler),
         parser_(std::move(boundary), Limits(handler->options_), this),
         req_(std::make_shared<RequestHeader>(std::move(req))),
         wait_(wait),
         client_(std::move(client)),
         profile_(std::move(profile)),
+        source_(std::move(source)),
         parts_(std::make_shared<BatchParts>()) {}
 
   Status Append(ByteSpan chunk) override {
@@ -163,8 +165,8 @@ class BatchHandler::BatchSink : public BodySink, public MultipartHandler {
     // As for one document: the synced commit runs on the commit pool, never on an Asio thread.
     boost::asio::post(handler_->pool_, [handler = handler_, parts = parts_, req = req_,
                                         wait = wait_, client = client_, profile = profile_,
-                                        respond = std::move(respond)]() mutable {
-      handler->CommitBatch(*parts, req, wait, client, profile, std::move(respond));
+                                        source = source_, respond = std::move(respond)]() mutable {
+      handler->CommitBatch(*parts, req, wait, client, profile, source, std::move(respond));
     });
   }
 
@@ -183,6 +185,7 @@ class BatchHandler::BatchSink : public BodySink, public MultipartHandler {
   std::chrono::milliseconds wait_;
   std::string client_;
   std::string profile_;
+  std::string source_;  // the caller's IP address, for the audit of a refusal
   std::shared_ptr<BatchParts> parts_;
   std::uint64_t received_ = 0;
   http::status error_status_ = http::status::bad_request;
@@ -226,14 +229,15 @@ Decision BatchHandler::SubmitBatch(const RequestHeader& req, const ApiClient& cl
                                   : admit.message()));
   }
   Decision d;
-  d.sink =
-      std::make_unique<BatchSink>(this, std::move(*boundary), req, *wait, client.name, profile);
+  d.sink = std::make_unique<BatchSink>(this, std::move(*boundary), req, *wait, client.name, profile,
+                                       std::string(source));
   return d;
 }
 
 void BatchHandler::CommitBatch(BatchParts& parts, const std::shared_ptr<RequestHeader>& req,
                                std::chrono::milliseconds wait, const std::string& client,
-                               const std::string& profile, Respond respond) {
+                               const std::string& profile, const std::string& source,
+                               Respond respond) {
   std::vector<std::unique_ptr<queue::PendingDocument>> pending;
   std::vector<std::size_t> index;
   for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -255,7 +259,7 @@ void BatchHandler::CommitBatch(BatchParts& parts, const std::shared_ptr<RequestH
     const Status& s = results[k].status();
     if (s.code() == StatusCode::kFailedPrecondition) {
       access_.Refused("rejected", client, profile, "Idempotency-Key reused for another document",
-                      "");
+                      source);
       part.Reject(http::status::unprocessable_entity,
                   "Idempotency-Key was used before for a different document");
     } else {

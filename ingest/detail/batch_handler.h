@@ -49,7 +49,7 @@ class BatchHandler {
 
   void CommitBatch(BatchParts& parts, const std::shared_ptr<RequestHeader>& req,
                    std::chrono::milliseconds wait, const std::string& client,
-                   const std::string& profile, Respond respond);
+                   const std::string& profile, const std::string& source, Respond respond);
   HttpResponse BatchResponse(const BatchParts& parts, const RequestHeader& req,
                              const std::string& client, bool waited);
   void StatusOfMany(const std::string& body, const std::shared_ptr<RequestHeader>& req,

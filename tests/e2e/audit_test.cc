@@ -249,6 +249,47 @@ TEST_F(AuditE2eTest, MissingCheckpointKeyRefusesTheStartUnlessANewKeyIsAskedFor)
   EXPECT_NE(whole.find("unknown key " + old_id), std::string::npos) << whole;
 }
 
+// An Idempotency-Key reused for other content is refused (422) with an audit record that names
+// the client and the source address, for one document and for a batch part alike.
+TEST_F(AuditE2eTest, IdempotencyConflictRefusalNamesClientAndSource) {
+  Qseald q(tmp_.Sub("d"), Options());
+  ASSERT_TRUE(q.Start().ok()) << q.Stderr();
+  auto c = q.Client();
+  auto first = c.Request("POST", "/v1/documents?profile=default", "first content",
+                         {{"Idempotency-Key", "conflict-1"}});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->status, 202) << first->body;
+  auto again = c.Request("POST", "/v1/documents?profile=default", "other content",
+                         {{"Idempotency-Key", "conflict-1"}});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->status, 422) << again->body;
+  const std::string boundary = "qseal-conflict-b";
+  const std::string batch = "--" + boundary +
+                            "\r\nIdempotency-Key: conflict-1\r\n\r\nbatch content\r\n--" +
+                            boundary + "--\r\n";
+  auto part = c.Request("POST", "/v1/batches?profile=default", batch,
+                        {{"Content-Type", "multipart/mixed; boundary=" + boundary}});
+  ASSERT_TRUE(part.ok()) << part.status();
+  EXPECT_NE(part->body.find("Idempotency-Key was used before"), std::string::npos) << part->body;
+
+  std::vector<nlohmann::json> refused;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    refused = AuditRecords(q, "--event rejected");
+    std::erase_if(refused, [](const nlohmann::json& r) {
+      return r.value("detail", "").find("Idempotency-Key reused") == std::string::npos;
+    });
+    if (refused.size() >= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  } while (std::chrono::steady_clock::now() < deadline);
+  ASSERT_EQ(refused.size(), 2u);
+  for (const auto& r : refused) {
+    EXPECT_EQ(r.value("source", ""), "127.0.0.1") << r.dump();
+    EXPECT_EQ(r.value("client", ""), "default") << r.dump();
+  }
+  ASSERT_EQ(q.Stop(), 0) << q.Stderr();
+}
+
 // A checkpoint key swapped while qseald is stopped (key and public key replaced by another P-256
 // pair, as someone who can write the trail's directory would do) is not noticed by qseald, which
 // cannot tell; `qsealctl audit verify --key` with the operator's copy of the public key fails at
