@@ -463,6 +463,10 @@ class Daemon::Impl {
         if (t.name == name) o.tsas.push_back(t);
       }
     }
+    o.on_attempt = [m = metrics_.get(), profile = p.name](const std::string& tsa,
+                                                          std::chrono::nanoseconds took) {
+      m->ObserveTsaRequest(profile, tsa, took);
+    };
     Result<std::unique_ptr<tsa::TsaClient>> client = tsa::TsaClient::Create(std::move(o));
     if (!client.ok()) return client.status().WithContext("tsa");
     tsa::TsaClient* raw = client->get();

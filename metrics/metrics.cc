@@ -193,6 +193,9 @@ constexpr FamilyText kAcceptToSealed{"qseal_document_accept_to_sealed_seconds",
                                      "Time from acceptance to committed seal, per document."};
 constexpr FamilyText kHttpDuration{"qseal_http_request_duration_seconds",
                                    "HTTP API request latency, per request."};
+constexpr FamilyText kTsaDuration{
+    "qseal_tsa_request_duration_seconds",
+    "Time-stamp request latency per attempt: sent to answer (or transport failure)."};
 constexpr FamilyText kQueueWait{"qseal_queue_wait_seconds",
                                 "Time from record creation to lease, per document."};
 constexpr FamilyText kHash{"qseal_engine_hash_seconds", "Time to read and hash one document."};
@@ -217,12 +220,15 @@ Metrics::Impl::Impl()
       accept_to_sealed(kAcceptToSealed.name, kAcceptToSealed.help, {"profile"},
                        detail::kSecondsShape),
       http_duration(kHttpDuration.name, kHttpDuration.help, {"route", "method"},
-                    detail::kSecondsShape) {
+                    detail::kSecondsShape),
+      tsa_duration(kTsaDuration.name, kTsaDuration.help, {"profile", "tsa"},
+                   detail::kSecondsShape) {
   for (const FamilyText& t :
        {kAccepted, kAcceptedBytes, kRejected, kSealed, kFailed, kRequeued, kHttpRequests}) {
     declared.push_back({t.name, t.help, MetricType::Counter});
   }
-  for (const FamilyText& t : {kAcceptToSealed, kHttpDuration, kQueueWait, kHash, kSign, kBatch}) {
+  for (const FamilyText& t :
+       {kAcceptToSealed, kHttpDuration, kTsaDuration, kQueueWait, kHash, kSign, kBatch}) {
     declared.push_back({t.name, t.help, MetricType::Histogram});
   }
   declared.push_back({kBuildInfo.name, kBuildInfo.help, MetricType::Gauge});
@@ -238,6 +244,7 @@ std::vector<prometheus::MetricFamily> Metrics::Impl::Collect() const {
   std::vector<prometheus::MetricFamily> out = registry->Collect();
   out.push_back(accept_to_sealed.Collect());
   out.push_back(http_duration.Collect());
+  out.push_back(tsa_duration.Collect());
   auto single = [](const FamilyText& t, const detail::AtomicHistogram& h) {
     prometheus::MetricFamily f;
     f.name = t.name;
@@ -314,6 +321,11 @@ void Metrics::HttpRequest(std::string_view route, std::string_view method, int s
                           std::chrono::nanoseconds duration) {
   impl_->http_requests.Get({route, method, StatusClass(status)})->Increment();
   impl_->http_duration.Get({route, method})->Observe(Nanos(duration));
+}
+
+void Metrics::ObserveTsaRequest(std::string_view profile, std::string_view tsa,
+                                std::chrono::nanoseconds duration) {
+  impl_->tsa_duration.Get({profile, tsa})->Observe(Nanos(duration));
 }
 
 void Metrics::DeclareProfile(std::string_view profile) {

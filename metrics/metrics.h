@@ -109,6 +109,11 @@ class Metrics {
   // qseal_engine_batch_size_documents: documents per lease / commit batch.
   void ObserveBatchSize(std::size_t documents);
 
+  // qseal_tsa_request_duration_seconds{profile,tsa}: one time-stamp attempt, sent -> answer
+  // (or transport failure), before the token is verified.
+  void ObserveTsaRequest(std::string_view profile, std::string_view tsa,
+                         std::chrono::nanoseconds duration);
+
   // HTTP. `route` is the route template ("/v1/documents/{id}"), never the raw target.
   // qseal_http_requests_total{route,method,status_class} and
   // qseal_http_request_duration_seconds{route,method} (histogram).

@@ -293,8 +293,9 @@ class TsaClient::Impl {
     } else {
       --tsa.open;
     }
-    std::chrono::duration<double> took = std::chrono::steady_clock::now() - job->sent_at;
-    tsa.request_seconds_sum += took.count();
+    const std::chrono::nanoseconds took = std::chrono::steady_clock::now() - job->sent_at;
+    tsa.request_seconds_sum += std::chrono::duration<double>(took).count();
+    if (options_.on_attempt) options_.on_attempt(tsa.endpoint.name, took);
     if (!body.ok()) {
       OnVerified(index, job, body.status());
     } else {

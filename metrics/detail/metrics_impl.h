@@ -131,6 +131,7 @@ class Metrics::Impl {
 
   detail::HistogramFamily<1> accept_to_sealed;  // profile
   detail::HistogramFamily<2> http_duration;     // route, method
+  detail::HistogramFamily<2> tsa_duration;      // profile, tsa
   detail::AtomicHistogram queue_wait{detail::kSecondsShape};
   detail::AtomicHistogram hash{detail::kSecondsShape};
   detail::AtomicHistogram sign{detail::kSecondsShape};

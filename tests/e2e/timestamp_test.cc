@@ -435,6 +435,13 @@ TEST_F(TimestampTest, TsaMetricsAreExported) {
   EXPECT_GE(value("qseal_tsa_requests_total" + labels), value("qseal_tsa_tokens_total" + labels));
   EXPECT_EQ(value("qseal_tsa_breaker_open" + labels), 0) << text;
   EXPECT_GE(value("qseal_tsa_request_seconds_total" + labels), 0) << text;
+  // The latency histogram: one observation per answered attempt, none still in flight here.
+  const std::string hist = "qseal_tsa_request_duration_seconds";
+  EXPECT_EQ(value(hist + "_count" + labels), value("qseal_tsa_requests_total" + labels)) << text;
+  EXPECT_GT(value(hist + "_sum" + labels), 0) << text;
+  EXPECT_EQ(value(hist + "_bucket{profile=\"default-t\",tsa=\"test-tsa\",le=\"+Inf\"}"),
+            value(hist + "_count" + labels))
+      << text;
   EXPECT_EQ(value("qseal_tsa_pending_requests{profile=\"default-t\"}"), 0) << text;
   testing::CommandResult check = RunCommand("promtool check metrics < " + ShellQuote(file));
   EXPECT_EQ(check.exit_code, 0) << check.output;

@@ -65,7 +65,7 @@ std::string Der(TS_RESP* resp) {
 
 }  // namespace
 
-Result<TsaPki> MakeTsaPki(const std::string& dir) {
+TsaPki TsaPkiPaths(const std::string& dir) {
   TsaPki pki;
   pki.dir = dir;
   pki.ca_pem = dir + "/ca.pem";
@@ -76,6 +76,11 @@ Result<TsaPki> MakeTsaPki(const std::string& dir) {
   pki.rogue_key = dir + "/rogue-tsa.key";
   pki.tls_pem = dir + "/tls.pem";
   pki.tls_key = dir + "/tls.key";
+  return pki;
+}
+
+Result<TsaPki> MakeTsaPki(const std::string& dir) {
+  TsaPki pki = TsaPkiPaths(dir);
   WriteFile(dir + "/ext.cnf",
             "[tsa]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
             "extendedKeyUsage=critical,timeStamping\n"

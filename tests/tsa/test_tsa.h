@@ -25,6 +25,8 @@ struct TsaPki {
   std::string ca_pem, tsa_pem, tsa_key, noncritical_pem, rogue_pem, rogue_key, tls_pem, tls_key;
 };
 Result<TsaPki> MakeTsaPki(const std::string& dir);
+// The same paths under `dir`, without making anything (for a PKI made earlier).
+TsaPki TsaPkiPaths(const std::string& dir);
 
 enum class TsaFault {
   kNone,

@@ -51,16 +51,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
   std::filesystem::create_directories(dir);
-  qseal::testing::TsaPki pki;
-  pki.dir = dir;
-  pki.ca_pem = dir + "/ca.pem";
-  pki.tsa_pem = dir + "/tsa.pem";
-  pki.tsa_key = dir + "/tsa.key";
-  pki.noncritical_pem = dir + "/tsa-noncritical.pem";
-  pki.rogue_pem = dir + "/rogue-tsa.pem";
-  pki.rogue_key = dir + "/rogue-tsa.key";
-  pki.tls_pem = dir + "/tls.pem";
-  pki.tls_key = dir + "/tls.key";
+  qseal::testing::TsaPki pki = qseal::testing::TsaPkiPaths(dir);
   if (!UsablePki(pki)) {
     qseal::Result<qseal::testing::TsaPki> made = qseal::testing::MakeTsaPki(dir);
     if (!made.ok()) {
