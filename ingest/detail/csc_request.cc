@@ -42,7 +42,8 @@ constexpr SignAlgoOid kSignAlgos[] = {
 std::string OidText(const ASN1_OBJECT* obj) {
   char buf[128];
   int n = OBJ_obj2txt(buf, sizeof buf, obj, 1);
-  return n > 0 && n < static_cast<int>(sizeof buf) ? std::string(buf, n) : std::string();
+  return n > 0 && n < static_cast<int>(sizeof buf) ? std::string(buf, static_cast<std::size_t>(n))
+                                                   : std::string();
 }
 
 std::optional<long> IntegerValue(const ASN1_INTEGER* i, long absent) {
