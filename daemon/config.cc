@@ -383,6 +383,9 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
   for (const auto& p : c.profiles) {
     profiles.insert(p.name);
     names.push_back(p.name);
+    // "csc:" names the CSC API's internal profiles and a client's signHash grants.
+    if (p.name.rfind("csc:", 0) == 0)
+      err("profile \"" + p.name + "\": names starting with \"csc:\" are reserved");
     if (keys.count(p.key) == 0)
       err("profile \"" + p.name + "\".key: unknown key \"" + p.key + "\"");
     const std::string at = "profile \"" + p.name + "\"";
@@ -455,8 +458,14 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
       err("client \"" + cl.name + "\".token_sha256: expected 64 hex digits");
     }
     for (const auto& p : cl.profiles) {
-      if (p != "*" && profiles.count(p) == 0)
+      if (p.rfind("csc:", 0) == 0) {
+        // A signHash grant (docs/csc.md): "csc:KEY" or "csc:*".
+        const std::string key = p.substr(4);
+        if (key != "*" && keys.count(key) == 0)
+          err("client \"" + cl.name + "\".profiles: \"" + p + "\" names an unknown key");
+      } else if (p != "*" && profiles.count(p) == 0) {
         err("client \"" + cl.name + "\".profiles: unknown profile \"" + p + "\"");
+      }
     }
   }
   CheckUnique(names, "client", origin, errors);

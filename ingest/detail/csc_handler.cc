@@ -265,7 +265,15 @@ void CscHandler::Dispatch(const std::string& method, const std::string& body,
   }
 }
 
+bool CscHandler::GrantsSignHash(const CscCredential& credential, const ApiClient& client) {
+  for (const std::string& p : client.profiles) {
+    if (p == "csc:*" || p == "csc:" + credential.id) return true;
+  }
+  return false;
+}
+
 bool CscHandler::Grants(const CscCredential& credential, const ApiClient& client) {
+  if (GrantsSignHash(credential, client)) return true;
   for (const std::string& p : client.profiles) {
     if (p == "*") return true;
     if (std::find(credential.profiles.begin(), credential.profiles.end(), p) !=
@@ -398,6 +406,18 @@ void CscHandler::SignHash(const json& body, const std::shared_ptr<RequestHeader>
   const json& hashes = RequiredArray(body, "hashes");
   const CscCredential* c = Usable(id, client, source);
   if (c == nullptr) throw BadRequest("Invalid parameter credentialID");
+  // A bare signature over any hash is more than a seal of a document (it can stand for any
+  // structure the key signs), so it needs its own grant; "*" does not give it.
+  if (!GrantsSignHash(*c, client)) {
+    access_.Refused("auth_denied", client.name, "",
+                    "CSC signHash with \"" + id + "\" not granted (needs \"csc:" + id + "\")",
+                    source);
+    return respond(MakeCscError(http::status::forbidden, *req, "access_denied",
+                                "signHash with credential " + id +
+                                    " is not granted to this "
+                                    "client (its profiles need \"csc:" +
+                                    id + "\")"));
+  }
   CscSignAlgorithm algo = SignAlgorithmOf(body, *c);
   if (!algo.digest) throw BadRequest("Missing parameter hashAlgorithmOID");
   const std::string pair =

@@ -82,7 +82,11 @@ class CscHandler {
   // exists but is not granted.
   const CscCredential* Usable(const std::string& id, const ApiClient& client,
                               const std::string& source) const;
+  // Whether `client` sees `credential` (list, info, signDoc): "*", a profile on its key, or
+  // a signHash grant.
   static bool Grants(const CscCredential& credential, const ApiClient& client);
+  // Whether `client` may signHash with it: "csc:KEY" or "csc:*" in its profiles.
+  static bool GrantsSignHash(const CscCredential& credential, const ApiClient& client);
   nlohmann::json CredentialInfo(const CscCredential& credential, std::string_view certificates,
                                 bool cert_info, bool auth_info) const;
 

@@ -313,6 +313,29 @@ TEST(ConfigTest, CscSectionIsOffByDefaultAndBoundsMaxHashes) {
   }
 }
 
+// signHash grants name keys ("csc:KEY", "csc:*"); "csc:" profile names are the CSC API's own.
+TEST(ConfigTest, CscGrantsNameKeysAndCscProfileNamesAreReserved) {
+  std::vector<std::string> errors;
+  std::string text = kMinimal;
+  const std::string grant = "profiles = [\"default\"]";
+  text.replace(text.find(grant), grant.size(), "profiles = [\"default\", \"csc:seal\", \"csc:*\"]");
+  Result<Config> c = ParseConfig(text, "t.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]);
+
+  text = kMinimal;
+  text.replace(text.find(grant), grant.size(), "profiles = [\"csc:nope\"]");
+  text += "\n[[profile]]\nname = \"csc:seal:sha256:ecdsa\"\nkey = \"seal\"\n";
+  errors.clear();
+  c = ParseConfig(text, "t.toml", &errors);
+  ASSERT_FALSE(c.ok());
+  std::string all;
+  for (const auto& e : errors) all += e + "\n";
+  EXPECT_NE(all.find("\"csc:nope\" names an unknown key"), std::string::npos) << all;
+  EXPECT_NE(all.find("\"csc:seal:sha256:ecdsa\": names starting with \"csc:\" are reserved"),
+            std::string::npos)
+      << all;
+}
+
 // The commented [[tsa]] example of conf/qseald.toml (with its b-t profile), uncommented, is valid.
 TEST(ConfigTest, ShippedTsaExampleParsesOnceUncommented) {
   std::ifstream in(std::string(QSEAL_SOURCE_DIR) + "/conf/qseald.toml");

@@ -27,6 +27,8 @@ using testing::ShellQuote;
 using testing::TempDir;
 
 constexpr const char* kLimitedToken = "csc-limited-client-token";
+// A client with every profile ("*") but no signHash grant.
+constexpr const char* kDocumentsToken = "csc-documents-client-token";
 constexpr const char* kSha256 = "2.16.840.1.101.3.4.2.1";
 constexpr const char* kSha384 = "2.16.840.1.101.3.4.2.2";
 constexpr const char* kSha1 = "1.3.14.3.2.26";
@@ -78,9 +80,16 @@ class CscTest : public ::testing::TestWithParam<std::string> {
       QsealdOptions o;
       o.key_type = GetParam();
       o.edit_config = [](std::string& conf) {
-        std::string hash = Trim(
-            RunCommand("printf %s " + ShellQuote(kLimitedToken) + " | sha256sum | cut -d' ' -f1")
-                .output);
+        auto hash_of = [](const char* token) {
+          return Trim(
+              RunCommand("printf %s " + ShellQuote(token) + " | sha256sum | cut -d' ' -f1").output);
+        };
+        const std::string hash = hash_of(kLimitedToken);
+        // signHash needs its own grant: the default client gets it for the "seal" key.
+        const std::string all = "profiles = [\"*\"]";
+        const std::size_t at = conf.find(all);
+        ASSERT_NE(at, std::string::npos);
+        conf.replace(at, all.size(), "profiles = [\"*\", \"csc:seal\"]");
         // A second credential (the same HSM key under another name) that only "limited" uses.
         conf +=
             "\n[[key]]\nname = \"other\"\nuri = \"pkcs11:object=seal;type=private\"\n"
@@ -90,7 +99,10 @@ class CscTest : public ::testing::TestWithParam<std::string> {
             "\"sha256\"\nscheme = \"${QSEAL_SCHEME:-ecdsa}\"\nkey = \"other\"\n"
             "\n[[client]]\nname = \"limited\"\ntoken_sha256 = \"" +
             hash +
-            "\"\nprofiles = [\"other-p7s\"]\n"
+            "\"\nprofiles = [\"other-p7s\", \"csc:other\"]\n"
+            "\n[[client]]\nname = \"documents\"\ntoken_sha256 = \"" +
+            hash_of(kDocumentsToken) +
+            "\"\nprofiles = [\"*\"]\n"
             "\n[csc]\nenabled = true\nname = \"qseal test\"\nregion = \"BE\"\n";
       };
       d->qseald = std::make_unique<Qseald>(d->tmp.Sub("d"), o);
@@ -306,6 +318,51 @@ TEST_P(CscTest, SignHashSignsAThousandHashesThatOpensslVerifies) {
   testing::WaitFor([&] { return SealedRecords(profile) - sealed_before >= kHashes; },
                    std::chrono::seconds(10), std::chrono::milliseconds(500));
   EXPECT_EQ(SealedRecords(profile) - sealed_before, kHashes);
+}
+
+// "*" seals documents with every profile but gives no bare signatures: signHash is refused
+// (403, audited) while the credential is visible and signDoc works on it.
+TEST_P(CscTest, SignHashNeedsItsOwnGrant) {
+  const std::string file = MakeFile("g.bin", 5);
+  const std::string h = OpensslHash(file);
+  const json body = {{"credentialID", "seal"},
+                     {"hashes", {h}},
+                     {"hashAlgorithmOID", kSha256},
+                     {"signAlgo", rsa() ? kRsaPss : kEcdsaSha256}};
+  const int sealed_before = SealedRecords();
+  auto [status, reply] = Call("signatures/signHash", body, kDocumentsToken);
+  EXPECT_EQ(status, 403) << reply.dump();
+  EXPECT_EQ(reply.value("error", ""), "access_denied") << reply.dump();
+  EXPECT_NE(reply.value("error_description", "").find("csc:seal"), std::string::npos);
+  EXPECT_FALSE(reply.contains("signatures"));
+  auto [info_status, info] = Call("credentials/info", {{"credentialID", "seal"}}, kDocumentsToken);
+  EXPECT_EQ(info_status, 200) << info.dump();
+  auto [doc_status, doc] = Call("signatures/signDoc",
+                                {{"credentialID", "seal"},
+                                 {"documentDigests",
+                                  {{{"hashes", {h}},
+                                    {"hashAlgorithmOID", kSha256},
+                                    {"signAlgo", rsa() ? kRsaPss : kEcdsaSha256},
+                                    {"signature_format", "C"}}}}},
+                                kDocumentsToken);
+  ASSERT_EQ(doc_status, 200) << doc.dump();
+  const std::string p7s = tmp_->Sub("g.p7s");
+  WriteBase64(p7s, doc["SignatureObject"][0]);
+  EXPECT_EQ(testing::OpensslVerify(p7s, qseald_->ca_pem(), file), "");
+  // The refused call made no signature: only the signDoc seal was recorded.
+  testing::WaitFor([&] { return SealedRecords() - sealed_before >= 1; }, std::chrono::seconds(10),
+                   std::chrono::milliseconds(200));
+  EXPECT_EQ(SealedRecords() - sealed_before, 1);
+  testing::CommandResult audit =
+      RunCommand(Qsealctl() + " audit show --dir " + ShellQuote(qseald_->var() + "/audit") +
+                 " --event auth_denied");
+  EXPECT_NE(audit.output.find("\"documents\""), std::string::npos) << audit.output;
+  EXPECT_NE(audit.output.find("signHash with \\\"seal\\\" not granted"), std::string::npos)
+      << audit.output;
+  // With the grant the same request is signed (the default client has "csc:seal").
+  auto [ok_status, ok] = Call("signatures/signHash", body);
+  ASSERT_EQ(ok_status, 200) << ok.dump();
+  EXPECT_EQ(PkeyutlVerify(h, ok["signatures"][0], "sha256", rsa()), "");
 }
 
 TEST_P(CscTest, SignHashWithSha384AndEachSchemeOfTheKey) {
