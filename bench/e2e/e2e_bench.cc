@@ -28,6 +28,11 @@
 //                  api_t / api_bb says whether the TSA's latency is hidden by pipelining, and
 //                  the TSA's request rate is printed. B-T seals are checked with openssl cms
 //                  -verify and their token with openssl ts -verify.
+//   jetstream      (not by default) one qseald node draining a NATS JetStream work-queue stream
+//                  (a real nats-server -js) that holds the corpus; the ratio to the api
+//                  scenario of the same run is printed; jetstream_2n: two nodes on this host
+//                  (sharing its cores); seals read from the result stream, a sample checked
+//                  with openssl cms -verify (jetstream_scenario.h);
 //   audit          (not by default) api with the audit trail on and off, --audit-rounds times
 //                  on, off, off, on after one uncounted warm-up; prints the throughput ratio
 //                  on/off of the summed rates.

@@ -10,6 +10,7 @@
 #include "bench/e2e/api_scenario.h"
 #include "bench/e2e/baselines.h"
 #include "bench/e2e/corpus.h"
+#include "bench/e2e/jetstream_scenario.h"
 #include "bench/e2e/report.h"
 #include "bench/e2e/scenarios.h"
 #include "bench/e2e/seal_kinds.h"
@@ -100,6 +101,23 @@ int Run(const Options& o) {
     Say("api: " + Fmt(f.docs_per_s) + " docs/s");
     results.push_back(f);
     q.Stop();
+  }
+  double api_rate = -1;  // the ratio base of the broker scenarios
+  for (const Figures& f : results) {
+    if (f.scenario == "api") api_rate = f.docs_per_s;
+  }
+  // The broker scenarios (jetstream_scenario.h): one node, then two sharing this host.
+  for (int nodes : {1, 2}) {
+    const std::string name = nodes == 1 ? "jetstream" : "jetstream_2n";
+    if (!o.Want(name)) continue;
+    Figures f = JetStreamScenario(o, qo, corpus, nodes, work);
+    f.sessions = std::to_string(nodes) + "x" + sessions;
+    Say(name + ": " + Fmt(f.docs_per_s) + " docs/s = " +
+        (api_rate > 0 ? Fmt(f.docs_per_s / api_rate, 3) : std::string("na")) + " x api" +
+        (nodes > 1
+             ? " (" + std::to_string(nodes) + " nodes sharing " + std::to_string(cores) + " cores)"
+             : ""));
+    results.push_back(f);
   }
   if (o.Want("api_batch")) {
     if (!start_fresh()) return 1;
