@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include <stdlib.h>
+
 #include "bench/e2e/process_stats.h"
 #include "tests/testing/nats_server.h"
 #include "tests/testing/testing.h"
@@ -72,6 +74,10 @@ Figures JetStreamScenario(const Options& o, const testing::QsealdOptions& base,
   }
   Say(fig.scenario + ": " + std::to_string(n) + " documents in the stream");
 
+  // Provisioning a node's tokens points this process's SOFTHSM2_CONF at them
+  // (testing::ProvisionSoftHsm); the raw loop measured after this scenario needs its own back.
+  const char* softhsm_conf = std::getenv("SOFTHSM2_CONF");
+  const std::string own_conf = softhsm_conf != nullptr ? softhsm_conf : "";
   std::vector<std::unique_ptr<testing::Qseald>> daemons;
   for (int i = 0; i < nodes; ++i) {
     testing::QsealdOptions qo = base;
@@ -86,6 +92,7 @@ Figures JetStreamScenario(const Options& o, const testing::QsealdOptions& base,
       return fig;
     }
   }
+  if (!own_conf.empty()) setenv("SOFTHSM2_CONF", own_conf.c_str(), 1);
   std::vector<std::thread> starting;
   std::vector<Status> started(daemons.size());
   for (std::size_t i = 0; i < daemons.size(); ++i) {

@@ -58,7 +58,8 @@ TEST(StartScriptTest, EmbeddedDefaultSealsBtWithItsTestTsaAndStopsBoth) {
   ASSERT_TRUE(start
                   .Start({"/bin/bash", std::string(QSEAL_SOURCE_DIR) + "/scripts/start"},
                          tmp.Sub("start.log"),
-                         {"QSEAL_SKIP_BUILD=1", "QSEAL_VAR=" + var, "QSEAL_API_ADDR=" + api_addr,
+                         {"QSEAL_SKIP_BUILD=1", "QSEAL_BUILD_DIR=" + std::string(QSEAL_BINARY_DIR),
+                          "QSEAL_VAR=" + var, "QSEAL_API_ADDR=" + api_addr,
                           "QSEAL_METRICS_ADDR=127.0.0.1:" + std::to_string(metrics),
                           "QSEAL_TSA_PORT=" + std::to_string(tsa)})
                   .ok());
