@@ -13,6 +13,8 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(P11KIT REQUIRED IMPORTED_TARGET p11-kit-1)
 # The NATS C client (libnats-dev): the JetStream source and result sink (docs/broker.md).
 pkg_check_modules(NATS REQUIRED IMPORTED_TARGET libnats)
+# librdkafka (librdkafka-dev): the Kafka source and result sink (issue 20, item 3; docs/broker.md).
+pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
 # qpdf (formats/pades parses PDFs with it). POINTERHOLDER_TRANSITION=4: qpdf 11's headers use
 # std::shared_ptr only and do not warn about its old PointerHolder.
 pkg_check_modules(QPDF REQUIRED IMPORTED_TARGET libqpdf)
