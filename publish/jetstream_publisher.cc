@@ -6,18 +6,10 @@
 
 #include "common/log.h"
 #include "common/sha256.h"
+#include "publish/result_headers.h"
 
 namespace qseal::publish {
 namespace {
-
-// Header values are single lines: a reason with a newline must not end the header block.
-std::string HeaderValue(std::string_view v) {
-  std::string out(v);
-  for (char& c : out) {
-    if (c == '\r' || c == '\n') c = ' ';
-  }
-  return out;
-}
 
 // A seal result says what it carries (the Content-Type header); the engine sets the record's
 // seal media type from the format that made the seal before it publishes.
@@ -94,25 +86,8 @@ Result<NatsMsgPtr> JetStreamPublisher::BuildResult(const queue::Record& record, 
                      static_cast<int>(body.size()));
   if (s != NATS_OK) return NatsError("result message", s);
   NatsMsgPtr msg(raw);
-  // A message refused before it reached the queue has no document id.
-  const std::string id = record.id.IsZero() ? "" : record.id.ToString();
-  std::vector<std::pair<const char*, std::string>> headers = {
-      {"Qseal-Status", error == nullptr ? "sealed" : "failed"},
-      {"Qseal-Document-Id", id},
-      {"Qseal-Idempotency-Key", HeaderValue(record.idempotency_key)},
-      {"Qseal-Source", HeaderValue(record.source_ref)},
-      {"Qseal-Profile", HeaderValue(record.profile)},
-      {"Qseal-Sha256", record.sha256_hex},
-  };
-  if (!record.name.empty()) headers.push_back({"Qseal-Filename", HeaderValue(record.name)});
-  if (!content_type.empty()) headers.push_back({"Content-Type", std::string(content_type)});
-  if (error != nullptr) {
-    headers.push_back({"Qseal-Error-Code", std::string(StatusCodeName(error->code()))});
-    headers.push_back({"Qseal-Error-Message", HeaderValue(error->message())});
-  }
-  for (const auto& [k, v] : headers) {
-    if (v.empty()) continue;
-    s = natsMsgHeader_Set(msg.get(), k, v.c_str());
+  for (const auto& [k, v] : ResultHeaders(record, content_type, error)) {
+    s = natsMsgHeader_Set(msg.get(), k.c_str(), v.c_str());
     if (s != NATS_OK) return NatsError("result header", s);
   }
   *msg_id = "qseal-" + hex;
