@@ -435,6 +435,45 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
   }
   CheckUnique(names, "jetstream", origin, errors);
   names.clear();
+  for (const auto& k : c.kafkas) {
+    names.push_back(k.name);
+    const std::string at = "kafka \"" + k.name + "\"";
+    if (k.brokers.empty()) err(at + ".brokers: at least one broker is required");
+    if (k.topics.empty()) err(at + ".topics: at least one topic is required");
+    static const std::set<std::string> kProtocols = {"plaintext", "ssl", "sasl_plaintext",
+                                                     "sasl_ssl"};
+    if (kProtocols.count(k.security_protocol) == 0) {
+      err(at + ".security_protocol: expected plaintext, ssl, sasl_plaintext or sasl_ssl");
+    }
+    const bool sasl = k.security_protocol.rfind("sasl_", 0) == 0;
+    if (sasl && (k.sasl_mechanism.empty() || k.sasl_username.empty() ||
+                 k.sasl_password_source.empty())) {
+      err(at + ": " + k.security_protocol +
+          " needs sasl_mechanism, sasl_username and sasl_password_source");
+    }
+    if (!sasl && !k.sasl_mechanism.empty()) {
+      err(at + ".sasl_mechanism: only with security_protocol sasl_plaintext or sasl_ssl");
+    }
+    if (!k.sasl_mechanism.empty() && k.sasl_mechanism != "PLAIN" &&
+        k.sasl_mechanism != "SCRAM-SHA-256" && k.sasl_mechanism != "SCRAM-SHA-512") {
+      err(at + ".sasl_mechanism: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
+    }
+    if (!k.sasl_password_source.empty() && k.sasl_password_source.rfind("file:", 0) != 0 &&
+        k.sasl_password_source.rfind("env:", 0) != 0) {
+      err(at + ".sasl_password_source: must be \"file:/path\" or \"env:NAME\" (never the "
+               "password itself)");
+    }
+    if (profiles.count(k.profile) == 0) err(at + ".profile: unknown profile \"" + k.profile + "\"");
+    for (const auto& p : k.profiles) {
+      if (profiles.count(p) == 0) err(at + ".profiles: unknown profile \"" + p + "\"");
+    }
+    for (const auto& t : k.topics) {
+      if (t == k.result_topic) err(at + ".topics: \"" + t + "\" is the result_topic");
+    }
+    if (k.result_topic.empty()) err(at + ".result_topic: must not be empty");
+  }
+  CheckUnique(names, "kafka", origin, errors);
+  names.clear();
   for (const auto& cl : c.clients) {
     names.push_back(cl.name);
     const bool by_token = !cl.token_sha256.empty() || !cl.token_sha256_file.empty();
@@ -744,6 +783,26 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Finish();
     c.jetstreams.push_back(std::move(j));
   });
+  ForEachTableInArray(root, "kafka", origin, errors, [&](TableReader r, const std::string&) {
+    KafkaConfig k;
+    r.Str("name", &k.name, true);
+    r.StrList("brokers", &k.brokers, true);
+    r.Str("security_protocol", &k.security_protocol);
+    r.Str("ssl_ca", &k.ssl_ca);
+    r.Str("sasl_mechanism", &k.sasl_mechanism);
+    r.Str("sasl_username", &k.sasl_username);
+    r.Str("sasl_password_source", &k.sasl_password_source);
+    r.StrList("topics", &k.topics, true);
+    r.Str("group", &k.group);
+    r.Str("profile", &k.profile, true);
+    r.StrList("profiles", &k.profiles);
+    r.Integer("fetch_batch", &k.fetch_batch, 1, 10'000);
+    r.Dur("fetch_wait", &k.fetch_wait);
+    r.Str("result_topic", &k.result_topic);
+    r.Dur("publish_timeout", &k.publish_timeout);
+    r.Finish();
+    c.kafkas.push_back(std::move(k));
+  });
   ForEachTableInArray(root, "client", origin, errors, [&](TableReader r, const std::string&) {
     ClientConfig cl;
     r.Str("name", &cl.name, true);
@@ -760,7 +819,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
   for (auto&& [k, v] : root) {
     static const std::set<std::string> kKnown = {
         "log_level", "server",  "metrics", "queue",  "engine",    "hsm", "partition", "key",
-        "audit",     "profile", "watch",   "client", "jetstream", "csc", "tsa",       "tsa_client"};
+        "audit",     "profile", "watch",   "client", "jetstream", "csc", "tsa",       "tsa_client",
+        "kafka"};
     if (kKnown.count(std::string(k.str())) == 0) {
       errors->push_back(origin + ":" + std::to_string(v.source().begin.line) + ": " +
                         std::string(k.str()) + ": unknown key");

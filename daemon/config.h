@@ -181,6 +181,25 @@ struct JetStreamConfig {
   std::chrono::milliseconds publish_timeout{5'000};
 };
 
+// One Kafka source and its result sink (docs/broker.md, "Kafka").
+struct KafkaConfig {
+  std::string name;                     // Names the source; records' client is "kafka:<name>".
+  std::vector<std::string> brokers;     // Bootstrap servers "host:port", at least one.
+  std::string security_protocol = "plaintext";  // plaintext, ssl, sasl_plaintext, sasl_ssl.
+  std::string ssl_ca;                   // CA bundle for the brokers' certificates; "": system's.
+  std::string sasl_mechanism;           // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (sasl_*).
+  std::string sasl_username;
+  std::string sasl_password_source;     // "file:/path" or "env:NAME" (never the password).
+  std::vector<std::string> topics;      // Topics of documents.
+  std::string group = "qseald";         // The consumer group every node shares.
+  std::string profile;                  // Profile of records without a Qseal-Profile header.
+  std::vector<std::string> profiles;    // Other profiles a record may ask for.
+  std::uint32_t fetch_batch = 64;
+  std::chrono::milliseconds fetch_wait{1'000};
+  std::string result_topic = "qseal.results";
+  std::chrono::milliseconds publish_timeout{10'000};
+};
+
 // The CSC API v2 under /csc/v2/ (docs/csc.md). Off by default: signHash signs any hash a
 // granted client sends, which an operator must choose to allow.
 struct CscConfig {
@@ -219,6 +238,7 @@ struct Config {
   std::vector<ProfileConfig> profiles;
   std::vector<WatchConfig> watches;
   std::vector<JetStreamConfig> jetstreams;
+  std::vector<KafkaConfig> kafkas;
   std::vector<ClientConfig> clients;
 };
 

@@ -57,7 +57,8 @@ class Daemon::Impl {
     StartPartitionWatch();
     // Brokers before the engine: the engine's publisher lookup reaches them for broker records.
     Result<std::unique_ptr<Brokers>> brokers =
-        Brokers::Create(config_.jetstreams, config_.queue.high_watermark_documents, queue_.get());
+        Brokers::Create(config_.jetstreams, config_.kafkas,
+                        config_.queue.high_watermark_documents, queue_.get());
     if (!brokers.ok()) return brokers.status();
     brokers_ = std::move(*brokers);
     // The engine next: its profiles' formats name the seals the outboxes publish.
@@ -81,7 +82,8 @@ class Daemon::Impl {
              {"partitions", static_cast<std::int64_t>(config_.partitions.size())},
              {"profiles", static_cast<std::int64_t>(config_.profiles.size())},
              {"watches", static_cast<std::int64_t>(watchers_.size())},
-             {"jetstreams", static_cast<std::int64_t>(config_.jetstreams.size())}});
+             {"jetstreams", static_cast<std::int64_t>(config_.jetstreams.size())},
+             {"kafkas", static_cast<std::int64_t>(config_.kafkas.size())}});
     return Status::Ok();
   }
 
@@ -192,6 +194,9 @@ class Daemon::Impl {
     }
     for (const auto& e : brokers_->entries()) {
       sources.jetstreams.push_back({e.source.get(), e.publisher.get()});
+    }
+    for (const auto& e : brokers_->kafka_entries()) {
+      sources.kafkas.push_back({e.source.get(), e.publisher.get()});
     }
     for (const auto& [profile, client] : tsa_clients_) {
       sources.timestamps.push_back({profile, client.get()});

@@ -9,8 +9,10 @@
 #include "engine/engine.h"
 #include "hsm/signer.h"
 #include "ingest/jetstream_source.h"
+#include "ingest/kafka_source.h"
 #include "ingest/watcher.h"
 #include "publish/jetstream_publisher.h"
+#include "publish/kafka_publisher.h"
 #include "queue/queue.h"
 #include "tsa/tsa_client.h"
 
@@ -98,6 +100,7 @@ struct MetricsBridge::State {
       }
     }
     for (const auto& js : sources.jetstreams) FillJetStream(w, js);
+    for (const auto& k : sources.kafkas) FillKafka(w, k);
     // Listed without b-t profiles too, so the TSA alert's series exists on every node.
     w.DeclareGauge("qseal_tsa_breaker_open",
                    "The TSA's circuit breaker: 0 closed, 0.5 half-open (one probe), 1 open.");
@@ -299,6 +302,39 @@ struct MetricsBridge::State {
               D(r.duplicates));
     w.Counter("qseal_jetstream_result_publish_errors_total",
               "Result publishes that failed (retried by the engine).", l, D(r.errors));
+  }
+
+  static void FillKafka(SnapshotWriter& w, const MetricsBridgeSources::Kafka& k) {
+    const ingest::KafkaSourceStats s = k.source->Stats();
+    const Labels l = {{"kafka", k.source->name()}};
+    w.Counter("qseal_kafka_records_consumed_total", "Records consumed from the topics.", l,
+              D(s.consumed));
+    w.Counter("qseal_kafka_documents_enqueued_total",
+              "Records durably enqueued as new documents (offsets committed after).", l,
+              D(s.enqueued));
+    w.Counter("qseal_kafka_duplicates_total",
+              "Records consumed again whose document was already queued (not sealed again).", l,
+              D(s.duplicates));
+    w.Counter("qseal_kafka_refused_total", "Records refused for good (failure result published).",
+              l, D(s.rejected));
+    w.Counter("qseal_kafka_retried_total",
+              "Records left in the topic for a later round (sought back).", l, D(s.retried));
+    w.Counter("qseal_kafka_errors_total", "Consumer, commit or queue errors of the source.", l,
+              D(s.errors));
+    w.Gauge("qseal_kafka_lag_messages", "Records behind the ends of the assigned partitions.", l,
+            D(s.lag));
+    w.Gauge("qseal_kafka_in_flight_messages", "Records consumed and not yet committed.", l,
+            D(s.in_flight));
+    w.Gauge("qseal_kafka_assigned_partitions", "Partitions the group assigned to this node.", l,
+            D(s.partitions));
+    w.Gauge("qseal_kafka_paused", "1 while the partitions are paused by the local queue.", l,
+            s.paused ? 1 : 0);
+    if (k.results == nullptr) return;
+    const publish::KafkaPublisherStats r = k.results->Stats();
+    w.Counter("qseal_kafka_results_published_total", "Result records acked by the brokers.", l,
+              D(r.published));
+    w.Counter("qseal_kafka_result_publish_errors_total",
+              "Result records not acked (retried by the engine).", l, D(r.errors));
   }
 
   static void FillWatch(SnapshotWriter& w, const Labels& labels, const ingest::WatcherStats& s) {

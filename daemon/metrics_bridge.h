@@ -33,6 +33,13 @@
 //             not yet acked), qseal_jetstream_paused, qseal_jetstream_connected,
 //             qseal_jetstream_results_published_total, qseal_jetstream_result_duplicates_total,
 //             qseal_jetstream_result_publish_errors_total
+//   kafka:    per [[kafka]] section (label kafka = its name): qseal_kafka_records_consumed_total,
+//             qseal_kafka_documents_enqueued_total, qseal_kafka_duplicates_total (consumed
+//             again, already queued), qseal_kafka_refused_total, qseal_kafka_retried_total
+//             (left in the topic for a later round), qseal_kafka_errors_total,
+//             qseal_kafka_lag_messages (behind the assigned partitions' ends),
+//             qseal_kafka_in_flight_messages, qseal_kafka_assigned_partitions, qseal_kafka_paused,
+//             qseal_kafka_results_published_total, qseal_kafka_result_publish_errors_total
 //   tsa:      per b-t profile's time-stamp client and TSA (labels profile, tsa = the [[tsa]]
 //             name): qseal_tsa_requests_total (attempts sent), qseal_tsa_tokens_total (verified
 //             tokens), qseal_tsa_failures_total, qseal_tsa_request_seconds_total (over attempts),
@@ -70,10 +77,12 @@ class Engine;
 namespace qseal::ingest {
 class FolderWatcher;
 class JetStreamSource;
+class KafkaSource;
 }  // namespace qseal::ingest
 namespace qseal::publish {
 class JetStreamPublisher;
-}
+class KafkaPublisher;
+}  // namespace qseal::publish
 namespace qseal::audit {
 class AuditLog;
 }
@@ -98,6 +107,11 @@ struct MetricsBridgeSources {
     const publish::JetStreamPublisher* results = nullptr;
   };
   std::vector<JetStream> jetstreams;
+  struct Kafka {
+    const ingest::KafkaSource* source = nullptr;
+    const publish::KafkaPublisher* results = nullptr;
+  };
+  std::vector<Kafka> kafkas;
   struct Timestamps {
     std::string profile;
     const tsa::TsaClient* client = nullptr;
