@@ -74,6 +74,7 @@ Status Brokers::AddKafka(const KafkaConfig& c, std::uint64_t high_watermark,
   so.fetch_batch = static_cast<int>(c.fetch_batch);
   so.local_high_watermark = high_watermark;
   so.fetch_wait = c.fetch_wait;
+  so.session_timeout = c.session_timeout;
   e.source = std::make_unique<ingest::KafkaSource>(so, queue, e.publisher.get());
   kafka_entries_.push_back(std::move(e));
   return Status::Ok();

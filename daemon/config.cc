@@ -471,6 +471,7 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
       if (t == k.result_topic) err(at + ".topics: \"" + t + "\" is the result_topic");
     }
     if (k.result_topic.empty()) err(at + ".result_topic: must not be empty");
+    if (k.session_timeout < std::chrono::seconds(1)) err(at + ".session_timeout: at least 1s");
   }
   CheckUnique(names, "kafka", origin, errors);
   names.clear();
@@ -798,6 +799,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.StrList("profiles", &k.profiles);
     r.Integer("fetch_batch", &k.fetch_batch, 1, 10'000);
     r.Dur("fetch_wait", &k.fetch_wait);
+    r.Dur("session_timeout", &k.session_timeout);
     r.Str("result_topic", &k.result_topic);
     r.Dur("publish_timeout", &k.publish_timeout);
     r.Finish();

@@ -196,6 +196,9 @@ struct KafkaConfig {
   std::vector<std::string> profiles;    // Other profiles a record may ask for.
   std::uint32_t fetch_batch = 64;
   std::chrono::milliseconds fetch_wait{1'000};
+  // How long the group waits for a silent node (killed, cut off) before its partitions go to
+  // the others (session.timeout.ms; the brokers bound it, 6 s to 30 min by default).
+  std::chrono::milliseconds session_timeout{45'000};
   std::string result_topic = "qseal.results";
   std::chrono::milliseconds publish_timeout{10'000};
 };

@@ -50,13 +50,19 @@ class KafkaSource::Impl {
   ~Impl() { Stop(); }
 
   Status Start() {
+    const std::string session_timeout = std::to_string(options_.session_timeout.count());
+    // Kafka's advice: heartbeats at most a third of the session timeout.
+    const std::string heartbeat =
+        std::to_string(std::min<std::int64_t>(3000, options_.session_timeout.count() / 3));
     QSEAL_ASSIGN_OR_RETURN(publish::KafkaConfPtr conf,
                            publish::MakeKafkaConf(options_.client,
                                                   {{"group.id", options_.group},
                                                    {"enable.auto.commit", "false"},
                                                    {"enable.auto.offset.store", "false"},
                                                    {"auto.offset.reset", "earliest"},
-                                                   {"enable.partition.eof", "false"}}));
+                                                   {"enable.partition.eof", "false"},
+                                                   {"session.timeout.ms", session_timeout},
+                                                   {"heartbeat.interval.ms", heartbeat}}));
     char err[512] = {};
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof(err));
     if (rk == nullptr) return InvalidArgumentError(std::string("kafka consumer: ") + err);
@@ -182,13 +188,14 @@ class KafkaSource::Impl {
     for (int i = 0; i < assigned->cnt; ++i) {
       const rd_kafka_topic_partition_t& p = assigned->elems[i];
       std::int64_t low = 0, high = 0;
-      if (rd_kafka_get_watermark_offsets(consumer_.get(), p.topic, p.partition, &low, &high) !=
+      // A partition not fetched yet has no position (nor a cached end): its lag is unknown.
+      if (p.offset < 0 ||
+          rd_kafka_get_watermark_offsets(consumer_.get(), p.topic, p.partition, &low, &high) !=
               RD_KAFKA_RESP_ERR_NO_ERROR ||
           high < 0) {
         continue;
       }
-      const std::int64_t at = p.offset >= 0 ? p.offset : low;
-      if (high > at) lag += static_cast<std::uint64_t>(high - at);
+      if (high > p.offset) lag += static_cast<std::uint64_t>(high - p.offset);
     }
     lag_ = lag;
   }

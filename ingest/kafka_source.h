@@ -58,6 +58,9 @@ struct KafkaSourceOptions {
   int fetch_batch = 64;
   // The local queue's high watermark in documents (see JetStreamSourceOptions). 0: Admit alone.
   std::uint64_t local_high_watermark = 0;
+  // How long the group waits for a silent node before it hands its partitions to the others
+  // (session.timeout.ms). Default: 45 s.
+  std::chrono::milliseconds session_timeout{45'000};
   // How long a round waits for its first record. Default: 1 s.
   std::chrono::milliseconds fetch_wait{1000};
   // Pause between admission checks while the queue is saturated, and after a record could not

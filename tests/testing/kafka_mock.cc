@@ -202,6 +202,19 @@ Result<std::vector<KafkaRecord>> KafkaMock::ReadTopic(const std::string& topic) 
   return out;
 }
 
+Result<std::int64_t> KafkaMock::Records(const std::string& topic) {
+  QSEAL_ASSIGN_OR_RETURN(int partitions, Partitions(topic));
+  std::int64_t total = 0;
+  for (std::int32_t p = 0; p < partitions; ++p) {
+    std::int64_t low = 0, high = 0;
+    rd_kafka_resp_err_t e =
+        rd_kafka_query_watermark_offsets(producer_.get(), topic.c_str(), p, &low, &high, 10'000);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaError("watermarks", e);
+    total += high - low;
+  }
+  return total;
+}
+
 Result<std::int64_t> KafkaMock::CommittedTotal(const std::string& group, const std::string& topic) {
   QSEAL_ASSIGN_OR_RETURN(int partitions, Partitions(topic));
   QSEAL_ASSIGN_OR_RETURN(KafkaHandlePtr c, NewClient(bootstraps_, RD_KAFKA_CONSUMER,

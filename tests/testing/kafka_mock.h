@@ -49,6 +49,8 @@ class KafkaMock {
                                std::int32_t partition = -1);
   // Every record of `topic`, read from the beginning of each partition to its end now.
   Result<std::vector<KafkaRecord>> ReadTopic(const std::string& topic);
+  // Records in `topic` now (the sum of its partitions' high watermarks; cheap).
+  Result<std::int64_t> Records(const std::string& topic);
   // The sum over `topic`'s partitions of `group`'s committed offsets (0 for none committed).
   Result<std::int64_t> CommittedTotal(const std::string& group, const std::string& topic);
 
