@@ -8,7 +8,8 @@ Result<std::unique_ptr<Brokers>> Brokers::Create(const std::vector<JetStreamConf
                                                  queue::Queue* queue) {
   auto brokers = std::make_unique<Brokers>();
   for (const KafkaConfig& c : kafkas) {
-    QSEAL_RETURN_IF_ERROR(brokers->AddKafka(c, high_watermark, queue).WithContext("kafka " + c.name));
+    QSEAL_RETURN_IF_ERROR(
+        brokers->AddKafka(c, high_watermark, queue).WithContext("kafka " + c.name));
   }
   for (const JetStreamConfig& c : jetstreams) {
     Entry e;
@@ -48,8 +49,7 @@ Result<std::unique_ptr<Brokers>> Brokers::Create(const std::vector<JetStreamConf
   return brokers;
 }
 
-Status Brokers::AddKafka(const KafkaConfig& c, std::uint64_t high_watermark,
-                         queue::Queue* queue) {
+Status Brokers::AddKafka(const KafkaConfig& c, std::uint64_t high_watermark, queue::Queue* queue) {
   publish::KafkaClientOptions client;
   client.brokers = c.brokers;
   client.security_protocol = c.security_protocol;

@@ -446,8 +446,8 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
       err(at + ".security_protocol: expected plaintext, ssl, sasl_plaintext or sasl_ssl");
     }
     const bool sasl = k.security_protocol.rfind("sasl_", 0) == 0;
-    if (sasl && (k.sasl_mechanism.empty() || k.sasl_username.empty() ||
-                 k.sasl_password_source.empty())) {
+    if (sasl &&
+        (k.sasl_mechanism.empty() || k.sasl_username.empty() || k.sasl_password_source.empty())) {
       err(at + ": " + k.security_protocol +
           " needs sasl_mechanism, sasl_username and sasl_password_source");
     }
@@ -460,8 +460,9 @@ void Validate(const Config& c, const std::string& origin, std::vector<std::strin
     }
     if (!k.sasl_password_source.empty() && k.sasl_password_source.rfind("file:", 0) != 0 &&
         k.sasl_password_source.rfind("env:", 0) != 0) {
-      err(at + ".sasl_password_source: must be \"file:/path\" or \"env:NAME\" (never the "
-               "password itself)");
+      err(at +
+          ".sasl_password_source: must be \"file:/path\" or \"env:NAME\" (never the "
+          "password itself)");
     }
     if (profiles.count(k.profile) == 0) err(at + ".profile: unknown profile \"" + k.profile + "\"");
     for (const auto& p : k.profiles) {
@@ -820,9 +821,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
   // Top-level unknown keys (sections are known).
   for (auto&& [k, v] : root) {
     static const std::set<std::string> kKnown = {
-        "log_level", "server",  "metrics", "queue",  "engine",    "hsm", "partition", "key",
-        "audit",     "profile", "watch",   "client", "jetstream", "csc", "tsa",       "tsa_client",
-        "kafka"};
+        "log_level", "server", "metrics", "queue",      "engine", "hsm",
+        "partition", "key",    "audit",   "profile",    "watch",  "client",
+        "jetstream", "csc",    "tsa",     "tsa_client", "kafka"};
     if (kKnown.count(std::string(k.str())) == 0) {
       errors->push_back(origin + ":" + std::to_string(v.source().begin.line) + ": " +
                         std::string(k.str()) + ": unknown key");

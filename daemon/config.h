@@ -183,17 +183,17 @@ struct JetStreamConfig {
 
 // One Kafka source and its result sink (docs/broker.md, "Kafka").
 struct KafkaConfig {
-  std::string name;                     // Names the source; records' client is "kafka:<name>".
-  std::vector<std::string> brokers;     // Bootstrap servers "host:port", at least one.
+  std::string name;                  // Names the source; records' client is "kafka:<name>".
+  std::vector<std::string> brokers;  // Bootstrap servers "host:port", at least one.
   std::string security_protocol = "plaintext";  // plaintext, ssl, sasl_plaintext, sasl_ssl.
-  std::string ssl_ca;                   // CA bundle for the brokers' certificates; "": system's.
-  std::string sasl_mechanism;           // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (sasl_*).
+  std::string ssl_ca;          // CA bundle for the brokers' certificates; "": system's.
+  std::string sasl_mechanism;  // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (sasl_*).
   std::string sasl_username;
-  std::string sasl_password_source;     // "file:/path" or "env:NAME" (never the password).
-  std::vector<std::string> topics;      // Topics of documents.
-  std::string group = "qseald";         // The consumer group every node shares.
-  std::string profile;                  // Profile of records without a Qseal-Profile header.
-  std::vector<std::string> profiles;    // Other profiles a record may ask for.
+  std::string sasl_password_source;   // "file:/path" or "env:NAME" (never the password).
+  std::vector<std::string> topics;    // Topics of documents.
+  std::string group = "qseald";       // The consumer group every node shares.
+  std::string profile;                // Profile of records without a Qseal-Profile header.
+  std::vector<std::string> profiles;  // Other profiles a record may ask for.
   std::uint32_t fetch_batch = 64;
   std::chrono::milliseconds fetch_wait{1'000};
   // How long the group waits for a silent node (killed, cut off) before its partitions go to

@@ -56,9 +56,8 @@ class Daemon::Impl {
     QSEAL_RETURN_IF_ERROR(CreateSigner());
     StartPartitionWatch();
     // Brokers before the engine: the engine's publisher lookup reaches them for broker records.
-    Result<std::unique_ptr<Brokers>> brokers =
-        Brokers::Create(config_.jetstreams, config_.kafkas,
-                        config_.queue.high_watermark_documents, queue_.get());
+    Result<std::unique_ptr<Brokers>> brokers = Brokers::Create(
+        config_.jetstreams, config_.kafkas, config_.queue.high_watermark_documents, queue_.get());
     if (!brokers.ok()) return brokers.status();
     brokers_ = std::move(*brokers);
     // The engine next: its profiles' formats name the seals the outboxes publish.

@@ -54,22 +54,23 @@ class KafkaSource::Impl {
     // Kafka's advice: heartbeats at most a third of the session timeout.
     const std::string heartbeat =
         std::to_string(std::min<std::int64_t>(3000, options_.session_timeout.count() / 3));
-    QSEAL_ASSIGN_OR_RETURN(publish::KafkaConfPtr conf,
-                           publish::MakeKafkaConf(options_.client,
-                                                  {{"group.id", options_.group},
-                                                   {"enable.auto.commit", "false"},
-                                                   {"enable.auto.offset.store", "false"},
-                                                   {"auto.offset.reset", "earliest"},
-                                                   {"enable.partition.eof", "false"},
-                                                   {"session.timeout.ms", session_timeout},
-                                                   {"heartbeat.interval.ms", heartbeat}}));
+    QSEAL_ASSIGN_OR_RETURN(
+        publish::KafkaConfPtr conf,
+        publish::MakeKafkaConf(options_.client, {{"group.id", options_.group},
+                                                 {"enable.auto.commit", "false"},
+                                                 {"enable.auto.offset.store", "false"},
+                                                 {"auto.offset.reset", "earliest"},
+                                                 {"enable.partition.eof", "false"},
+                                                 {"session.timeout.ms", session_timeout},
+                                                 {"heartbeat.interval.ms", heartbeat}}));
     char err[512] = {};
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof(err));
     if (rk == nullptr) return InvalidArgumentError(std::string("kafka consumer: ") + err);
     static_cast<void>(conf.release());  // rd_kafka_new took it
     consumer_.reset(rk);
     rd_kafka_poll_set_consumer(rk);
-    PartitionList topics(rd_kafka_topic_partition_list_new(static_cast<int>(options_.topics.size())));
+    PartitionList topics(
+        rd_kafka_topic_partition_list_new(static_cast<int>(options_.topics.size())));
     for (const std::string& t : options_.topics) {
       rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
     }
@@ -137,23 +138,25 @@ class KafkaSource::Impl {
       const bool admit = batch > 0 && queue_->Admit().ok();
       SetPaused(!admit);
       std::vector<Item> items;
-      rd_kafka_message_t* m =
-          rd_kafka_consumer_poll(consumer_.get(), static_cast<int>(admit ? options_.fetch_wait.count()
-                                                                         : options_.retry_interval.count()));
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(
+          consumer_.get(),
+          static_cast<int>(admit ? options_.fetch_wait.count() : options_.retry_interval.count()));
       while (m != nullptr) {
         MessagePtr msg(m);
         if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
           ++errors_;
-          LogWarn("kafka consumer error",
-                  {{"source", options_.name}, {"error", KafkaError("consuming", msg->err).ToString()}});
+          LogWarn(
+              "kafka consumer error",
+              {{"source", options_.name}, {"error", KafkaError("consuming", msg->err).ToString()}});
         } else {
           ++consumed_;
           Item item;
           item.msg = std::move(msg);
           items.push_back(std::move(item));
         }
-        m = admit && static_cast<int>(items.size()) < batch ? rd_kafka_consumer_poll(consumer_.get(), 0)
-                                                           : nullptr;
+        m = admit && static_cast<int>(items.size()) < batch
+                ? rd_kafka_consumer_poll(consumer_.get(), 0)
+                : nullptr;
       }
       if (!items.empty()) {
         in_flight_ = items.size();
@@ -253,8 +256,8 @@ class KafkaSource::Impl {
         Refused(item, pending.status());
         continue;
       }
-      Status appended = (*pending)->Append(
-          ByteSpan(static_cast<const std::uint8_t*>(msg->payload), msg->len));
+      Status appended =
+          (*pending)->Append(ByteSpan(static_cast<const std::uint8_t*>(msg->payload), msg->len));
       if (!appended.ok()) {
         Refused(item, appended);
         continue;
@@ -279,12 +282,12 @@ class KafkaSource::Impl {
   // A record that did not reach the queue: a permanent refusal gets its failure result (and is
   // then done); anything else stays in the topic for a later round.
   void Refused(Item& item, const Status& st) {
-    if (st.code() != StatusCode::kInvalidArgument &&
-        st.code() != StatusCode::kFailedPrecondition) {
+    if (st.code() != StatusCode::kInvalidArgument && st.code() != StatusCode::kFailedPrecondition) {
       if (st.code() != StatusCode::kResourceExhausted) {
         ++errors_;
-        LogWarn("kafka record not enqueued; consumed again later",
-                {{"source", options_.name}, {"ref", item.doc.source_ref}, {"error", st.ToString()}});
+        LogWarn(
+            "kafka record not enqueued; consumed again later",
+            {{"source", options_.name}, {"ref", item.doc.source_ref}, {"error", st.ToString()}});
       }
       return;
     }
@@ -347,8 +350,8 @@ class KafkaSource::Impl {
     rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_.get(), to_seek.get(), 5000);
     if (error != nullptr) {
       ++errors_;
-      LogWarn("kafka seek failed", {{"source", options_.name},
-                                    {"error", std::string(rd_kafka_error_string(error))}});
+      LogWarn("kafka seek failed",
+              {{"source", options_.name}, {"error", std::string(rd_kafka_error_string(error))}});
       rd_kafka_error_destroy(error);
     }
     Pause(options_.retry_interval);
@@ -362,8 +365,8 @@ class KafkaSource::Impl {
   Mutex mu_;
   CondVar cv_;
   bool stop_ QSEAL_GUARDED_BY(mu_) = false;
-  std::atomic<std::uint64_t> consumed_{0}, enqueued_{0}, duplicates_{0}, rejected_{0},
-      retried_{0}, errors_{0}, lag_{0}, in_flight_{0}, partitions_{0};
+  std::atomic<std::uint64_t> consumed_{0}, enqueued_{0}, duplicates_{0}, rejected_{0}, retried_{0},
+      errors_{0}, lag_{0}, in_flight_{0}, partitions_{0};
   std::atomic<bool> paused_{false};
 };
 

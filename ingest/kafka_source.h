@@ -70,16 +70,16 @@ struct KafkaSourceOptions {
 
 // A snapshot of the source's counters. Thread-compatible value type.
 struct KafkaSourceStats {
-  std::uint64_t consumed = 0;       // records received
-  std::uint64_t enqueued = 0;       // new documents durably enqueued (offsets committed after)
-  std::uint64_t duplicates = 0;     // records whose document was already queued (consumed again)
-  std::uint64_t rejected = 0;       // refused for good (failure result published)
-  std::uint64_t retried = 0;        // records left in the topic for a later round (seek back)
-  std::uint64_t errors = 0;         // consumer, commit or queue errors
-  std::uint64_t lag = 0;            // records behind the partitions' ends (last rounds' view)
-  std::uint64_t in_flight = 0;      // consumed, not yet enqueued and committed
-  std::uint64_t partitions = 0;     // partitions assigned to this node
-  bool paused = false;              // partitions paused: the local queue is above its watermarks
+  std::uint64_t consumed = 0;    // records received
+  std::uint64_t enqueued = 0;    // new documents durably enqueued (offsets committed after)
+  std::uint64_t duplicates = 0;  // records whose document was already queued (consumed again)
+  std::uint64_t rejected = 0;    // refused for good (failure result published)
+  std::uint64_t retried = 0;     // records left in the topic for a later round (seek back)
+  std::uint64_t errors = 0;      // consumer, commit or queue errors
+  std::uint64_t lag = 0;         // records behind the partitions' ends (last rounds' view)
+  std::uint64_t in_flight = 0;   // consumed, not yet enqueued and committed
+  std::uint64_t partitions = 0;  // partitions assigned to this node
+  bool paused = false;           // partitions paused: the local queue is above its watermarks
 };
 
 class KafkaSource {

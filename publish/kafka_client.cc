@@ -24,7 +24,9 @@ Result<Secret> ReadPassword(const std::string& ref) {
 
 // librdkafka's own log lines (connection trouble, authentication failures), at our levels.
 void OnLog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
-  const LogLevel ours = level <= 3 ? LogLevel::kError : level <= 5 ? LogLevel::kWarn : LogLevel::kDebug;
+  const LogLevel ours = level <= 3   ? LogLevel::kError
+                        : level <= 5 ? LogLevel::kWarn
+                                     : LogLevel::kDebug;
   Log(ours, "kafka", {{"client", rd_kafka_name(rk)}, {"facility", facility}, {"message", message}});
 }
 
@@ -39,8 +41,7 @@ Result<KafkaConfPtr> MakeKafkaConf(
   for (const std::string& b : options.brokers) brokers += (brokers.empty() ? "" : ",") + b;
   QSEAL_RETURN_IF_ERROR(Set(conf.get(), "bootstrap.servers", brokers.c_str()));
   QSEAL_RETURN_IF_ERROR(Set(conf.get(), "client.id", options.client_id.c_str()));
-  QSEAL_RETURN_IF_ERROR(
-      Set(conf.get(), "security.protocol", options.security_protocol.c_str()));
+  QSEAL_RETURN_IF_ERROR(Set(conf.get(), "security.protocol", options.security_protocol.c_str()));
   if (!options.ssl_ca_location.empty()) {
     QSEAL_RETURN_IF_ERROR(Set(conf.get(), "ssl.ca.location", options.ssl_ca_location.c_str()));
   }
@@ -67,8 +68,8 @@ Result<KafkaConfPtr> MakeKafkaConf(
 }
 
 Status KafkaError(std::string_view what, rd_kafka_resp_err_t err) {
-  std::string msg = std::string(what) + ": " + rd_kafka_err2str(err) + " (" +
-                    rd_kafka_err2name(err) + ")";
+  std::string msg =
+      std::string(what) + ": " + rd_kafka_err2str(err) + " (" + rd_kafka_err2name(err) + ")";
   switch (err) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR__INVALID_ARG:

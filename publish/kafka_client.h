@@ -55,8 +55,9 @@ using KafkaHandlePtr = std::unique_ptr<rd_kafka_t, KafkaHandleDeleter>;
 // A configuration with the connection settings of `options` and then `properties` (librdkafka
 // names, e.g. {"group.id", "qseald"}); librdkafka's log lines go to our log. kInvalidArgument
 // naming the property librdkafka refused, or when the password reference cannot be read.
-Result<KafkaConfPtr> MakeKafkaConf(const KafkaClientOptions& options,
-                                   const std::vector<std::pair<std::string, std::string>>& properties);
+Result<KafkaConfPtr> MakeKafkaConf(
+    const KafkaClientOptions& options,
+    const std::vector<std::pair<std::string, std::string>>& properties);
 
 // A Status for librdkafka error `err` while doing `what`: kInvalidArgument for errors of the
 // request itself (message too large, invalid argument), kUnavailable for the rest (broker down,

@@ -182,7 +182,8 @@ std::vector<Status> KafkaPublisher::PublishBatch(std::span<const PublishItem> it
   for (std::size_t i = 0; i < items.size(); ++i) {
     const queue::Record& record = *items[i].record;
     if (record.seal_media_type.empty()) {
-      refused[i] = InvalidArgumentError("record " + record.id.ToString() + " has no seal media type");
+      refused[i] =
+          InvalidArgumentError("record " + record.id.ToString() + " has no seal media type");
       continue;
     }
     // A spooled (large) seal is read whole: a result record carries the seal in one piece.

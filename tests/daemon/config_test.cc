@@ -59,6 +59,7 @@ TEST(ConfigTest, ShippedConfigIsValid) {
   EXPECT_EQ(c->profiles[3].format, "pades");
   EXPECT_EQ(c->watches.size(), 1u);
   EXPECT_TRUE(c->jetstreams.empty()) << "the embedded default stays broker-free";
+  EXPECT_TRUE(c->kafkas.empty()) << "the embedded default stays broker-free";
 }
 
 TEST(ConfigTest, XadesProfileTakesC14nAndRefusesAnUnknownOne) {
@@ -287,6 +288,72 @@ profile = "default"
   }
 }
 
+TEST(ConfigTest, KafkaSectionParsesWithDefaults) {
+  std::string text = std::string(kMinimal) + R"(
+[[kafka]]
+name = "invoices"
+brokers = ["10.0.0.1:9093", "10.0.0.2:9093"]
+security_protocol = "sasl_ssl"
+ssl_ca = "/etc/qseal/kafka-ca.pem"
+sasl_mechanism = "SCRAM-SHA-512"
+sasl_username = "qseal"
+sasl_password_source = "file:/run/secrets/kafka-password"
+topics = ["invoices.in"]
+profile = "default"
+)";
+  std::vector<std::string> errors;
+  Result<Config> c = ParseConfig(text, "t.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]);
+  ASSERT_EQ(c->kafkas.size(), 1u);
+  const KafkaConfig& k = c->kafkas[0];
+  EXPECT_EQ(k.brokers.size(), 2u);
+  EXPECT_EQ(k.group, "qseald");
+  EXPECT_EQ(k.fetch_batch, 64u);
+  EXPECT_EQ(k.result_topic, "qseal.results");
+  EXPECT_EQ(k.session_timeout, std::chrono::seconds(45));
+  EXPECT_EQ(k.publish_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(k.sasl_password_source, "file:/run/secrets/kafka-password");
+}
+
+TEST(ConfigTest, KafkaSectionRefusesInlinePasswordsHalfSaslAndTheResultTopicAsInput) {
+  std::string text = std::string(kMinimal) + R"(
+[[kafka]]
+name = "a"
+brokers = []
+security_protocol = "sasl_plaintext"
+sasl_mechanism = "GSSAPI"
+sasl_password_source = "hunter2"
+topics = ["qseal.results"]
+profile = "nope"
+profiles = ["gone"]
+session_timeout = "100ms"
+colour = "blue"
+
+[[kafka]]
+name = "a"
+brokers = ["127.0.0.1:9092"]
+security_protocol = "tls"
+sasl_mechanism = "PLAIN"
+topics = []
+profile = "default"
+)";
+  std::vector<std::string> errors;
+  Result<Config> c = ParseConfig(text, "t.toml", &errors);
+  ASSERT_FALSE(c.ok());
+  std::string all;
+  for (const auto& e : errors) all += e + "\n";
+  for (const char* want :
+       {"kafka[0].colour: unknown key", "\"a\".brokers: at least one broker",
+        "\"a\".sasl_password_source: must be", "\"a\".profile: unknown profile \"nope\"",
+        "\"a\".profiles: unknown profile \"gone\"", "\"a\".sasl_mechanism: expected PLAIN",
+        "sasl_plaintext needs sasl_mechanism, sasl_username and sasl_password_source",
+        "\"qseal.results\" is the result_topic", "\"a\".session_timeout: at least 1s",
+        "\"a\".security_protocol: expected plaintext", "\"a\".topics: at least one topic",
+        "\"a\".sasl_mechanism: only with security_protocol", "kafka \"a\" is defined twice"}) {
+    EXPECT_NE(all.find(want), std::string::npos) << want << "\nin:\n" << all;
+  }
+}
+
 TEST(ConfigTest, CscSectionIsOffByDefaultAndBoundsMaxHashes) {
   std::vector<std::string> errors;
   Result<Config> c = ParseConfig(kMinimal, "t.toml", &errors);
@@ -336,21 +403,39 @@ TEST(ConfigTest, CscGrantsNameKeysAndCscProfileNamesAreReserved) {
       << all;
 }
 
-// The commented [[tsa]] example of conf/qseald.toml (with its b-t profile), uncommented, is valid.
-TEST(ConfigTest, ShippedTsaExampleParsesOnceUncommented) {
+// The commented block of conf/qseald.toml that starts with the line `marker`, uncommented ("# "
+// dropped; it ends at the first empty line).
+std::string ShippedBlock(const std::string& marker) {
   std::ifstream in(std::string(QSEAL_SOURCE_DIR) + "/conf/qseald.toml");
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string shipped = ss.str();
-  const std::size_t begin = shipped.find("\n# [[tsa]]\n");
-  ASSERT_NE(begin, std::string::npos);
+  const std::size_t begin = shipped.find("\n" + marker + "\n");
+  EXPECT_NE(begin, std::string::npos) << marker;
+  if (begin == std::string::npos) return "";
   const std::size_t end = shipped.find("\n\n", begin + 1);
   std::istringstream block(shipped.substr(begin + 1, end - begin - 1));
   std::string section;
   for (std::string line; std::getline(block, line);) {
-    ASSERT_EQ(line.rfind("#", 0), 0u) << line;
+    EXPECT_EQ(line.rfind("#", 0), 0u) << line;
     section += (line.size() > 1 ? line.substr(2) : "") + "\n";
   }
+  return section;
+}
+
+// The commented [[kafka]] example of conf/qseald.toml, uncommented, is valid.
+TEST(ConfigTest, ShippedKafkaExampleParsesOnceUncommented) {
+  const std::string section = ShippedBlock("# [[kafka]]");
+  std::vector<std::string> errors;
+  Result<Config> c = ParseConfig(std::string(kMinimal) + section, "t.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]) << section;
+  ASSERT_EQ(c->kafkas.size(), 1u);
+  EXPECT_EQ(c->kafkas[0].topics, std::vector<std::string>{"qseal.docs"});
+}
+
+// The commented [[tsa]] example of conf/qseald.toml (with its b-t profile), uncommented, is valid.
+TEST(ConfigTest, ShippedTsaExampleParsesOnceUncommented) {
+  const std::string section = ShippedBlock("# [[tsa]]");
   std::vector<std::string> errors;
   Result<Config> c = ParseConfig(std::string(kMinimal) + section, "t.toml", &errors);
   ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]) << section;
@@ -361,22 +446,7 @@ TEST(ConfigTest, ShippedTsaExampleParsesOnceUncommented) {
 
 // The commented [csc] block of conf/qseald.toml, uncommented, is a valid section.
 TEST(ConfigTest, ShippedCscExampleParsesOnceUncommented) {
-  std::string shipped;
-  {
-    std::ifstream in(std::string(QSEAL_SOURCE_DIR) + "/conf/qseald.toml");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    shipped = ss.str();
-  }
-  const std::size_t begin = shipped.find("\n# [csc]\n");
-  ASSERT_NE(begin, std::string::npos);
-  const std::size_t end = shipped.find("\n\n", begin + 1);
-  std::istringstream block(shipped.substr(begin + 1, end - begin - 1));
-  std::string section;
-  for (std::string line; std::getline(block, line);) {
-    ASSERT_EQ(line.rfind("# ", 0), 0u) << line;
-    section += line.substr(2) + "\n";
-  }
+  const std::string section = ShippedBlock("# [csc]");
   std::vector<std::string> errors;
   Result<Config> c = ParseConfig(std::string(kMinimal) + section, "t.toml", &errors);
   ASSERT_TRUE(c.ok()) << c.status() << section;

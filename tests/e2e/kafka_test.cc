@@ -127,8 +127,8 @@ class KafkaE2eTest : public ::testing::Test {
             failure = p.key + " not sealed: " + r.headers.at("Qseal-Status");
             break;
           }
-          if (one_queue && r.headers.at("Qseal-Document-Id") !=
-                               it->second[0]->headers.at("Qseal-Document-Id")) {
+          if (one_queue &&
+              r.headers.at("Qseal-Document-Id") != it->second[0]->headers.at("Qseal-Document-Id")) {
             failure = p.key + ": results of two different queued documents";
             break;
           }

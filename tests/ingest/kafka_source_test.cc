@@ -160,8 +160,8 @@ TEST_F(KafkaSourceTest, RecordsConsumedAgainAreDuplicatesNotNewDocuments) {
   // As after a crash before the commit: the records come again (here through a group that has
   // committed nothing, so it starts at the beginning of each partition).
   StartSource(16, 0, "sealers-again");
-  ASSERT_TRUE(WaitFor([&] { return source_->Stats().duplicates == kDocs; },
-                      std::chrono::seconds(30)))
+  ASSERT_TRUE(
+      WaitFor([&] { return source_->Stats().duplicates == kDocs; }, std::chrono::seconds(30)))
       << source_->Stats().duplicates;
   EXPECT_EQ(source_->Stats().duplicates, static_cast<std::uint64_t>(kDocs));
   EXPECT_EQ(source_->Stats().enqueued, 0u);
@@ -263,8 +263,8 @@ TEST_F(KafkaSourceTest, PublisherSendsEachResultWithItsHeadersAndKey) {
   std::vector<Bytes> seals;
   for (int i = 0; i < 30; ++i) seals.push_back(Bytes(100 + static_cast<std::size_t>(i), 0x30));
   std::vector<publish::PublishItem> items;
-  for (int i = 0; i < 30; ++i) items.push_back({&records[static_cast<std::size_t>(i)],
-                                                seals[static_cast<std::size_t>(i)]});
+  for (int i = 0; i < 30; ++i)
+    items.push_back({&records[static_cast<std::size_t>(i)], seals[static_cast<std::size_t>(i)]});
   std::vector<Status> out = (*publisher)->PublishBatch(items);
   ASSERT_EQ(out.size(), items.size());
   for (std::size_t i = 0; i < out.size(); ++i) {
@@ -291,7 +291,8 @@ TEST_F(KafkaSourceTest, PublisherSendsEachResultWithItsHeadersAndKey) {
     } else {
       EXPECT_EQ(r.headers.at("Qseal-Status"), "sealed");
       EXPECT_EQ(r.headers.at("Content-Type"), "application/pkcs7-signature");
-      EXPECT_EQ(r.headers.at("Qseal-Document-Id"), records[static_cast<std::size_t>(i)].id.ToString());
+      EXPECT_EQ(r.headers.at("Qseal-Document-Id"),
+                records[static_cast<std::size_t>(i)].id.ToString());
       EXPECT_EQ(r.value.size(), 100u + static_cast<std::size_t>(i));
     }
   }

@@ -64,9 +64,9 @@ Result<std::unique_ptr<KafkaMock>> KafkaMock::Start(int brokers) {
   publish::KafkaClientOptions o;
   o.brokers = {m->bootstraps_};
   o.client_id = "qseal-test-producer";
-  QSEAL_ASSIGN_OR_RETURN(KafkaConfPtr pconf,
-                         publish::MakeKafkaConf(o, {{"enable.idempotence", "true"},
-                                                    {"linger.ms", "0"}}));
+  QSEAL_ASSIGN_OR_RETURN(
+      KafkaConfPtr pconf,
+      publish::MakeKafkaConf(o, {{"enable.idempotence", "true"}, {"linger.ms", "0"}}));
   rd_kafka_conf_set_dr_msg_cb(pconf.get(), &OnDelivery);
   QSEAL_ASSIGN_OR_RETURN(m->producer_, NewHandle(RD_KAFKA_PRODUCER, std::move(pconf)));
   return m;
@@ -151,10 +151,9 @@ Result<int> KafkaMock::Partitions(const std::string& topic) {
 
 Result<std::vector<KafkaRecord>> KafkaMock::ReadTopic(const std::string& topic) {
   QSEAL_ASSIGN_OR_RETURN(int partitions, Partitions(topic));
-  QSEAL_ASSIGN_OR_RETURN(KafkaHandlePtr c,
-                         NewClient(bootstraps_, RD_KAFKA_CONSUMER,
-                                   {{"group.id", "qseal-test-reader"},
-                                    {"enable.auto.commit", "false"}}));
+  QSEAL_ASSIGN_OR_RETURN(KafkaHandlePtr c, NewClient(bootstraps_, RD_KAFKA_CONSUMER,
+                                                     {{"group.id", "qseal-test-reader"},
+                                                      {"enable.auto.commit", "false"}}));
   std::map<std::int32_t, std::int64_t> ends;
   List assign(rd_kafka_topic_partition_list_new(partitions));
   for (std::int32_t p = 0; p < partitions; ++p) {
@@ -185,9 +184,8 @@ Result<std::vector<KafkaRecord>> KafkaMock::ReadTopic(const std::string& topic) 
         const char* name = nullptr;
         const void* val = nullptr;
         std::size_t size = 0;
-        for (std::size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &size) ==
-                                RD_KAFKA_RESP_ERR_NO_ERROR;
-             ++i) {
+        for (std::size_t i = 0;
+             rd_kafka_header_get_all(h, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
           r.headers[name] = val == nullptr ? "" : std::string(static_cast<const char*>(val), size);
         }
       }
@@ -217,9 +215,9 @@ Result<std::int64_t> KafkaMock::Records(const std::string& topic) {
 
 Result<std::int64_t> KafkaMock::CommittedTotal(const std::string& group, const std::string& topic) {
   QSEAL_ASSIGN_OR_RETURN(int partitions, Partitions(topic));
-  QSEAL_ASSIGN_OR_RETURN(KafkaHandlePtr c, NewClient(bootstraps_, RD_KAFKA_CONSUMER,
-                                                     {{"group.id", group},
-                                                      {"enable.auto.commit", "false"}}));
+  QSEAL_ASSIGN_OR_RETURN(KafkaHandlePtr c,
+                         NewClient(bootstraps_, RD_KAFKA_CONSUMER,
+                                   {{"group.id", group}, {"enable.auto.commit", "false"}}));
   List list(rd_kafka_topic_partition_list_new(partitions));
   for (std::int32_t p = 0; p < partitions; ++p) {
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
