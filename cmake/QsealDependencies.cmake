@@ -11,9 +11,9 @@ find_package(CLI11 CONFIG REQUIRED)
 find_package(LibXml2 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(P11KIT REQUIRED IMPORTED_TARGET p11-kit-1)
-# The NATS C client (libnats-dev): the JetStream source and result sink (docs/broker.md).
+# The NATS C client (libnats-dev): the JetStream source and result sink (docs/scale-out.md).
 pkg_check_modules(NATS REQUIRED IMPORTED_TARGET libnats)
-# librdkafka (librdkafka-dev): the Kafka source and result sink (issue 20, item 3; docs/broker.md).
+# librdkafka (librdkafka-dev): the Kafka source and result sink (issue 20, item 3; docs/scale-out.md).
 pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
 # qpdf (formats/pades parses PDFs with it). POINTERHOLDER_TRANSITION=4: qpdf 11's headers use
 # std::shared_ptr only and do not warn about its old PointerHolder.

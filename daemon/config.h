@@ -159,7 +159,7 @@ struct WatchConfig {
   std::optional<std::uint32_t> owner_uid;
 };
 
-// One NATS JetStream source and its result sink (docs/broker.md).
+// One NATS JetStream source and its result sink (docs/scale-out.md).
 struct JetStreamConfig {
   std::string name;                   // Names the source; records' client is "jetstream:<name>".
   std::vector<std::string> servers;   // "nats://host:port", at least one.
@@ -181,7 +181,7 @@ struct JetStreamConfig {
   std::chrono::milliseconds publish_timeout{5'000};
 };
 
-// One Kafka source and its result sink (docs/broker.md, "Kafka").
+// One Kafka source and its result sink (docs/scale-out.md, "Kafka").
 struct KafkaConfig {
   std::string name;                  // Names the source; records' client is "kafka:<name>".
   std::vector<std::string> brokers;  // Bootstrap servers "host:port", at least one.

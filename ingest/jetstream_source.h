@@ -1,4 +1,4 @@
-// JetStreamSource: a door in from NATS JetStream (docs/broker.md). Several qseald nodes share one
+// JetStreamSource: a door in from NATS JetStream (docs/scale-out.md). Several qseald nodes share one
 // work-queue stream through one durable pull consumer: the broker hands each message to one node
 // at a time, and each node keeps its own RocksDB queue as its durable buffer.
 //

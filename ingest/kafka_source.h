@@ -1,4 +1,4 @@
-// KafkaSource: a door in from Kafka (docs/broker.md, "Kafka"). Several qseald nodes share the
+// KafkaSource: a door in from Kafka (docs/scale-out.md, "Kafka"). Several qseald nodes share the
 // document topics through one consumer group: the group hands each partition to one node at a
 // time, and each node keeps its own RocksDB queue as its durable buffer.
 //

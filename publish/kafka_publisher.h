@@ -16,7 +16,7 @@
 // second result (same key, same Qseal-Document-Id, a different but equally valid seal); and a
 // consumer-group rebalance that hands a partition over before the source committed an enqueued
 // message makes another node seal it too. Consumers of the result topic keep the first result per
-// key (docs/broker.md, "Kafka").
+// key (docs/scale-out.md, "Kafka").
 //
 // Thread-safety: thread-safe (the engine publishes from several threads). A poller thread serves
 // librdkafka's delivery reports.

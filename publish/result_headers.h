@@ -1,6 +1,6 @@
 // The headers of a broker result message, shared by the JetStream and the Kafka result sinks
 // (publish/jetstream_publisher.h, publish/kafka_publisher.h), so a consumer of results reads the
-// same names whichever broker carries them (docs/broker.md, "Result messages").
+// same names whichever broker carries them (docs/scale-out.md, "Result messages").
 //
 // Thread-safety: a pure function.
 #pragma once

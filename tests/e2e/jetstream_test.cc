@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/e2e/jetstream_checker.h"
+#include "tests/e2e/jetstream_cluster.h"
 #include "tests/testing/nats_server.h"
 #include "tests/testing/qseald_harness.h"
 
@@ -153,6 +154,11 @@ TEST_F(JetStreamE2eTest, ResultStreamOutageSpendsNoAttemptAndEveryDocumentIsSeal
       CheckResults(*client_, published, {node.ca_pem()}, tmp_.Sub("c"));
   EXPECT_EQ(by_ca[0], static_cast<std::size_t>(kDocs));
   EXPECT_EQ(node.Stop(), 0);
+}
+
+// The three-node scenario of the long tier, small: 1 500 documents (about 35 s).
+TEST(JetStreamClusterSmallTest, ThreeNodesSealEveryDocumentOnceAcrossKillsAndABrokerRestart) {
+  testing::jetstream::ThreeNodesAcrossKillsAndABrokerRestart(1500);
 }
 
 }  // namespace

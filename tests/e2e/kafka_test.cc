@@ -5,7 +5,7 @@
 // seal `openssl cms -verify` accepts against the exact bytes produced (enveloping seals: the
 // content they carry is those bytes); results of one document beyond the first are counted and
 // must be the same queued document (same Qseal-Document-Id: sealed again after a SIGKILL between
-// the brokers' ack and the queue's commit, the caveat of docs/broker.md), never a second document.
+// the brokers' ack and the queue's commit, the caveat of docs/scale-out.md), never a second document.
 #include <atomic>
 #include <filesystem>
 #include <mutex>
@@ -96,7 +96,7 @@ class KafkaE2eTest : public ::testing::Test {
   // The checker (see the top). Returns how many seals verified against each CA and, through
   // `repeats`, the results beyond the first of a document. With `one_queue` (one node) repeats
   // must be of the same queued document; across nodes, a partition handed over between a node's
-  // enqueue and its offset commit is sealed by both (each seal verifies; docs/broker.md).
+  // enqueue and its offset commit is sealed by both (each seal verifies; docs/scale-out.md).
   std::vector<std::size_t> Check(const std::vector<std::string>& cas, bool one_queue,
                                  std::size_t* repeats) {
     std::vector<std::size_t> by_ca(cas.size(), 0);
