@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/mutex.h"
+#include "ingest/detail/object_store.h"
 
 namespace qseal::ingest {
 namespace {
@@ -13,6 +14,9 @@ namespace {
 using publish::NatsError;
 
 constexpr jsErrCode kNoJsError = static_cast<jsErrCode>(0);
+
+// How long the next chunk of a referenced object may take before the message is tried later.
+constexpr std::chrono::seconds kChunkWait{5};
 
 std::int64_t Nanos(std::chrono::milliseconds ms) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(ms).count();
@@ -241,7 +245,13 @@ class JetStreamSource::Impl {
       doc.source_ref = std::string(meta->Stream) + "/" + seq;
       doc.profile = Header(msg, "Qseal-Profile");
       if (doc.profile.empty()) doc.profile = options_.default_profile;
+      // A document too large for a message comes as a reference into an object store.
+      const std::string object = Header(msg, "Qseal-Object");
+      Result<detail::ObjectRef> ref = object.empty()
+                                          ? Result<detail::ObjectRef>(detail::ObjectRef{})
+                                          : detail::ParseObjectRef(object);
       doc.name = Header(msg, "Qseal-Filename");
+      if (doc.name.empty() && ref.ok() && !object.empty()) doc.name = ref->name;
       if (doc.name.empty()) doc.name = std::string(meta->Stream) + "-" + seq;
       doc.media_type = Header(msg, "Qseal-Media-Type");
       doc.idempotency_key = Header(msg, "Qseal-Idempotency-Key");
@@ -259,8 +269,18 @@ class JetStreamSource::Impl {
       }
       const char* data = natsMsg_GetData(msg);
       const int len = natsMsg_GetDataLength(msg);
-      Status appended = (*pending)->Append(
-          ByteSpan(reinterpret_cast<const std::uint8_t*>(data), static_cast<std::size_t>(len)));
+      Status appended = Status::Ok();
+      if (object.empty()) {
+        appended = (*pending)->Append(
+            ByteSpan(reinterpret_cast<const std::uint8_t*>(data), static_cast<std::size_t>(len)));
+      } else if (!ref.ok()) {
+        appended = ref.status();
+      } else if (len != 0) {
+        appended = InvalidArgumentError("a message with Qseal-Object must have an empty body");
+      } else {
+        appended = detail::ReadObject(connection_->js(), *ref, kChunkWait,
+                                      [&](ByteSpan chunk) { return (*pending)->Append(chunk); });
+      }
       if (!appended.ok()) {
         Refused(item, appended);
         continue;

@@ -7,6 +7,13 @@
 //   Qseal-Filename         the original file name (else "<stream>-<sequence>")
 //   Qseal-Media-Type       e.g. application/pdf
 //   Qseal-Idempotency-Key  the document's identity; else Nats-Msg-Id; else "<stream>/<sequence>"
+//   Qseal-Object           "<bucket>/<name>": the document is that object of the JetStream object
+//                          store (for documents larger than a message); the body is then empty.
+//                          Read chunk by chunk into the queue and checked against the object's
+//                          size and SHA-256 digest (ingest/detail/object_store.h); a missing,
+//                          deleted or corrupt object is refused for good. The file name defaults
+//                          to the object's name. The object is left in the store (the producer's,
+//                          or the bucket's TTL, to remove).
 // The local idempotency key is that identity, scoped by the source's client name
 // ("jetstream:<name>"), so a redelivered message maps to the document already queued and is never
 // sealed twice by this node; results carry it so that a second node's result for the same message

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "ingest/detail/object_store.h"
 #include "publish/jetstream_publisher.h"
 #include "queue/queue.h"
 #include "tests/testing/nats_server.h"
@@ -289,6 +290,89 @@ TEST_F(JetStreamSourceTest, BrokerRestartIsAnOutageNotAnError) {
                       std::chrono::seconds(20)));
   ASSERT_TRUE(WaitFor([&] { return queue_->Stats().queued == 2; }, std::chrono::seconds(30)))
       << queue_->Stats().queued;
+}
+
+// A document too large for a message comes as a reference into the object store: written here by
+// the NATS Go client (another implementation of the store's layout), read into the queue chunk by
+// chunk, checked against the object's size and digest. A missing object and one whose info does
+// not match its chunks are refused with a failure result.
+TEST_F(JetStreamSourceTest, ObjectStoreReferencesAreReadWholeAndChecked) {
+  const std::string put_tool = QSEAL_NATS_OBJECT_PUT;
+  ASSERT_FALSE(put_tool.empty())
+      << "the NATS Go client is missing: scripts/deps installs golang-go and "
+         "golang-github-nats-io-go-nats-dev";
+  OpenQueue();
+  StartSource();
+  WaitForStream();
+  // 1.2 MB, about ten 128 KiB chunks, bytes that differ from chunk to chunk.
+  std::string big(1'200'000, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) {
+    big[i] = static_cast<char>((i * 2654435761u) >> 13);
+  }
+  testing::WriteFile(dir_.Sub("big.bin"), big);
+  testing::CommandResult put = testing::RunCommand(
+      put_tool + " " + nats_.url() + " invoices big-invoice.xml " + dir_.Sub("big.bin"));
+  ASSERT_EQ(put.exit_code, 0) << put.output;
+  EXPECT_NE(put.output.find("1200000 10 SHA-256="), std::string::npos) << put.output;
+  // A second name whose info claims big-invoice.xml's chunks with another digest.
+  const std::string meta_subject =
+      "$O.invoices.M." + ingest::detail::Base64Url(AsBytes(std::string("big-invoice.xml")));
+  natsMsg* raw = nullptr;
+  ASSERT_EQ(
+      js_GetLastMsg(&raw, client_->js(), "OBJ_invoices", meta_subject.c_str(), nullptr, nullptr),
+      NATS_OK);
+  std::string info(natsMsg_GetData(raw), static_cast<std::size_t>(natsMsg_GetDataLength(raw)));
+  natsMsg_Destroy(raw);
+  const std::size_t digest = info.find("SHA-256=");
+  ASSERT_NE(digest, std::string::npos) << info;
+  std::string forged = info;
+  forged[digest + 8] = forged[digest + 8] == 'A' ? 'B' : 'A';
+  const std::size_t name_at = forged.find("big-invoice.xml");
+  ASSERT_NE(name_at, std::string::npos);
+  forged.replace(name_at, 15, "bad-invoice.xml");
+  ASSERT_TRUE(testing::PublishJs(*client_,
+                                 "$O.invoices.M." + ingest::detail::Base64Url(
+                                                        AsBytes(std::string("bad-invoice.xml"))),
+                                 forged)
+                  .ok());
+
+  ASSERT_TRUE(testing::PublishJs(
+                  *client_, "test.docs.in", "",
+                  {{"Qseal-Object", "invoices/big-invoice.xml"}, {"Qseal-Idempotency-Key", "big"}})
+                  .ok());
+  ASSERT_TRUE(testing::PublishJs(
+                  *client_, "test.docs.in", "",
+                  {{"Qseal-Object", "invoices/bad-invoice.xml"}, {"Qseal-Idempotency-Key", "bad"}})
+                  .ok());
+  ASSERT_TRUE(testing::PublishJs(
+                  *client_, "test.docs.in", "",
+                  {{"Qseal-Object", "invoices/missing.xml"}, {"Qseal-Idempotency-Key", "missing"}})
+                  .ok());
+  ASSERT_TRUE(WaitFor([&] { return testing::StreamMessages(*client_, "DOCS") == 0; },
+                      std::chrono::seconds(30)));
+  ASSERT_EQ(queue_->Stats().queued, 1u);
+  std::vector<queue::Record> records = QueuedRecords(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].name, "big-invoice.xml");
+  EXPECT_EQ(records[0].idempotency_key, "big");
+  auto payload = queue_->OpenPayload(records[0].id);
+  ASSERT_TRUE(payload.ok());
+  std::string bytes(static_cast<std::size_t>((*payload)->size()), '\0');
+  ASSERT_TRUE((*payload)
+                  ->Read(std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(bytes.data()),
+                                                 bytes.size()))
+                  .ok());
+  EXPECT_TRUE(bytes == big) << "the queued document is not the object's bytes";
+  auto results = testing::ReadStream(*client_, "RESULTS");
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  std::map<std::string, std::string> why;
+  for (const auto& m : *results) {
+    EXPECT_EQ(m.headers.at("Qseal-Error-Code"), "INVALID_ARGUMENT");
+    why[m.headers.at("Qseal-Idempotency-Key")] = m.headers.at("Qseal-Error-Message");
+  }
+  ASSERT_EQ(why.size(), 2u);
+  EXPECT_NE(why["bad"].find("do not match its SHA-256 digest"), std::string::npos) << why["bad"];
+  EXPECT_NE(why["missing"].find("does not exist"), std::string::npos) << why["missing"];
 }
 
 }  // namespace
