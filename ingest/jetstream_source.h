@@ -1,6 +1,6 @@
-// JetStreamSource: a door in from NATS JetStream (docs/scale-out.md). Several qseald nodes share one
-// work-queue stream through one durable pull consumer: the broker hands each message to one node
-// at a time, and each node keeps its own RocksDB queue as its durable buffer.
+// JetStreamSource: a door in from NATS JetStream (docs/scale-out.md). Several qseald nodes share
+// one work-queue stream through one durable pull consumer: the broker hands each message to one
+// node at a time, and each node keeps its own RocksDB queue as its durable buffer.
 //
 // One message is one document: the body is the document's bytes; headers (all optional)
 //   Qseal-Profile          the sealing profile (else the source's default_profile)

@@ -1,5 +1,6 @@
 // What the JetStream end-to-end tests share: a node's [[jetstream]] section, the documents they
-// publish, and the checker that reads every result message back (docs/scale-out.md, "What is tested").
+// publish, and the checker that reads every result message back (docs/scale-out.md, "What is
+// tested").
 //
 // Test-only; thread-compatible.
 #pragma once

@@ -5,7 +5,8 @@
 // seal `openssl cms -verify` accepts against the exact bytes produced (enveloping seals: the
 // content they carry is those bytes); results of one document beyond the first are counted and
 // must be the same queued document (same Qseal-Document-Id: sealed again after a SIGKILL between
-// the brokers' ack and the queue's commit, the caveat of docs/scale-out.md), never a second document.
+// the brokers' ack and the queue's commit, the caveat of docs/scale-out.md), never a second
+// document.
 #include <atomic>
 #include <filesystem>
 #include <mutex>
