@@ -30,8 +30,10 @@ constexpr const char* kSoftHsm = "/usr/lib/softhsm/libsofthsm2.so";
 }  // namespace
 
 double RawLoop(const Options& o, const std::string& pin_file,
-               const std::vector<std::string>& tokens, int sessions, Figures* fig) {
-  auto module = hsm::detail::Module::Load(kSoftHsm);
+               const std::vector<std::string>& tokens, int sessions, Figures* fig,
+               const std::string& module_path_in) {
+  const std::string module_path = module_path_in.empty() ? kSoftHsm : module_path_in;
+  auto module = hsm::detail::Module::Load(module_path);
   if (!module.ok()) {
     Say("raw: " + module.status().ToString());
     return -1;
@@ -43,7 +45,7 @@ double RawLoop(const Options& o, const std::string& pin_file,
   for (const auto& token : tokens) {
     hsm::PartitionOptions p;
     p.name = token;
-    p.module_path = kSoftHsm;
+    p.module_path = module_path;
     p.token_label = token;
     p.pin_source = "file:" + pin_file;
     p.sessions = sessions;

@@ -24,9 +24,11 @@ namespace qseal::bench::e2e {
 // each in a C_SignInit+C_Sign loop for o.raw_seconds. Returns the C_Sign/s of all threads, -1
 // when the module cannot be loaded. With `fig`, adds the signatures to fig->docs and sets
 // fig->cpu_s_per_1000 (this process's CPU). Loads and finalises the module itself, so nothing else
-// in this process may hold it meanwhile.
+// in this process may hold it meanwhile. `module`: the PKCS#11 module to load (a shim copy, for the
+// raw rate through the shim); empty: SoftHSM2.
 double RawLoop(const Options& o, const std::string& pin_file,
-               const std::vector<std::string>& tokens, int sessions, Figures* fig);
+               const std::vector<std::string>& tokens, int sessions, Figures* fig,
+               const std::string& module = "");
 
 // Signs the first o.openssl_docs files of `corpus` with the openssl CLI on token qseal-p1 of
 // `hsm`: one process after the other (`parallel` == 1, scenario openssl_seq) or `parallel`

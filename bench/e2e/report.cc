@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "bench/e2e/verdicts.h"
+
 namespace qseal::bench::e2e {
 
 std::string Fmt(double v, int precision) {
@@ -50,6 +52,7 @@ int PrintReport(const Options& o, const std::vector<Figures>& results, double ra
     // processes); that is reported in its line, not a failure of the harness.
     if (f.failed > 0 && f.scenario.rfind("openssl", 0) != 0) exit_code = 1;
   }
+  for (const Verdict& v : Verdicts(o, results, raw)) std::printf("%s\n", VerdictLine(v).c_str());
   std::fflush(stdout);
   return exit_code;
 }

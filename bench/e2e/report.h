@@ -26,6 +26,7 @@ struct Figures {
   double cpu_s_per_1000 = -1;
   double ceiling_per_s = -1;          // shim only: sessions / latency
   double client_cpu_s_per_1000 = -1;  // api: the harness's own clients (same machine)
+  double start_s = -1;                // backlog only: qseald's start on the backlog
   std::string sessions;
   std::string corpus;  // the format scenarios' own corpus (ubl, pdf); empty: --corpus
 };
@@ -41,8 +42,9 @@ void Say(const std::string& s);
 // A baseline that was not measured (negative) makes its ratio "na".
 std::string Line(const Options& o, const Figures& f, double raw, double seq, double xargs);
 
-// Prints Line() of every result on stdout, in order. Returns the harness's exit code: 1 when a
-// scenario other than the openssl baselines has a failed document or check, else 0.
+// Prints Line() of every result on stdout, in order, then the verdict lines (verdicts.h). Returns
+// the harness's exit code: 1 when a scenario other than the openssl baselines has a failed document
+// or check, else 0.
 int PrintReport(const Options& o, const std::vector<Figures>& results, double raw, double seq,
                 double xargs);
 

@@ -192,7 +192,8 @@ Figures BacklogScenario(const Options& o, const std::string& work) {
     fig.failed = fig.docs;
     return fig;
   }
-  Say("backlog: qseald started on the backlog in " + Fmt((NowMs() - t0) / 1000.0, 1) + " s");
+  fig.start_s = (NowMs() - t0) / 1000.0;
+  Say("backlog: qseald started on the backlog in " + Fmt(fig.start_s, 1) + " s");
   std::this_thread::sleep_for(std::chrono::duration<double>(o.backlog_seconds));
   cli::HttpClient client = q.Client();
   auto r = client.Request("POST", "/v1/documents?profile=default", "one more");
