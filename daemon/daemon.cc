@@ -497,8 +497,8 @@ class Daemon::Impl {
           const std::string pair =
               std::string(DigestName(d)) + "/" + std::string(SchemeName(scheme));
           engine::Profile p;
-          p.name = "csc:" + k.name + ":" + std::string(DigestName(d)) + ":" +
-                   std::string(SchemeName(scheme));
+          p.name = std::string(ingest::kCscNamePrefix) + k.name + ":" + std::string(DigestName(d)) +
+                   ":" + std::string(SchemeName(scheme));
           p.format = std::string(formats::kRawSignatureFormat);
           p.digest = d;
           p.scheme = scheme;

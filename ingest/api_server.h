@@ -74,6 +74,10 @@ struct ApiProfile {
   std::string level = "b-b";          // "b-b" | "b-t" (a signature time-stamp)
 };
 
+// The prefix of the CSC names: a client's signHash grants ("csc:KEY", "csc:*") and the daemon's
+// internal raw-signature profiles ("csc:KEY:DIGEST:SCHEME"); configured profiles may not use it.
+inline constexpr std::string_view kCscNamePrefix = "csc:";
+
 // One CSC credential: a configured key a client may use when it is granted a profile sealing
 // with it (or "*").
 struct CscCredential {

@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/mutex.h"
+#include "ingest/detail/broker_source.h"
 #include "ingest/detail/object_store.h"
 
 namespace qseal::ingest {
@@ -106,14 +107,8 @@ class JetStreamSource::Impl {
       }
       // Backpressure reaches the broker: nothing is fetched while the local queue is above its
       // watermarks, so the backlog stays in the stream (where other nodes can take it).
-      int batch = options_.fetch_batch;
-      if (options_.local_high_watermark > 0) {
-        const queue::QueueStats qs = queue_->Stats();
-        const std::uint64_t pending = qs.queued + qs.leased;
-        const std::uint64_t room =
-            pending >= options_.local_high_watermark ? 0 : options_.local_high_watermark - pending;
-        batch = static_cast<int>(std::min<std::uint64_t>(room, static_cast<std::uint64_t>(batch)));
-      }
+      const int batch =
+          detail::RoundSize(*queue_, options_.local_high_watermark, options_.fetch_batch);
       if (batch == 0 || !queue_->Admit().ok()) {
         paused_ = true;
         Pause(options_.retry_interval);
@@ -214,12 +209,6 @@ class JetStreamSource::Impl {
     return Status::Ok();
   }
 
-  bool ProfileAllowed(const std::string& profile) const {
-    if (profile == options_.default_profile) return true;
-    return std::find(options_.profiles.begin(), options_.profiles.end(), profile) !=
-           options_.profiles.end();
-  }
-
   void Handle(const natsMsgList& list) {
     std::vector<Item> items;
     items.reserve(static_cast<std::size_t>(list.Count));
@@ -257,7 +246,7 @@ class JetStreamSource::Impl {
       doc.idempotency_key = Header(msg, "Qseal-Idempotency-Key");
       if (doc.idempotency_key.empty()) doc.idempotency_key = Header(msg, "Nats-Msg-Id");
       if (doc.idempotency_key.empty()) doc.idempotency_key = doc.source_ref;
-      if (!ProfileAllowed(doc.profile)) {
+      if (!detail::ProfileAllowed(doc.profile, options_.default_profile, options_.profiles)) {
         Reject(item, InvalidArgumentError("profile \"" + doc.profile + "\" is not allowed for " +
                                           client));
         continue;
@@ -315,7 +304,7 @@ class JetStreamSource::Impl {
   // A Begin/Append/Commit that did not succeed: permanent refusals get a failure result; anything
   // else goes back to the broker for a later redelivery.
   void Refused(Item& item, const Status& st) {
-    if (st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kFailedPrecondition) {
+    if (detail::FinalRefusal(st)) {
       Reject(item, st);
       return;
     }
@@ -332,13 +321,7 @@ class JetStreamSource::Impl {
   // The message is refused for good: its failure result first, then the ack (a failed publish
   // leaves it unacked, so it comes back and is refused again).
   void Reject(Item& item, const Status& reason) {
-    queue::Record r;
-    r.profile = item.doc.profile;
-    r.source = queue::Source::kBroker;
-    r.client = item.doc.client;
-    r.name = item.doc.name;
-    r.source_ref = item.doc.source_ref;
-    r.idempotency_key = item.doc.idempotency_key;
+    const queue::Record r = detail::RefusedRecord(item.doc);
     Status published = results_->PublishFailure(r, reason);
     if (!published.ok()) {
       ++errors_;

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/mutex.h"
+#include "ingest/detail/broker_source.h"
 
 namespace qseal::ingest {
 namespace {
@@ -125,14 +126,8 @@ class KafkaSource::Impl {
   void Run() {
     while (!Stopping()) {
       UpdateAssignment();
-      int batch = options_.fetch_batch;
-      if (options_.local_high_watermark > 0) {
-        const queue::QueueStats qs = queue_->Stats();
-        const std::uint64_t pending = qs.queued + qs.leased;
-        const std::uint64_t room =
-            pending >= options_.local_high_watermark ? 0 : options_.local_high_watermark - pending;
-        batch = static_cast<int>(std::min<std::uint64_t>(room, static_cast<std::uint64_t>(batch)));
-      }
+      const int batch =
+          detail::RoundSize(*queue_, options_.local_high_watermark, options_.fetch_batch);
       // Backpressure reaches the brokers: paused partitions are not fetched, so the backlog stays
       // in the topic. Polling goes on meanwhile (the group would otherwise count this node dead).
       const bool admit = batch > 0 && queue_->Admit().ok();
@@ -179,26 +174,36 @@ class KafkaSource::Impl {
     if (!stop_) cv_.WaitUntil(mu_, std::chrono::steady_clock::now() + d);
   }
 
-  // Partitions assigned now and how far this node is behind their ends (local figures: the
-  // positions consumed and the high watermarks of the last fetch responses).
+  // Partitions assigned now and how far this node is behind their ends: the positions consumed
+  // against the partitions' ends, asked of the brokers at most once a second (paused partitions
+  // get no fetch responses, so the ends cached from those would go stale exactly when the
+  // backlog grows).
   void UpdateAssignment() {
     rd_kafka_topic_partition_list_t* raw = nullptr;
     if (rd_kafka_assignment(consumer_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
     PartitionList assigned(raw);
     partitions_ = static_cast<std::uint64_t>(assigned->cnt);
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_lag_query_) return;
+    next_lag_query_ = now + std::chrono::seconds(1);
     rd_kafka_position(consumer_.get(), assigned.get());
+    // A partition not consumed from yet has no position: it starts at the group's committed
+    // offset, or (none committed) at its beginning.
+    PartitionList committed(rd_kafka_topic_partition_list_copy(assigned.get()));
+    const bool have_committed =
+        rd_kafka_committed(consumer_.get(), committed.get(), 500) == RD_KAFKA_RESP_ERR_NO_ERROR;
     std::uint64_t lag = 0;
     for (int i = 0; i < assigned->cnt; ++i) {
       const rd_kafka_topic_partition_t& p = assigned->elems[i];
       std::int64_t low = 0, high = 0;
-      // A partition not fetched yet has no position (nor a cached end): its lag is unknown.
-      if (p.offset < 0 ||
-          rd_kafka_get_watermark_offsets(consumer_.get(), p.topic, p.partition, &low, &high) !=
-              RD_KAFKA_RESP_ERR_NO_ERROR ||
-          high < 0) {
-        continue;
+      if (rd_kafka_query_watermark_offsets(consumer_.get(), p.topic, p.partition, &low, &high,
+                                           500) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        continue;  // unknown for now
       }
-      if (high > p.offset) lag += static_cast<std::uint64_t>(high - p.offset);
+      std::int64_t at = p.offset;
+      if (at < 0 && have_committed) at = committed->elems[i].offset;
+      if (at < 0) at = low;
+      if (high > at) lag += static_cast<std::uint64_t>(high - at);
     }
     lag_ = lag;
   }
@@ -214,12 +219,6 @@ class KafkaSource::Impl {
                                   : rd_kafka_resume_partitions(consumer_.get(), assigned.get());
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) ++errors_;
     paused_ = pause;
-  }
-
-  bool ProfileAllowed(const std::string& profile) const {
-    if (profile == options_.default_profile) return true;
-    return std::find(options_.profiles.begin(), options_.profiles.end(), profile) !=
-           options_.profiles.end();
   }
 
   // Begin + Append for every record, then one synced group commit; marks the items done.
@@ -246,7 +245,7 @@ class KafkaSource::Impl {
       doc.media_type = Header(msg, "Qseal-Media-Type");
       doc.idempotency_key = Header(msg, "Qseal-Idempotency-Key");
       if (doc.idempotency_key.empty()) doc.idempotency_key = ref;
-      if (!ProfileAllowed(doc.profile)) {
+      if (!detail::ProfileAllowed(doc.profile, options_.default_profile, options_.profiles)) {
         Refused(item, InvalidArgumentError("profile \"" + doc.profile + "\" is not allowed for " +
                                            client));
         continue;
@@ -282,7 +281,7 @@ class KafkaSource::Impl {
   // A record that did not reach the queue: a permanent refusal gets its failure result (and is
   // then done); anything else stays in the topic for a later round.
   void Refused(Item& item, const Status& st) {
-    if (st.code() != StatusCode::kInvalidArgument && st.code() != StatusCode::kFailedPrecondition) {
+    if (!detail::FinalRefusal(st)) {
       if (st.code() != StatusCode::kResourceExhausted) {
         ++errors_;
         LogWarn(
@@ -291,13 +290,7 @@ class KafkaSource::Impl {
       }
       return;
     }
-    queue::Record r;
-    r.profile = item.doc.profile;
-    r.source = queue::Source::kBroker;
-    r.client = item.doc.client;
-    r.name = item.doc.name;
-    r.source_ref = item.doc.source_ref;
-    r.idempotency_key = item.doc.idempotency_key;
+    const queue::Record r = detail::RefusedRecord(item.doc);
     Status published = results_->PublishFailure(r, st);
     if (!published.ok()) {
       ++errors_;
@@ -362,6 +355,7 @@ class KafkaSource::Impl {
   publish::KafkaPublisher* const results_;
   publish::KafkaHandlePtr consumer_;
   std::thread thread_;
+  std::chrono::steady_clock::time_point next_lag_query_;  // the consuming thread's
   Mutex mu_;
   CondVar cv_;
   bool stop_ QSEAL_GUARDED_BY(mu_) = false;

@@ -267,7 +267,8 @@ void CscHandler::Dispatch(const std::string& method, const std::string& body,
 
 bool CscHandler::GrantsSignHash(const CscCredential& credential, const ApiClient& client) {
   for (const std::string& p : client.profiles) {
-    if (p == "csc:*" || p == "csc:" + credential.id) return true;
+    const std::string prefix(kCscNamePrefix);
+    if (p == prefix + "*" || p == prefix + credential.id) return true;
   }
   return false;
 }
@@ -410,7 +411,8 @@ void CscHandler::SignHash(const json& body, const std::shared_ptr<RequestHeader>
   // structure the key signs), so it needs its own grant; "*" does not give it.
   if (!GrantsSignHash(*c, client)) {
     access_.Refused("auth_denied", client.name, "",
-                    "CSC signHash with \"" + id + "\" not granted (needs \"csc:" + id + "\")",
+                    "CSC signHash with \"" + id + "\" not granted (needs \"" +
+                        std::string(kCscNamePrefix) + id + "\")",
                     source);
     return respond(MakeCscError(http::status::forbidden, *req, "access_denied",
                                 "signHash with credential " + id +

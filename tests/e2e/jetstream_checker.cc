@@ -85,22 +85,15 @@ std::vector<std::size_t> CheckResults(publish::NatsConnection& nc,
       } else if (it->second[0]->headers.at("Qseal-Status") != "sealed") {
         failure = p.key + " not sealed: " + it->second[0]->headers.at("Qseal-Status");
       } else {
-        const std::string base = work + "/" + std::to_string(i);
-        WriteFile(base + ".seal", it->second[0]->data);
-        WriteFile(base + ".doc", p.content);
-        std::string err = "no CA";
-        for (std::size_t c = 0; c < cas.size() && !err.empty(); ++c) {
-          err = OpensslVerify(base + ".seal", cas[c], p.enveloping ? "" : base + ".doc",
-                              p.enveloping ? base + ".out" : "");
-          if (err.empty() && p.enveloping && ReadFile(base + ".out") != p.content) {
-            err = "enveloped content differs";
-          }
-          if (err.empty()) {
-            std::lock_guard<std::mutex> lock(mu);
-            ++by_ca[c];
-          }
+        std::string err;
+        const int ca = VerifyAgainstAny(it->second[0]->data, p.content, p.enveloping, cas,
+                                        work + "/" + std::to_string(i), &err);
+        if (ca >= 0) {
+          std::lock_guard<std::mutex> lock(mu);
+          ++by_ca[static_cast<std::size_t>(ca)];
+        } else {
+          failure = p.key + ": " + err;
         }
-        if (!err.empty()) failure = p.key + ": " + err;
       }
       if (!failure.empty()) {
         std::lock_guard<std::mutex> lock(mu);

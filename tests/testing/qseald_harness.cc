@@ -109,4 +109,21 @@ std::string OpensslVerify(const std::string& seal_path, const std::string& ca_pe
   return r.output.empty() ? "openssl exit " + std::to_string(r.exit_code) : r.output;
 }
 
+int VerifyAgainstAny(const std::string& seal, const std::string& content, bool enveloping,
+                     const std::vector<std::string>& cas, const std::string& base,
+                     std::string* error) {
+  WriteFile(base + ".seal", seal);
+  WriteFile(base + ".doc", content);
+  *error = "no CA";
+  for (std::size_t c = 0; c < cas.size(); ++c) {
+    *error = OpensslVerify(base + ".seal", cas[c], enveloping ? "" : base + ".doc",
+                           enveloping ? base + ".out" : "");
+    if (error->empty() && enveloping && ReadFile(base + ".out") != content) {
+      *error = "enveloped content differs";
+    }
+    if (error->empty()) return static_cast<int>(c);
+  }
+  return -1;
+}
+
 }  // namespace qseal::testing

@@ -97,4 +97,12 @@ class Qseald {
 std::string OpensslVerify(const std::string& seal_path, const std::string& ca_pem,
                           const std::string& content_path, const std::string& out_path = "");
 
+// Checks a broker result's seal (DER bytes) of `content` with OpensslVerify against each of `cas`
+// in turn (a detached seal with the content beside it; an enveloping one must carry exactly
+// `content`), through files `<base>.seal`, `.doc` and `.out`. Returns the index of the first CA it
+// verifies against, or -1 with openssl's complaint (or what differs) in *error.
+int VerifyAgainstAny(const std::string& seal, const std::string& content, bool enveloping,
+                     const std::vector<std::string>& cas, const std::string& base,
+                     std::string* error);
+
 }  // namespace qseal::testing
