@@ -264,10 +264,11 @@ int Run(const Options& o) {
     p11shim::WriteConfig(shim + ".conf",
                          "sign_latency_ms=" + Fmt(o.shim_latency_ms, 3) + "\noffload_sign=1\n");
     // The second ceiling: the raw C_Sign rate through a shim copy that adds nothing (the
-    // shim signs on this host, so the host's own rate bounds it too).
+    // shim signs on this host, so the host's own rate bounds it too). Without offload_sign: the
+    // raw loop signs one input over and over, which offload_sign would answer from its cache.
     std::string shim0 = sdir + "/p11shim0.so";
     fs::copy_file(QSEAL_P11SHIM_PATH, shim0, fs::copy_options::overwrite_existing);
-    p11shim::WriteConfig(shim0 + ".conf", "sign_latency_ms=0\noffload_sign=1\n");
+    p11shim::WriteConfig(shim0 + ".conf", "sign_latency_ms=0\noffload_sign=0\n");
     const double raw_shim0 =
         RawLoop(o, softhsm->PinFile(), tokens, o.shim_sessions, nullptr, shim0);
     Say("raw through the shim at 0 ms: " + Fmt(raw_shim0) + " C_Sign/s");
