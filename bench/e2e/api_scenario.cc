@@ -67,7 +67,7 @@ std::string SubmitBatch(cli::HttpClient& client, const std::vector<std::string>&
 
 Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, int n,
                     const std::string& name, const std::string& verify_dir, int batch,
-                    const SealKind& kind) {
+                    const SealKind& kind, double arrival_per_s) {
   Figures fig;
   fig.scenario = name;
   fig.docs = n;
@@ -75,6 +75,7 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
   double cpu0 = ProcCpuSeconds(q.process().pid());
   double client_cpu0 = RusageCpu(RUSAGE_SELF);
   std::vector<std::string> ids(static_cast<std::size_t>(n));
+  std::vector<double> due_ms(static_cast<std::size_t>(n), -1);  // open loop only
   std::atomic<int> next{0}, failed{0}, busy{0};
   std::mutex mu;
   std::string first_error;
@@ -98,6 +99,12 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
   auto submit = [&] {
     cli::HttpClient client = q.Client();
     for (int i = next++; i < n; i = next++) {
+      if (arrival_per_s > 0) {
+        double due = t0 + 1000.0 * i / arrival_per_s;
+        due_ms[static_cast<std::size_t>(i)] = due;
+        double wait = due - NowMs();
+        if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(wait));
+      }
       const std::string& path = corpus.paths[static_cast<std::size_t>(i) % corpus.paths.size()];
       std::map<std::string, std::string> headers = {
           {"X-Filename", corpus.names[static_cast<std::size_t>(i) % corpus.names.size()]}};
@@ -157,7 +164,8 @@ Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, 
         auto j = nlohmann::json::parse(r->body);
         std::string st = j.value("status", "");
         if (st == "sealed") {
-          double c = ParseUtcMs(j.value("created_at", ""));
+          double due = due_ms[static_cast<std::size_t>(i)];
+          double c = due >= 0 ? due : ParseUtcMs(j.value("created_at", ""));
           double s = ParseUtcMs(j.value("sealed_at", ""));
           sealed_at[static_cast<std::size_t>(i)] = s;
           latencies[static_cast<std::size_t>(i)] = s - c;

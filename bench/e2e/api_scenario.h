@@ -3,8 +3,14 @@
 //                        outcome polled with GET /v1/documents/{id};
 //   batch (batch > 0)    --batch-clients clients, `batch` documents per POST /v1/batches
 //                        (multipart/mixed), outcomes by long-polls of POST /v1/batches/status.
+//   open loop (arrival_per_s > 0, single only) document i is due at t0 + i / arrival_per_s,
+//                        whatever the earlier ones did: each client sends the next due document
+//                        once its time comes, and the latency runs from the due time (not the
+//                        send), so a stalled daemon cannot hide its queueing (no coordinated
+//                        omission); --clients bounds the requests in flight.
 // documents/s runs from the first submit to the last sealed_at; latency is sealed_at -
-// created_at from the status JSON. A 503 is retried after its Retry-After.
+// created_at from the status JSON (open loop: sealed_at - due time). A 503 is retried after its
+// Retry-After.
 //
 // Blocks until every document is sealed or failed (at most 30 minutes per poller). Not
 // thread-safe: one scenario at a time on a daemon.
@@ -39,6 +45,6 @@ struct SealKind {
 // checks count in fig.failed. With --perf-dir, records qseald meanwhile.
 Figures ApiScenario(const Options& o, testing::Qseald& q, const Corpus& corpus, int n,
                     const std::string& name, const std::string& verify_dir, int batch = 0,
-                    const SealKind& kind = {});
+                    const SealKind& kind = {}, double arrival_per_s = 0);
 
 }  // namespace qseal::bench::e2e

@@ -9,6 +9,9 @@
 //   api            qseald fed by many concurrent HTTP clients (POST /v1/documents, no ?wait);
 //                  documents/s from the first submit to the last sealed_at, latency
 //                  sealed_at - created_at from the status JSON;
+//   api_open       (not by default; after api) open loop: the api scenario's documents at a
+//                  fixed arrival rate (--open-fraction x the api rate of this run, or
+//                  --open-rate), latency from each document's due time to its sealed_at;
 //   api_batch      the same documents through POST /v1/batches (multipart/mixed, --batch-size
 //                  documents per request, fewer concurrent clients), outcomes learnt with the
 //                  long-poll POST /v1/batches/status?wait= instead of one GET per document;
@@ -95,8 +98,15 @@ int main(int argc, char** argv) {
   app.add_option("--scenarios", o.scenarios,
                  "comma-separated: raw,openssl,api,api_batch,watch,shim; shim_batch (shim "
                  "through the batch API), api_xades, api_pades (the XAdES and PAdES profiles), "
-                 "big, backlog and audit (api with the audit trail on "
+                 "api_open (open loop at a fixed rate, after api), big, backlog and audit (api "
+                 "with the audit trail on "
                  "and off, the ratio) not by default")
+      ->capture_default_str();
+  app.add_option("--open-fraction", o.open_fraction,
+                 "api_open: arrivals/s as a fraction of the api scenario's rate in this run")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 2.0));
+  app.add_option("--open-rate", o.open_rate, "api_open: a fixed arrival rate instead (docs/s)")
       ->capture_default_str();
   app.add_option("--big-mib", o.big_mib, "document size of the big scenario")
       ->capture_default_str();

@@ -15,6 +15,8 @@ struct Options {
   int partitions = 2;              // tokens holding the key, 1 or 2
   int sessions = 4;                // sessions per partition (raw loop and qseald)
   int clients = 64;                // api: concurrent HTTP clients
+  double open_fraction = 0.5;      // api_open: arrival rate as a fraction of this run's api rate
+  double open_rate = 0;            // api_open: fixed arrivals/s instead (0: open_fraction)
   int batch_size = 100;            // api_batch: documents per POST /v1/batches
   int batch_clients = 8;           // api_batch: concurrent batch clients
   int openssl_docs = 200;          // files signed by each openssl loop

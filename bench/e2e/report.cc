@@ -40,6 +40,7 @@ std::string Line(const Options& o, const Figures& f, double raw, double seq, dou
   if (f.client_cpu_s_per_1000 >= 0) {
     s << " client_cpu_s_per_1000=" << Fmt(f.client_cpu_s_per_1000, 3);
   }
+  if (f.arrival_per_s > 0) s << " arrival_per_s=" << Fmt(f.arrival_per_s);
   return s.str();
 }
 

@@ -27,6 +27,7 @@ struct Figures {
   double ceiling_per_s = -1;          // shim only: sessions / latency
   double client_cpu_s_per_1000 = -1;  // api: the harness's own clients (same machine)
   double start_s = -1;                // backlog only: qseald's start on the backlog
+  double arrival_per_s = -1;          // api_open only: the fixed arrival rate
   std::string sessions;
   std::string corpus;  // the format scenarios' own corpus (ubl, pdf); empty: --corpus
 };

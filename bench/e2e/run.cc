@@ -102,9 +102,27 @@ int Run(const Options& o) {
     results.push_back(f);
     q.Stop();
   }
-  double api_rate = -1;  // the ratio base of the broker scenarios
+  double api_rate = -1;  // the ratio base of the broker scenarios and api_open's rate
   for (const Figures& f : results) {
     if (f.scenario == "api") api_rate = f.docs_per_s;
+  }
+  if (o.Want("api_open")) {
+    const double rate = o.open_rate > 0 ? o.open_rate : o.open_fraction * api_rate;
+    if (rate <= 0) {
+      Say("api_open: skipped: it needs the api scenario in the same run or --open-rate");
+    } else {
+      if (!start_fresh()) return 1;
+      Say("api_open: " + Fmt(rate) + " arrivals/s" +
+          (o.open_rate > 0 ? "" : " (" + Fmt(o.open_fraction, 2) + " x api)"));
+      Figures f =
+          ApiScenario(o, q, corpus, o.docs, "api_open", work + "/verify-api-open", 0, {}, rate);
+      f.sessions = sessions;
+      f.arrival_per_s = rate;
+      Say("api_open: " + Fmt(f.docs_per_s) + " docs/s, p50 " + Fmt(f.p50_ms) + " ms, p99 " +
+          Fmt(f.p99_ms) + " ms");
+      results.push_back(f);
+      q.Stop();
+    }
   }
   // The broker scenarios (jetstream_scenario.h): one node, then two sharing this host.
   for (int nodes : {1, 2}) {

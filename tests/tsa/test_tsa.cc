@@ -1,6 +1,7 @@
 #include "tests/tsa/test_tsa.h"
 
 #include <cstdint>
+#include <filesystem>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -76,6 +77,7 @@ TsaPki TsaPkiPaths(const std::string& dir) {
   pki.rogue_key = dir + "/rogue-tsa.key";
   pki.tls_pem = dir + "/tls.pem";
   pki.tls_key = dir + "/tls.key";
+  if (std::filesystem::exists(dir + "/tsa-expired.pem")) pki.expired_pem = dir + "/tsa-expired.pem";
   return pki;
 }
 
@@ -97,12 +99,12 @@ Result<TsaPki> MakeTsaPki(const std::string& dir) {
                " -addext keyUsage=critical,keyCertSign,cRLSign 2>&1");
   };
   auto leaf = [&](const std::string& name, const std::string& key, const std::string& issuer,
-                  const std::string& ext) -> Status {
+                  const std::string& ext, const std::string& env = "") -> Status {
     std::string key_arg =
         key.empty() ? ec + "-keyout " + d + "/" + name + ".key" : " -key " + d + "/" + key + ".key";
     QSEAL_RETURN_IF_ERROR(Run("openssl req -new" + key_arg + " -out " + d + "/" + name +
                               ".csr -subj '/CN=" + name + "' 2>&1"));
-    return Run("openssl x509 -req -in " + d + "/" + name + ".csr -CA " + d + "/" + issuer +
+    return Run(env + "openssl x509 -req -in " + d + "/" + name + ".csr -CA " + d + "/" + issuer +
                ".pem -CAkey " + d + "/" + issuer + ".key -CAcreateserial -days 30 -out " + d + "/" +
                name + ".pem -extfile " + d + "/ext.cnf -extensions " + ext + " 2>&1");
   };
@@ -112,6 +114,13 @@ Result<TsaPki> MakeTsaPki(const std::string& dir) {
   QSEAL_RETURN_IF_ERROR(leaf("tsa-noncritical", "tsa", "ca", "noncritical"));
   QSEAL_RETURN_IF_ERROR(leaf("rogue-tsa", "", "rogue-ca", "tsa"));
   QSEAL_RETURN_IF_ERROR(leaf("tls", "", "ca", "tls"));
+  // Valid for 30 days from 40 days ago: expired since 10 days.
+  const std::string faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+  if (std::filesystem::exists(faketime)) {
+    QSEAL_RETURN_IF_ERROR(
+        leaf("tsa-expired", "tsa", "ca", "tsa", "LD_PRELOAD=" + faketime + " FAKETIME=-40d "));
+    pki.expired_pem = dir + "/tsa-expired.pem";
+  }
   return pki;
 }
 
@@ -124,6 +133,7 @@ class TestTsa::Impl {
     noncritical_ = LoadCert(pki.noncritical_pem);
     rogue_cert_ = LoadCert(pki.rogue_pem);
     rogue_key_ = LoadKey(pki.rogue_key);
+    if (!pki.expired_pem.empty()) expired_ = LoadCert(pki.expired_pem);
     if (owner_.tls_) {
       tls_ctx_.use_certificate_chain_file(pki.tls_pem);
       tls_ctx_.use_private_key_file(pki.tls_key, asio::ssl::context::pem);
@@ -134,6 +144,7 @@ class TestTsa::Impl {
     X509_free(cert_);
     X509_free(noncritical_);
     X509_free(rogue_cert_);
+    X509_free(expired_);
     EVP_PKEY_free(key_);
     EVP_PKEY_free(rogue_key_);
   }
@@ -268,7 +279,10 @@ class TestTsa::Impl {
     TS_REQ_free(req);
 
     TS_RESP_CTX* ctx = TS_RESP_CTX_new();
-    TS_RESP_CTX_set_signer_cert(ctx, fault == TsaFault::kUntrusted ? rogue_cert_ : cert_);
+    X509* signer = fault == TsaFault::kUntrusted                        ? rogue_cert_
+                   : fault == TsaFault::kExpired && expired_ != nullptr ? expired_
+                                                                        : cert_;
+    TS_RESP_CTX_set_signer_cert(ctx, signer);
     TS_RESP_CTX_set_signer_key(ctx, fault == TsaFault::kUntrusted ? rogue_key_ : key_);
     TS_RESP_CTX_set_signer_digest(ctx, EVP_sha256());
     TS_RESP_CTX_set_ess_cert_id_digest(ctx, EVP_sha256());
@@ -285,6 +299,8 @@ class TestTsa::Impl {
     TS_RESP* resp = TS_RESP_create_response(ctx, in);
     if (resp != nullptr && fault == TsaFault::kEkuNotCritical) ResignWithNonCritical(resp);
     std::string out = resp ? Der(resp) : "";
+    // The SignerInfo's signature (an ECDSA-Sig-Value) is the response's last element.
+    if (fault == TsaFault::kBadSignature && !out.empty()) out.back() ^= 0x01;
     TS_RESP_free(resp);
     TS_RESP_CTX_free(ctx);
     BIO_free(in);
@@ -323,6 +339,7 @@ class TestTsa::Impl {
   X509* cert_ = nullptr;
   X509* noncritical_ = nullptr;
   X509* rogue_cert_ = nullptr;
+  X509* expired_ = nullptr;  // null without libfaketime (kExpired then signs with cert_)
   EVP_PKEY* key_ = nullptr;
   EVP_PKEY* rogue_key_ = nullptr;
   std::atomic<long> serial_{0};

@@ -19,10 +19,13 @@ namespace qseal::testing {
 
 // Files under `dir`: ca.pem (trust anchor), tsa.pem/tsa.key (EKU critical timeStamping),
 // tsa-noncritical.pem (same key, EKU not critical), rogue-ca.pem, rogue-tsa.pem/rogue-tsa.key
-// (a TSA of another CA), tls.pem/tls.key (server certificate for 127.0.0.1 from ca.pem).
+// (a TSA of another CA), tls.pem/tls.key (server certificate for 127.0.0.1 from ca.pem),
+// tsa-expired.pem (same key, from ca.pem, expired: issued under libfaketime 40 days back; empty
+// when libfaketime is not installed).
 struct TsaPki {
   std::string dir;
-  std::string ca_pem, tsa_pem, tsa_key, noncritical_pem, rogue_pem, rogue_key, tls_pem, tls_key;
+  std::string ca_pem, tsa_pem, tsa_key, noncritical_pem, rogue_pem, rogue_key, tls_pem, tls_key,
+      expired_pem;
 };
 Result<TsaPki> MakeTsaPki(const std::string& dir);
 // The same paths under `dir`, without making anything (for a PKI made earlier).
@@ -38,6 +41,8 @@ enum class TsaFault {
   kEkuNotCritical,  // signs with a certificate whose EKU timeStamping is not critical
   kDrop,            // reads the request, then closes the connection
   kGarbage,         // 200 application/timestamp-reply with a body that is not DER
+  kBadSignature,    // a good token whose signature's last byte is flipped
+  kExpired,         // signs with tsa-expired.pem (the CA's, but expired)
 };
 
 class TestTsa {

@@ -184,6 +184,42 @@ TEST_F(TsaClientTest, RefusesEachBadResponseWithItsReason) {
   EXPECT_EQ(health.requests, cases.size() + 1);
 }
 
+// The chain of the TSA certificate is verified once, then cached (ts_codec.h): what a cached
+// chain must not let through.
+TEST_F(TsaClientTest, ACachedChainStillChecksEachTokenAndTheClock) {
+  ManualClock clock(std::chrono::system_clock::now());
+  TsaClientOptions o = OneTsa();
+  o.max_attempts = 1;
+  o.breaker_failures = 1000;
+  auto client = TsaClient::Create(o, clock);
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE(StampOnce(*client.value(), RandomDigest()).ok());  // the chain is cached now
+
+  server_->SetFault(TsaFault::kBadSignature);
+  auto bad = StampOnce(*client.value(), RandomDigest());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("signature does not verify"));
+
+  if (pki_->expired_pem.empty()) {
+    ADD_FAILURE() << "libfaketime is missing (scripts/deps installs it): no expired certificate";
+  } else {
+    // Same key, same CA, another (expired) certificate: its own chain check refuses it.
+    server_->SetFault(TsaFault::kExpired);
+    auto expired = StampOnce(*client.value(), RandomDigest());
+    ASSERT_FALSE(expired.ok());
+    EXPECT_THAT(expired.status().message(), HasSubstr("certificate has expired"));
+  }
+
+  server_->SetFault(TsaFault::kNone);
+  ASSERT_TRUE(StampOnce(*client.value(), RandomDigest()).ok());
+  // The cached chain expires with its certificates (30 days): judged at the client's clock, before
+  // genTime is compared with it.
+  clock.JumpWall(std::chrono::hours(24 * 31));
+  auto late = StampOnce(*client.value(), RandomDigest());
+  ASSERT_FALSE(late.ok());
+  EXPECT_THAT(late.status().message(), HasSubstr("TSA certificate chain has expired"));
+}
+
 TEST_F(TsaClientTest, RefusesGenTimeFarFromTheLocalClock) {
   ManualClock clock(std::chrono::system_clock::now() + std::chrono::hours(1));
   TsaClientOptions o = OneTsa();
