@@ -2,9 +2,8 @@
 // TimeStampToken over a digest (for CAdES B-T, the digest of the signature value) and hands back
 // the token only after verifying it.
 //
-// What a token has passed before Stamp() reports it (the checks of OpenSSL's
-// TS_RESP_verify_response plus a few of ours, each failure with its own message; the TSA
-// certificate's chain is built once per certificate and then re-checked against the clock):
+// What a token has passed before Stamp() reports it (every check is OpenSSL's TS_VERIFY_CTX plus
+// a few of ours, each failure with its own message):
 //   - the PKIStatus is granted or grantedWithMods;
 //   - the message imprint (algorithm and digest) equals the request's, and so does the nonce;
 //   - the TSA's certificate chain verifies against the endpoint's trust anchor(s) (`ca_file`), the

@@ -372,8 +372,11 @@ TEST_F(TimestampTest, PadesTSealsCarryTheTokenInTheirCms) {
 }
 
 TEST_F(TimestampTest, WhileTheTsaMisbehavesDocumentsWaitAndAreSealedOnceItIsBack) {
-  for (testing::TsaFault fault : {testing::TsaFault::kHttp503, testing::TsaFault::kWrongImprint,
-                                  testing::TsaFault::kUntrusted, testing::TsaFault::kDrop}) {
+  ASSERT_FALSE(pki_->expired_pem.empty()) << "libfaketime is missing (scripts/deps installs it)";
+  for (testing::TsaFault fault :
+       {testing::TsaFault::kHttp503, testing::TsaFault::kWrongImprint,
+        testing::TsaFault::kWrongNonce, testing::TsaFault::kUntrusted, testing::TsaFault::kExpired,
+        testing::TsaFault::kBadSignature, testing::TsaFault::kGarbage, testing::TsaFault::kDrop}) {
     SCOPED_TRACE(static_cast<int>(fault));
     tsa_->SetFault(fault);
     const int requests_before = tsa_->requests();

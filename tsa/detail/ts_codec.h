@@ -31,12 +31,7 @@ struct PreparedRequest {
 Result<PreparedRequest> BuildRequest(DigestAlgorithm algorithm, ByteSpan digest,
                                      const std::string& policy_oid);
 
-struct SignerCache;
-
-// The trust anchors of one TSA: an X509_STORE loaded from a PEM file, immutable once loaded,
-// and the TSA certificates whose chain to them has verified (VerifyResponse's cache: a TSA signs
-// every token with the same certificate, so its chain is built once, then only re-checked
-// against the clock; its public key is decoded once). Thread-safe.
+// The trust anchors of one TSA: an X509_STORE loaded from a PEM file. Immutable once loaded.
 class TrustStore {
  public:
   // kInvalidArgument when the file cannot be read or holds no certificate.
@@ -46,12 +41,10 @@ class TrustStore {
   TrustStore& operator=(const TrustStore&) = delete;
 
   X509_STORE* get() const { return store_; }
-  SignerCache& signers() const { return *signers_; }
 
  private:
-  explicit TrustStore(X509_STORE* store);
+  explicit TrustStore(X509_STORE* store) : store_(store) {}
   X509_STORE* store_;
-  std::unique_ptr<SignerCache> signers_;
 };
 
 struct VerifyParams {
@@ -61,8 +54,7 @@ struct VerifyParams {
   std::chrono::seconds max_clock_skew{300};
 };
 
-// Verifies a DER TimeStampResp (see tsa_client.h for the checks) and returns its token; the
-// certificates' validity is judged at params.now. The
+// Verifies a DER TimeStampResp (see tsa_client.h for the checks) and returns its token. The
 // error is kUnavailable with the reason ("nonce mismatch", "PKIStatus rejection", ...): a TSA
 // that answers badly is a TSA that is down for this request.
 Result<TimeStampToken> VerifyResponse(ByteSpan response, const VerifyParams& params);
