@@ -386,6 +386,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Dur("lease_duration", &c.queue.lease_duration);
     r.Integer("max_attempts", &c.queue.max_attempts, 1, 1000);
     r.Dur("retry_backoff", &c.queue.retry_backoff);
+    r.Dur("commit_linger", &c.queue.commit_linger);
     r.Finish();
   }
   {

@@ -72,6 +72,8 @@ struct QueueConfig {
   std::chrono::milliseconds lease_duration{300'000};
   std::uint32_t max_attempts = 5;
   std::chrono::milliseconds retry_backoff{2'000};
+  // Group-commit linger when the queue is lightly loaded (queue::QueueOptions::commit_linger).
+  std::chrono::milliseconds commit_linger{0};
 };
 
 struct EngineConfig {

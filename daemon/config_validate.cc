@@ -67,6 +67,8 @@ void ValidateConfig(const Config& c, const std::string& origin, std::vector<std:
     err("queue.low_watermark_documents: must not exceed high_watermark_documents");
   if (c.queue.low_watermark_bytes > c.queue.high_watermark_bytes)
     err("queue.low_watermark_bytes: must not exceed high_watermark_bytes");
+  if (c.queue.commit_linger > std::chrono::milliseconds(50))
+    err("queue.commit_linger: at most 50ms (it delays every acceptance on a quiet queue)");
 
   std::set<std::string> partitions, keys, profiles;
   std::vector<std::string> names;

@@ -378,6 +378,7 @@ class Daemon::Impl {
     q.min_free_bytes = config_.queue.min_free_bytes;
     q.max_attempts = config_.queue.max_attempts;
     q.initial_backoff = config_.queue.retry_backoff;
+    q.commit_linger = config_.queue.commit_linger;
     q.retention = std::chrono::duration_cast<std::chrono::seconds>(config_.queue.retention);
     Result<std::unique_ptr<queue::Queue>> opened = queue::Queue::Open(q);
     if (!opened.ok()) return opened.status().WithContext("queue " + q.path);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -47,8 +48,10 @@ rocksdb::Slice ToSlice(ByteSpan b) {
 void Queue::Impl::Run() {
   const bool timed_sweep = options_.retention_sweep_interval.count() > 0;
   auto next_sweep = std::chrono::steady_clock::now() + options_.retention_sweep_interval;
+  const bool may_linger = options_.commit_linger.count() > 0;
   for (;;) {
     std::vector<Op*> batch;
+    bool linger = false;
     {
       MutexLock lock(submit_mu_);
       while (ops_.empty() && !deferred_signalled_ && !stopping_) {
@@ -60,6 +63,14 @@ void Queue::Impl::Run() {
         }
       }
       if (ops_.empty() && !deferred_signalled_ && stopping_) return;
+      linger =
+          may_linger && !stopping_ && !ops_.empty() && ops_.size() < QueueOptions::kLingerBelowOps;
+    }
+    // A plain sleep, not a wait on committer_cv_: every Submit signals it, and waking for each
+    // would cost the thread switches the linger is meant to save.
+    if (linger) std::this_thread::sleep_for(options_.commit_linger);
+    {
+      MutexLock lock(submit_mu_);
       deferred_signalled_ = false;
       std::size_t take = 0;
       std::uint64_t bytes = 0;

@@ -544,6 +544,22 @@ TEST(ConfigTest, PartitionKeepaliveAndDeviceErrorRetries) {
   EXPECT_NE(errors[0].find("device_error_retries"), std::string::npos) << errors[0];
 }
 
+TEST(ConfigTest, CommitLingerIsOffByDefaultAndBounded) {
+  Result<Config> defaults = ParseConfig(kMinimal, "t.toml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->queue.commit_linger, std::chrono::milliseconds(0));
+  Result<Config> c =
+      ParseConfig(std::string(kMinimal) + "[queue]\ncommit_linger = \"2ms\"\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->queue.commit_linger, std::chrono::milliseconds(2));
+  std::vector<std::string> errors;
+  EXPECT_FALSE(
+      ParseConfig(std::string(kMinimal) + "[queue]\ncommit_linger = \"1s\"\n", "t.toml", &errors)
+          .ok());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("queue.commit_linger: at most 50ms"), std::string::npos) << errors[0];
+}
+
 bool HasError(const std::vector<std::string>& errors, const std::string& part) {
   for (const auto& e : errors) {
     if (e.find(part) != std::string::npos) return true;
