@@ -525,6 +525,15 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Integer("max_pending", &t.max_pending, 1, 10'000'000);
     r.Finish();
   }
+  {
+    TableReader r(root["revocation"].as_table(), "revocation", origin, errors);
+    revocation::RevocationOptions& v = c.revocation;
+    r.Dur("fetch_timeout", &v.fetch_timeout);
+    r.Dur("retry_interval", &v.retry_interval);
+    r.Dur("max_age", &v.max_age);
+    r.Size("max_response_bytes", &v.max_response_bytes);
+    r.Finish();
+  }
   ForEachTableInArray(root, "watch", origin, errors, [&](TableReader r, const std::string&) {
     WatchConfig w;
     r.Str("root", &w.root, true);
@@ -596,7 +605,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     static const std::set<std::string> kKnown = {
         "log_level", "server", "metrics", "queue",      "engine", "hsm",
         "partition", "key",    "audit",   "profile",    "watch",  "client",
-        "jetstream", "csc",    "tsa",     "tsa_client", "kafka"};
+        "jetstream", "csc",    "tsa",     "tsa_client", "kafka",  "revocation"};
     if (kKnown.count(std::string(k.str())) == 0) {
       errors->push_back(origin + ":" + std::to_string(v.source().begin.line) + ": " +
                         std::string(k.str()) + ": unknown key");

@@ -17,6 +17,7 @@
 
 #include "common/algorithms.h"
 #include "common/status.h"
+#include "revocation/revocation_cache.h"
 #include "tsa/tsa_client.h"
 
 namespace qseal::daemon {
@@ -144,11 +145,13 @@ struct ProfileConfig {
   std::string key;
   // XAdES formats: "exc-c14n" or "c14n11" (formats::FormatOptions::c14n); ignored by CAdES.
   std::string c14n = "exc-c14n";
-  // "b-b" or "b-t" (a signature time-stamp from `tsa`; docs/timestamps.md).
+  // "b-b", "b-t" (a signature time-stamp from `tsa`) or "b-lt" (CAdES: B-T plus the chain's
+  // OCSP responses or CRLs, from the [revocation] cache); docs/timestamps.md.
   std::string level = "b-b";
-  // The [[tsa]] names a b-t profile asks, in order of preference (failover to the next).
+  // The [[tsa]] names a b-t or b-lt profile asks, in order of preference (failover to the next).
   std::vector<std::string> tsa;
-  // b-t: a document waits this long after acceptance for a time-stamp, then fails. Default: 1 h.
+  // b-t, b-lt: a document waits this long after acceptance for a time-stamp (and revocation
+  // data), then fails. Default: 1 h.
   std::chrono::milliseconds timestamp_wait{3'600'000};
 };
 
@@ -238,6 +241,9 @@ struct Config {
   // every profile's client (retries, breaker, clock skew); docs/timestamps.md.
   std::vector<tsa::TsaEndpoint> tsas;
   tsa::TsaClientOptions tsa_client;
+  // [revocation]: how the b-lt profiles' revocation data is fetched and refreshed (one cache per
+  // key; name and chain_der are filled in by the daemon).
+  revocation::RevocationOptions revocation;
   std::vector<PartitionConfig> partitions;
   std::vector<KeyConfig> keys;
   std::vector<ProfileConfig> profiles;

@@ -130,15 +130,27 @@ void ValidateConfig(const Config& c, const std::string& origin, std::vector<std:
         err(at + ".level: b-t is made for CAdES, XAdES and PAdES profiles, not " + p.format);
       if (p.tsa.empty()) err(at + ".tsa: a b-t profile names at least one [[tsa]]");
     } else if (p.level == "b-lt") {
-      err(at + ".level: b-lt is not supported yet (b-b or b-t)");
+      // B-LT is B-T plus the revocation data; XAdES and PAdES B-LT are not made yet.
+      if (p.format != "cades-detached" && p.format != "cades-enveloping")
+        err(at + ".level: b-lt is made for CAdES profiles (not yet for " + p.format + ")");
+      if (p.tsa.empty()) err(at + ".tsa: a b-lt profile names at least one [[tsa]]");
     } else if (p.level != "b-b") {
-      err(at + ".level: expected b-b or b-t, got \"" + p.level + "\"");
+      err(at + ".level: expected b-b, b-t or b-lt, got \"" + p.level + "\"");
     } else if (!p.tsa.empty()) {
-      err(at + ".tsa: only a b-t profile asks a TSA");
+      err(at + ".tsa: only a b-t or b-lt profile asks a TSA");
     }
     for (const auto& t : p.tsa) {
       if (tsas.count(t) == 0) err(at + ".tsa: unknown tsa \"" + t + "\"");
     }
+  }
+  {
+    const revocation::RevocationOptions& v = c.revocation;
+    using std::chrono::milliseconds;
+    if (v.fetch_timeout < milliseconds(100) || v.fetch_timeout > milliseconds(300'000))
+      err("revocation.fetch_timeout: between 100ms and 5m");
+    if (v.retry_interval < milliseconds(100)) err("revocation.retry_interval: at least 100ms");
+    if (v.max_age < milliseconds(1'000)) err("revocation.max_age: at least 1s");
+    if (v.max_response_bytes < 1024) err("revocation.max_response_bytes: at least 1 KiB");
   }
   CheckUnique(names, "profile", origin, errors);
   for (const auto& w : c.watches) {

@@ -22,6 +22,7 @@
 #include "metrics/metrics.h"
 #include "publish/folder_outbox.h"
 #include "queue/queue.h"
+#include "revocation/revocation_cache.h"
 #include "tsa/tsa_client.h"
 
 namespace qseal::daemon {
@@ -159,6 +160,7 @@ class Daemon::Impl {
     for (auto& [name, client] : tsa_clients_) client->Shutdown();
     engine_.reset();
     tsa_clients_.clear();
+    revocation_caches_.clear();
     api_.reset();
     watchers_.clear();
     outboxes_.clear();
@@ -434,11 +436,16 @@ class Daemon::Impl {
       ep.scheme = p.scheme;
       ep.c14n = p.c14n;
       ep.key = p.key;
-      if (p.level == "b-t") {
+      if (p.level == "b-t" || p.level == "b-lt") {
         Result<tsa::TsaClient*> client = TsaClientFor(p);
         if (!client.ok()) return client.status().WithContext("profile \"" + p.name + "\"");
         ep.timestamps = *client;
         ep.timestamp_wait = p.timestamp_wait;
+      }
+      if (p.level == "b-lt") {
+        Result<revocation::RevocationCache*> cache = RevocationFor(p.key);
+        if (!cache.ok()) return cache.status().WithContext("profile \"" + p.name + "\"");
+        ep.revocation = *cache;
       }
       profiles.push_back(std::move(ep));
     }
@@ -456,6 +463,26 @@ class Daemon::Impl {
     if (!e.ok()) return e.status().WithContext("engine");
     engine_ = std::move(*e);
     return Status::Ok();
+  }
+
+  // The revocation cache of a b-lt profile's key, one per key, started at once so that its first
+  // fetches overlap the rest of startup (documents wait until it has current data).
+  Result<revocation::RevocationCache*> RevocationFor(const std::string& key) {
+    if (auto it = revocation_caches_.find(key); it != revocation_caches_.end()) {
+      return it->second.get();
+    }
+    Result<hsm::KeyInfo> info = signer_->GetKey(key);
+    if (!info.ok()) return info.status();
+    revocation::RevocationOptions o = config_.revocation;
+    o.name = key;
+    o.chain_der = info->certificate_chain_der;
+    Result<std::unique_ptr<revocation::RevocationCache>> cache =
+        revocation::RevocationCache::Create(std::move(o));
+    if (!cache.ok()) return cache.status();
+    (*cache)->Start();
+    revocation::RevocationCache* raw = cache->get();
+    revocation_caches_[key] = std::move(*cache);
+    return raw;
   }
 
   // The time-stamp client of a b-t profile: its [[tsa]] sections in the profile's order, with the
@@ -651,6 +678,8 @@ class Daemon::Impl {
   // One RFC 3161 client per b-t profile (its own TSA order), by profile name; before engine_,
   // so the engine goes first.
   std::map<std::string, std::unique_ptr<tsa::TsaClient>> tsa_clients_;
+  // b-lt profiles' revocation data, by key name; outlives the engine.
+  std::map<std::string, std::unique_ptr<revocation::RevocationCache>> revocation_caches_;
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<ingest::ApiServer> api_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;

@@ -15,6 +15,7 @@
 #include "formats/format.h"
 #include "hsm/signer.h"
 #include "metrics/metrics.h"
+#include "revocation/revocation_cache.h"
 #include "tsa/tsa_client.h"
 
 namespace qseal::engine {
@@ -484,6 +485,14 @@ class Engine::Impl {
       if (!TimestampReady(job)) return;
       job->tbs->signature_timestamp_token = std::move(*job->timestamp);
     }
+    if (job->profile->profile.revocation != nullptr) {
+      auto data = job->profile->profile.revocation->Current();
+      if (!data.ok()) {
+        WaitOrFail(job, data.status(), "revocation data");
+        return;
+      }
+      job->tbs->validation_data = std::move(data).value();
+    }
     Status s = detail::AssembleSeal(*job->profile->format, *job->tbs, *signature, job->content,
                                     {queue_, job->record.id, options_.seal_spool_min_bytes},
                                     &job->seal, &job->seal_file);
@@ -505,20 +514,28 @@ class Engine::Impl {
       Fail(job, job->timestamp.status().WithContext("time-stamp"), false);
       return false;
     }
-    // Waiting for a TSA spends no attempt (the document is not at fault) until the profile's
-    // timestamp_wait since acceptance has passed; then it fails with the TSA's last reason.
+    WaitOrFail(job, job->timestamp.status(), "time-stamp");
+    return false;
+  }
+
+  // A document whose B-T token or B-LT revocation data is not to be had: waiting spends no
+  // attempt (the document is not at fault) until the profile's timestamp_wait since acceptance
+  // has passed; then it fails with the last reason. A revoked chain (kFailedPrecondition) fails it
+  // at once.
+  void WaitOrFail(const JobPtr& job, const Status& why, std::string_view what) {
     const Profile& p = job->profile->profile;
-    if (clock_.Now() - job->record.created_at < p.timestamp_wait) {
+    if (why.code() == StatusCode::kFailedPrecondition) {
+      Fail(job, why.WithContext(what), false);
+    } else if (clock_.Now() - job->record.created_at < p.timestamp_wait) {
       job->undelivered = true;
-      Fail(job, job->timestamp.status().WithContext("time-stamp"), true);
+      Fail(job, why.WithContext(what), true);
     } else {
       Fail(job,
-           UnavailableError("no time-stamp within " +
+           UnavailableError("no " + std::string(what) + " within " +
                             std::to_string(p.timestamp_wait.count() / 1000) +
-                            " s of acceptance: " + job->timestamp.status().ToString()),
+                            " s of acceptance: " + why.ToString()),
            false);
     }
-    return false;
   }
 
   // Seals of watched-folder and broker documents go to their publishers, one PublishBatch per
@@ -733,6 +750,10 @@ Result<std::unique_ptr<Engine>> Engine::Create(EngineOptions options, queue::Que
     if (p.timestamps != nullptr && !(*format)->has_timestamps()) {
       return InvalidArgumentError("profile \"" + p.name + "\": " + p.format +
                                   " seals have no signature time-stamp (B-T) yet");
+    }
+    if (p.revocation != nullptr && (p.timestamps == nullptr || !(*format)->has_validation_data())) {
+      return InvalidArgumentError("profile \"" + p.name + "\": " + p.format +
+                                  " seals cannot be B-LT (it needs a time-stamp and CAdES)");
     }
     ProfileState s;
     s.profile = p;

@@ -22,6 +22,7 @@
 // (Format::TimestampImprint) goes to the TSA client (never waited for: its callback hands the
 // document to assembly), and the format writes the token into the seal as it assembles it.
 // Documents waiting for a token count as in flight, so a slow TSA stops leasing like a slow HSM.
+// B-LT profiles (Profile::revocation) also get the cache's current revocation data at assembly.
 //
 // Failures: a transient error (HSM unavailable, I/O) goes back to the queue with back-off via
 // Queue::Fail(retryable); a permanent one (unknown profile, certificate expired) fails the document
@@ -61,6 +62,9 @@ class Metrics;
 namespace qseal::tsa {
 class TsaClient;
 }
+namespace qseal::revocation {
+class RevocationCache;
+}
 
 namespace qseal::engine {
 
@@ -82,6 +86,11 @@ struct Profile {
   // B-T: how long after acceptance a document may wait for a time-stamp (retried with the
   // queue's back-off, spending no attempt) before it fails with the TSA's reason. Default: 1 h.
   std::chrono::milliseconds timestamp_wait{3'600'000};
+  // B-LT (with timestamps; formats with Format::has_validation_data): the cache whose current
+  // revocation data of the key's chain goes into every seal; must outlive the engine. No current
+  // data (responder down, not fetched yet): the document waits as for a time-stamp, within
+  // timestamp_wait; a revoked chain fails it. Default: null (B-B, B-T).
+  revocation::RevocationCache* revocation = nullptr;
 };
 
 struct EngineOptions {

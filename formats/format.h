@@ -62,6 +62,14 @@ struct Content {
   Bytes precomputed_digest;
 };
 
+// B-LT (EN 319 122-1 §5.5 for CAdES): the revocation data of the seal certificate's chain that a
+// seal embeds so that it can be validated after the certificate has expired, all DER. Made by
+// revocation::RevocationCache; shared and immutable.
+struct ValidationData {
+  std::vector<Bytes> ocsp_responses;  // OCSPResponse (RFC 6960), each verified and "good"
+  std::vector<Bytes> crls;            // CertificateList (RFC 5280)
+};
+
 // The first half of a seal. Formats derive from it to keep what Assemble needs (signed
 // attributes, canonical SignedInfo, a PDF's incremental update, ...); only the format that made
 // it reads it back. Immutable once returned; thread-compatible.
@@ -79,6 +87,9 @@ struct ToBeSigned {
   // Assemble writes as the signature-time-stamp unsigned attribute. Set by the caller between
   // signing and Assemble; empty: none (B-B).
   Bytes signature_timestamp_token;
+  // B-LT (formats with has_validation_data()): the revocation data Assemble embeds. Set by the
+  // caller before Assemble; null: none (B-B, B-T).
+  std::shared_ptr<const ValidationData> validation_data;
 };
 
 // What a format needs to know once, at startup, for one profile.
@@ -152,6 +163,9 @@ class Format {
     (void)signature;
     return InvalidArgumentError(std::string(name()) + " seals have no signature time-stamp yet");
   }
+  // B-LT: whether Assemble embeds ToBeSigned::validation_data (CAdES); formats that do not
+  // ignore it, and a b-lt profile of theirs is refused at startup.
+  virtual bool has_validation_data() const { return false; }
 };
 
 // Helpers every format shares.

@@ -23,6 +23,11 @@ using detail::Tlv;
 using detail::TlvSize;
 
 constexpr std::uint8_t kVersion1[] = {detail::kTagInteger, 0x01, 0x01};
+// SignedData version 5: `crls` holds an "other" RevocationInfoChoice (RFC 5652 §5.1).
+constexpr std::uint8_t kVersion5[] = {detail::kTagInteger, 0x01, 0x05};
+// id-ri-ocsp-response, 1.3.6.1.5.5.7.16.2 (RFC 5940 §4.1), DER.
+constexpr std::uint8_t kOcspResponseOid[] = {0x06, 0x08, 0x2B, 0x06, 0x01,
+                                             0x05, 0x05, 0x07, 0x10, 0x02};
 constexpr std::size_t kStreamBufferSize = 64 * 1024;
 
 // Byte counts of the nested SignedData structure, computed before anything is written so the
@@ -36,6 +41,7 @@ struct Layout {
   std::uint64_t explicit_content = 0;
   std::uint64_t content_info_content = 0;
   std::uint64_t total = 0;
+  std::size_t revocation_info = 0;  // the `crls` field's size, 0: absent
 };
 
 // id-aa-signatureTimeStampToken, 1.2.840.113549.1.9.16.2.14 (RFC 3161 appendix A), DER.
@@ -53,9 +59,10 @@ std::uint64_t UnsignedAttrsSize(std::size_t token_size) {
 
 Layout ComputeLayout(const SignerContext::Impl& c, std::size_t signed_attrs_content,
                      std::size_t signature_size, std::optional<std::uint64_t> content_size,
-                     std::size_t token_size) {
+                     std::size_t token_size, std::size_t revocation_info_size) {
   const auto& oids = detail::GetOids();
   Layout l;
+  l.revocation_info = revocation_info_size;
   l.signer_info_content = sizeof(kVersion1) + c.signer_identifier.size() +
                           c.digest_algorithm_id.size() + TlvSize(signed_attrs_content) +
                           c.signature_algorithm_id.size() + TlvSize(signature_size) +
@@ -68,7 +75,7 @@ Layout ComputeLayout(const SignerContext::Impl& c, std::size_t signed_attrs_cont
   }
   l.signed_data_content = sizeof(kVersion1) + c.digest_algorithms_set.size() +
                           TlvSize(l.encap_content) + c.certificates_field.size() +
-                          TlvSize(l.signer_infos_content);
+                          l.revocation_info + TlvSize(l.signer_infos_content);
   l.explicit_content = TlvSize(l.signed_data_content);
   l.content_info_content = oids.signed_data.size() + TlvSize(l.explicit_content);
   l.total = TlvSize(l.content_info_content);
@@ -83,7 +90,9 @@ void EmitHead(Bytes& out, const SignerContext::Impl& c, const Layout& l,
   detail::Append(out, oids.signed_data);
   AppendHeader(out, ContextTag(0), l.explicit_content);
   AppendHeader(out, kTagSequence, l.signed_data_content);
-  detail::Append(out, kVersion1);
+  // Only OCSP responses are "other" choices; a `crls` field always holds at least one of them or
+  // a CRL, and version 5 is required only for the former, but allowed for both.
+  detail::Append(out, l.revocation_info > 0 ? ByteSpan(kVersion5) : ByteSpan(kVersion1));
   detail::Append(out, c.digest_algorithms_set);
   AppendHeader(out, kTagSequence, l.encap_content);
   detail::Append(out, oids.data);
@@ -93,10 +102,12 @@ void EmitHead(Bytes& out, const SignerContext::Impl& c, const Layout& l,
   }
 }
 
-// `certificates` and `signerInfos`.
+// `certificates`, `crls` and `signerInfos`.
 void EmitTail(Bytes& out, const SignerContext::Impl& c, const Layout& l,
-              ByteSpan signed_attrs_content, ByteSpan signature, ByteSpan token) {
+              ByteSpan signed_attrs_content, ByteSpan signature, ByteSpan token,
+              ByteSpan revocation_info) {
   detail::Append(out, c.certificates_field);
+  detail::Append(out, revocation_info);
   AppendHeader(out, kTagSet, l.signer_infos_content);
   AppendHeader(out, kTagSequence, l.signer_info_content);
   detail::Append(out, kVersion1);
@@ -118,14 +129,26 @@ void EmitTail(Bytes& out, const SignerContext::Impl& c, const Layout& l,
   }
 }
 
+// Whether `der` is exactly one DER SEQUENCE.
+bool IsOneSequence(ByteSpan der) {
+  detail::Reader r(der);
+  auto seq = r.Expect(kTagSequence, "element");
+  return seq.ok() && r.empty();
+}
+
 // A token must be one DER SEQUENCE (a TimeStampToken ContentInfo); empty means none.
 Status CheckToken(ByteSpan token) {
-  if (token.empty()) return Status::Ok();
-  detail::Reader r(token);
-  auto seq = r.Expect(kTagSequence, "time-stamp token");
-  if (!seq.ok() || !r.empty())
-    return InvalidArgumentError("the time-stamp token is not one DER SEQUENCE");
-  return Status::Ok();
+  if (token.empty() || IsOneSequence(token)) return Status::Ok();
+  return InvalidArgumentError("the time-stamp token is not one DER SEQUENCE");
+}
+
+// The `crls` field must be [1] IMPLICIT SET OF, as EncodeRevocationInfo makes it; empty: none.
+Status CheckRevocationInfo(ByteSpan field) {
+  if (field.empty()) return Status::Ok();
+  detail::Reader r(field);
+  auto set = r.Expect(ContextTag(1), "crls");
+  if (set.ok() && r.empty()) return Status::Ok();
+  return InvalidArgumentError("the revocation info is not one [1] IMPLICIT SET OF");
 }
 
 // The contents octets of tbs.signed_attributes_der, checked to be one SET.
@@ -272,35 +295,62 @@ Result<ToBeSigned> BuildToBeSigned(const SignerContext& context, ByteSpan conten
 }
 
 Result<Bytes> AssembleDetached(const SignerContext& context, const ToBeSigned& tbs,
-                               ByteSpan signature, ByteSpan timestamp_token) {
+                               ByteSpan signature, ByteSpan timestamp_token,
+                               ByteSpan revocation_info) {
   const SignerContext::Impl& c = context.impl();
   QSEAL_ASSIGN_OR_RETURN(ByteSpan attrs, SignedAttributesContent(c, tbs, signature));
   QSEAL_RETURN_IF_ERROR(CheckToken(timestamp_token));
-  Layout l = ComputeLayout(c, attrs.size(), signature.size(), std::nullopt, timestamp_token.size());
+  QSEAL_RETURN_IF_ERROR(CheckRevocationInfo(revocation_info));
+  Layout l = ComputeLayout(c, attrs.size(), signature.size(), std::nullopt, timestamp_token.size(),
+                           revocation_info.size());
   Bytes out;
   out.reserve(static_cast<std::size_t>(l.total));
   EmitHead(out, c, l, std::nullopt);
-  EmitTail(out, c, l, attrs, signature, timestamp_token);
+  EmitTail(out, c, l, attrs, signature, timestamp_token, revocation_info);
   return out;
+}
+
+Result<Bytes> EncodeRevocationInfo(const formats::ValidationData& data) {
+  std::vector<Bytes> others;
+  others.reserve(data.ocsp_responses.size());
+  std::vector<ByteSpan> choices;
+  for (const Bytes& crl : data.crls) {
+    if (!IsOneSequence(crl)) return InvalidArgumentError("a CRL is not one DER SEQUENCE");
+    choices.emplace_back(crl);
+  }
+  for (const Bytes& ocsp : data.ocsp_responses) {
+    if (!IsOneSequence(ocsp)) {
+      return InvalidArgumentError("an OCSP response is not one DER SEQUENCE");
+    }
+    // other [1] IMPLICIT OtherRevocationInfoFormat { otherRevInfoFormat, otherRevInfo }
+    others.push_back(Tlv(ContextTag(1), {ByteSpan(kOcspResponseOid), ByteSpan(ocsp)}));
+    choices.emplace_back(others.back());
+  }
+  if (choices.empty()) return Bytes();
+  return detail::SetOf(ContextTag(1), std::move(choices));
 }
 
 std::uint64_t EnvelopingSealSize(const SignerContext& context, const ToBeSigned& tbs,
                                  std::size_t signature_size, std::uint64_t content_size,
-                                 std::size_t timestamp_token_size) {
+                                 std::size_t timestamp_token_size,
+                                 std::size_t revocation_info_size) {
   detail::Reader r(tbs.signed_attributes_der);
   auto set = r.Next();
   std::size_t attrs = set.ok() ? set->value.size() : 0;
-  return ComputeLayout(context.impl(), attrs, signature_size, content_size, timestamp_token_size)
+  return ComputeLayout(context.impl(), attrs, signature_size, content_size, timestamp_token_size,
+                       revocation_info_size)
       .total;
 }
 
 Status AssembleEnveloping(const SignerContext& context, const ToBeSigned& tbs, ByteSpan signature,
                           std::uint64_t content_size, const ReadFn& read, const WriteFn& write,
-                          ByteSpan timestamp_token) {
+                          ByteSpan timestamp_token, ByteSpan revocation_info) {
   const SignerContext::Impl& c = context.impl();
   QSEAL_ASSIGN_OR_RETURN(ByteSpan attrs, SignedAttributesContent(c, tbs, signature));
   QSEAL_RETURN_IF_ERROR(CheckToken(timestamp_token));
-  Layout l = ComputeLayout(c, attrs.size(), signature.size(), content_size, timestamp_token.size());
+  QSEAL_RETURN_IF_ERROR(CheckRevocationInfo(revocation_info));
+  Layout l = ComputeLayout(c, attrs.size(), signature.size(), content_size, timestamp_token.size(),
+                           revocation_info.size());
   Bytes head;
   head.reserve(64);
   EmitHead(head, c, l, content_size);
@@ -338,7 +388,7 @@ Status AssembleEnveloping(const SignerContext& context, const ToBeSigned& tbs, B
   }
   Bytes tail;
   tail.reserve(static_cast<std::size_t>(l.total - head.size() - content_size));
-  EmitTail(tail, c, l, attrs, signature, timestamp_token);
+  EmitTail(tail, c, l, attrs, signature, timestamp_token, revocation_info);
   return write(tail);
 }
 

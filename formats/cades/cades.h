@@ -125,8 +125,11 @@ Result<ToBeSigned> BuildToBeSigned(
 // `timestamp_token` (CAdES-B-T): an RFC 3161 TimeStampToken over digest(signature), written as
 // the signature-time-stamp unsigned attribute (id-aa-signatureTimeStampToken); empty: none.
 // kInvalidArgument when it is not one DER SEQUENCE.
+// `revocation_info` (CAdES-B-LT): the SignedData `crls` field as EncodeRevocationInfo makes it;
+// empty: none.
 Result<Bytes> AssembleDetached(const SignerContext& context, const ToBeSigned& tbs,
-                               ByteSpan signature, ByteSpan timestamp_token = {});
+                               ByteSpan signature, ByteSpan timestamp_token = {},
+                               ByteSpan revocation_info = {});
 
 // The content reader and output writer of every format (formats/format.h).
 using ReadFn = formats::ReadFn;
@@ -144,11 +147,19 @@ using WriteFn = formats::WriteFn;
 // AssembleDetached.
 Status AssembleEnveloping(const SignerContext& context, const ToBeSigned& tbs, ByteSpan signature,
                           std::uint64_t content_size, const ReadFn& read, const WriteFn& write,
-                          ByteSpan timestamp_token = {});
+                          ByteSpan timestamp_token = {}, ByteSpan revocation_info = {});
+
+// CAdES-B-LT: the SignedData field `crls [1] IMPLICIT RevocationInfoChoices` (RFC 5652 §10.2.1)
+// holding `data`'s CRLs as they are and each OCSP response as an OtherRevocationInfoFormat
+// id-ri-ocsp-response (RFC 5940 §4.1); a seal carrying one is written as SignedData version 5
+// (RFC 5652 §5.1). Empty when `data` holds nothing. kInvalidArgument when an element is not one
+// DER SEQUENCE.
+Result<Bytes> EncodeRevocationInfo(const formats::ValidationData& data);
 
 // The exact size in bytes AssembleEnveloping will write (e.g. to preallocate an output file).
 std::uint64_t EnvelopingSealSize(const SignerContext& context, const ToBeSigned& tbs,
                                  std::size_t signature_size, std::uint64_t content_size,
-                                 std::size_t timestamp_token_size = 0);
+                                 std::size_t timestamp_token_size = 0,
+                                 std::size_t revocation_info_size = 0);
 
 }  // namespace qseal::formats::cades

@@ -480,15 +480,35 @@ TEST(ConfigTest, BtProfilesNameKnownTsasAndAreCadesDetachedOnly) {
   for (auto [body, expected] : std::vector<std::pair<std::string, std::string>>{
            {"level = \"b-t\"\n", "a b-t profile names at least one [[tsa]]"},
            {"level = \"b-t\"\ntsa = [\"nope\"]\n", "unknown tsa \"nope\""},
-           {"level = \"b-lt\"\n", "b-lt is not supported yet"},
-           {"level = \"t\"\n", "expected b-b or b-t"},
-           {"tsa = [\"a\"]\n", "only a b-t profile asks a TSA"}}) {
+           {"level = \"b-lt\"\n", "a b-lt profile names at least one [[tsa]]"},
+           {"level = \"b-lt\"\ntsa = [\"a\"]\nformat = \"pades\"\n",
+            "b-lt is made for CAdES profiles (not yet for pades)"},
+           {"level = \"t\"\n", "expected b-b, b-t or b-lt"},
+           {"tsa = [\"a\"]\n", "only a b-t or b-lt profile asks a TSA"}}) {
     errors.clear();
     c = ParseConfig(std::string(kMinimal) + tsa + profile(body), "t.toml", &errors);
     EXPECT_FALSE(c.ok()) << body;
     ASSERT_FALSE(errors.empty()) << body;
     EXPECT_NE(errors[0].find(expected), std::string::npos) << errors[0];
   }
+  // b-lt: a CAdES profile with a TSA; [revocation] tunes its cache and is bounded.
+  errors.clear();
+  c = ParseConfig(std::string(kMinimal) + tsa +
+                      "[revocation]\nfetch_timeout = \"3s\"\nretry_interval = \"5s\"\n"
+                      "max_age = \"30m\"\n" +
+                      profile("level = \"b-lt\"\ntsa = [\"a\"]\nformat = \"cades-enveloping\"\n"),
+                  "t.toml", &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]);
+  EXPECT_EQ(c->profiles.back().level, "b-lt");
+  EXPECT_EQ(c->revocation.fetch_timeout, std::chrono::seconds(3));
+  EXPECT_EQ(c->revocation.retry_interval, std::chrono::seconds(5));
+  EXPECT_EQ(c->revocation.max_age, std::chrono::minutes(30));
+  errors.clear();
+  c = ParseConfig(std::string(kMinimal) + "[revocation]\nfetch_timeout = \"10ms\"\n", "t.toml",
+                  &errors);
+  ASSERT_FALSE(errors.empty());
+  EXPECT_NE(errors[0].find("revocation.fetch_timeout: between 100ms and 5m"), std::string::npos)
+      << errors[0];
   errors.clear();
   c = ParseConfig(std::string(kMinimal) +
                       "[[tsa]]\nname = \"s\"\nurl = \"https://tsa.example/\"\nca = \"/x.pem\"\n",

@@ -18,8 +18,9 @@ Status Qseald::Prepare() {
   if (prepared_) return Status::Ok();
   {
     std::filesystem::create_directories(var_);
-    Result<SoftHsm> hsm =
-        ProvisionSoftHsm(var_, {"qseal-p1", "qseal-p2"}, options_.key_type, "seal");
+    Result<SoftHsm> hsm = ProvisionSoftHsm(
+        var_, {"qseal-p1", "qseal-p2"}, options_.key_type, "seal",
+        options_.ocsp_url.empty() ? "" : "--ocsp-url " + ShellQuote(options_.ocsp_url));
     if (!hsm.ok()) return hsm.status();
     CommandResult tls = RunCommand(std::string(QSEAL_SOURCE_DIR) + "/scripts/provision-tls --dir " +
                                    ShellQuote(var_) + " --name server");

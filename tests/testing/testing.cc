@@ -84,11 +84,13 @@ std::set<std::string> ListNames(const std::string& dir) {
 }
 
 Result<SoftHsm> ProvisionSoftHsm(const std::string& dir, const std::vector<std::string>& tokens,
-                                 const std::string& key_type, const std::string& key_label) {
+                                 const std::string& key_type, const std::string& key_label,
+                                 const std::string& extra_args) {
   std::string cmd = ShellQuote(std::string(QSEAL_SOURCE_DIR) + "/scripts/provision-softhsm") +
                     " --dir " + ShellQuote(dir) + " --key-type " + ShellQuote(key_type) +
                     " --key-label " + ShellQuote(key_label);
   for (const auto& t : tokens) cmd += " --token " + ShellQuote(t);
+  if (!extra_args.empty()) cmd += " " + extra_args;
   CommandResult r = RunCommand(cmd);
   if (r.exit_code != 0) {
     return UnavailableError("provision-softhsm failed (" + std::to_string(r.exit_code) +

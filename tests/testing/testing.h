@@ -69,9 +69,11 @@ struct SoftHsm {
 // Provisions (idempotently) `tokens` holding one key of `key_type` ("ec-p256", "ec-p384",
 // "rsa-3072", "rsa-2048") labelled `key_label`, and sets SOFTHSM2_CONF for this process.
 // Call again on the same dir with other tokens and another label to add a different key.
+// `extra_args` go to scripts/provision-softhsm as they are (e.g. "--ocsp-url http://...").
 Result<SoftHsm> ProvisionSoftHsm(const std::string& dir, const std::vector<std::string>& tokens,
                                  const std::string& key_type = "ec-p256",
-                                 const std::string& key_label = "seal");
+                                 const std::string& key_label = "seal",
+                                 const std::string& extra_args = "");
 
 }  // namespace qseal::testing
 

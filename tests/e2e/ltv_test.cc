@@ -1,0 +1,265 @@
+// CAdES-B-LT through a real qseald: the seal certificate names an OCSP responder, a real
+// `openssl ocsp -index` on loopback (not qseal's code) signed by the test CA, and b-lt profiles
+// ask the loopback test TSA for a signature time-stamp. Each seal is checked by
+// `openssl cms -verify` against the document, its token by `openssl ts -verify`, and the OCSP
+// response it carries, located by `openssl asn1parse` and verified by `openssl ocsp -respin`
+// against the test CA, must say "good" for the seal certificate. While the responder is down
+// documents wait (never sealed without the revocation data); once it answers they are sealed.
+// A revoked seal certificate fails its documents with the reason.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/testing/qseald_harness.h"
+#include "tests/tsa/test_tsa.h"
+
+namespace qseal {
+namespace {
+
+using nlohmann::json;
+using testing::ChildProcess;
+using testing::Qseald;
+using testing::QsealdOptions;
+using testing::RunCommand;
+using testing::ShellQuote;
+using testing::TempDir;
+
+// A free loopback TCP port (bound once and released; the responder binds it right after).
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    close(fd);
+    return 0;
+  }
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// The OCSP responses (otherRevInfo of id-ri-ocsp-response) inside a DER seal, located by
+// `openssl asn1parse`: the element that follows each OID 1.3.6.1.5.5.7.16.2.
+std::vector<std::string> OcspResponsesIn(const std::string& seal, const std::string& seal_path) {
+  testing::WriteFile(seal_path, seal);
+  testing::CommandResult parsed =
+      RunCommand("openssl asn1parse -inform DER -in " + ShellQuote(seal_path));
+  std::vector<std::string> out;
+  std::istringstream lines(parsed.output);
+  std::string line;
+  bool next_is_response = false;
+  while (std::getline(lines, line)) {
+    if (next_is_response) {
+      // "  off:d=N  hl=H l=  L cons: SEQUENCE"
+      std::size_t off = std::stoul(line);
+      std::size_t hl = std::stoul(line.substr(line.find("hl=") + 3));
+      std::size_t l = std::stoul(line.substr(line.find(" l=") + 3));
+      if (off + hl + l <= seal.size()) out.push_back(seal.substr(off, hl + l));
+      next_is_response = false;
+    }
+    if (line.find("OBJECT") != std::string::npos &&
+        (line.find(":1.3.6.1.5.5.7.16.2") != std::string::npos ||
+         line.find("id-ri-ocsp-response") != std::string::npos)) {
+      next_is_response = true;
+    }
+  }
+  return out;
+}
+
+class LtvTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<testing::TsaPki> pki = testing::MakeTsaPki(tmp_.Sub(""));
+    ASSERT_TRUE(pki.ok()) << pki.status();
+    pki_ = *pki;
+    tsa_ = std::make_unique<testing::TestTsa>(pki_);
+    ASSERT_TRUE(tsa_->Start().ok());
+    ocsp_port_ = FreePort();
+    ASSERT_GT(ocsp_port_, 0);
+    QsealdOptions o;
+    o.ocsp_url = "http://127.0.0.1:" + std::to_string(ocsp_port_) + "/";
+    const std::string url = tsa_->url();
+    const std::string ca = pki_.ca_pem;
+    o.edit_config = [url, ca](std::string& conf) {
+      const std::string backoff = "retry_backoff = \"2s\"";
+      const std::size_t at = conf.find(backoff);
+      ASSERT_NE(at, std::string::npos);
+      conf.replace(at, backoff.size(), "retry_backoff = \"200ms\"");
+      conf += "\n[[tsa]]\nname = \"test-tsa\"\nurl = \"" + url + "\"\nca = \"" + ca +
+              "\"\n"
+              "\n[revocation]\nretry_interval = \"200ms\"\nfetch_timeout = \"2s\"\n"
+              "\n[[profile]]\nname = \"lt\"\nformat = \"cades-detached\"\nlevel = \"b-lt\"\n"
+              "tsa = [\"test-tsa\"]\ndigest = \"sha256\"\nscheme = \"ecdsa\"\nkey = \"seal\"\n"
+              "\n[[profile]]\nname = \"lt-env\"\nformat = \"cades-enveloping\"\n"
+              "level = \"b-lt\"\ntsa = [\"test-tsa\"]\ndigest = \"sha256\"\nscheme = \"ecdsa\"\n"
+              "key = \"seal\"\n";
+    };
+    qseald_ = std::make_unique<Qseald>(tmp_.Sub("d"), o);
+    Status prepared = qseald_->Prepare();
+    ASSERT_TRUE(prepared.ok()) << prepared;
+  }
+
+  void TearDown() override {
+    if (qseald_ != nullptr && qseald_->process().running()) {
+      EXPECT_EQ(qseald_->Stop(), 0) << qseald_->Stderr();
+    }
+  }
+
+  std::string pki(const std::string& name) const { return qseald_->var() + "/pki/" + name; }
+
+  // `openssl ocsp` answering from the test CA's database, responses valid for 5 minutes.
+  void StartResponder() {
+    ASSERT_TRUE(responder_
+                    .Start({"/usr/bin/openssl", "ocsp", "-index", pki("index.txt"), "-port",
+                            std::to_string(ocsp_port_), "-rsigner", pki("ca.pem"), "-rkey",
+                            pki("ca.key"), "-CA", pki("ca.pem"), "-nmin", "5"},
+                           tmp_.Sub("ocsp.log"))
+                    .ok());
+    ASSERT_FALSE(
+        responder_.WaitForLine("waiting for OCSP client", std::chrono::seconds(10)).empty())
+        << responder_.Stderr();
+  }
+
+  void StartQseald() {
+    Status s = qseald_->Start();
+    ASSERT_TRUE(s.ok()) << s << qseald_->Stderr();
+  }
+
+  std::string Submit(const std::string& content, const std::string& profile) {
+    auto r = qseald_->Client().Request("POST", "/v1/documents?profile=" + profile, content,
+                                       {{"X-Filename", "invoice.xml"}});
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return "";
+    EXPECT_EQ(r->status, 202) << r->body;
+    return json::parse(r->body).value("id", "");
+  }
+  json DocStatus(const std::string& id) {
+    auto r = qseald_->Client().Request("GET", "/v1/documents/" + id);
+    if (!r.ok() || r->status != 200) return json::object();
+    return json::parse(r->body);
+  }
+  bool WaitFinal(const std::string& id, std::chrono::seconds timeout) {
+    return testing::WaitFor(
+        [&] {
+          std::string s = DocStatus(id).value("status", "");
+          return s == "sealed" || s == "failed";
+        },
+        timeout, std::chrono::milliseconds(100));
+  }
+
+  // Every independent check of a B-LT seal; "" when all pass.
+  std::string CheckBltSeal(const std::string& id, const std::string& content, bool enveloping) {
+    auto seal = qseald_->Client().Request("GET", "/v1/documents/" + id + "/seal");
+    if (!seal.ok() || seal->status != 200) return "seal not fetched";
+    const std::string seal_path = tmp_.Sub(id + ".p7");
+    const std::string content_path = tmp_.Sub(id + ".xml");
+    const std::string out_path = tmp_.Sub(id + ".out");
+    testing::WriteFile(seal_path, seal->body);
+    testing::WriteFile(content_path, content);
+    std::string cms = enveloping
+                          ? testing::OpensslVerify(seal_path, qseald_->ca_pem(), "", out_path)
+                          : testing::OpensslVerify(seal_path, qseald_->ca_pem(), content_path);
+    if (!cms.empty()) return "openssl cms -verify: " + cms;
+    if (enveloping && testing::ReadFile(out_path) != content) return "enveloped content differs";
+    testing::TimestampedSeal parts = testing::ReadTimestampedSeal(seal->body);
+    if (parts.tokens.size() != 1) return std::to_string(parts.tokens.size()) + " time-stamps";
+    std::string ts = testing::OpensslTsVerify(parts.tokens[0], parts.signature, pki_.ca_pem,
+                                              tmp_.Sub(id + ".tst"));
+    if (!ts.empty()) return "openssl ts -verify: " + ts;
+    std::vector<std::string> responses = OcspResponsesIn(seal->body, seal_path);
+    if (responses.size() != 1) return std::to_string(responses.size()) + " OCSP responses";
+    const std::string ocsp_path = tmp_.Sub(id + ".ocsp");
+    testing::WriteFile(ocsp_path, responses[0]);
+    testing::CommandResult checked = RunCommand(
+        "openssl ocsp -respin " + ShellQuote(ocsp_path) + " -issuer " + ShellQuote(pki("ca.pem")) +
+        " -cert " + ShellQuote(pki("seal.pem")) + " -CAfile " + ShellQuote(pki("ca.pem")));
+    if (checked.exit_code != 0 || checked.output.find("Response verify OK") == std::string::npos ||
+        checked.output.find(pki("seal.pem") + ": good") == std::string::npos) {
+      return "openssl ocsp -respin: " + checked.output;
+    }
+    return "";
+  }
+
+  TempDir tmp_;
+  testing::TsaPki pki_;
+  std::unique_ptr<testing::TestTsa> tsa_;
+  int ocsp_port_ = 0;
+  ChildProcess responder_;
+  std::unique_ptr<Qseald> qseald_;
+};
+
+TEST_F(LtvTest, BltSealsCarryTheSealCertificatesGoodOcspResponseAndAVerifiedToken) {
+  StartResponder();
+  StartQseald();
+  std::vector<std::pair<std::string, std::string>> docs;
+  for (int i = 0; i < 10; ++i) {
+    std::string content = "<Invoice><ID>LT-" + std::to_string(i) + "</ID></Invoice>";
+    docs.emplace_back(Submit(content, i % 2 == 0 ? "lt" : "lt-env"), content);
+  }
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    const auto& [id, content] = docs[i];
+    ASSERT_TRUE(WaitFinal(id, std::chrono::seconds(30))) << id;
+    ASSERT_EQ(DocStatus(id)["status"], "sealed") << DocStatus(id).dump();
+    EXPECT_EQ(CheckBltSeal(id, content, i % 2 == 1), "") << id;
+  }
+  // A B-B profile of the same daemon embeds no revocation data.
+  const std::string bb = Submit("<Invoice>bb</Invoice>", "default");
+  ASSERT_TRUE(WaitFinal(bb, std::chrono::seconds(30)));
+  auto seal = qseald_->Client().Request("GET", "/v1/documents/" + bb + "/seal");
+  ASSERT_TRUE(seal.ok());
+  EXPECT_TRUE(OcspResponsesIn(seal->body, tmp_.Sub("bb.p7s")).empty());
+}
+
+TEST_F(LtvTest, WithoutTheResponderDocumentsWaitAndAreSealedOnceItAnswers) {
+  StartQseald();  // the responder is not there yet
+  std::vector<std::pair<std::string, std::string>> docs;
+  for (int i = 0; i < 4; ++i) {
+    std::string content = "<Invoice><ID>W-" + std::to_string(i) + "</ID></Invoice>";
+    docs.emplace_back(Submit(content, "lt"), content);
+  }
+  // Several fetch attempts (every 200 ms) fail meanwhile; no document is sealed or failed.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  for (const auto& [id, content] : docs) {
+    const std::string status = DocStatus(id).value("status", "");
+    EXPECT_TRUE(status == "queued" || status == "sealing") << DocStatus(id).dump();
+  }
+  StartResponder();
+  for (const auto& [id, content] : docs) {
+    ASSERT_TRUE(WaitFinal(id, std::chrono::seconds(30))) << id;
+    ASSERT_EQ(DocStatus(id)["status"], "sealed") << DocStatus(id).dump();
+    EXPECT_EQ(CheckBltSeal(id, content, false), "") << id;
+  }
+}
+
+TEST_F(LtvTest, ARevokedSealCertificateFailsItsDocumentsWithTheReason) {
+  // The CA's database says the seal certificate was revoked (key compromise).
+  std::string index = testing::ReadFile(pki("index.txt"));
+  ASSERT_EQ(index.rfind("V\t", 0), 0u) << index;
+  const std::size_t revocation_field = index.find("\t\t") + 1;
+  index[0] = 'R';
+  index.insert(revocation_field, "261201000000Z,keyCompromise");
+  testing::WriteFile(pki("index.txt"), index);
+  StartResponder();
+  StartQseald();
+  const std::string id = Submit("<Invoice>revoked</Invoice>", "lt");
+  ASSERT_TRUE(WaitFinal(id, std::chrono::seconds(30))) << id;
+  json s = DocStatus(id);
+  ASSERT_EQ(s["status"], "failed") << s.dump();
+  const std::string reason = s.dump();
+  EXPECT_NE(reason.find("revoked"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("keyCompromise"), std::string::npos) << reason;
+}
+
+}  // namespace
+}  // namespace qseal
