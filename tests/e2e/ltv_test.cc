@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,34 +46,6 @@ int FreePort() {
   }
   close(fd);
   return ntohs(a.sin_port);
-}
-
-// The OCSP responses (otherRevInfo of id-ri-ocsp-response) inside a DER seal, located by
-// `openssl asn1parse`: the element that follows each OID 1.3.6.1.5.5.7.16.2.
-std::vector<std::string> OcspResponsesIn(const std::string& seal, const std::string& seal_path) {
-  testing::WriteFile(seal_path, seal);
-  testing::CommandResult parsed =
-      RunCommand("openssl asn1parse -inform DER -in " + ShellQuote(seal_path));
-  std::vector<std::string> out;
-  std::istringstream lines(parsed.output);
-  std::string line;
-  bool next_is_response = false;
-  while (std::getline(lines, line)) {
-    if (next_is_response) {
-      // "  off:d=N  hl=H l=  L cons: SEQUENCE"
-      std::size_t off = std::stoul(line);
-      std::size_t hl = std::stoul(line.substr(line.find("hl=") + 3));
-      std::size_t l = std::stoul(line.substr(line.find(" l=") + 3));
-      if (off + hl + l <= seal.size()) out.push_back(seal.substr(off, hl + l));
-      next_is_response = false;
-    }
-    if (line.find("OBJECT") != std::string::npos &&
-        (line.find(":1.3.6.1.5.5.7.16.2") != std::string::npos ||
-         line.find("id-ri-ocsp-response") != std::string::npos)) {
-      next_is_response = true;
-    }
-  }
-  return out;
 }
 
 class LtvTest : public ::testing::Test {
@@ -177,18 +148,11 @@ class LtvTest : public ::testing::Test {
     std::string ts = testing::OpensslTsVerify(parts.tokens[0], parts.signature, pki_.ca_pem,
                                               tmp_.Sub(id + ".tst"));
     if (!ts.empty()) return "openssl ts -verify: " + ts;
-    std::vector<std::string> responses = OcspResponsesIn(seal->body, seal_path);
+    std::vector<std::string> responses = testing::OcspResponsesInSeal(seal->body, seal_path);
     if (responses.size() != 1) return std::to_string(responses.size()) + " OCSP responses";
-    const std::string ocsp_path = tmp_.Sub(id + ".ocsp");
-    testing::WriteFile(ocsp_path, responses[0]);
-    testing::CommandResult checked = RunCommand(
-        "openssl ocsp -respin " + ShellQuote(ocsp_path) + " -issuer " + ShellQuote(pki("ca.pem")) +
-        " -cert " + ShellQuote(pki("seal.pem")) + " -CAfile " + ShellQuote(pki("ca.pem")));
-    if (checked.exit_code != 0 || checked.output.find("Response verify OK") == std::string::npos ||
-        checked.output.find(pki("seal.pem") + ": good") == std::string::npos) {
-      return "openssl ocsp -respin: " + checked.output;
-    }
-    return "";
+    std::string ocsp = testing::OpensslOcspCheck(responses[0], pki("ca.pem"), pki("seal.pem"),
+                                                 tmp_.Sub(id + ".ocsp"));
+    return ocsp.empty() ? "" : "openssl ocsp -respin: " + ocsp;
   }
 
   TempDir tmp_;
@@ -218,7 +182,7 @@ TEST_F(LtvTest, BltSealsCarryTheSealCertificatesGoodOcspResponseAndAVerifiedToke
   ASSERT_TRUE(WaitFinal(bb, std::chrono::seconds(30)));
   auto seal = qseald_->Client().Request("GET", "/v1/documents/" + bb + "/seal");
   ASSERT_TRUE(seal.ok());
-  EXPECT_TRUE(OcspResponsesIn(seal->body, tmp_.Sub("bb.p7s")).empty());
+  EXPECT_TRUE(testing::OcspResponsesInSeal(seal->body, tmp_.Sub("bb.p7s")).empty());
 }
 
 TEST_F(LtvTest, WithoutTheResponderDocumentsWaitAndAreSealedOnceItAnswers) {

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <stdlib.h>
@@ -97,6 +98,45 @@ void Qseald::Kill() {
 
 std::string Qseald::CliEnv() const {
   return "QSEAL_VAR=" + ShellQuote(var_) + " QSEAL_SERVER=" + ShellQuote(api_) + " ";
+}
+
+std::vector<std::string> OcspResponsesInSeal(const std::string& seal,
+                                             const std::string& seal_path) {
+  WriteFile(seal_path, seal);
+  CommandResult parsed = RunCommand("openssl asn1parse -inform DER -in " + ShellQuote(seal_path));
+  std::vector<std::string> out;
+  std::istringstream lines(parsed.output);
+  std::string line;
+  bool next_is_response = false;
+  while (std::getline(lines, line)) {
+    if (next_is_response) {
+      // "  off:d=N  hl=H l=  L cons: SEQUENCE": the element after the OID.
+      std::size_t off = std::stoul(line);
+      std::size_t hl = std::stoul(line.substr(line.find("hl=") + 3));
+      std::size_t l = std::stoul(line.substr(line.find(" l=") + 3));
+      if (off + hl + l <= seal.size()) out.push_back(seal.substr(off, hl + l));
+      next_is_response = false;
+    }
+    if (line.find("OBJECT") != std::string::npos &&
+        (line.find(":1.3.6.1.5.5.7.16.2") != std::string::npos ||
+         line.find("id-ri-ocsp-response") != std::string::npos)) {
+      next_is_response = true;
+    }
+  }
+  return out;
+}
+
+std::string OpensslOcspCheck(const std::string& response, const std::string& ca_pem,
+                             const std::string& cert_pem, const std::string& path) {
+  WriteFile(path, response);
+  CommandResult checked =
+      RunCommand("openssl ocsp -respin " + ShellQuote(path) + " -issuer " + ShellQuote(ca_pem) +
+                 " -cert " + ShellQuote(cert_pem) + " -CAfile " + ShellQuote(ca_pem));
+  if (checked.exit_code == 0 && checked.output.find("Response verify OK") != std::string::npos &&
+      checked.output.find(cert_pem + ": good") != std::string::npos) {
+    return "";
+  }
+  return checked.output.empty() ? "no output" : checked.output;
 }
 
 std::string OpensslVerify(const std::string& seal_path, const std::string& ca_pem,

@@ -99,6 +99,15 @@ class Qseald {
 std::string OpensslVerify(const std::string& seal_path, const std::string& ca_pem,
                           const std::string& content_path, const std::string& out_path = "");
 
+// B-LT: the OCSP responses inside a DER CMS seal (each otherRevInfo of id-ri-ocsp-response),
+// located by `openssl asn1parse` on the seal written to `seal_path` (not by qseal's code).
+std::vector<std::string> OcspResponsesInSeal(const std::string& seal, const std::string& seal_path);
+
+// `openssl ocsp -respin` of `response` (written to `path`): it must verify against `ca_pem` and
+// say "good" for `cert_pem`, issued by `ca_pem`. "" when it does, else openssl's output.
+std::string OpensslOcspCheck(const std::string& response, const std::string& ca_pem,
+                             const std::string& cert_pem, const std::string& path);
+
 // Checks a broker result's seal (DER bytes) of `content` with OpensslVerify against each of `cas`
 // in turn (a detached seal with the content beside it; an enveloping one must carry exactly
 // `content`), through files `<base>.seal`, `.doc` and `.out`. Returns the index of the first CA it
