@@ -202,6 +202,9 @@ class Daemon::Impl {
     for (const auto& [profile, client] : tsa_clients_) {
       sources.timestamps.push_back({profile, client.get()});
     }
+    for (const auto& [key, cache] : revocation_caches_) {
+      sources.revocations.push_back({key, cache.get()});
+    }
     for (const auto& k : config_.keys) sources.keys.push_back(k.name);
     for (const auto& p : config_.profiles) sources.profiles.push_back(p.name);
     bridge_ = std::make_unique<MetricsBridge>(metrics_.get(), std::move(sources));

@@ -14,6 +14,7 @@
 #include "publish/jetstream_publisher.h"
 #include "publish/kafka_publisher.h"
 #include "queue/queue.h"
+#include "revocation/revocation_cache.h"
 #include "tsa/tsa_client.h"
 
 namespace qseal::daemon {
@@ -108,6 +109,12 @@ struct MetricsBridge::State {
                      "Attempts that failed: transport, HTTP or a refused or invalid response.");
     w.DeclareCounter("qseal_tsa_requests_total", "Time-stamp requests sent to the TSA (attempts).");
     for (const auto& t : sources.timestamps) FillTimestamps(w, t);
+    // Listed without b-lt profiles too, so the revocation alert's series exists on every node.
+    w.DeclareGauge("qseal_revocation_current",
+                   "1 while the key's chain has current revocation data (B-LT seals are made).");
+    w.DeclareGauge("qseal_revocation_revoked",
+                   "1 once a certificate of the key's chain was reported revoked.");
+    for (const auto& r : sources.revocations) FillRevocation(w, r);
     for (const auto& [key, seconds] : not_after) {
       w.Gauge("qseal_hsm_certificate_not_after_seconds",
               "Not-after of the key's seal certificate, seconds since the epoch.", {{"key", key}},
@@ -265,6 +272,25 @@ struct MetricsBridge::State {
       w.Gauge("qseal_tsa_queued", "Requests waiting for a connection or a rate token.", l,
               D(h.queued));
     }
+  }
+
+  static void FillRevocation(SnapshotWriter& w, const MetricsBridgeSources::Revocation& r) {
+    if (r.cache == nullptr) return;
+    const revocation::RevocationStats s = r.cache->Stats();
+    const Labels l = {{"key", r.key}};
+    w.Gauge("qseal_revocation_current",
+            "1 while the key's chain has current revocation data (B-LT seals are made).", l,
+            s.current ? 1 : 0);
+    w.Gauge("qseal_revocation_revoked",
+            "1 once a certificate of the key's chain was reported revoked.", l, s.revoked ? 1 : 0);
+    w.Gauge("qseal_revocation_seconds_to_expiry",
+            "Seconds until the first revocation status of the key's chain expires.", l,
+            s.seconds_to_expiry);
+    w.Counter("qseal_revocation_fetches_total", "OCSP or CRL requests answered and accepted.", l,
+              D(s.fetches));
+    w.Counter("qseal_revocation_fetch_errors_total",
+              "OCSP or CRL requests that failed or whose answer was refused.", l,
+              D(s.fetch_errors));
   }
 
   static void FillJetStream(SnapshotWriter& w, const MetricsBridgeSources::JetStream& js) {

@@ -45,6 +45,11 @@
 //             tokens), qseal_tsa_failures_total, qseal_tsa_request_seconds_total (over attempts),
 //             qseal_tsa_breaker_open (0 closed, 0.5 half-open, 1 open), qseal_tsa_connections,
 //             qseal_tsa_queued; per profile qseal_tsa_pending_requests
+//   revocation: per key of a b-lt profile (label key): qseal_revocation_current (1 while its
+//             chain's revocation data is current: B-LT documents are sealed),
+//             qseal_revocation_revoked (1 once a certificate of the chain was reported revoked),
+//             qseal_revocation_seconds_to_expiry, qseal_revocation_fetches_total,
+//             qseal_revocation_fetch_errors_total
 //   backpressure: qseal_backpressure_throttled{stage=engine|queue|watch} (0/1) and
 //             qseal_backpressure_throttled_seconds_total{stage}, accumulated by a sampler thread
 //             (default every 100 ms, so the time is exact to about one interval).
@@ -89,6 +94,9 @@ class AuditLog;
 namespace qseal::tsa {
 class TsaClient;
 }
+namespace qseal::revocation {
+class RevocationCache;
+}
 
 namespace qseal::daemon {
 
@@ -117,6 +125,11 @@ struct MetricsBridgeSources {
     const tsa::TsaClient* client = nullptr;
   };
   std::vector<Timestamps> timestamps;
+  struct Revocation {
+    std::string key;
+    const revocation::RevocationCache* cache = nullptr;
+  };
+  std::vector<Revocation> revocations;
   // Key names whose certificate not-after is exported (read once, at construction).
   std::vector<std::string> keys;
   // Profiles whose accepted/sealed series start at 0 (Metrics::DeclareProfile).

@@ -129,6 +129,15 @@ class LtvTest : public ::testing::Test {
         timeout, std::chrono::milliseconds(100));
   }
 
+  // The value of one series of qseald's /metrics (scraped with curl), or "" without it.
+  std::string Metric(const std::string& series) {
+    testing::CommandResult r = RunCommand("curl -sf http://" + qseald_->metrics() +
+                                          "/metrics | grep -F " + ShellQuote(series + " "));
+    const std::size_t space = r.output.find(' ');
+    return space == std::string::npos ? ""
+                                      : r.output.substr(space + 1, r.output.find('\n') - space - 1);
+  }
+
   // Every independent check of a B-LT seal; "" when all pass.
   std::string CheckBltSeal(const std::string& id, const std::string& content, bool enveloping) {
     auto seal = qseald_->Client().Request("GET", "/v1/documents/" + id + "/seal");
@@ -177,6 +186,8 @@ TEST_F(LtvTest, BltSealsCarryTheSealCertificatesGoodOcspResponseAndAVerifiedToke
     ASSERT_EQ(DocStatus(id)["status"], "sealed") << DocStatus(id).dump();
     EXPECT_EQ(CheckBltSeal(id, content, i % 2 == 1), "") << id;
   }
+  EXPECT_EQ(Metric("qseal_revocation_current{key=\"seal\"}"), "1");
+  EXPECT_EQ(Metric("qseal_revocation_revoked{key=\"seal\"}"), "0");
   // A B-B profile of the same daemon embeds no revocation data.
   const std::string bb = Submit("<Invoice>bb</Invoice>", "default");
   ASSERT_TRUE(WaitFinal(bb, std::chrono::seconds(30)));
@@ -198,6 +209,8 @@ TEST_F(LtvTest, WithoutTheResponderDocumentsWaitAndAreSealedOnceItAnswers) {
     const std::string status = DocStatus(id).value("status", "");
     EXPECT_TRUE(status == "queued" || status == "sealing") << DocStatus(id).dump();
   }
+  EXPECT_EQ(Metric("qseal_revocation_current{key=\"seal\"}"), "0");
+  EXPECT_NE(Metric("qseal_revocation_fetch_errors_total{key=\"seal\"}"), "0");
   StartResponder();
   for (const auto& [id, content] : docs) {
     ASSERT_TRUE(WaitFinal(id, std::chrono::seconds(30))) << id;
@@ -223,6 +236,7 @@ TEST_F(LtvTest, ARevokedSealCertificateFailsItsDocumentsWithTheReason) {
   const std::string reason = s.dump();
   EXPECT_NE(reason.find("revoked"), std::string::npos) << reason;
   EXPECT_NE(reason.find("keyCompromise"), std::string::npos) << reason;
+  EXPECT_EQ(Metric("qseal_revocation_revoked{key=\"seal\"}"), "1");
 }
 
 }  // namespace
