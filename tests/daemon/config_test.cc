@@ -433,15 +433,20 @@ TEST(ConfigTest, ShippedKafkaExampleParsesOnceUncommented) {
   EXPECT_EQ(c->kafkas[0].topics, std::vector<std::string>{"qseal.docs"});
 }
 
-// The commented [[tsa]] example of conf/qseald.toml (with its b-t profile), uncommented, is valid.
+// The commented [[tsa]] example of conf/qseald.toml (with its b-t and b-lt profiles and
+// [revocation]), uncommented, is valid.
 TEST(ConfigTest, ShippedTsaExampleParsesOnceUncommented) {
   const std::string section = ShippedBlock("# [[tsa]]");
   std::vector<std::string> errors;
   Result<Config> c = ParseConfig(std::string(kMinimal) + section, "t.toml", &errors);
   ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]) << section;
   ASSERT_EQ(c->tsas.size(), 1u);
-  EXPECT_EQ(c->profiles.back().level, "b-t");
-  EXPECT_EQ(c->profiles.back().tsa, std::vector<std::string>{"tsa-a"});
+  ASSERT_GE(c->profiles.size(), 2u);
+  const ProfileConfig& bt = c->profiles[c->profiles.size() - 2];
+  EXPECT_EQ(bt.level, "b-t");
+  EXPECT_EQ(bt.tsa, std::vector<std::string>{"tsa-a"});
+  EXPECT_EQ(c->profiles.back().level, "b-lt");
+  EXPECT_EQ(c->revocation.max_response_bytes, 4u << 20);
 }
 
 // The commented [csc] block of conf/qseald.toml, uncommented, is a valid section.
