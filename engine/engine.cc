@@ -303,6 +303,15 @@ class Engine::Impl {
   void SubmitToSigner(const Jobs& jobs) {
     Jobs refused;
     for (const JobPtr& job : jobs) {
+      // B-LT without current revocation data (or with a revoked chain): no signature and no
+      // time-stamp is spent on a seal that could not be finished now.
+      if (revocation::RevocationCache* r = job->profile->profile.revocation; r != nullptr) {
+        if (auto data = r->Current(); !data.ok()) {
+          WaitOrFail(job, data.status(), "revocation data");
+          refused.push_back(job);
+          continue;
+        }
+      }
       job->sign_submitted = std::chrono::steady_clock::now();
       Status submitted =
           signer_->TrySubmit(std::move(job->request), [this, job](Result<Bytes> signature) {

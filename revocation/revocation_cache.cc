@@ -82,7 +82,11 @@ class RevocationCache::Impl {
           !e.crl_url.empty()) {
         Result<detail::CertStatus> crl =
             detail::FetchCrl(e.cert.get(), e.issuer, e.crl_url, limits);
-        if (crl.ok() || e.ocsp_url.empty()) got = std::move(crl);
+        // The CRL's verdict counts when it has one (good or revoked), else OCSP's error stays.
+        if (crl.ok() || crl.status().code() == StatusCode::kFailedPrecondition ||
+            e.ocsp_url.empty()) {
+          got = std::move(crl);
+        }
       }
       MutexLock lock(mu);
       if (got.ok()) {

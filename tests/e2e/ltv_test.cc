@@ -211,6 +211,8 @@ TEST_F(LtvTest, WithoutTheResponderDocumentsWaitAndAreSealedOnceItAnswers) {
   }
   EXPECT_EQ(Metric("qseal_revocation_current{key=\"seal\"}"), "0");
   EXPECT_NE(Metric("qseal_revocation_fetch_errors_total{key=\"seal\"}"), "0");
+  // Checked before signing: no time-stamp was asked for a seal that could not be finished.
+  EXPECT_EQ(tsa_->requests(), 0);
   StartResponder();
   for (const auto& [id, content] : docs) {
     ASSERT_TRUE(WaitFinal(id, std::chrono::seconds(30))) << id;
