@@ -20,7 +20,7 @@ namespace qseal::testing {
 struct QsealdOptions {
   std::string key_type = "ec-p256";
   // Given: the seal certificate names this OCSP responder (authorityInfoAccess), for B-LT.
-  std::string ocsp_url;
+  std::string ocsp_url = "";
   // Edits applied to the text of conf/qseald.toml before it is written (e.g. to change a limit).
   std::function<void(std::string& config)> edit_config;
   // Module for both partitions; empty: SoftHSM2 itself. Tests may pass a p11shim copy.
