@@ -6,8 +6,6 @@
 // against the test CA, must say "good" for the seal certificate. While the responder is down
 // documents wait (never sealed without the revocation data); once it answers they are sealed.
 // A revoked seal certificate fails its documents with the reason.
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -15,7 +13,6 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 
 #include "tests/testing/qseald_harness.h"
@@ -32,22 +29,6 @@ using testing::RunCommand;
 using testing::ShellQuote;
 using testing::TempDir;
 
-// A free loopback TCP port (bound once and released; the responder binds it right after).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    close(fd);
-    return 0;
-  }
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 class LtvTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -56,7 +37,7 @@ class LtvTest : public ::testing::Test {
     pki_ = *pki;
     tsa_ = std::make_unique<testing::TestTsa>(pki_);
     ASSERT_TRUE(tsa_->Start().ok());
-    ocsp_port_ = FreePort();
+    ocsp_port_ = testing::FreeLoopbackPort();
     ASSERT_GT(ocsp_port_, 0);
     QsealdOptions o;
     o.ocsp_url = "http://127.0.0.1:" + std::to_string(ocsp_port_) + "/";

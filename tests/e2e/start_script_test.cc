@@ -22,22 +22,6 @@ namespace {
 using testing::RunCommand;
 using testing::ShellQuote;
 
-// A port on 127.0.0.1 that was free a moment ago.
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
 bool Listening(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -52,7 +36,8 @@ bool Listening(int port) {
 TEST(StartScriptTest, EmbeddedDefaultSealsBltAndBtWithItsTestTsaAndResponderAndStopsThem) {
   testing::TempDir tmp;
   const std::string var = tmp.Sub("var");
-  const int api = FreePort(), metrics = FreePort(), tsa = FreePort(), ocsp = FreePort();
+  const int api = testing::FreeLoopbackPort(), metrics = testing::FreeLoopbackPort(),
+            tsa = testing::FreeLoopbackPort(), ocsp = testing::FreeLoopbackPort();
   ASSERT_TRUE(api && metrics && tsa && ocsp);
   const std::string api_addr = "127.0.0.1:" + std::to_string(api);
   testing::ChildProcess start;

@@ -26,21 +26,6 @@ namespace {
 using testing::RunCommand;
 using testing::ShellQuote;
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // Serves one file over HTTP/1.0 on 127.0.0.1 to every request (a CRL distribution point).
 class FileServer {
  public:
@@ -219,7 +204,7 @@ TEST_F(RevocationCacheTest, ALeafListedInTheCrlIsRevoked) {
 }
 
 TEST_F(RevocationCacheTest, OcspAnswerIsPreferredAndOpensslAcceptsIt) {
-  const int port = FreePort();
+  const int port = testing::FreeLoopbackPort();
   ASSERT_GT(port, 0);
   FileServer crl_server(dir_ + "/ca.crl");
   Issue("leaf", "authorityInfoAccess=OCSP;URI:http://127.0.0.1:" + std::to_string(port) +
@@ -254,8 +239,8 @@ TEST_F(RevocationCacheTest, OcspAnswerIsPreferredAndOpensslAcceptsIt) {
 }
 
 TEST_F(RevocationCacheTest, WithoutAnAnswerTheReasonIsGivenAndRetried) {
-  Issue("leaf",
-        "authorityInfoAccess=OCSP;URI:http://127.0.0.1:" + std::to_string(FreePort()) + "/\n");
+  Issue("leaf", "authorityInfoAccess=OCSP;URI:http://127.0.0.1:" +
+                    std::to_string(testing::FreeLoopbackPort()) + "/\n");
   // OpenSSL's client retries a refused connect until the timeout: 1 s per attempt here.
   RevocationOptions o = Options("leaf");
   o.fetch_timeout = std::chrono::seconds(1);

@@ -38,6 +38,10 @@ struct CommandResult {
 // Runs `command` through /bin/sh -c, capturing stdout+stderr.
 CommandResult RunCommand(const std::string& command);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bound and released), 0 if none; for a
+// server the test starts right after (e.g. one that cannot report the port it picked for :0).
+int FreeLoopbackPort();
+
 // Single-quotes a string for /bin/sh.
 std::string ShellQuote(const std::string& s);
 
