@@ -145,7 +145,7 @@ struct ProfileConfig {
   std::string key;
   // XAdES formats: "exc-c14n" or "c14n11" (formats::FormatOptions::c14n); ignored by CAdES.
   std::string c14n = "exc-c14n";
-  // "b-b", "b-t" (a signature time-stamp from `tsa`) or "b-lt" (CAdES: B-T plus the chain's
+  // "b-b", "b-t" (a signature time-stamp from `tsa`) or "b-lt" (CAdES, XAdES: B-T plus the chain's
   // OCSP responses or CRLs, from the [revocation] cache); docs/timestamps.md.
   std::string level = "b-b";
   // The [[tsa]] names a b-t or b-lt profile asks, in order of preference (failover to the next).

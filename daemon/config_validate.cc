@@ -130,9 +130,11 @@ void ValidateConfig(const Config& c, const std::string& origin, std::vector<std:
         err(at + ".level: b-t is made for CAdES, XAdES and PAdES profiles, not " + p.format);
       if (p.tsa.empty()) err(at + ".tsa: a b-t profile names at least one [[tsa]]");
     } else if (p.level == "b-lt") {
-      // B-LT is B-T plus the revocation data; XAdES and PAdES B-LT are not made yet.
-      if (p.format != "cades-detached" && p.format != "cades-enveloping")
-        err(at + ".level: b-lt is made for CAdES profiles (not yet for " + p.format + ")");
+      // B-LT is B-T plus the revocation data; PAdES B-LT (a DSS) is not made yet.
+      if (p.format != "cades-detached" && p.format != "cades-enveloping" &&
+          p.format != "xades-enveloped" && p.format != "xades-detached")
+        err(at + ".level: b-lt is made for CAdES and XAdES profiles (not yet for " + p.format +
+            ")");
       if (p.tsa.empty()) err(at + ".tsa: a b-lt profile names at least one [[tsa]]");
     } else if (p.level != "b-b") {
       err(at + ".level: expected b-b, b-t or b-lt, got \"" + p.level + "\"");

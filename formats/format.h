@@ -62,7 +62,7 @@ struct Content {
   Bytes precomputed_digest;
 };
 
-// B-LT (EN 319 122-1 §5.5 for CAdES): the revocation data of the seal certificate's chain that a
+// B-LT (EN 319 122-1 §5.5 for CAdES, EN 319 132-1 §5.5 for XAdES): the revocation data of the seal certificate's chain that a
 // seal embeds so that it can be validated after the certificate has expired, all DER. Made by
 // revocation::RevocationCache; shared and immutable.
 struct ValidationData {
@@ -163,7 +163,7 @@ class Format {
     (void)signature;
     return InvalidArgumentError(std::string(name()) + " seals have no signature time-stamp yet");
   }
-  // B-LT: whether Assemble embeds ToBeSigned::validation_data (CAdES); formats that do not
+  // B-LT: whether Assemble embeds ToBeSigned::validation_data (CAdES, XAdES); formats that do not
   // ignore it, and a b-lt profile of theirs is refused at startup.
   virtual bool has_validation_data() const { return false; }
 };

@@ -37,16 +37,42 @@ struct XadesToBeSigned final : formats::ToBeSigned {
 
 constexpr std::string_view kQualifyingPropertiesEnd = "</xades:QualifyingProperties>";
 
-// XAdES-T (EN 319 132-1 §5.3): the signature time-stamp as the only unsigned property. Its
-// CanonicalizationMethod says how the covered ds:SignatureValue was canonicalised.
-std::string UnsignedProperties(const std::string& signature_id, ByteSpan token) {
-  return "<xades:UnsignedProperties><xades:UnsignedSignatureProperties>"
-         "<xades:SignatureTimeStamp Id=\"" +
-         signature_id + "-sigts\"><ds:CanonicalizationMethod Algorithm=\"" +
-         std::string(detail::C14nUri(C14nMode::kExclusive10)) +
-         "\"/><xades:EncapsulatedTimeStamp>" + detail::Base64Encode(token) +
-         "</xades:EncapsulatedTimeStamp></xades:SignatureTimeStamp>"
-         "</xades:UnsignedSignatureProperties></xades:UnsignedProperties>";
+// The unsigned signature properties (EN 319 132-1 §5.3, §5.5): XAdES-T, the signature
+// time-stamp; B-LT adds the revocation data of the seal certificate's chain. The chain itself is
+// already in ds:KeyInfo, so no xades:CertificateValues repeats it (§6.3 asks only for the values
+// missing from the signature). Its CanonicalizationMethod says how the covered
+// ds:SignatureValue was canonicalised.
+std::string UnsignedProperties(const XadesToBeSigned& tbs) {
+  std::string out =
+      "<xades:UnsignedProperties><xades:UnsignedSignatureProperties>"
+      "<xades:SignatureTimeStamp Id=\"" +
+      tbs.signature_id + "-sigts\"><ds:CanonicalizationMethod Algorithm=\"" +
+      std::string(detail::C14nUri(C14nMode::kExclusive10)) + "\"/><xades:EncapsulatedTimeStamp>" +
+      detail::Base64Encode(tbs.signature_timestamp_token) +
+      "</xades:EncapsulatedTimeStamp></xades:SignatureTimeStamp>";
+  const formats::ValidationData* data = tbs.validation_data.get();
+  if (data != nullptr && (!data->crls.empty() || !data->ocsp_responses.empty())) {
+    // The schema's order: CRLValues, then OCSPValues.
+    out += "<xades:RevocationValues>";
+    if (!data->crls.empty()) {
+      out += "<xades:CRLValues>";
+      for (const Bytes& crl : data->crls) {
+        out += "<xades:EncapsulatedCRLValue>" + detail::Base64Encode(crl) +
+               "</xades:EncapsulatedCRLValue>";
+      }
+      out += "</xades:CRLValues>";
+    }
+    if (!data->ocsp_responses.empty()) {
+      out += "<xades:OCSPValues>";
+      for (const Bytes& response : data->ocsp_responses) {
+        out += "<xades:EncapsulatedOCSPValue>" + detail::Base64Encode(response) +
+               "</xades:EncapsulatedOCSPValue>";
+      }
+      out += "</xades:OCSPValues>";
+    }
+    out += "</xades:RevocationValues>";
+  }
+  return out + "</xades:UnsignedSignatureProperties></xades:UnsignedProperties>";
 }
 
 bool EndsWithXml(std::string_view name) {
@@ -193,9 +219,12 @@ class XadesFormat final : public Format {
     return std::unique_ptr<formats::ToBeSigned>(std::move(out));
   }
 
+  bool has_timestamps() const override { return true; }
+  // B-LT: xades:RevocationValues beside the signature time-stamp.
+  bool has_validation_data() const override { return true; }
+
   // The ds:SignatureValue element as the seal will hold it, canonicalised by libxml2 (exclusive
   // C14N 1.0: only the ds namespace it uses, so its context does not matter) and hashed.
-  bool has_timestamps() const override { return true; }
   Result<Bytes> TimestampImprint(const formats::ToBeSigned& tbs,
                                  ByteSpan signature) const override {
     const auto* ours = dynamic_cast<const XadesToBeSigned*>(&tbs);
@@ -220,14 +249,12 @@ class XadesFormat final : public Format {
     return detail::Base64Encode(value);
   }
 
-  // `after` with the time-stamp's unsigned properties, when tbs has a token.
+  // `after` with the unsigned properties (time-stamp, revocation data), when tbs has a token.
   Result<std::string> After(const XadesToBeSigned& tbs) const {
     if (tbs.signature_timestamp_token.empty()) return tbs.after;
     const std::size_t at = tbs.after.rfind(kQualifyingPropertiesEnd);
     if (at == std::string::npos) return InternalError("no QualifyingProperties end in the tail");
-    return tbs.after.substr(0, at) +
-           UnsignedProperties(tbs.signature_id, tbs.signature_timestamp_token) +
-           tbs.after.substr(at);
+    return tbs.after.substr(0, at) + UnsignedProperties(tbs) + tbs.after.substr(at);
   }
 
   Status Assemble(const formats::ToBeSigned& tbs, ByteSpan signature, const Content& content,
@@ -278,7 +305,7 @@ class XadesFormat final : public Format {
         context_->scheme() == SignatureScheme::kEcdsa ? 2 * ecdsa_coordinate_size_ : signature_size;
     std::uint64_t size = ours->before.size() + 4 * ((value + 2) / 3) + ours->after.size();
     if (!ours->signature_timestamp_token.empty()) {
-      size += UnsignedProperties(ours->signature_id, ours->signature_timestamp_token).size();
+      size += UnsignedProperties(*ours).size();
     }
     return enveloped() ? size + content_size : size;
   }

@@ -1,11 +1,12 @@
-// CAdES-B-LT through a real qseald: the seal certificate names an OCSP responder, a real
-// `openssl ocsp -index` on loopback (not qseal's code) signed by the test CA, and b-lt profiles
-// ask the loopback test TSA for a signature time-stamp. Each seal is checked by
-// `openssl cms -verify` against the document, its token by `openssl ts -verify`, and the OCSP
-// response it carries, located by `openssl asn1parse` and verified by `openssl ocsp -respin`
-// against the test CA, must say "good" for the seal certificate. While the responder is down
-// documents wait (never sealed without the revocation data); once it answers they are sealed.
-// A revoked seal certificate fails its documents with the reason.
+// CAdES-B-LT and XAdES-B-LT through a real qseald: the seal certificate names an OCSP responder, a
+// real `openssl ocsp -index` on loopback (not qseal's code) signed by the test CA, and b-lt
+// profiles ask the loopback test TSA for a signature time-stamp. Each seal is checked by `openssl
+// cms -verify` against the document, its token by `openssl ts -verify`, and the OCSP response it
+// carries, located by `openssl asn1parse` and verified by `openssl ocsp -respin` against the test
+// CA, must say "good" for the seal certificate. While the responder is down documents wait (never
+// sealed without the revocation data); once it answers they are sealed. A revoked seal certificate
+// fails its documents with the reason. XAdES seals pass xmlsec1 and carry the response as
+// xades:EncapsulatedOCSPValue, checked the same way.
 
 #include <chrono>
 #include <string>
@@ -54,6 +55,9 @@ class LtvTest : public ::testing::Test {
               "\n[[profile]]\nname = \"lt\"\nformat = \"cades-detached\"\nlevel = \"b-lt\"\n"
               "tsa = [\"test-tsa\"]\ndigest = \"sha256\"\nscheme = \"ecdsa\"\nkey = \"seal\"\n"
               "\n[[profile]]\nname = \"lt-env\"\nformat = \"cades-enveloping\"\n"
+              "level = \"b-lt\"\ntsa = [\"test-tsa\"]\ndigest = \"sha256\"\nscheme = \"ecdsa\"\n"
+              "key = \"seal\"\n"
+              "\n[[profile]]\nname = \"lt-xades\"\nformat = \"xades-enveloped\"\n"
               "level = \"b-lt\"\ntsa = [\"test-tsa\"]\ndigest = \"sha256\"\nscheme = \"ecdsa\"\n"
               "key = \"seal\"\n";
     };
@@ -175,6 +179,63 @@ TEST_F(LtvTest, BltSealsCarryTheSealCertificatesGoodOcspResponseAndAVerifiedToke
   auto seal = qseald_->Client().Request("GET", "/v1/documents/" + bb + "/seal");
   ASSERT_TRUE(seal.ok());
   EXPECT_TRUE(testing::OcspResponsesInSeal(seal->body, tmp_.Sub("bb.p7s")).empty());
+}
+
+// The base64 texts of every `element` (a prefixed name, e.g. "xades:EncapsulatedOCSPValue") of
+// an XML seal, in order.
+std::vector<std::string> ElementTexts(const std::string& xml, const std::string& element) {
+  std::vector<std::string> out;
+  const std::string open = "<" + element + ">";
+  const std::string close = "</" + element + ">";
+  for (std::size_t at = xml.find(open); at != std::string::npos; at = xml.find(open, at)) {
+    at += open.size();
+    const std::size_t end = xml.find(close, at);
+    if (end == std::string::npos) break;
+    out.push_back(xml.substr(at, end - at));
+  }
+  return out;
+}
+
+// XAdES-B-LT: the enveloped signature passes xmlsec1 and qsealctl verify; its unsigned
+// properties hold the signature time-stamp, then xades:RevocationValues with the seal
+// certificate's OCSP response, which `openssl ocsp -respin` verifies and finds "good".
+TEST_F(LtvTest, XadesBltSealsCarryTheGoodOcspResponseInRevocationValues) {
+  StartResponder();
+  StartQseald();
+  const std::string invoice =
+      testing::ReadFile(std::string(QSEAL_SOURCE_DIR) + "/tests/formats/data/ubl-invoice.xml");
+  const std::string id = Submit(invoice, "lt-xades");
+  ASSERT_TRUE(WaitFinal(id, std::chrono::seconds(30))) << id;
+  ASSERT_EQ(DocStatus(id)["status"], "sealed") << DocStatus(id).dump();
+  auto seal = qseald_->Client().Request("GET", "/v1/documents/" + id + "/seal");
+  ASSERT_TRUE(seal.ok());
+  ASSERT_EQ(seal->status, 200);
+  const std::string path = tmp_.Sub(id + ".signed.xml");
+  testing::WriteFile(path, seal->body);
+  testing::CommandResult xmlsec =
+      RunCommand("xmlsec1 --verify --trusted-pem " + ShellQuote(qseald_->ca_pem()) +
+                 " --enabled-reference-uris empty,same-doc " + ShellQuote(path) + " 2>&1");
+  EXPECT_EQ(xmlsec.exit_code, 0) << xmlsec.output;
+  testing::CommandResult ours =
+      RunCommand(std::string(QSEAL_BINARY_DIR) + "/cli/qsealctl verify " + ShellQuote(path) +
+                 " --ca " + ShellQuote(qseald_->ca_pem()) + " 2>&1");
+  EXPECT_EQ(ours.exit_code, 0) << ours.output;
+
+  EXPECT_EQ(ElementTexts(seal->body, "xades:EncapsulatedTimeStamp").size(), 1u);
+  const std::size_t timestamp = seal->body.find("<xades:SignatureTimeStamp ");
+  const std::size_t values = seal->body.find("<xades:RevocationValues><xades:OCSPValues>");
+  ASSERT_NE(values, std::string::npos) << seal->body;
+  EXPECT_LT(timestamp, values);
+  EXPECT_LT(values, seal->body.find("</xades:UnsignedSignatureProperties>"));
+  std::vector<std::string> responses = ElementTexts(seal->body, "xades:EncapsulatedOCSPValue");
+  ASSERT_EQ(responses.size(), 1u);
+  const std::string b64 = tmp_.Sub(id + ".ocsp.b64");
+  testing::WriteFile(b64, responses[0]);
+  ASSERT_EQ(RunCommand("base64 -d " + ShellQuote(b64) + " > " + ShellQuote(b64 + ".der")).exit_code,
+            0);
+  EXPECT_EQ(testing::OpensslOcspCheck(testing::ReadFile(b64 + ".der"), pki("ca.pem"),
+                                      pki("seal.pem"), tmp_.Sub(id + ".ocsp")),
+            "");
 }
 
 TEST_F(LtvTest, WithoutTheResponderDocumentsWaitAndAreSealedOnceItAnswers) {
