@@ -172,6 +172,13 @@ Result<std::shared_ptr<ssl::context>> MakeClientContext(const TlsClientFiles& fi
 
 // Connects `conn` afresh: TCP, then for HTTPS the handshake with the name check (an IP literal
 // is matched against the certificate's IP addresses, a name against its DNS names).
+// A request is sent as several writes (header, body, TLS records): without TCP_NODELAY the
+// second waits for the server's delayed ACK on a kept-alive connection (up to 40 ms).
+void SetNoDelay(net::ip::tcp::socket& socket) {
+  boost::system::error_code ignored;
+  socket.set_option(net::ip::tcp::no_delay(true), ignored);
+}
+
 template <typename Conn>
 void Connect(Conn& conn, const std::string& host, const std::string& port,
              std::chrono::milliseconds timeout, bool tls) {
@@ -181,12 +188,14 @@ void Connect(Conn& conn, const std::string& host, const std::string& port,
     conn.stream.emplace(conn.io);
     conn.stream->expires_after(timeout);
     Await(*conn.stream, [&](auto handler) { conn.stream->async_connect(endpoints, handler); });
+    SetNoDelay(conn.stream->socket());
     return;
   }
   conn.tls_stream.emplace(conn.io, *conn.tls_context);
   beast::tcp_stream& lowest = beast::get_lowest_layer(*conn.tls_stream);
   lowest.expires_after(timeout);
   Await(lowest, [&](auto handler) { lowest.async_connect(endpoints, handler); });
+  SetNoDelay(lowest.socket());
   SSL* ssl = conn.tls_stream->native_handle();
   boost::system::error_code ec;
   net::ip::make_address(host, ec);

@@ -494,6 +494,10 @@ void HttpServer::Accept() {
         socket.close(ignored);  // Over the limit: refuse rather than queue without bound.
       } else {
         connections_++;
+        // Replies go out as several writes (header, body, TLS records): without TCP_NODELAY a
+        // kept-alive client's delayed ACK holds each one back for up to 40 ms.
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
         if (std::shared_ptr<net::ssl::context> tls = TlsContext()) {
           std::make_shared<Connection<TlsStream>>(this, std::move(socket), std::move(tls))->Start();
         } else {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -156,16 +157,26 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Runs `work(i)` for i in [0, n) on `threads` threads.
-void Parallel(std::size_t n, int threads, const std::function<void(std::size_t)>& work) {
+// Runs `work(i, t)` for i in [0, n) on `threads` threads; t in [0, threads) names the thread
+// (so that each keeps its own HTTP connection).
+void Parallel(std::size_t n, int threads,
+              const std::function<void(std::size_t i, std::size_t thread)>& work) {
   std::atomic<std::size_t> next{0};
   std::vector<std::thread> pool;
-  for (int t = 0; t < std::max(1, threads); ++t) {
-    pool.emplace_back([&] {
-      for (std::size_t i = next++; i < n; i = next++) work(i);
+  for (std::size_t t = 0; t < static_cast<std::size_t>(std::max(1, threads)); ++t) {
+    pool.emplace_back([&, t] {
+      for (std::size_t i = next++; i < n; i = next++) work(i, t);
     });
   }
   for (auto& t : pool) t.join();
+}
+
+// A client of the run's API; kept for many requests (one TLS handshake, not one per request).
+std::unique_ptr<cli::HttpClient> ApiClient(const RunOutputs& outputs,
+                                           std::chrono::seconds timeout) {
+  return std::make_unique<cli::HttpClient>(
+      outputs.api, outputs.token, timeout,
+      cli::TlsClientFiles{.ca_file = outputs.ca_file, .cert_file = "", .key_file = ""});
 }
 
 }  // namespace
@@ -256,14 +267,13 @@ Status WaitUntilSettled(const Ledger& ledger, const RunOutputs& outputs,
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::vector<Submission> pending = ledger.accepted();
   std::string missing;
+  std::unique_ptr<cli::HttpClient> client = ApiClient(outputs, std::chrono::seconds(10));
   while (true) {
     std::vector<Submission> still;
     for (const auto& s : pending) {
       bool done = false;
       if (s.via == Via::kApi) {
-        cli::HttpClient client(outputs.api, outputs.token, std::chrono::seconds(10),
-                               {.ca_file = outputs.ca_file, .cert_file = "", .key_file = ""});
-        auto r = client.Request("GET", "/v1/documents/" + s.id);
+        auto r = client->Request("GET", "/v1/documents/" + s.id);
         if (r.ok() && r->status == 200) {
           auto j = nlohmann::json::parse(r->body, nullptr, false);
           std::string st = j.is_object() ? j.value("status", "") : "";
@@ -334,11 +344,14 @@ CheckReport CheckRun(const Ledger& ledger, const RunOutputs& outputs, const std:
   }
 
   std::atomic<std::size_t> verified{0};
-  Parallel(accepted.size(), options.parallelism, [&](std::size_t i) {
+  std::vector<std::unique_ptr<cli::HttpClient>> clients;
+  for (int t = 0; t < std::max(1, options.parallelism); ++t) {
+    clients.push_back(ApiClient(outputs, std::chrono::seconds(30)));
+  }
+  Parallel(accepted.size(), options.parallelism, [&](std::size_t i, std::size_t thread) {
     const Submission& s = accepted[i];
     if (s.via == Via::kApi) {
-      cli::HttpClient client(outputs.api, outputs.token, std::chrono::seconds(30),
-                             {.ca_file = outputs.ca_file, .cert_file = "", .key_file = ""});
+      cli::HttpClient& client = *clients[thread];
       auto st = client.Request("GET", "/v1/documents/" + s.id);
       if (!st.ok() || st->status != 200) {
         problem("api " + s.id + ": status not readable: " +

@@ -79,6 +79,11 @@ class ConnectionImpl final : public Connection,
           lowest.expires_after(self->Remaining());
           lowest.async_connect(r, [self](beast::error_code ec2, const tcp::endpoint&) {
             if (ec2) return self->Fail("connecting to " + self->url_.host, ec2);
+            // Requests are pipelined on kept-alive connections: no Nagle delay between them.
+            beast::error_code ignored;
+            beast::get_lowest_layer(*self->stream_)
+                .socket()
+                .set_option(tcp::no_delay(true), ignored);
             self->Handshake();
           });
         });
