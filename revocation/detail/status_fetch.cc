@@ -10,6 +10,8 @@
 #include <openssl/x509v3.h>
 #include <time.h>
 
+#include "common/openssl_errors.h"
+
 namespace qseal::revocation::detail {
 namespace {
 
@@ -37,14 +39,7 @@ struct CertStackFree {
 
 // OpenSSL's queued errors as one line (and the queue cleared), e.g. for a refused response.
 std::string OpenSslErrors() {
-  std::string out;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
+  std::string out = DrainOpenSslErrors();
   return out.empty() ? "no detail" : out;
 }
 

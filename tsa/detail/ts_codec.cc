@@ -12,6 +12,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "common/openssl_errors.h"
+
 namespace qseal::tsa::detail {
 namespace {
 
@@ -29,21 +31,9 @@ using BignumPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
 using VerifyCtxPtr = std::unique_ptr<TS_VERIFY_CTX, Deleter<TS_VERIFY_CTX, TS_VERIFY_CTX_free>>;
 
 // The OpenSSL error queue as text, emptied; the TS_* reasons ("nonce mismatch", "certificate
-// verify error") live there, and the why of a chain refusal ("Verify error:certificate has
-// expired") in the entry's data.
+// verify error") live there.
 std::string OpenSslErrors() {
-  std::string out;
-  const char* data = nullptr;
-  int flags = 0;
-  while (unsigned long e = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-    if ((flags & ERR_TXT_STRING) != 0 && data != nullptr && *data != '\0') {
-      out += " (" + std::string(data) + ")";
-    }
-  }
+  std::string out = DrainOpenSslErrors();
   return out.empty() ? "no OpenSSL reason" : out;
 }
 

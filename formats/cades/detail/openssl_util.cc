@@ -37,18 +37,6 @@ std::chrono::system_clock::time_point FromAsn1Time(const ASN1_TIME* t) {
 
 }  // namespace
 
-std::string DrainOpenSslErrors() {
-  std::string out;
-  unsigned long e = 0;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out;
-}
-
 Result<X509Ptr> ParseCertificate(ByteSpan der) {
   const unsigned char* p = der.data();
   X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));

@@ -13,6 +13,7 @@
 
 #include "common/algorithms.h"
 #include "common/bytes.h"
+#include "common/openssl_errors.h"
 #include "common/status.h"
 
 namespace qseal::formats::cades::detail {
@@ -30,8 +31,8 @@ using X509Ptr = std::unique_ptr<X509, X509Free>;
 using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, EvpMdCtxFree>;
 
-// Drains the thread's OpenSSL error queue into one line ("" when empty).
-std::string DrainOpenSslErrors();
+// The error text helper, common to every libcrypto caller.
+using qseal::DrainOpenSslErrors;
 
 Result<X509Ptr> ParseCertificate(ByteSpan der);
 
