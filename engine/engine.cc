@@ -11,7 +11,9 @@
 #include "common/mutex.h"
 #include "common/sha256.h"
 #include "common/tsan.h"
+#include "engine/detail/audit_records.h"
 #include "engine/detail/format_stages.h"
+#include "engine/detail/job.h"
 #include "formats/format.h"
 #include "hsm/signer.h"
 #include "metrics/metrics.h"
@@ -21,36 +23,10 @@
 namespace qseal::engine {
 namespace {
 
-struct ProfileState {
-  Profile profile;
-  std::unique_ptr<const formats::Format> format;  // made once by Engine::Create
-};
-
-// One document between lease and commit.
-struct Job {
-  queue::Record record;
-  const ProfileState* profile = nullptr;
-  formats::Content content;  // reopens the queue's payload (Prepare, and Assemble if it embeds)
-  std::unique_ptr<formats::ToBeSigned> tbs;
-  Result<Bytes> signature = Bytes();
-  Bytes seal;
-  std::unique_ptr<queue::PendingSeal> seal_file;  // a large seal, in the queue's spool instead
-  Status error;
-  bool retryable = false;
-  // The outcome could not be delivered (publisher) or recorded (audit): not the seal's failure,
-  // so it spends no attempt; the queue requeues it whatever the attempts (queue::Failure).
-  bool undelivered = false;
-  std::chrono::steady_clock::time_point sign_submitted;
-  std::string signature_sha256;  // hex, for the audit trail
-  // "digest-only ALG:HEX" for a digest-only document (the digest its seal states), for the audit
-  // trail's sealed record (tbs is gone by then).
-  std::string digest_only_detail;
-  hsm::SignRequest request;  // between Prepare and the submission to the signer
-  // B-T: the signature-time-stamp token (DER), or why there is none (retryable).
-  Result<Bytes> timestamp = Bytes();
-};
-using JobPtr = std::shared_ptr<Job>;
-using Jobs = std::vector<JobPtr>;
+using detail::Job;
+using detail::JobPtr;
+using detail::Jobs;
+using detail::ProfileState;
 
 // Hand-offs between stages carry batches, not single documents: one arena task prepares a chunk
 // of a lease, one drains whatever the signer has returned, the committer takes everything
@@ -365,17 +341,6 @@ class Engine::Impl {
 
   // ---- Audit trail (docs/audit.md). The only places the engine talks to the audit log. ----
 
-  static audit::Entry AuditEntry(audit::Event event, const Job& job) {
-    audit::Entry e;
-    e.event = event;
-    e.id = job.record.id.ToString();
-    e.profile = job.record.profile;
-    e.client = job.record.client;
-    if (job.profile != nullptr) e.key = job.profile->profile.key;
-    e.document_sha256 = job.record.sha256_hex;
-    return e;
-  }
-
   bool AuditWritable() const { return options_.audit == nullptr || options_.audit->Health().ok(); }
 
   // One sign_intent per leased document, written as one group for the lease batch; the
@@ -386,7 +351,7 @@ class Engine::Impl {
     std::vector<audit::Entry> entries;
     entries.reserve(jobs.size());
     for (const auto& job : jobs) {
-      audit::Entry e = AuditEntry(audit::Event::kSignIntent, *job);
+      audit::Entry e = detail::AuditEntry(audit::Event::kSignIntent, *job);
       if (const ProfileState* p = FindProfile(job->record.profile)) e.key = p->profile.key;
       entries.push_back(std::move(e));
     }
@@ -414,32 +379,8 @@ class Engine::Impl {
   // retryable failure (its signature is dropped, never released).
   void AuditOutcomes(const std::vector<std::shared_ptr<Job>>& batch) {
     if (options_.audit == nullptr) return;
-    std::vector<audit::Entry> entries;
-    entries.reserve(batch.size());
-    for (const auto& job : batch) {
-      audit::Entry e =
-          AuditEntry(job->error.ok() ? audit::Event::kSealed : audit::Event::kFailed, *job);
-      if (job->error.ok()) {
-        e.signature_sha256 = job->signature_sha256;
-        // A digest-only seal: the record's hash is of the submitted digest's bytes; the digest
-        // the seal's message-digest states is recorded too.
-        if (!job->record.digest_algorithm.empty()) e.detail = job->digest_only_detail;
-      } else {
-        e.detail = std::string(job->retryable ? "retry: " : "final: ") + job->error.ToString();
-      }
-      entries.push_back(std::move(e));
-    }
-    Status written = options_.audit->Append(std::move(entries));
-    if (written.ok()) return;
-    for (const auto& job : batch) {
-      if (job->error.ok()) {
-        job->seal.clear();
-        job->seal_file.reset();
-      }
-      job->error = written.WithContext("audit");
-      job->retryable = true;
-      job->undelivered = true;
-    }
+    Status written = options_.audit->Append(detail::OutcomeEntries(batch));
+    if (!written.ok()) detail::RequeueUnaudited(batch, written);
   }
 
   // ---- End of the audit trail hooks. ----

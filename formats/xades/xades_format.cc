@@ -52,24 +52,20 @@ std::string UnsignedProperties(const XadesToBeSigned& tbs) {
       "</xades:EncapsulatedTimeStamp></xades:SignatureTimeStamp>";
   const formats::ValidationData* data = tbs.validation_data.get();
   if (data != nullptr && (!data->crls.empty() || !data->ocsp_responses.empty())) {
-    // The schema's order: CRLValues, then OCSPValues.
+    // `list` holding one `item` (base64 DER) per value; none when there are no values.
+    auto values = [&out](std::string_view list, std::string_view item,
+                         const std::vector<Bytes>& ders) {
+      if (ders.empty()) return;
+      out += "<xades:" + std::string(list) + ">";
+      for (const Bytes& der : ders) {
+        out += "<xades:" + std::string(item) + ">" + detail::Base64Encode(der) +
+               "</xades:" + std::string(item) + ">";
+      }
+      out += "</xades:" + std::string(list) + ">";
+    };
     out += "<xades:RevocationValues>";
-    if (!data->crls.empty()) {
-      out += "<xades:CRLValues>";
-      for (const Bytes& crl : data->crls) {
-        out += "<xades:EncapsulatedCRLValue>" + detail::Base64Encode(crl) +
-               "</xades:EncapsulatedCRLValue>";
-      }
-      out += "</xades:CRLValues>";
-    }
-    if (!data->ocsp_responses.empty()) {
-      out += "<xades:OCSPValues>";
-      for (const Bytes& response : data->ocsp_responses) {
-        out += "<xades:EncapsulatedOCSPValue>" + detail::Base64Encode(response) +
-               "</xades:EncapsulatedOCSPValue>";
-      }
-      out += "</xades:OCSPValues>";
-    }
+    values("CRLValues", "EncapsulatedCRLValue", data->crls);  // the schema's order
+    values("OCSPValues", "EncapsulatedOCSPValue", data->ocsp_responses);
     out += "</xades:RevocationValues>";
   }
   return out + "</xades:UnsignedSignatureProperties></xades:UnsignedProperties>";

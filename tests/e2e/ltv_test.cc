@@ -212,13 +212,9 @@ TEST_F(LtvTest, XadesBltSealsCarryTheGoodOcspResponseInRevocationValues) {
   ASSERT_EQ(seal->status, 200);
   const std::string path = tmp_.Sub(id + ".signed.xml");
   testing::WriteFile(path, seal->body);
-  testing::CommandResult xmlsec =
-      RunCommand("xmlsec1 --verify --trusted-pem " + ShellQuote(qseald_->ca_pem()) +
-                 " --enabled-reference-uris empty,same-doc " + ShellQuote(path) + " 2>&1");
+  testing::CommandResult xmlsec = testing::XmlsecVerify(path, qseald_->ca_pem());
   EXPECT_EQ(xmlsec.exit_code, 0) << xmlsec.output;
-  testing::CommandResult ours =
-      RunCommand(std::string(QSEAL_BINARY_DIR) + "/cli/qsealctl verify " + ShellQuote(path) +
-                 " --ca " + ShellQuote(qseald_->ca_pem()) + " 2>&1");
+  testing::CommandResult ours = testing::QsealctlVerify(path, qseald_->ca_pem());
   EXPECT_EQ(ours.exit_code, 0) << ours.output;
 
   EXPECT_EQ(ElementTexts(seal->body, "xades:EncapsulatedTimeStamp").size(), 1u);

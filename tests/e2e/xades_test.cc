@@ -28,14 +28,6 @@ std::string Sample(const std::string& name) {
   return testing::ReadFile(std::string(QSEAL_SOURCE_DIR) + "/tests/formats/data/" + name);
 }
 
-// xmlsec1 resolves a detached seal's relative URI in the current directory.
-testing::CommandResult Xmlsec(const std::string& dir, const std::string& seal,
-                              const std::string& ca_pem) {
-  return RunCommand("cd " + ShellQuote(dir) + " && xmlsec1 --verify --trusted-pem " +
-                    ShellQuote(ca_pem) + " --enabled-reference-uris empty,same-doc,local,remote " +
-                    ShellQuote(seal));
-}
-
 class XadesE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -86,8 +78,7 @@ class XadesE2eTest : public ::testing::Test {
   }
 
   testing::CommandResult QsealctlVerify(const std::string& seal) {
-    return RunCommand(std::string(QSEAL_BINARY_DIR) + "/cli/qsealctl verify " + ShellQuote(seal) +
-                      " --ca " + ShellQuote(qseald_->ca_pem()));
+    return testing::QsealctlVerify(seal, qseald_->ca_pem());
   }
 
   static inline TempDir* tmp_ = nullptr;
@@ -103,7 +94,7 @@ TEST_F(XadesE2eTest, EnvelopedInvoicesOverTheApiPassXmlsec) {
     ASSERT_FALSE(seal.empty());
     std::string path = tmp.Sub("signed-" + sample);
     testing::WriteFile(path, seal);
-    auto x = Xmlsec(tmp.path().string(), path, qseald_->ca_pem());
+    auto x = testing::XmlsecVerify(path, qseald_->ca_pem());
     EXPECT_EQ(x.exit_code, 0) << x.output;
     auto v = QsealctlVerify(path);
     EXPECT_EQ(v.exit_code, 0) << v.output;
@@ -121,7 +112,7 @@ TEST_F(XadesE2eTest, EnvelopedInvoicesOverTheApiPassXmlsec) {
     std::string bad = seal;
     bad[bad.rfind("EUR")] = 'X';
     testing::WriteFile(path, bad);
-    EXPECT_NE(Xmlsec(tmp.path().string(), path, qseald_->ca_pem()).exit_code, 0);
+    EXPECT_NE(testing::XmlsecVerify(path, qseald_->ca_pem()).exit_code, 0);
   }
 }
 
@@ -196,7 +187,7 @@ TEST_F(XadesE2eTest, En16931ExamplesSealedInOneBatchPassXmlsec) {
     EXPECT_NE(seal->body, docs[i]);
     const std::string path = tmp.Sub("signed-" + std::to_string(i) + ".xml");
     testing::WriteFile(path, seal->body);
-    auto x = Xmlsec(tmp.path().string(), path, qseald_->ca_pem());
+    auto x = testing::XmlsecVerify(path, qseald_->ca_pem());
     EXPECT_EQ(x.exit_code, 0) << x.output;
     auto wf = RunCommand("xmllint --noout --nonet " + ShellQuote(path));
     EXPECT_EQ(wf.exit_code, 0) << wf.output;
@@ -234,7 +225,7 @@ TEST_F(XadesE2eTest, FatturaPaSamplesPassXmlsec) {
     ASSERT_FALSE(seal.empty());
     const std::string path = tmp.Sub("signed-" + name);
     testing::WriteFile(path, seal);
-    auto x = Xmlsec(tmp.path().string(), path, qseald_->ca_pem());
+    auto x = testing::XmlsecVerify(path, qseald_->ca_pem());
     EXPECT_EQ(x.exit_code, 0) << x.output;
     auto v = QsealctlVerify(path);
     EXPECT_EQ(v.exit_code, 0) << v.output;
@@ -258,7 +249,7 @@ TEST_F(XadesE2eTest, DetachedC14n11ProfilePassesXmlsec) {
   EXPECT_NE(seal.find("http://www.w3.org/2006/12/xml-c14n11"), std::string::npos);
   testing::WriteFile(tmp.Sub("invoice.xml"), doc);
   testing::WriteFile(tmp.Sub("invoice.xades.xml"), seal);
-  auto x = Xmlsec(tmp.path().string(), tmp.Sub("invoice.xades.xml"), qseald_->ca_pem());
+  auto x = testing::XmlsecVerify(tmp.Sub("invoice.xades.xml"), qseald_->ca_pem());
   EXPECT_EQ(x.exit_code, 0) << x.output;
   auto v = QsealctlVerify(tmp.Sub("invoice.xades.xml"));
   EXPECT_EQ(v.exit_code, 0) << v.output;
@@ -293,7 +284,7 @@ TEST_F(XadesE2eTest, WatchedFolderWritesTheSignedInvoice) {
   EXPECT_NE(seal, doc);
   // The original is moved beside its seal, unchanged.
   EXPECT_EQ(testing::ReadFile(root + "/outbox/IT01234567890_00001.xml"), doc);
-  auto x = Xmlsec(root + "/outbox", out, qseald_->ca_pem());
+  auto x = testing::XmlsecVerify(out, qseald_->ca_pem());
   EXPECT_EQ(x.exit_code, 0) << x.output;
 }
 

@@ -159,6 +159,48 @@ TEST_F(XadesTest, EverySampleSealsAndVerifiesWithXmlsecAndUs) {
   }
 }
 
+// B-LT's unsigned properties: each CRL and OCSP response, base64, in the schema's order after the
+// signature time-stamp; the signature still passes xmlsec1 (no digest covers them) and the size
+// hint counts them. (Real responses, checked by openssl ocsp: tests/e2e/ltv_test.cc.)
+TEST_F(XadesTest, BltRevocationValuesFollowTheTimeStampInTheSchemasOrder) {
+  const std::string doc = Sample("ubl-invoice.xml");
+  auto format = Make("xades-enveloped", *p256_);
+  ASSERT_TRUE(format);
+  EXPECT_TRUE(format->has_validation_data());
+  Content content = MemoryContent(doc, "ubl-invoice.xml");
+  auto tbs = format->Prepare(content, kSigningTime);
+  ASSERT_TRUE(tbs.ok()) << tbs.status();
+  auto sig = p256_->sign()((*tbs)->digest);
+  ASSERT_TRUE(sig.ok());
+  (*tbs)->signature_timestamp_token = {0x30, 0x03, 0x02, 0x01, 0x01};
+  auto data = std::make_shared<ValidationData>();
+  data->ocsp_responses = {Bytes{0x30, 0x01, 0x0a}};
+  data->crls = {Bytes{0x30, 0x01, 0x0b}, Bytes{0x30, 0x01, 0x0c}};
+  (*tbs)->validation_data = data;
+  std::string seal;
+  ASSERT_TRUE(format
+                  ->Assemble(**tbs, *sig, content,
+                             [&seal](ByteSpan piece) {
+                               seal.append(AsChars(piece));
+                               return Status::Ok();
+                             })
+                  .ok());
+  EXPECT_EQ(format->OutputSizeHint(**tbs, sig->size(), doc.size()), seal.size());
+  const std::string values =
+      "<xades:RevocationValues><xades:CRLValues>"
+      "<xades:EncapsulatedCRLValue>MAEL</xades:EncapsulatedCRLValue>"
+      "<xades:EncapsulatedCRLValue>MAEM</xades:EncapsulatedCRLValue></xades:CRLValues>"
+      "<xades:OCSPValues><xades:EncapsulatedOCSPValue>MAEK</xades:EncapsulatedOCSPValue>"
+      "</xades:OCSPValues></xades:RevocationValues></xades:UnsignedSignatureProperties>";
+  const std::size_t at = seal.find(values);
+  ASSERT_NE(at, std::string::npos) << seal;
+  EXPECT_LT(seal.find("</xades:SignatureTimeStamp>"), at);
+  const std::string path = tmp_.Sub("blt.signed.xml");
+  qseal::testing::WriteFile(path, seal);
+  auto x = XmlsecVerify(path, CaPem(*p256_));
+  EXPECT_EQ(x.exit_code, 0) << x.output;
+}
+
 TEST_F(XadesTest, RsaPssVerifiesWithUs) {
   // xmlsec1 1.2.37 (Debian 12) has no RSASSA-PSS (its transform list has no rsa-pss); only our
   // verifier checks these seals. The RFC 6931 URI is what is written.

@@ -139,6 +139,18 @@ std::string OpensslOcspCheck(const std::string& response, const std::string& ca_
   return checked.output.empty() ? "no output" : checked.output;
 }
 
+CommandResult XmlsecVerify(const std::string& seal_path, const std::string& ca_pem) {
+  const std::string dir = std::filesystem::path(seal_path).parent_path().string();
+  return RunCommand("cd " + ShellQuote(dir) + " && xmlsec1 --verify --trusted-pem " +
+                    ShellQuote(ca_pem) + " --enabled-reference-uris empty,same-doc,local,remote " +
+                    ShellQuote(seal_path) + " 2>&1");
+}
+
+CommandResult QsealctlVerify(const std::string& seal_path, const std::string& ca_pem) {
+  return RunCommand(ShellQuote(std::string(QSEAL_BINARY_DIR) + "/cli/qsealctl") + " verify " +
+                    ShellQuote(seal_path) + " --ca " + ShellQuote(ca_pem) + " 2>&1");
+}
+
 std::string OpensslVerify(const std::string& seal_path, const std::string& ca_pem,
                           const std::string& content_path, const std::string& out_path) {
   std::string cmd = "openssl cms -verify -binary -inform DER -in " + ShellQuote(seal_path) +

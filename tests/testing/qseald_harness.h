@@ -93,6 +93,15 @@ class Qseald {
   std::vector<std::string> Environment() const;
 };
 
+// `xmlsec1 --verify` of the XML seal at `seal_path` against `ca_pem`, run in the seal's directory:
+// a detached seal's relative Reference URI names the document beside it (xmlsec1 counts it as
+// "remote", so that type is enabled).
+CommandResult XmlsecVerify(const std::string& seal_path, const std::string& ca_pem);
+
+// `qsealctl verify` (this build's) of the seal at `seal_path` against `ca_pem`: qseal's own
+// verifier, stderr included in the output.
+CommandResult QsealctlVerify(const std::string& seal_path, const std::string& ca_pem);
+
 // `openssl cms -verify -binary` of a DER seal against `ca_pem`; with `content` for detached seals,
 // and `out` receiving the encapsulated content for enveloping ones. Returns openssl's output on
 // failure, "" on success.
