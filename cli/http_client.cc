@@ -170,8 +170,6 @@ Result<std::shared_ptr<ssl::context>> MakeClientContext(const TlsClientFiles& fi
   return ctx;
 }
 
-// Connects `conn` afresh: TCP, then for HTTPS the handshake with the name check (an IP literal
-// is matched against the certificate's IP addresses, a name against its DNS names).
 // A request is sent as several writes (header, body, TLS records): without TCP_NODELAY the
 // second waits for the server's delayed ACK on a kept-alive connection (up to 40 ms).
 void SetNoDelay(net::ip::tcp::socket& socket) {
@@ -179,6 +177,8 @@ void SetNoDelay(net::ip::tcp::socket& socket) {
   socket.set_option(net::ip::tcp::no_delay(true), ignored);
 }
 
+// Connects `conn` afresh: TCP, then for HTTPS the handshake with the name check (an IP literal
+// is matched against the certificate's IP addresses, a name against its DNS names).
 template <typename Conn>
 void Connect(Conn& conn, const std::string& host, const std::string& port,
              std::chrono::milliseconds timeout, bool tls) {
