@@ -130,11 +130,10 @@ void ValidateConfig(const Config& c, const std::string& origin, std::vector<std:
         err(at + ".level: b-t is made for CAdES, XAdES and PAdES profiles, not " + p.format);
       if (p.tsa.empty()) err(at + ".tsa: a b-t profile names at least one [[tsa]]");
     } else if (p.level == "b-lt") {
-      // B-LT is B-T plus the revocation data; PAdES B-LT (a DSS) is not made yet.
+      // B-LT is B-T plus the revocation data (PAdES: in a DSS).
       if (p.format != "cades-detached" && p.format != "cades-enveloping" &&
-          p.format != "xades-enveloped" && p.format != "xades-detached")
-        err(at + ".level: b-lt is made for CAdES and XAdES profiles (not yet for " + p.format +
-            ")");
+          p.format != "xades-enveloped" && p.format != "xades-detached" && p.format != "pades")
+        err(at + ".level: b-lt is made for CAdES, XAdES and PAdES profiles, not " + p.format);
       if (p.tsa.empty()) err(at + ".tsa: a b-lt profile names at least one [[tsa]]");
     } else if (p.level != "b-b") {
       err(at + ".level: expected b-b, b-t or b-lt, got \"" + p.level + "\"");

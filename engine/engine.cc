@@ -702,8 +702,9 @@ Result<std::unique_ptr<Engine>> Engine::Create(EngineOptions options, queue::Que
                                   " seals have no signature time-stamp (B-T) yet");
     }
     if (p.revocation != nullptr && (p.timestamps == nullptr || !(*format)->has_validation_data())) {
-      return InvalidArgumentError("profile \"" + p.name + "\": " + p.format +
-                                  " seals cannot be B-LT (it needs a time-stamp and CAdES)");
+      return InvalidArgumentError(
+          "profile \"" + p.name + "\": " + p.format +
+          " seals cannot be B-LT (it needs a time-stamp and a format that embeds validation data)");
     }
     ProfileState s;
     s.profile = p;

@@ -62,9 +62,9 @@ struct Content {
   Bytes precomputed_digest;
 };
 
-// B-LT (EN 319 122-1 §5.5 for CAdES, EN 319 132-1 §5.5 for XAdES): the revocation data of the seal
-// certificate's chain that a seal embeds so that it can be validated after the certificate has
-// expired, all DER. Made by revocation::RevocationCache; shared and immutable.
+// B-LT (EN 319 122-1 §5.5 for CAdES, EN 319 132-1 §5.5 for XAdES, EN 319 142-1 §5.4 for PAdES's
+// DSS): the revocation data of the seal certificate's chain that a seal embeds so that it can be
+// validated after the certificate has expired, all DER. Made by revocation::RevocationCache; shared and immutable.
 struct ValidationData {
   std::vector<Bytes> ocsp_responses;  // OCSPResponse (RFC 6960), each verified and "good"
   std::vector<Bytes> crls;            // CertificateList (RFC 5280)
@@ -163,8 +163,8 @@ class Format {
     (void)signature;
     return InvalidArgumentError(std::string(name()) + " seals have no signature time-stamp yet");
   }
-  // B-LT: whether Assemble embeds ToBeSigned::validation_data (CAdES, XAdES); formats that do not
-  // ignore it, and a b-lt profile of theirs is refused at startup.
+  // B-LT: whether Assemble embeds ToBeSigned::validation_data (CAdES, XAdES, PAdES); formats that
+  // do not ignore it, and a b-lt profile of theirs is refused at startup.
   virtual bool has_validation_data() const { return false; }
 };
 

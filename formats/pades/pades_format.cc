@@ -71,9 +71,10 @@ Status HashUpdate(Hasher& hasher, const detail::IncrementalUpdate& update) {
 
 class PadesFormat final : public Format {
  public:
-  PadesFormat(std::shared_ptr<const cades::SignerContext> context, std::size_t capacity,
-              std::uint64_t max_document_bytes, std::size_t timestamp_reserve)
+  PadesFormat(std::shared_ptr<const cades::SignerContext> context, std::vector<Bytes> chain,
+              std::size_t capacity, std::uint64_t max_document_bytes, std::size_t timestamp_reserve)
       : context_(std::move(context)),
+        chain_(std::move(chain)),
         contents_capacity_(capacity + timestamp_reserve),
         max_document_bytes_(max_document_bytes),
         timestamp_reserve_(timestamp_reserve) {}
@@ -93,6 +94,11 @@ class PadesFormat final : public Format {
     if (!has_timestamps()) return Format::TimestampImprint(tbs, signature);
     return cades::SignatureTimeStampImprint(context_->digest(), signature);
   }
+
+  // PAdES B-LT (EN 319 142-1 §5.4): the chain and the revocation data in a DSS dictionary, in
+  // an incremental update after the sealed revision (it is known only once the TSA and the cache
+  // have answered, and adding it there leaves the signature valid).
+  bool has_validation_data() const override { return true; }
 
   Result<std::unique_ptr<formats::ToBeSigned>> Prepare(
       const Content& content, std::chrono::system_clock::time_point signing_time) const override {
@@ -176,18 +182,30 @@ class PadesFormat final : public Format {
     Bytes out = update.bytes;
     std::string hex = HexEncode(cms);
     std::copy(hex.begin(), hex.end(), out.begin() + static_cast<long>(update.contents_offset + 1));
-    return write(out);
+    QSEAL_RETURN_IF_ERROR(write(out));
+    if (tbs.validation_data == nullptr) return Status::Ok();
+    return write(DssUpdate(*ours));
   }
 
   std::uint64_t OutputSizeHint(const formats::ToBeSigned& tbs, std::size_t,
                                std::uint64_t) const override {
     const auto* ours = dynamic_cast<const PadesToBeSigned*>(&tbs);
     if (ours == nullptr) return 0;
-    return ours->original_size + ours->update.bytes.size();
+    std::uint64_t size = ours->original_size + ours->update.bytes.size();
+    if (tbs.validation_data != nullptr) size += DssUpdate(*ours).size();
+    return size;
   }
 
  private:
+  // The B-LT update for a seal whose validation_data is set.
+  Bytes DssUpdate(const PadesToBeSigned& tbs) const {
+    detail::DssContent dss{chain_, tbs.validation_data->ocsp_responses, tbs.validation_data->crls};
+    return detail::BuildDssUpdate(tbs.update.tail, tbs.original_size + tbs.update.bytes.size(),
+                                  dss);
+  }
+
   const std::shared_ptr<const cades::SignerContext> context_;
+  const std::vector<Bytes> chain_;
   const std::size_t contents_capacity_;
   const std::uint64_t max_document_bytes_;
   const std::size_t timestamp_reserve_;
@@ -202,7 +220,8 @@ Result<std::unique_ptr<const Format>> CreatePadesFormat(const FormatOptions& opt
       cades::SignerContext::Create(options.certificate_chain_der, options.digest, options.scheme));
   QSEAL_ASSIGN_OR_RETURN(std::size_t capacity, ContentsCapacity(*context));
   return std::unique_ptr<const Format>(std::make_unique<const PadesFormat>(
-      std::move(context), capacity, max_document_bytes, options.timestamp_reserve_bytes));
+      std::move(context), options.certificate_chain_der, capacity, max_document_bytes,
+      options.timestamp_reserve_bytes));
 }
 
 }  // namespace qseal::formats::pades

@@ -2,7 +2,9 @@
 // output is the PDF itself with an incremental update appended (the original bytes are an
 // unchanged prefix) holding a signature dictionary (/SubFilter /ETSI.CAdES.detached) whose
 // /Contents is a CAdES detached CMS over the /ByteRange, made by formats/cades without the
-// signing-time attribute (the time is /M). What is appended and why: docs/pades.md.
+// signing-time attribute (the time is /M). B-T puts the signature time-stamp in that CMS; B-LT
+// appends a second update with a DSS dictionary (the chain, OCSP responses, CRLs) after the
+// sealed revision. What is appended and why: docs/pades.md.
 // Use formats::CreateFormat("pades", ...) (formats/format.h); this header is what it calls.
 #pragma once
 

@@ -3,10 +3,13 @@
 #include "formats/pades/verify.h"
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <string>
 #include <utility>
 
 #include <openssl/asn1.h>
+#include <openssl/ocsp.h>
 #include <openssl/x509.h>
 #include <time.h>
 
@@ -17,6 +20,20 @@ namespace qseal::formats::pades {
 namespace {
 
 constexpr int kMaxFieldDepth = 32;
+
+// Frees what a d2i_ call made; true when it made something.
+bool Parsed(X509* x) {
+  X509_free(x);
+  return x != nullptr;
+}
+bool Parsed(OCSP_RESPONSE* r) {
+  OCSP_RESPONSE_free(r);
+  return r != nullptr;
+}
+bool Parsed(X509_CRL* c) {
+  X509_CRL_free(c);
+  return c != nullptr;
+}
 
 struct SignatureField {
   std::string name;
@@ -118,6 +135,102 @@ bool EndsRevision(ByteSpan pdf, std::uint64_t end) {
   while (e > 0 && (pdf[e - 1] == '\n' || pdf[e - 1] == '\r')) --e;
   static constexpr char kEof[] = "%%EOF";
   return e >= 5 && std::equal(kEof, kEof + 5, pdf.begin() + static_cast<long>(e - 5));
+}
+
+// The keys of `dict` but /DSS with their values unparsed: what the catalog may not change in a
+// validation-data update.
+std::map<std::string, std::string> CatalogWithoutDss(QPDFObjectHandle dict) {
+  std::map<std::string, std::string> out;
+  for (const std::string& key : dict.getKeys()) {
+    if (key != "/DSS") out[key] = dict.getKey(key).unparse();
+  }
+  return out;
+}
+
+// Whether the updates after byte `signed_end` (where the revision the last signature covers
+// ends) add only validation data (PAdES B-LT, EN 319 142-1 §5.4): every object they write is new
+// or the catalog, the catalog changes only its /DSS, and the trailer keeps its /Root and /Info.
+// New objects are then reachable only through the DSS, so what the signature covers is still
+// the whole document as displayed. kInvalidArgument says what else changed.
+Status OnlyValidationDataAfter(QPDF& whole, ByteSpan pdf, std::uint64_t signed_end) {
+  // Later revisions, not bytes merely appended: the file ends one, and its last xref is in them.
+  Result<std::uint64_t> last_xref = detail::LastStartXref(detail::PdfBytes::InMemory(pdf));
+  if (!EndsRevision(pdf, pdf.size()) || !last_xref.ok() || *last_xref < signed_end) {
+    return InvalidArgumentError("they are not an incremental update");
+  }
+  QSEAL_ASSIGN_OR_RETURN(std::unique_ptr<QPDF> signed_revision,
+                         detail::OpenPdf(pdf.subspan(0, static_cast<std::size_t>(signed_end))));
+  return detail::CatchQpdf("PDF structure is broken", [&]() -> Status {
+    std::map<QPDFObjGen, QPDFXRefEntry> before = signed_revision->getXRefTable();
+    std::map<QPDFObjGen, QPDFXRefEntry> after = whole.getXRefTable();
+    auto written_later = [&](const QPDFXRefEntry& e) {
+      if (e.getType() == 1) return static_cast<std::uint64_t>(e.getOffset()) >= signed_end;
+      if (e.getType() != 2) return false;
+      auto stream = after.find(QPDFObjGen(e.getObjStreamNumber(), 0));
+      return stream == after.end() || stream->second.getType() != 1 ||
+             static_cast<std::uint64_t>(stream->second.getOffset()) >= signed_end;
+    };
+    QPDFObjectHandle root = whole.getRoot(), signed_root = signed_revision->getRoot();
+    if (root.getObjGen() != signed_root.getObjGen()) {
+      return InvalidArgumentError("a later update replaces the catalog");
+    }
+    if (whole.getTrailer().getKey("/Info").unparse() !=
+        signed_revision->getTrailer().getKey("/Info").unparse()) {
+      return InvalidArgumentError("a later update replaces the document information");
+    }
+    for (const auto& [og, entry] : after) {
+      if (!written_later(entry) || before.count(og) == 0) continue;
+      if (og != root.getObjGen()) {
+        return InvalidArgumentError("a later update changes object " + og.unparse(' '));
+      }
+      if (CatalogWithoutDss(root) != CatalogWithoutDss(signed_root)) {
+        return InvalidArgumentError("a later update changes the catalog beyond its /DSS");
+      }
+    }
+    return Status::Ok();
+  });
+}
+
+// The catalog's /DSS, each stream parsed as what its array holds: "N certificate(s), ..." or
+// why not; "" when there is no DSS.
+Result<std::string> DescribeDss(QPDF& q) {
+  return detail::CatchQpdf("DSS", [&]() -> Result<std::string> {
+    QPDFObjectHandle dss = q.getRoot().getKey("/DSS");
+    if (!dss.isDictionary()) return std::string();
+    struct Kind {
+      const char* key;
+      const char* what;
+      bool (*parses)(const unsigned char** p, long size);
+    };
+    static const Kind kKinds[] = {
+        {"/Certs", "certificate(s)",
+         [](const unsigned char** p, long n) { return Parsed(d2i_X509(nullptr, p, n)); }},
+        {"/OCSPs", "OCSP response(s)",
+         [](const unsigned char** p, long n) { return Parsed(d2i_OCSP_RESPONSE(nullptr, p, n)); }},
+        {"/CRLs", "CRL(s)",
+         [](const unsigned char** p, long n) { return Parsed(d2i_X509_CRL(nullptr, p, n)); }},
+    };
+    std::string out;
+    for (const Kind& kind : kKinds) {
+      QPDFObjectHandle array = dss.getKey(kind.key);
+      std::size_t count = 0;
+      if (array.isArray()) {
+        for (QPDFObjectHandle& item : array.getArrayAsVector()) {
+          if (!item.isStream())
+            return InvalidArgumentError(std::string(kind.key) + " holds a non-stream");
+          std::shared_ptr<Buffer> data = item.getStreamData(qpdf_dl_generalized);
+          const unsigned char* p = data->getBuffer();
+          if (!kind.parses(&p, static_cast<long>(data->getSize()))) {
+            return InvalidArgumentError(std::string(kind.key) + " item " + std::to_string(count) +
+                                        " does not parse as DER");
+          }
+          ++count;
+        }
+      }
+      out += (out.empty() ? "" : ", ") + std::to_string(count) + " " + kind.what;
+    }
+    return out;
+  });
 }
 
 }  // namespace
@@ -256,10 +369,24 @@ Result<VerifyReport> Verify(ByteSpan pdf, const std::vector<Bytes>& trust_anchor
       report.signer_certificate_der = std::move(cms.signer_certificate_der);
     }
   }
-  add("whole-document", last_end == pdf.size(),
-      last_end == pdf.size() ? "the last signature covers the whole file"
-                             : "bytes " + std::to_string(last_end) + ".." +
-                                   std::to_string(pdf.size()) + " are covered by no signature");
+  if (last_end == pdf.size()) {
+    add("whole-document", true, "the last signature covers the whole file");
+  } else {
+    const std::string uncovered =
+        "bytes " + std::to_string(last_end) + ".." + std::to_string(pdf.size());
+    Status later = last_end == 0 ? InvalidArgumentError("no signature checks out")
+                                 : OnlyValidationDataAfter(q, pdf, last_end);
+    add("whole-document", later.ok(),
+        later.ok() ? "the last signature covers the whole file but " + uncovered +
+                         ", which add only validation data (a DSS)"
+                   : uncovered + " are covered by no signature: " + later.message());
+  }
+  Result<std::string> dss = DescribeDss(q);
+  if (!dss.ok()) {
+    add("dss", false, dss.status().message());
+  } else if (!dss->empty()) {
+    add("dss", true, *dss);
+  }
   return finish();
 }
 

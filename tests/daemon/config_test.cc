@@ -486,8 +486,6 @@ TEST(ConfigTest, BtProfilesNameKnownTsasAndAreCadesDetachedOnly) {
            {"level = \"b-t\"\n", "a b-t profile names at least one [[tsa]]"},
            {"level = \"b-t\"\ntsa = [\"nope\"]\n", "unknown tsa \"nope\""},
            {"level = \"b-lt\"\n", "a b-lt profile names at least one [[tsa]]"},
-           {"level = \"b-lt\"\ntsa = [\"a\"]\nformat = \"pades\"\n",
-            "b-lt is made for CAdES and XAdES profiles (not yet for pades)"},
            {"level = \"t\"\n", "expected b-b, b-t or b-lt"},
            {"tsa = [\"a\"]\n", "only a b-t or b-lt profile asks a TSA"}}) {
     errors.clear();
@@ -508,12 +506,14 @@ TEST(ConfigTest, BtProfilesNameKnownTsasAndAreCadesDetachedOnly) {
   EXPECT_EQ(c->revocation.fetch_timeout, std::chrono::seconds(3));
   EXPECT_EQ(c->revocation.retry_interval, std::chrono::seconds(5));
   EXPECT_EQ(c->revocation.max_age, std::chrono::minutes(30));
-  errors.clear();
-  c = ParseConfig(std::string(kMinimal) + tsa +
-                      profile("level = \"b-lt\"\ntsa = [\"a\"]\nformat = \"xades-detached\"\n"),
-                  "t.toml", &errors);
-  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]);
-  EXPECT_EQ(c->profiles.back().level, "b-lt");
+  for (const std::string format : {"xades-detached", "pades"}) {
+    errors.clear();
+    c = ParseConfig(std::string(kMinimal) + tsa +
+                        profile("level = \"b-lt\"\ntsa = [\"a\"]\nformat = \"" + format + "\"\n"),
+                    "t.toml", &errors);
+    ASSERT_TRUE(c.ok()) << format << ": " << c.status() << (errors.empty() ? "" : errors[0]);
+    EXPECT_EQ(c->profiles.back().level, "b-lt");
+  }
   errors.clear();
   c = ParseConfig(std::string(kMinimal) + "[revocation]\nfetch_timeout = \"10ms\"\n", "t.toml",
                   &errors);

@@ -5,10 +5,15 @@
 // trusted through an NSS database holding the test CA, whole document signed), by qpdf --check
 // and by formats::VerifySeal; the original is a byte-identical prefix. Refusals and tampering.
 #include <algorithm>
+#include <ctime>
+#include <memory>
+#include <regex>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <openssl/ocsp.h>
+#include <openssl/x509.h>
 
 #include "formats/format.h"
 #include "formats/verify.h"
@@ -54,6 +59,17 @@ class PadesTest : public ::testing::Test {
       return formats::testing::SoftwareSign(pki_.leaf.key.get(), digest, DigestAlgorithm::kSha256,
                                             key_.scheme);
     });
+  }
+
+  // B-LT: a seal with `data` in a DSS.
+  Result<std::string> SealLt(const std::string& pdf, std::shared_ptr<const ValidationData> data) {
+    return formats::testing::SealPdf(
+        *format_, pdf,
+        [this](ByteSpan digest) -> Result<Bytes> {
+          return formats::testing::SoftwareSign(pki_.leaf.key.get(), digest,
+                                                DigestAlgorithm::kSha256, key_.scheme);
+        },
+        system_clock::now(), std::move(data));
   }
 
   Result<VerifyReport> Ours(const std::string& sealed) {
@@ -297,6 +313,158 @@ TEST_F(PadesTest, UnsignedBytesAfterTheSealFailWholeDocument) {
   ASSERT_TRUE(ours.ok());
   EXPECT_FALSE(ours->ok);
   EXPECT_NE(Describe(*ours).find("whole-document FAILED"), std::string::npos) << Describe(*ours);
+}
+
+// An empty CRL of the test CA, valid for a day, DER.
+Bytes CaCrl(const formats::testing::SoftwareSigner& ca) {
+  const unsigned char* p = ca.certificate_der.data();
+  X509* cert = d2i_X509(nullptr, &p, static_cast<long>(ca.certificate_der.size()));
+  X509_CRL* crl = X509_CRL_new();
+  X509_CRL_set_version(crl, 1);
+  X509_CRL_set_issuer_name(crl, X509_get_subject_name(cert));
+  ASN1_TIME* now = ASN1_TIME_set(nullptr, std::time(nullptr));
+  ASN1_TIME* next = ASN1_TIME_set(nullptr, std::time(nullptr) + 86400);
+  X509_CRL_set1_lastUpdate(crl, now);
+  X509_CRL_set1_nextUpdate(crl, next);
+  X509_CRL_sign(crl, ca.key.get(), EVP_sha256());
+  unsigned char* der = nullptr;
+  int n = i2d_X509_CRL(crl, &der);
+  Bytes out(der, der + std::max(n, 0));
+  OPENSSL_free(der);
+  ASN1_TIME_free(now);
+  ASN1_TIME_free(next);
+  X509_CRL_free(crl);
+  X509_free(cert);
+  return out;
+}
+
+// An OCSPResponse of status tryLater (no body): DER the DSS must carry byte for byte.
+Bytes OcspTryLater() {
+  OCSP_RESPONSE* r = OCSP_response_create(OCSP_RESPONSE_STATUS_TRYLATER, nullptr);
+  unsigned char* der = nullptr;
+  int n = i2d_OCSP_RESPONSE(r, &der);
+  Bytes out(der, der + std::max(n, 0));
+  OPENSSL_free(der);
+  OCSP_RESPONSE_free(r);
+  return out;
+}
+
+std::string AsString(const Bytes& b) { return std::string(b.begin(), b.end()); }
+
+// B-LT: the chain, the OCSP response and the CRL in a DSS, in an update after the sealed
+// revision; qpdf's own JSON dump finds them byte for byte, openssl verifies the CRL, pdfsig still
+// finds the signature valid (the DSS revision is not covered, so "not total document"). A second
+// B-LT seal keeps the first DSS's entries.
+TEST_F(PadesTest, BltPutsTheChainAndRevocationDataInADssAfterTheSealedRevision) {
+  EXPECT_TRUE(format_->has_validation_data());
+  auto data = std::make_shared<ValidationData>();
+  data->ocsp_responses = {OcspTryLater()};
+  data->crls = {CaCrl(pki_.ca)};
+  ASSERT_FALSE(data->crls[0].empty());
+  const std::string ca_pem =
+      File("lt-ca.pem", formats::testing::CertificateToPem(pki_.ca.certificate_der));
+  for (XrefKind xref : {XrefKind::kTable, XrefKind::kStream}) {
+    const std::string kind = xref == XrefKind::kTable ? "table" : "stream";
+    SCOPED_TRACE(kind);
+    const std::string pdf = formats::testing::MakeQpdfPdf(2, xref);
+    auto sealed = SealLt(pdf, data);
+    ASSERT_TRUE(sealed.ok()) << sealed.status();
+    EXPECT_EQ(sealed->compare(0, pdf.size(), pdf), 0) << "the original is not a prefix";
+    const std::string path = File("lt-" + kind + ".pdf", *sealed);
+    auto v = formats::testing::Pdfsig(nss_, path);
+    EXPECT_EQ(v.signatures, 1) << v.output;
+    EXPECT_EQ(v.valid, 1) << v.output;
+    EXPECT_EQ(v.trusted, 1) << v.output;
+    EXPECT_EQ(v.total_document, 0) << v.output;
+    auto check = formats::testing::QpdfCheck(path);
+    EXPECT_EQ(check.exit_code, 0) << check.output;
+    EXPECT_EQ(formats::testing::DssStreams(path, "/Certs"),
+              (std::vector<std::string>{AsString(pki_.leaf.certificate_der),
+                                        AsString(pki_.ca.certificate_der)}));
+    EXPECT_EQ(formats::testing::DssStreams(path, "/OCSPs"),
+              std::vector<std::string>{AsString(data->ocsp_responses[0])});
+    const std::vector<std::string> crls = formats::testing::DssStreams(path, "/CRLs");
+    ASSERT_EQ(crls, std::vector<std::string>{AsString(data->crls[0])});
+    File("lt.crl", crls[0]);
+    auto crl = formats::testing::Sh("openssl crl -inform DER -in " + dir_.Sub("lt.crl") +
+                                    " -noout -CAfile " + ca_pem + " 2>&1");
+    EXPECT_NE(crl.output.find("verify OK"), std::string::npos) << crl.output;
+    auto ours = Ours(*sealed);
+    ASSERT_TRUE(ours.ok()) << ours.status();
+    EXPECT_TRUE(ours->ok) << Describe(*ours);
+    const std::string report = Describe(*ours);
+    EXPECT_NE(report.find("dss ok: 2 certificate(s), 1 OCSP response(s), 1 CRL(s)"),
+              std::string::npos)
+        << report;
+    EXPECT_NE(report.find("which add only validation data"), std::string::npos) << report;
+
+    auto again = SealLt(*sealed, data);
+    ASSERT_TRUE(again.ok()) << again.status();
+    const std::string again_path = File("lt-twice-" + kind + ".pdf", *again);
+    auto v2 = formats::testing::Pdfsig(nss_, again_path);
+    EXPECT_EQ(v2.valid, 2) << v2.output;
+    EXPECT_EQ(formats::testing::DssStreams(again_path, "/OCSPs").size(), 2u);
+    EXPECT_EQ(formats::testing::DssStreams(again_path, "/Certs").size(), 4u);
+    auto ours2 = Ours(*again);
+    ASSERT_TRUE(ours2.ok()) << ours2.status();
+    EXPECT_TRUE(ours2->ok) << Describe(*ours2);
+  }
+}
+
+// What a DSS revision may not do: change the catalog beyond /DSS (an update written here by
+// hand after the sealed one), or hold items that are not what their array says.
+TEST_F(PadesTest, BltUpdatesThatDoMoreThanAddValidationDataFail) {
+  auto data = std::make_shared<ValidationData>();
+  data->ocsp_responses = {OcspTryLater()};
+  const std::string pdf = formats::testing::MakeQpdfPdf(1, XrefKind::kTable);
+  auto sealed = SealLt(pdf, data);
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+
+  // The DSS update's catalog again, with /Lang added, in one more update.
+  std::regex catalog_re(R"((\d+) 0 obj\n(<<[^\n]*/DSS \d+ 0 R >>)\nendobj)");
+  std::string::const_iterator from = sealed->cbegin() + static_cast<long>(pdf.size());
+  std::string catalog_num, catalog;
+  for (std::sregex_iterator it(from, sealed->cend(), catalog_re), end; it != end; ++it) {
+    catalog_num = (*it)[1];
+    catalog = (*it)[2];
+  }
+  ASSERT_FALSE(catalog.empty());
+  std::regex size_re(R"(/Size (\d+))");
+  std::string size;
+  for (std::sregex_iterator it(sealed->cbegin(), sealed->cend(), size_re), end; it != end; ++it) {
+    size = (*it)[1];
+  }
+  const std::size_t startxref = sealed->rfind("startxref\n");
+  const std::string prev =
+      sealed->substr(startxref + 10, sealed->find('\n', startxref + 10) - startxref - 10);
+  std::string changed = *sealed;
+  const std::size_t object_at = changed.size();
+  changed +=
+      catalog_num + " 0 obj\n" + catalog.substr(0, catalog.size() - 2) + "/Lang (xx) >>\nendobj\n";
+  const std::size_t xref_at = changed.size();
+  char entry[32];
+  std::snprintf(entry, sizeof(entry), "%010zu 00000 n\r\n", object_at);
+  changed += "xref\n" + catalog_num + " 1\n" + entry + "trailer\n<< /Size " + size + " /Root " +
+             catalog_num + " 0 R /Prev " + prev + " >>\nstartxref\n" + std::to_string(xref_at) +
+             "\n%%EOF\n";
+  auto check = formats::testing::QpdfCheck(File("lt-changed.pdf", changed));
+  EXPECT_EQ(check.exit_code, 0) << "the hand-written update is itself well formed: "
+                                << check.output;
+  auto ours = Ours(changed);
+  ASSERT_TRUE(ours.ok()) << ours.status();
+  EXPECT_FALSE(ours->ok);
+  EXPECT_NE(Describe(*ours).find("changes the catalog beyond its /DSS"), std::string::npos)
+      << Describe(*ours);
+
+  auto garbage = std::make_shared<ValidationData>();
+  garbage->crls = {Bytes{0x30, 0x03, 0x02, 0x01, 0x01}};
+  auto bad = SealLt(pdf, garbage);
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  auto ours_bad = Ours(*bad);
+  ASSERT_TRUE(ours_bad.ok()) << ours_bad.status();
+  EXPECT_FALSE(ours_bad->ok);
+  EXPECT_NE(Describe(*ours_bad).find("dss FAILED: /CRLs item 0 does not parse"), std::string::npos)
+      << Describe(*ours_bad);
 }
 
 TEST_F(PadesTest, ContentChangedBeforeAssembleIsDataLoss) {

@@ -6,6 +6,8 @@
 #include <memory>
 #include <regex>
 
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 #include <qpdf/Buffer.hh>
 #include <qpdf/QPDF.hh>
 #include <qpdf/QPDFEFStreamObjectHelper.hh>
@@ -247,10 +249,12 @@ Content StringContent(const std::string& data, std::string name) {
 }
 
 Result<std::string> SealPdf(const Format& format, const std::string& pdf, const SignFn& sign,
-                            std::chrono::system_clock::time_point signing_time) {
+                            std::chrono::system_clock::time_point signing_time,
+                            std::shared_ptr<const ValidationData> validation_data) {
   Content content = StringContent(pdf);
   QSEAL_ASSIGN_OR_RETURN(std::unique_ptr<ToBeSigned> tbs, format.Prepare(content, signing_time));
   QSEAL_ASSIGN_OR_RETURN(Bytes signature, sign(tbs->digest));
+  tbs->validation_data = std::move(validation_data);
   std::string out;
   QSEAL_RETURN_IF_ERROR(format.Assemble(*tbs, signature, content, [&out](ByteSpan b) {
     out.append(reinterpret_cast<const char*>(b.data()), b.size());
@@ -301,6 +305,41 @@ PdfsigVerdict Pdfsig(const std::string& nss_dir, const std::string& pdf_path) {
 }
 
 Cmd QpdfCheck(const std::string& pdf_path) { return Sh("qpdf --check " + ShellQuote(pdf_path)); }
+
+std::vector<std::string> DssStreams(const std::string& pdf_path, const std::string& key) {
+  const std::string json_path = pdf_path + ".json";
+  Cmd dump = Sh("qpdf --json=2 --json-key=qpdf --json-stream-data=inline --decode-level=none " +
+                ShellQuote(pdf_path) + " > " + ShellQuote(json_path));
+  if (dump.exit_code != 0) throw std::runtime_error("qpdf --json: " + dump.output);
+  const nlohmann::json objects = nlohmann::json::parse(ReadFileString(json_path))["qpdf"][1];
+  // A value is an indirect reference ("N G R", resolved) or the object itself.
+  auto resolve = [&objects](const nlohmann::json& v) -> const nlohmann::json& {
+    if (v.is_string() && v.get<std::string>().size() > 2 &&
+        v.get<std::string>().compare(v.get<std::string>().size() - 2, 2, " R") == 0) {
+      const nlohmann::json& o = objects.at("obj:" + v.get<std::string>());
+      return o.contains("value") ? o["value"] : o["stream"];
+    }
+    return v;
+  };
+  const nlohmann::json& root = resolve(objects["trailer"]["value"]["/Root"]);
+  std::vector<std::string> out;
+  if (!root.contains("/DSS")) return out;
+  const nlohmann::json& dss = resolve(root["/DSS"]);
+  if (!dss.contains(key)) return out;
+  for (const nlohmann::json& item : resolve(dss[key])) {
+    const std::string b64 = resolve(item).at("data").get<std::string>();
+    std::string raw(b64.size(), '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(raw.data()),
+                            reinterpret_cast<const unsigned char*>(b64.data()),
+                            static_cast<int>(b64.size()));
+    if (n < 0) throw std::runtime_error("qpdf --json: stream data is not base64");
+    // EVP_DecodeBlock counts the padding's zero bytes.
+    std::size_t pad = b64.size() >= 2 ? (b64.end()[-1] == '=') + (b64.end()[-2] == '=') : 0;
+    raw.resize(static_cast<std::size_t>(n) - pad);
+    out.push_back(std::move(raw));
+  }
+  return out;
+}
 
 void WriteStringFile(const std::string& path, const std::string& data) {
   std::ofstream out(path, std::ios::binary);

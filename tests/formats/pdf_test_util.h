@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -51,11 +52,13 @@ std::string MakeEncryptedPdf(const std::string& user_password);
 // A Content reading `data` (which must outlive it) in small chunks.
 Content StringContent(const std::string& data, std::string name = "invoice.pdf");
 
-// Prepare + sign + Assemble through `format`; the signer gets ToBeSigned::digest.
+// Prepare + sign + Assemble through `format`; the signer gets ToBeSigned::digest. With
+// `validation_data`, the seal is B-LT (it is set before Assemble, as the engine does).
 using SignFn = std::function<Result<Bytes>(ByteSpan digest)>;
 Result<std::string> SealPdf(
     const Format& format, const std::string& pdf, const SignFn& sign,
-    std::chrono::system_clock::time_point signing_time = std::chrono::system_clock::now());
+    std::chrono::system_clock::time_point signing_time = std::chrono::system_clock::now(),
+    std::shared_ptr<const ValidationData> validation_data = nullptr);
 
 // A fresh NSS database in `dir` (created) trusting the CA certificate(s) of `ca_pem_path`.
 void MakeNssDb(const std::string& dir, const std::string& ca_pem_path);
@@ -73,6 +76,10 @@ PdfsigVerdict Pdfsig(const std::string& nss_dir, const std::string& pdf_path);
 
 // `qpdf --check` (exit 0: no errors, no warnings).
 Cmd QpdfCheck(const std::string& pdf_path);
+
+// The streams the catalog's /DSS lists under `key` ("/Certs", "/OCSPs" or "/CRLs"), their bytes
+// as `qpdf --json` (not qseal's code) reads them; empty when there is no DSS or no such key.
+std::vector<std::string> DssStreams(const std::string& pdf_path, const std::string& key);
 
 void WriteStringFile(const std::string& path, const std::string& data);
 

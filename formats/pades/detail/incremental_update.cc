@@ -29,14 +29,16 @@ using Overrides = std::vector<std::pair<std::string, std::string>>;
 
 std::string Ref(int num, int gen) { return std::to_string(num) + " " + std::to_string(gen) + " R"; }
 
-// `dict` (a qpdf dictionary) in PDF syntax with the keys of `overrides` replaced or added; every
-// other entry is written as qpdf unparses it (indirect objects as references).
-std::string DictWith(QPDFObjectHandle dict, const Overrides& overrides) {
+// `dict` (a qpdf dictionary) in PDF syntax with the keys of `overrides` replaced or added and
+// `dropped` left out; every other entry is written as qpdf unparses it (indirect objects as
+// references).
+std::string DictWith(QPDFObjectHandle dict, const Overrides& overrides,
+                     std::string_view dropped = {}) {
   std::string out = "<<";
   for (const std::string& key : dict.getKeys()) {
     bool replaced = std::any_of(overrides.begin(), overrides.end(),
                                 [&](const auto& o) { return o.first == key; });
-    if (replaced) continue;
+    if (replaced || key == dropped) continue;
     out += " " + QPDFObjectHandle::newName(key).unparse() + " " + dict.getKey(key).unparse();
   }
   for (const auto& [key, value] : overrides) out += " " + key + " " + value;
@@ -75,6 +77,29 @@ Status CheckDocMdp(QPDFObjectHandle root) {
     }
   }
   return Status::Ok();
+}
+
+// The elements of `array` unparsed (references stay references), space-separated.
+std::string Elements(QPDFObjectHandle array) {
+  std::string out;
+  if (!array.isArray()) return out;
+  for (QPDFObjectHandle& e : array.getArrayAsVector())
+    out += (out.empty() ? "" : " ") + e.unparse();
+  return out;
+}
+
+// What the catalog `catalog` (as the sealed revision writes it) and an earlier /DSS give a later
+// DSS update.
+void DescribeCatalog(QPDFObjectHandle root, const std::string& catalog, RevisionTail& tail) {
+  tail.catalog_num = root.getObjectID();
+  tail.catalog_gen = root.getGeneration();
+  tail.catalog_open = catalog.substr(0, catalog.size() - 3);  // without " >>"
+  QPDFObjectHandle dss = root.getKey("/DSS");
+  if (!dss.isDictionary()) return;
+  tail.dss_certs = Elements(dss.getKey("/Certs"));
+  tail.dss_ocsps = Elements(dss.getKey("/OCSPs"));
+  tail.dss_crls = Elements(dss.getKey("/CRLs"));
+  if (dss.getKey("/VRI").isDictionary()) tail.dss_vri = dss.getKey("/VRI").unparse();
 }
 
 // "SealN" with the smallest N no top-level field of `fields` is named.
@@ -175,6 +200,14 @@ void WriteXrefStream(UpdateWriter& w, int num, const std::string& trailer_entrie
   w.Raw("\nendstream\nendobj\nstartxref\n" + std::to_string(xref_offset) + "\n%%EOF\n");
 }
 
+void WriteXref(UpdateWriter& w, bool xref_stream, int xref_num, const std::string& trailer) {
+  if (xref_stream) {
+    WriteXrefStream(w, xref_num, trailer);
+  } else {
+    WriteXrefTable(w, trailer);
+  }
+}
+
 Result<IncrementalUpdate> Build(QPDF& q, std::uint64_t original_size, bool ends_with_eol,
                                 const UpdateRequest& request, std::uint64_t prev,
                                 bool xref_stream) {
@@ -237,26 +270,26 @@ Result<IncrementalUpdate> Build(QPDF& q, std::uint64_t original_size, bool ends_
   if (catalog_acroform.isIndirect() && catalog_acroform.isDictionary()) {
     w.Object(catalog_acroform.getObjectID(), catalog_acroform.getGeneration(),
              DictWith(catalog_acroform, acroform_entries));
+    DescribeCatalog(root, DictWith(root, {}, "/DSS"), out.tail);
   } else {
-    w.Object(root.getObjectID(), root.getGeneration(),
-             DictWith(root, {{"/AcroForm", DictWith(acroform, acroform_entries)}}));
+    const Overrides catalog_entries = {{"/AcroForm", DictWith(acroform, acroform_entries)}};
+    w.Object(root.getObjectID(), root.getGeneration(), DictWith(root, catalog_entries));
+    DescribeCatalog(root, DictWith(root, catalog_entries, "/DSS"), out.tail);
   }
   w.Object(page.getObjectID(), page.getGeneration(),
            DictWith(page, {{"/Annots", ArrayWith(page.getKey("/Annots"), field_ref)}}));
 
   const int xref_num = xref_stream ? next++ : 0;
-  std::string trailer_entries =
-      " /Size " + std::to_string(next) + " /Root " + Ref(root.getObjectID(), root.getGeneration());
-  if (trailer.getKey("/Info").isIndirect()) {
-    trailer_entries += " /Info " + trailer.getKey("/Info").unparse();
-  }
-  if (trailer.getKey("/ID").isArray()) trailer_entries += " /ID " + trailer.getKey("/ID").unparse();
-  trailer_entries += " /Prev " + std::to_string(prev);
-  if (xref_stream) {
-    WriteXrefStream(w, xref_num, trailer_entries);
-  } else {
-    WriteXrefTable(w, trailer_entries);
-  }
+  std::string carried = " /Root " + Ref(root.getObjectID(), root.getGeneration());
+  if (trailer.getKey("/Info").isIndirect())
+    carried += " /Info " + trailer.getKey("/Info").unparse();
+  if (trailer.getKey("/ID").isArray()) carried += " /ID " + trailer.getKey("/ID").unparse();
+  out.tail.size = next;
+  out.tail.xref_stream = xref_stream;
+  out.tail.trailer_entries = carried;
+  out.tail.xref_offset = w.offset();
+  WriteXref(w, xref_stream, xref_num,
+            " /Size " + std::to_string(next) + carried + " /Prev " + std::to_string(prev));
 
   out.bytes = std::move(w.bytes());
   std::uint64_t total = original_size + out.bytes.size();
@@ -277,6 +310,40 @@ std::string PdfDate(std::chrono::system_clock::time_point t) {
   char text[32];
   std::strftime(text, sizeof(text), "D:%Y%m%d%H%M%SZ", &tm);
   return text;
+}
+
+Bytes BuildDssUpdate(const RevisionTail& tail, std::uint64_t revision_end, const DssContent& dss) {
+  UpdateWriter w(revision_end);
+  int next = tail.size;
+  // One stream per item (DER as it is, no filter), its reference added after the earlier ones.
+  auto streams = [&](const std::vector<Bytes>& items, std::string refs) {
+    for (const Bytes& item : items) {
+      const int num = next++;
+      w.BeginObject(num, 0);
+      w.Raw("<< /Length " + std::to_string(item.size()) + " >>\nstream\n");
+      w.Raw(std::string_view(reinterpret_cast<const char*>(item.data()), item.size()));
+      w.Raw("\nendstream\nendobj\n");
+      refs += (refs.empty() ? "" : " ") + Ref(num, 0);
+    }
+    return refs;
+  };
+  const std::string certs = streams(dss.certificates, tail.dss_certs);
+  const std::string ocsps = streams(dss.ocsp_responses, tail.dss_ocsps);
+  const std::string crls = streams(dss.crls, tail.dss_crls);
+  const int dss_num = next++;
+  std::string body = "<< /Type /DSS";
+  if (!certs.empty()) body += " /Certs [" + certs + "]";
+  if (!ocsps.empty()) body += " /OCSPs [" + ocsps + "]";
+  if (!crls.empty()) body += " /CRLs [" + crls + "]";
+  if (!tail.dss_vri.empty()) body += " /VRI " + tail.dss_vri;
+  w.Object(dss_num, 0, body + " >>");
+  w.Object(tail.catalog_num, tail.catalog_gen,
+           tail.catalog_open + " /DSS " + Ref(dss_num, 0) + " >>");
+  const int xref_num = tail.xref_stream ? next++ : 0;
+  WriteXref(w, tail.xref_stream, xref_num,
+            " /Size " + std::to_string(next) + tail.trailer_entries + " /Prev " +
+                std::to_string(tail.xref_offset));
+  return std::move(w.bytes());
 }
 
 Result<IncrementalUpdate> BuildIncrementalUpdate(const PdfBytes& original,
