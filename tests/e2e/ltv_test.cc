@@ -1,12 +1,13 @@
-// CAdES-B-LT and XAdES-B-LT through a real qseald: the seal certificate names an OCSP responder, a
-// real `openssl ocsp -index` on loopback (not qseal's code) signed by the test CA, and b-lt
-// profiles ask the loopback test TSA for a signature time-stamp. Each seal is checked by `openssl
-// cms -verify` against the document, its token by `openssl ts -verify`, and the OCSP response it
-// carries, located by `openssl asn1parse` and verified by `openssl ocsp -respin` against the test
-// CA, must say "good" for the seal certificate. While the responder is down documents wait (never
-// sealed without the revocation data); once it answers they are sealed. A revoked seal certificate
-// fails its documents with the reason. XAdES seals pass xmlsec1 and carry the response as
-// xades:EncapsulatedOCSPValue, checked the same way.
+// CAdES-B-LT, XAdES-B-LT and PAdES-B-LT through a real qseald: the seal certificate names an OCSP
+// responder, a real `openssl ocsp -index` on loopback (not qseal's code) signed by the test CA, and
+// b-lt profiles ask the loopback test TSA for a signature time-stamp. Each seal is checked by
+// `openssl cms -verify` against the document, its token by `openssl ts -verify`, and the OCSP
+// response it carries, located by `openssl asn1parse` and verified by `openssl ocsp -respin`
+// against the test CA, must say "good" for the seal certificate. While the responder is down
+// documents wait (never sealed without the revocation data); once it answers they are sealed. A
+// revoked seal certificate fails its documents with the reason. XAdES seals pass xmlsec1 and carry
+// the response as xades:EncapsulatedOCSPValue, checked the same way; PAdES seals pass pdfsig and
+// carry it in a DSS.
 
 #include <chrono>
 #include <string>
@@ -16,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/formats/pdf_test_util.h"
 #include "tests/testing/qseald_harness.h"
 #include "tests/tsa/test_tsa.h"
 
@@ -59,7 +61,9 @@ class LtvTest : public ::testing::Test {
               "key = \"seal\"\n"
               "\n[[profile]]\nname = \"lt-xades\"\nformat = \"xades-enveloped\"\n"
               "level = \"b-lt\"\ntsa = [\"test-tsa\"]\ndigest = \"sha256\"\nscheme = \"ecdsa\"\n"
-              "key = \"seal\"\n";
+              "key = \"seal\"\n"
+              "\n[[profile]]\nname = \"lt-pades\"\nformat = \"pades\"\nlevel = \"b-lt\"\n"
+              "tsa = [\"test-tsa\"]\ndigest = \"sha256\"\nscheme = \"ecdsa\"\nkey = \"seal\"\n";
     };
     qseald_ = std::make_unique<Qseald>(tmp_.Sub("d"), o);
     Status prepared = qseald_->Prepare();
@@ -231,6 +235,52 @@ TEST_F(LtvTest, XadesBltSealsCarryTheGoodOcspResponseInRevocationValues) {
             0);
   EXPECT_EQ(testing::OpensslOcspCheck(testing::ReadFile(b64 + ".der"), pki("ca.pem"),
                                       pki("seal.pem"), tmp_.Sub(id + ".ocsp")),
+            "");
+}
+
+// PAdES-B-LT: pdfsig finds the signature valid and trusted, qpdf --check and qsealctl verify
+// accept the file; the CMS in /Contents carries one token that openssl ts -verify accepts; the
+// DSS of the update after the sealed revision, read by qpdf's JSON dump, holds the seal
+// certificate and its OCSP response, which openssl ocsp -respin finds "good".
+TEST_F(LtvTest, PadesBltSealsCarryTheGoodOcspResponseInTheirDss) {
+  StartResponder();
+  StartQseald();
+  const std::string pdf = formats::testing::MakeQpdfPdf(2, formats::testing::XrefKind::kStream);
+  auto r = qseald_->Client().Request(
+      "POST", "/v1/documents?profile=lt-pades&wait=30", pdf,
+      {{"X-Filename", "invoice.pdf"}, {"Content-Type", "application/pdf"}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  const std::string id = json::parse(r->body)["id"];
+  auto seal = qseald_->Client().Request("GET", "/v1/documents/" + id + "/seal");
+  ASSERT_TRUE(seal.ok());
+  ASSERT_EQ(seal->status, 200);
+  EXPECT_EQ(seal->body.compare(0, pdf.size(), pdf), 0) << "the original is not a prefix";
+  const std::string path = tmp_.Sub(id + ".pdf");
+  testing::WriteFile(path, seal->body);
+  formats::testing::MakeNssDb(tmp_.Sub("nss"), qseald_->ca_pem());
+  auto v = formats::testing::Pdfsig(tmp_.Sub("nss"), path);
+  EXPECT_EQ(v.valid, 1) << v.output;
+  EXPECT_EQ(v.trusted, 1) << v.output;
+  EXPECT_EQ(formats::testing::QpdfCheck(path).exit_code, 0);
+  testing::CommandResult ours = testing::QsealctlVerify(path, qseald_->ca_pem());
+  EXPECT_EQ(ours.exit_code, 0) << ours.output;
+
+  testing::TimestampedSeal parts =
+      testing::ReadTimestampedSeal(formats::testing::LastSignatureCms(seal->body));
+  ASSERT_EQ(parts.tokens.size(), 1u);
+  EXPECT_EQ(testing::OpensslTsVerify(parts.tokens[0], parts.signature, pki_.ca_pem,
+                                     tmp_.Sub(id + ".tst")),
+            "");
+  const std::vector<std::string> certs = formats::testing::DssStreams(path, "/Certs");
+  ASSERT_FALSE(certs.empty());
+  const std::vector<Bytes> seal_cert = formats::testing::LoadPemCertificates(pki("seal.pem"));
+  ASSERT_FALSE(seal_cert.empty());
+  EXPECT_EQ(certs[0], std::string(seal_cert[0].begin(), seal_cert[0].end()));
+  const std::vector<std::string> responses = formats::testing::DssStreams(path, "/OCSPs");
+  ASSERT_EQ(responses.size(), 1u);
+  EXPECT_EQ(testing::OpensslOcspCheck(responses[0], pki("ca.pem"), pki("seal.pem"),
+                                      tmp_.Sub(id + ".ocsp")),
             "");
 }
 

@@ -347,19 +347,9 @@ TEST_F(TimestampTest, PadesTSealsCarryTheTokenInTheirCms) {
   EXPECT_EQ(v.trusted, 1) << v.output;
   EXPECT_EQ(formats::testing::QpdfCheck(path).exit_code, 0);
 
-  // The /Contents hex string of the signature dictionary: the CMS, then zero padding.
-  const std::size_t at = seal->body.rfind("/Contents <");
-  ASSERT_NE(at, std::string::npos);
-  const std::size_t begin = at + std::string("/Contents <").size();
-  const std::size_t end = seal->body.find('>', begin);
-  ASSERT_NE(end, std::string::npos);
-  // Hex to bytes; the DER reader takes the CMS at the front and leaves the padding after it.
-  const std::string hex = seal->body.substr(begin, end - begin);
-  std::string cms;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-    cms += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
-  }
-  testing::TimestampedSeal parts = testing::ReadTimestampedSeal(cms);
+  // The DER reader takes the CMS at the front of /Contents and leaves the padding after it.
+  testing::TimestampedSeal parts =
+      testing::ReadTimestampedSeal(formats::testing::LastSignatureCms(seal->body));
   ASSERT_TRUE(parts.parsed);
   ASSERT_EQ(parts.tokens.size(), 1u);
   EXPECT_EQ(testing::OpensslTsVerify(parts.tokens[0], parts.signature, pki_->ca_pem,

@@ -306,6 +306,19 @@ PdfsigVerdict Pdfsig(const std::string& nss_dir, const std::string& pdf_path) {
 
 Cmd QpdfCheck(const std::string& pdf_path) { return Sh("qpdf --check " + ShellQuote(pdf_path)); }
 
+std::string LastSignatureCms(const std::string& pdf) {
+  const std::size_t at = pdf.rfind("/Contents <");
+  if (at == std::string::npos) return "";
+  const std::size_t begin = at + std::string("/Contents <").size();
+  const std::size_t end = pdf.find('>', begin);
+  if (end == std::string::npos) return "";
+  std::string cms;
+  for (std::size_t i = begin; i + 1 < end; i += 2) {
+    cms += static_cast<char>(std::stoi(pdf.substr(i, 2), nullptr, 16));
+  }
+  return cms;
+}
+
 std::vector<std::string> DssStreams(const std::string& pdf_path, const std::string& key) {
   const std::string json_path = pdf_path + ".json";
   Cmd dump = Sh("qpdf --json=2 --json-key=qpdf --json-stream-data=inline --decode-level=none " +

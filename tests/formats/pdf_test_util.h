@@ -77,6 +77,10 @@ PdfsigVerdict Pdfsig(const std::string& nss_dir, const std::string& pdf_path);
 // `qpdf --check` (exit 0: no errors, no warnings).
 Cmd QpdfCheck(const std::string& pdf_path);
 
+// The CMS in the /Contents of the last signature dictionary of `pdf` (hex decoded; the zero
+// padding after it is left on, as DER readers ignore it); empty without one.
+std::string LastSignatureCms(const std::string& pdf);
+
 // The streams the catalog's /DSS lists under `key` ("/Certs", "/OCSPs" or "/CRLs"), their bytes
 // as `qpdf --json` (not qseal's code) reads them; empty when there is no DSS or no such key.
 std::vector<std::string> DssStreams(const std::string& pdf_path, const std::string& key);
