@@ -14,6 +14,7 @@
 #include "engine/detail/audit_records.h"
 #include "engine/detail/format_stages.h"
 #include "engine/detail/job.h"
+#include "engine/detail/outcomes.h"
 #include "formats/format.h"
 #include "hsm/signer.h"
 #include "metrics/metrics.h"
@@ -468,24 +469,15 @@ class Engine::Impl {
     return false;
   }
 
-  // A document whose B-T token or B-LT revocation data is not to be had: waiting spends no
-  // attempt (the document is not at fault) until the profile's timestamp_wait since acceptance
-  // has passed; then it fails with the last reason. A revoked chain (kFailedPrecondition) fails it
-  // at once.
+  // A document whose B-T token or B-LT revocation data is not to be had (detail::WaitOrFail).
   void WaitOrFail(const JobPtr& job, const Status& why, std::string_view what) {
-    const Profile& p = job->profile->profile;
-    if (why.code() == StatusCode::kFailedPrecondition) {
-      Fail(job, why.WithContext(what), false);
-    } else if (clock_.Now() - job->record.created_at < p.timestamp_wait) {
-      job->undelivered = true;
-      Fail(job, why.WithContext(what), true);
-    } else {
-      Fail(job,
-           UnavailableError("no " + std::string(what) + " within " +
-                            std::to_string(p.timestamp_wait.count() / 1000) +
-                            " s of acceptance: " + why.ToString()),
-           false);
-    }
+    detail::Missing missing =
+        detail::WaitOrFail(why, what,
+                           std::chrono::duration_cast<std::chrono::milliseconds>(
+                               clock_.Now() - job->record.created_at),
+                           job->profile->profile.timestamp_wait);
+    if (missing.undelivered) job->undelivered = true;
+    Fail(job, std::move(missing.error), missing.retryable);
   }
 
   // Seals of watched-folder and broker documents go to their publishers, one PublishBatch per
@@ -521,25 +513,6 @@ class Engine::Impl {
         // (kInvalidArgument) counts as an attempt.
         if (s.code() != StatusCode::kInvalidArgument) jobs[i]->undelivered = true;
         Fail(jobs[i], s.WithContext("publishing"), true);
-      }
-    }
-  }
-
-  void CountOutcomes(const std::vector<std::shared_ptr<Job>>& batch, bool completed, bool failed) {
-    auto now = clock_.Now();
-    for (const auto& job : batch) {
-      std::string_view source = queue::SourceName(job->record.source);
-      const std::string& profile = job->record.profile;
-      if (job->error.ok()) {
-        if (completed)
-          options_.metrics->DocumentSealed(source, profile, now - job->record.created_at);
-      } else if (failed) {
-        std::string_view code = StatusCodeName(job->error.code());
-        if (job->retryable) {
-          options_.metrics->DocumentRequeued(source, profile, code);
-        } else {
-          options_.metrics->DocumentFailed(source, profile, code);
-        }
       }
     }
   }
@@ -637,7 +610,9 @@ class Engine::Impl {
       }
       cv_.SignalAll();
     }
-    if (options_.metrics != nullptr) CountOutcomes(batch, completed.ok(), failed.ok());
+    if (options_.metrics != nullptr) {
+      detail::CountOutcomes(batch, completed.ok(), failed.ok(), clock_.Now(), *options_.metrics);
+    }
     if (listener_) {
       for (const auto& job : batch) {
         if ((job->error.ok() && completed.ok()) || (!job->error.ok() && failed.ok()))
