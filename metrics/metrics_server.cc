@@ -178,6 +178,9 @@ class MetricsServer::Impl {
   void Accept() {
     acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+      // A scrape's reply is several writes (TLS records): no Nagle wait on the peer's delayed ACK.
+      beast::error_code ignored;
+      if (!ec) s.set_option(tcp::no_delay(true), ignored);
       std::shared_ptr<asio::ssl::context> tls = Tls();
       if (!ec && tls) {
         using TlsStream = beast::ssl_stream<beast::tcp_stream>;
