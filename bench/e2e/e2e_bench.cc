@@ -120,6 +120,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 20));
   app.add_option("--perf-dir", o.perf_dir,
                  "record qseald with perf record -g per scenario into this directory");
+  app.add_option(
+      "--latency-dir", o.latency_dir,
+      "write SCENARIO.latency.tsv per API scenario into this directory: each "
+      "document's due (open loop) or submit time, acceptance and seal, ms from the start");
   app.add_option("--keep", o.keep, "work directory to use and keep (default: a temp dir)");
   CLI11_PARSE(app, argc, argv);
   return qseal::bench::e2e::Run(o);

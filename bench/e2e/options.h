@@ -33,6 +33,7 @@ struct Options {
   double backlog_seconds = 20;  // how long qseald runs on that backlog before RSS is read
   std::string keep;             // keep the work dir here instead of a temp dir
   std::string perf_dir;         // record `perf record -g` of qseald per scenario into this dir
+  std::string latency_dir;      // write each API scenario's per-document times into this dir
   int audit_rounds = 2;         // the audit scenario's on, off, off, on rounds
 
   bool rsa() const { return key == "rsa3072"; }
