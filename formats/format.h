@@ -64,7 +64,8 @@ struct Content {
 
 // B-LT (EN 319 122-1 §5.5 for CAdES, EN 319 132-1 §5.5 for XAdES, EN 319 142-1 §5.4 for PAdES's
 // DSS): the revocation data of the seal certificate's chain that a seal embeds so that it can be
-// validated after the certificate has expired, all DER. Made by revocation::RevocationCache; shared and immutable.
+// validated after the certificate has expired, all DER. Made by revocation::RevocationCache;
+// shared and immutable.
 struct ValidationData {
   std::vector<Bytes> ocsp_responses;  // OCSPResponse (RFC 6960), each verified and "good"
   std::vector<Bytes> crls;            // CertificateList (RFC 5280)

@@ -1,6 +1,6 @@
-// Offline verification of a PAdES (B-B, B-T, B-LT) sealed PDF (ETSI EN 319 142-1): every signature field
-// with a value is checked and reported. formats::VerifySeal (formats/verify.h) calls it for a
-// seal starting with "%PDF-"; call it directly when the seal is known to be a PDF.
+// Offline verification of a PAdES (B-B, B-T, B-LT) sealed PDF (ETSI EN 319 142-1): every
+// signature field with a value is checked and reported. formats::VerifySeal (formats/verify.h)
+// calls it for a seal starting with "%PDF-"; call it directly when the seal is known to be a PDF.
 // Pure CPU; thread-safe.
 #pragma once
 
