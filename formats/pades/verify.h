@@ -22,8 +22,9 @@ namespace qseal::formats::pades {
 // /Contents, or every revision but later ones that add only a DSS: new objects and the catalog's
 // /DSS, nothing else) and, when the catalog has a /DSS, "dss" (each stream of /Certs, /OCSPs,
 // /CRLs parses as a certificate, an OCSP response, a CRL). The report's format is "pades";
-// signing_time and signer_certificate_der are those of the last signature. Returns a report (ok=false with reasons) for a PDF that fails; an
-// error Status only when a trust anchor does not parse (kInvalidArgument).
+// signing_time and signer_certificate_der are those of the last signature. Returns a report
+// (ok=false with reasons) for a PDF that fails; an error Status only when a trust anchor does
+// not parse (kInvalidArgument).
 Result<formats::VerifyReport> Verify(ByteSpan pdf, const std::vector<Bytes>& trust_anchors_der,
                                      const formats::VerifyOptions& options = {});
 
