@@ -98,6 +98,16 @@ std::optional<Head> ReadHead(const std::string& path) {
   return head;
 }
 
+// The key_id the header (first record) of a segment file names: the checkpoint key of the run
+// that wrote it. Empty when the header does not parse.
+std::string HeaderKeyId(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  if (!std::getline(in, line)) return "";
+  Result<detail::ParsedLine> p = detail::ParseLine(line);
+  return p.ok() && p->hash_ok ? p->key_id : "";
+}
+
 Status WriteAt(int fd, std::string_view data, std::uint64_t offset, const std::string& path) {
   while (!data.empty()) {
     ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
@@ -218,7 +228,7 @@ class AuditLog::Impl {
   std::optional<std::chrono::steady_clock::time_point> NextDeadline() const QSEAL_REQUIRES(mu_) {
     if (!health_.ok()) return std::chrono::steady_clock::now() + options_.retry_interval;
     if (uncovered_ > 0) {
-      auto due = first_uncovered_ + options_.checkpoint_interval;
+      auto due = std::max(first_uncovered_ + options_.checkpoint_interval, next_checkpoint_try_);
       // Translate the injected clock's steady time into the real one used by the condvar.
       return std::chrono::steady_clock::now() + (due - clock_.SteadyNow());
     }
@@ -265,15 +275,29 @@ class AuditLog::Impl {
     }
     if (uncovered == 0 && count > 0) first_uncovered_ = steady_now;
     uncovered += count;
-    bool checkpoint =
-        uncovered > 0 && (uncovered >= options_.checkpoint_records || closing ||
-                          steady_now - first_uncovered_ >= options_.checkpoint_interval);
+    const bool due = uncovered >= options_.checkpoint_records ||
+                     steady_now - first_uncovered_ >= options_.checkpoint_interval;
+    bool checkpoint = uncovered > 0 && (closing || (due && steady_now >= next_checkpoint_try_));
     if (checkpoint) {
       Result<std::string> line = CheckpointLine(head, time);
-      if (!line.ok()) return Fail(line.status(), count);
-      out += *line;
-      head = Head{head.seq + 1, last_line_hash_};
+      if (line.ok()) {
+        out += *line;
+        head = Head{head.seq + 1, last_line_hash_};
+      } else if (options_.checkpoint_signer) {
+        // The HSM key is out of reach: the records still go out; a later checkpoint covers them.
+        if (next_checkpoint_try_ == std::chrono::steady_clock::time_point{}) {
+          LogWarn("audit: checkpoint not signed, tried again later",
+                  {{"error", line.status().ToString()}});
+        }
+        checkpoint = false;
+        next_checkpoint_try_ = steady_now + options_.retry_interval;
+        MutexLock lock(mu_);
+        stats_.checkpoints_skipped++;
+      } else {
+        return Fail(line.status(), count);
+      }
     }
+    if (checkpoint) next_checkpoint_try_ = {};
     if (out.empty()) return Status::Ok();
     Status s = Reserve(fd_, segment_bytes_ + out.size(), segment_path_);
     if (s.ok()) s = WriteAt(fd_, out, segment_bytes_, segment_path_);
@@ -433,6 +457,8 @@ class AuditLog::Impl {
   Head durable_;  // the last record known synced
   std::string last_line_hash_;
   std::uint64_t uncovered_ = 0;  // records after the last checkpoint
+  // After a checkpoint the HSM could not sign: none is tried before this (epoch: no wait).
+  std::chrono::steady_clock::time_point next_checkpoint_try_{};
   std::chrono::steady_clock::time_point first_uncovered_;
   std::thread writer_;
 
@@ -447,7 +473,8 @@ class AuditLog::Impl {
 
 Result<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options, Clock& clock) {
   if (options.dir.empty()) return InvalidArgumentError("audit: dir is required");
-  if (options.checkpoint_key_file.empty())
+  const bool in_hsm = static_cast<bool>(options.checkpoint_signer);
+  if (options.checkpoint_key_file.empty() && !in_hsm)
     return InvalidArgumentError("audit: checkpoint_key_file is required");
   if (options.checkpoint_records == 0) options.checkpoint_records = 1;
   options.preallocate_bytes = std::min(options.preallocate_bytes, options.segment_bytes);
@@ -458,7 +485,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options, Clock& cl
   const std::string& key_file = options.checkpoint_key_file;
   // A key that vanished under an existing trail is never replaced without the operator saying so:
   // a new key would let whoever deleted the old one re-sign a rewritten trail.
-  const bool replace_key = !segments.empty() && !std::filesystem::exists(key_file, ec);
+  const bool replace_key = !in_hsm && !segments.empty() && !std::filesystem::exists(key_file, ec);
   std::string old_key_id;
   if (replace_key) {
     if (!options.new_key) {
@@ -471,15 +498,20 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options, Clock& cl
     QSEAL_ASSIGN_OR_RETURN(old_key_id, KeepOldPublicKey(key_file));
   }
   Result<detail::CheckpointKey> key =
-      detail::CheckpointKey::LoadPrivate(key_file, options.create_key_if_missing || replace_key);
+      in_hsm ? detail::CheckpointKey::External(options.checkpoint_public_key_der,
+                                               options.checkpoint_signer)
+             : detail::CheckpointKey::LoadPrivate(key_file,
+                                                  options.create_key_if_missing || replace_key);
   if (!key.ok()) return key.status().WithContext("audit");
   Head head;
+  std::string trail_key_id;
   // The newest segment holding a record carries the head; one without any (a creation that
   // failed) is skipped and replaced when the new segment takes its name.
   for (auto it = segments.rbegin(); it != segments.rend(); ++it) {
     std::optional<Head> h = ReadHead(options.dir + "/" + it->second);
     if (h) {
       head = *h;
+      trail_key_id = HeaderKeyId(options.dir + "/" + it->second);
       break;
     }
   }
@@ -488,12 +520,26 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options, Clock& cl
                          "; run `qsealctl audit verify`");
   }
   const std::string new_key_id = key->key_id();
+  // Another key than the one the trail was last signed with (a replaced file, another HSM key):
+  // as for a missing one, only on the operator's word, and recorded.
+  const bool other_key = !replace_key && !trail_key_id.empty() && trail_key_id != new_key_id;
+  if (other_key) {
+    if (!options.new_key) {
+      return InvalidArgumentError(
+          "audit: the checkpoint key (key_id " + new_key_id + ") is not the one " + options.dir +
+          " was last signed with (key_id " + trail_key_id +
+          "); it is not replaced silently: restore that key, or start `qseald --new-audit-key` "
+          "to begin the new one (recorded in the trail)");
+    }
+    old_key_id = trail_key_id;
+  }
   auto impl = std::make_unique<Impl>(std::move(options), clock, std::move(*key), head);
   Status s = impl->Start();
   if (!s.ok()) return s.WithContext("audit");
   auto log = std::unique_ptr<AuditLog>(new AuditLog(std::move(impl)));
-  if (replace_key) {
-    LogWarn("audit: a new checkpoint key replaces a missing one (--new-audit-key)",
+  if (replace_key || other_key) {
+    LogWarn(replace_key ? "audit: a new checkpoint key replaces a missing one (--new-audit-key)"
+                        : "audit: a new checkpoint key replaces the trail's (--new-audit-key)",
             {{"old_key_id", old_key_id}, {"new_key_id", new_key_id}});
     QSEAL_RETURN_IF_ERROR(
         log->Append({EventEntry(Event::kCheckpointKeyNew,

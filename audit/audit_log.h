@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bytes.h"
 #include "common/clock.h"
 #include "common/status.h"
 
@@ -84,13 +85,24 @@ struct AuditOptions {
   std::uint64_t checkpoint_records = 10'000;
   // ... or this long after the first record not yet covered. Default: 60 s.
   std::chrono::milliseconds checkpoint_interval{60'000};
-  // PEM file of the ECDSA P-256 checkpoint key (private). Required.
+  // PEM file of the ECDSA P-256 checkpoint key (private). Required unless checkpoint_signer is
+  // set.
   std::string checkpoint_key_file;
+  // The checkpoint key in an HSM instead (config `checkpoint_key = "key:NAME"`): its public key
+  // (SubjectPublicKeyInfo DER, ECDSA P-256) and a function signing a SHA-256 digest with it
+  // (DER ECDSA-Sig-Value; it may block, on the writer thread, for as long as the HSM takes).
+  // checkpoint_key_file and create_key_if_missing are then unused. A checkpoint whose signing
+  // fails (HSM down) is left out: the records are written and synced all the same, and the
+  // checkpoint is tried again retry_interval later, covering them. Default: unset.
+  Bytes checkpoint_public_key_der;
+  std::function<Result<Bytes>(ByteSpan sha256)> checkpoint_signer;
   // Create the key (mode 0600, and `<file>.pub.pem` beside it) when the file does not exist and
   // dir holds no segment yet (a fresh trail). Default: false.
   bool create_key_if_missing = false;
   // The operator's explicit request (qseald --new-audit-key) to start a new key when the key file
-  // is missing although segments exist. The old `<file>.pub.pem`, if present, is kept as
+  // is missing although segments exist, or when the key is not the one whose key_id the newest
+  // segment's header names (a replaced key file, another HSM key). The old `<file>.pub.pem`, if
+  // present, is kept as
   // `<file>.<first 16 hex of its key_id>.pub.pem` (for verifying the segments before), and a
   // `checkpoint_key_new` record naming the old and the new key_id follows the new segment's
   // header. No effect when the key file exists. Default: false.
@@ -104,11 +116,12 @@ struct AuditOptions {
 };
 
 struct AuditStats {
-  std::uint64_t records = 0;      // written and synced since Open
-  std::uint64_t syncs = 0;        // fdatasync calls (group commits)
-  std::uint64_t checkpoints = 0;  // since Open
-  std::uint64_t failures = 0;     // appends refused or failed
-  std::uint64_t last_seq = 0;     // the last durable record
+  std::uint64_t records = 0;              // written and synced since Open
+  std::uint64_t syncs = 0;                // fdatasync calls (group commits)
+  std::uint64_t checkpoints = 0;          // since Open
+  std::uint64_t checkpoints_skipped = 0;  // not signed (HSM key unavailable), tried again later
+  std::uint64_t failures = 0;             // appends refused or failed
+  std::uint64_t last_seq = 0;             // the last durable record
   bool healthy = true;
 };
 
@@ -119,8 +132,9 @@ using AppendCallback = std::function<void(Status)>;
 class AuditLog {
  public:
   // Opens (or starts) the log in options.dir: reads the last segment to find the chain head and
-  // starts a new segment after it. A checkpoint key is never regenerated silently: a missing key
-  // file with segments present is kInvalidArgument unless options.new_key. kInvalidArgument for
+  // starts a new segment after it. A checkpoint key is never regenerated or replaced silently: a
+  // missing key file with segments present, or a key that is not the one the newest segment
+  // names, is kInvalidArgument unless options.new_key. kInvalidArgument for
   // bad options or an unusable key file (group/other permissions included), kUnavailable when the
   // directory cannot be written, kDataLoss when the last segment does not parse (run `qsealctl
   // audit verify`).

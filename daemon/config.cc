@@ -411,9 +411,11 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
     r.Integer("refusal_records_per_second", &c.audit.refusal_records_per_second, 1, 1'000'000);
     r.Integer("refusal_burst", &c.audit.refusal_burst, 1, 1'000'000);
     r.Finish();
-    if (c.audit.checkpoint_key.rfind("file:", 0) != 0 || c.audit.checkpoint_key.size() <= 5) {
+    const std::string& key = c.audit.checkpoint_key;
+    if ((key.rfind("file:", 0) != 0 && key.rfind("key:", 0) != 0) ||
+        key.size() <= key.find(':') + 1) {
       errors->push_back(origin + ": audit.checkpoint_key: expected \"file:/path\" of a PEM key " +
-                        "(a key in the HSM is not supported yet)");
+                        "or \"key:NAME\" of a [[key]] in the HSM, got \"" + key + "\"");
     }
   }
   {

@@ -103,6 +103,10 @@ void ValidateConfig(const Config& c, const std::string& origin, std::vector<std:
   }
   CheckUnique(names, "key", origin, errors);
   names.clear();
+  if (c.audit.enabled && c.audit.checkpoint_key.rfind("key:", 0) == 0 &&
+      keys.count(c.audit.checkpoint_key.substr(4)) == 0) {
+    err("audit.checkpoint_key: unknown key \"" + c.audit.checkpoint_key.substr(4) + "\"");
+  }
   std::set<std::string> tsas;
   for (const auto& t : c.tsas) {
     tsas.insert(t.name);

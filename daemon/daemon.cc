@@ -12,6 +12,7 @@
 #include "common/mutex.h"
 #include "common/sha256.h"
 #include "daemon/brokers.h"
+#include "daemon/checkpoint_signer.h"
 #include "daemon/hsm_probe.h"
 #include "daemon/metrics_bridge.h"
 #include "engine/engine.h"
@@ -52,9 +53,10 @@ class Daemon::Impl {
 
   Status Start() {
     metrics_ = std::make_unique<metrics::Metrics>();
+    // The signer first: the audit trail's checkpoint key may be one of its keys.
+    QSEAL_RETURN_IF_ERROR(CreateSigner());
     QSEAL_RETURN_IF_ERROR(OpenAudit());
     QSEAL_RETURN_IF_ERROR(OpenQueue());
-    QSEAL_RETURN_IF_ERROR(CreateSigner());
     StartPartitionWatch();
     // Brokers before the engine: the engine's publisher lookup reaches them for broker records.
     Result<std::unique_ptr<Brokers>> brokers = Brokers::Create(
@@ -155,6 +157,15 @@ class Daemon::Impl {
       }
     }
     StopPartitionWatch();
+    // The trail closes while the signer still runs: its last checkpoint may be signed in the HSM.
+    if (audit_) {
+      Status logged = audit_->Append({audit::EventEntry(audit::Event::kShutdown)});
+      Status closed = audit_->Close();
+      if (!logged.ok() || !closed.ok()) {
+        LogError("audit log not closed cleanly",
+                 {{"append", logged.ToString()}, {"close", closed.ToString()}});
+      }
+    }
     if (signer_) signer_->Shutdown();
     // Outstanding time-stamp requests end (kCancelled) before the engine that waits for them.
     for (auto& [name, client] : tsa_clients_) client->Shutdown();
@@ -171,15 +182,7 @@ class Daemon::Impl {
       if (!closed.ok()) result = closed;
       queue_.reset();
     }
-    if (audit_) {
-      Status logged = audit_->Append({audit::EventEntry(audit::Event::kShutdown)});
-      Status closed = audit_->Close();
-      if (!logged.ok() || !closed.ok()) {
-        LogError("audit log not closed cleanly",
-                 {{"append", logged.ToString()}, {"close", closed.ToString()}});
-      }
-      audit_.reset();
-    }
+    audit_.reset();
     return result;
   }
 
@@ -237,7 +240,17 @@ class Daemon::Impl {
     o.preallocate_bytes = a.preallocate_bytes;
     o.checkpoint_records = a.checkpoint_records;
     o.checkpoint_interval = a.checkpoint_interval;
-    o.checkpoint_key_file = a.checkpoint_key.substr(5);  // "file:" checked by the config
+    if (a.checkpoint_key.rfind("key:", 0) == 0) {
+      // In the HSM: signed through the same partitions as the seals (the name is checked by the
+      // config; ECDSA P-256 by the audit log).
+      const std::string name = a.checkpoint_key.substr(4);
+      Result<hsm::KeyInfo> key = signer_->GetKey(name);
+      if (!key.ok()) return key.status().WithContext("audit.checkpoint_key");
+      o.checkpoint_public_key_der = key->subject_public_key_info_der;
+      o.checkpoint_signer = CheckpointSigner(*signer_, name);
+    } else {
+      o.checkpoint_key_file = a.checkpoint_key.substr(5);  // "file:" checked by the config
+    }
     o.create_key_if_missing = a.create_checkpoint_key;
     o.new_key = a.new_checkpoint_key;
     Result<std::unique_ptr<audit::AuditLog>> log = audit::AuditLog::Open(o);

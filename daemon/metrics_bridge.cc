@@ -240,6 +240,9 @@ struct MetricsBridge::State {
     w.Counter("qseal_audit_syncs_total", "Group commits (fdatasync) of the audit log.", {},
               D(s.syncs));
     w.Counter("qseal_audit_checkpoints_total", "Signed checkpoints written.", {}, D(s.checkpoints));
+    w.Counter("qseal_audit_checkpoints_skipped_total",
+              "Checkpoints left out because the HSM checkpoint key could not sign (tried again).",
+              {}, D(s.checkpoints_skipped));
     w.Counter("qseal_audit_failures_total", "Audit appends refused or failed.", {}, D(s.failures));
     w.Gauge("qseal_audit_last_sequence", "Sequence number of the last durable audit record.", {},
             D(s.last_seq));

@@ -109,7 +109,29 @@ Result<CheckpointKey> CheckpointKey::LoadPublic(const std::string& path) {
   return out;
 }
 
+Result<CheckpointKey> CheckpointKey::External(ByteSpan spki_der, DigestSigner sign) {
+  const unsigned char* p = spki_der.data();
+  std::shared_ptr<EVP_PKEY> key = Own(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki_der.size())));
+  if (!key) return InvalidArgumentError("the HSM checkpoint key's public key does not parse");
+  QSEAL_RETURN_IF_ERROR(CheckP256(key.get(), "the HSM checkpoint key"));
+  CheckpointKey out;
+  QSEAL_ASSIGN_OR_RETURN(out.key_id_, KeyId(key.get()));
+  out.key_ = std::move(key);
+  out.external_ = std::move(sign);
+  return out;
+}
+
 Result<std::string> CheckpointKey::Sign(std::string_view message) const {
+  if (external_) {
+    QSEAL_ASSIGN_OR_RETURN(Bytes digest, Digest(DigestAlgorithm::kSha256, AsBytes(message)));
+    QSEAL_ASSIGN_OR_RETURN(Bytes sig, external_(digest));
+    std::string hex = HexEncode(sig);
+    // The trail must never hold a checkpoint its key_id does not verify.
+    if (!Verify(message, hex)) {
+      return InternalError("the HSM's checkpoint signature does not verify with key_id " + key_id_);
+    }
+    return hex;
+  }
   MdCtxPtr ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   std::size_t len = 0;
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_.get()) != 1 ||

@@ -1,14 +1,17 @@
-// The checkpoint key: an ECDSA P-256 key in a local PEM file (OpenSSL 3 EVP). Signs checkpoint
-// messages for the writer; verifies them for the verifier with the public half only.
+// The checkpoint key: an ECDSA P-256 key in a local PEM file (OpenSSL 3 EVP), or one held in an
+// HSM and reached through a signing function. Signs checkpoint messages for the writer; verifies
+// them for the verifier with the public half only.
 // Not a public interface.
 //
 // Thread-compatible (EVP_PKEY operations use a fresh context per call).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "common/bytes.h"
 #include "common/status.h"
 
 struct evp_pkey_st;
@@ -23,6 +26,10 @@ class CheckpointKey {
   static Result<CheckpointKey> LoadPrivate(const std::string& path, bool create);
   // A public key from a PEM file holding a public key, a private key or a certificate.
   static Result<CheckpointKey> LoadPublic(const std::string& path);
+  // A key held elsewhere (an HSM): `sign` returns the DER ECDSA signature of a SHA-256 digest, and
+  // `spki_der` (its SubjectPublicKeyInfo, P-256) names it and checks every signature it returns.
+  using DigestSigner = std::function<Result<Bytes>(ByteSpan sha256)>;
+  static Result<CheckpointKey> External(ByteSpan spki_der, DigestSigner sign);
 
   // Hex SHA-256 of the SubjectPublicKeyInfo DER: names the key in checkpoint records.
   const std::string& key_id() const { return key_id_; }
@@ -33,6 +40,7 @@ class CheckpointKey {
  private:
   std::shared_ptr<evp_pkey_st> key_;
   std::string key_id_;
+  DigestSigner external_;  // set: key_ is the public half only
 };
 
 }  // namespace qseal::audit::detail

@@ -2,11 +2,15 @@
 
 #include <sys/mount.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "audit/detail/checkpoint_key.h"
 #include "audit/detail/record.h"
@@ -395,6 +399,153 @@ TEST_F(AuditLogTest, MissingCheckpointKeyWithSegmentsIsRefusedUnlessANewKeyIsAsk
   ASSERT_TRUE(again.ok()) << again.status();
   ASSERT_TRUE((*again)->Close().ok());
   EXPECT_EQ(ReadFile(SegmentPath(2)).find("checkpoint_key_new"), std::string::npos);
+}
+
+// A P-256 key pair in software, standing in for an HSM key or a replacement key file.
+struct SoftwareKey {
+  SoftwareKey() : key(EVP_EC_gen("P-256"), EVP_PKEY_free) {}
+  Bytes Spki() const {
+    unsigned char* der = nullptr;
+    int n = i2d_PUBKEY(key.get(), &der);
+    Bytes out(der, der + std::max(n, 0));
+    OPENSSL_free(der);
+    return out;
+  }
+  // DER ECDSA signature of a digest, as hsm::Signer returns it.
+  Result<Bytes> SignDigest(ByteSpan digest) const {
+    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
+        EVP_PKEY_CTX_new(key.get(), nullptr), &EVP_PKEY_CTX_free);
+    std::size_t len = 0;
+    if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 ||
+        EVP_PKEY_sign(ctx.get(), nullptr, &len, digest.data(), digest.size()) != 1) {
+      return InternalError("sign");
+    }
+    Bytes sig(len);
+    if (EVP_PKEY_sign(ctx.get(), sig.data(), &len, digest.data(), digest.size()) != 1) {
+      return InternalError("sign");
+    }
+    sig.resize(len);
+    return sig;
+  }
+  void WritePem(const std::string& path, bool is_private) const {
+    std::filesystem::remove(path);
+    BIO* bio = BIO_new_file(path.c_str(), "w");
+    ASSERT_NE(bio, nullptr);
+    if (is_private) {
+      ASSERT_EQ(PEM_write_bio_PrivateKey(bio, key.get(), nullptr, nullptr, 0, nullptr, nullptr), 1);
+    } else {
+      ASSERT_EQ(PEM_write_bio_PUBKEY(bio, key.get()), 1);
+    }
+    BIO_free(bio);
+    std::filesystem::permissions(
+        path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  }
+  std::string KeyId() const { return Sha256Hex(Spki()); }
+  std::shared_ptr<EVP_PKEY> key;
+};
+
+// A key file replaced by another key (the public half too) is not taken silently either: the
+// newest segment's header names the key the trail was signed with.
+TEST_F(AuditLogTest, AnotherCheckpointKeyThanTheTrailsIsRefusedUnlessANewKeyIsAskedFor) {
+  WriteLog(7);
+  const std::string key = Options().checkpoint_key_file;
+  Result<detail::CheckpointKey> old = detail::CheckpointKey::LoadPublic(key + ".pub.pem");
+  ASSERT_TRUE(old.ok()) << old.status();
+  SoftwareKey other;
+  other.WritePem(key, true);
+  other.WritePem(key + ".pub.pem", false);
+  const std::string before = ReadFile(SegmentPath(0));
+
+  Result<std::unique_ptr<AuditLog>> refused = AuditLog::Open(Options());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);  // qseald: exit 78
+  EXPECT_NE(refused.status().message().find("(key_id " + other.KeyId() + ") is not the one"),
+            std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("(key_id " + old->key_id() + ")"), std::string::npos);
+  EXPECT_EQ(ListSegments(Options().dir)->size(), 1u);
+  EXPECT_EQ(ReadFile(SegmentPath(0)), before);
+
+  AuditOptions o = Options();
+  o.new_key = true;
+  Result<std::unique_ptr<AuditLog>> log = AuditLog::Open(o);
+  ASSERT_TRUE(log.ok()) << log.status();
+  Fill(**log, 6);
+  ASSERT_TRUE((*log)->Close().ok());
+  std::vector<std::string> lines = Lines(SegmentPath(1));
+  ASSERT_GE(lines.size(), 2u);
+  EXPECT_EQ(detail::ParseLine(lines[1])->event, "checkpoint_key_new");
+  EXPECT_NE(lines[1].find("old key_id=" + old->key_id() + "; new key_id=" + other.KeyId()),
+            std::string::npos)
+      << lines[1];
+  // From then on the replacement is the trail's key.
+  Result<std::unique_ptr<AuditLog>> again = AuditLog::Open(Options());
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE((*again)->Close().ok());
+}
+
+// The checkpoint key in an HSM: checkpoints are signed through the function; while it fails the
+// records are still written and the checkpoint is left out, then made once it answers, covering
+// them. A signature that the public key does not verify is never written.
+TEST_F(AuditLogTest, HsmCheckpointKeySignsThroughItsFunctionAndSkipsWhileItFails) {
+  SoftwareKey hsm_key, wrong_key;
+  std::atomic<bool> down{false}, wrong{false};
+  std::atomic<int> calls{0};
+  AuditOptions o = Options();
+  o.checkpoint_key_file.clear();
+  o.create_key_if_missing = false;
+  o.checkpoint_public_key_der = hsm_key.Spki();
+  o.checkpoint_signer = [&](ByteSpan digest) -> Result<Bytes> {
+    ++calls;
+    if (down) return UnavailableError("CKR_DEVICE_ERROR");
+    return (wrong ? wrong_key : hsm_key).SignDigest(digest);
+  };
+  Result<std::unique_ptr<AuditLog>> log = AuditLog::Open(o);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_FALSE(std::filesystem::exists(Options().checkpoint_key_file));
+
+  Fill(**log, 6);  // a checkpoint after 5 records
+  EXPECT_EQ((*log)->Stats().checkpoints, 1u);
+  down = true;
+  Fill(**log, 6);  // due again, but the HSM is down: records written, checkpoint skipped
+  AuditStats st = (*log)->Stats();
+  EXPECT_EQ(st.checkpoints, 1u);
+  EXPECT_GE(st.checkpoints_skipped, 1u);
+  EXPECT_EQ(st.failures, 0u);
+  EXPECT_TRUE((*log)->Health().ok());
+  wrong = true;
+  down = false;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // past retry_interval
+  Fill(**log, 3);  // signed by another key: not verifiable, so not written
+  EXPECT_EQ((*log)->Stats().checkpoints, 1u);
+  wrong = false;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  Fill(**log, 3);
+  EXPECT_EQ((*log)->Stats().checkpoints, 2u);
+  ASSERT_TRUE((*log)->Close().ok());
+  EXPECT_GE(calls.load(), 4);
+
+  const std::string pub = dir_.path().string() + "/hsm-key.pub.pem";
+  hsm_key.WritePem(pub, false);
+  VerifyOptions v;
+  v.dir = Options().dir;
+  v.public_key_file = pub;
+  Result<VerifyReport> r = VerifyLog(v);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->ok) << r->reason;
+  EXPECT_EQ(r->checkpoints, 2u);  // the last one covers every record after the first
+  EXPECT_EQ(r->unprotected, 0u);
+  for (const std::string& line : Lines(SegmentPath(0))) {
+    EXPECT_EQ(line.find(wrong_key.KeyId()), std::string::npos) << line;
+  }
+
+  // Another HSM key under the same trail is refused as a replaced file is.
+  SoftwareKey next;
+  o.checkpoint_public_key_der = next.Spki();
+  Result<std::unique_ptr<AuditLog>> refused = AuditLog::Open(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("is not the one"), std::string::npos)
+      << refused.status();
 }
 
 // A fresh trail (no segment) still creates the key, as it always did.

@@ -205,6 +205,20 @@ TEST(ConfigTest, AuditSectionParsesAndRefusesAnHsmCheckpointKey) {
   ASSERT_EQ(errors.size(), 2u);
   EXPECT_NE(errors[0].find("audit.bogus"), std::string::npos) << errors[0];
   EXPECT_NE(errors[1].find("audit.checkpoint_key"), std::string::npos) << errors[1];
+  // The checkpoint key in the HSM: a [[key]] by name.
+  errors.clear();
+  c = ParseConfig(std::string(kMinimal) + "[audit]\ncheckpoint_key = \"key:seal\"\n", "t.toml",
+                  &errors);
+  ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]);
+  EXPECT_EQ(c->audit.checkpoint_key, "key:seal");
+  errors.clear();
+  EXPECT_FALSE(
+      ParseConfig(std::string(kMinimal) + "[audit]\ncheckpoint_key = \"key:nope\"\n", "t.toml",
+                  &errors)
+          .ok());
+  ASSERT_FALSE(errors.empty());
+  EXPECT_NE(errors[0].find("audit.checkpoint_key: unknown key \"nope\""), std::string::npos)
+      << errors[0];
 }
 
 TEST(ConfigTest, HungCallTimeoutDefaultsToSixtySecondsAndMustCoverSignTimeout) {

@@ -318,6 +318,13 @@ TEST_F(AuditE2eTest, SwappedCheckpointKeyIsDetectedWithTheOperatorsKey) {
       "openssl pkey -pubin -in " + testing::ShellQuote(pub) + " -outform DER | sha256sum");
   ASSERT_GE(swapped_id.output.size(), 64u);
 
+  // qseald notices a swap of both files (the trail's newest segment names the key it was signed
+  // with) and refuses to start; whoever can also pass --new-audit-key gets a recorded new key,
+  // which the operator's copy then exposes.
+  testing::CommandResult refused = q.Run("");
+  EXPECT_EQ(refused.exit_code, 78) << refused.output;
+  EXPECT_NE(refused.output.find("is not the one"), std::string::npos) << refused.output;
+  q.options().extra_args = {"--new-audit-key"};
   ASSERT_TRUE(q.Start().ok()) << q.Stderr();
   id = Submit(q, "after the swap", "default", 30);
   ASSERT_FALSE(id.empty());
@@ -332,6 +339,37 @@ TEST_F(AuditE2eTest, SwappedCheckpointKeyIsDetectedWithTheOperatorsKey) {
   EXPECT_NE(beside.find("the key beside the trail; give the operator's copy with --key"),
             std::string::npos)
       << beside;
+}
+
+// The checkpoint key in the HSM (`checkpoint_key = "key:seal"`: the test token's only key): the
+// checkpoints are signed through the signer, no key file is made, `qsealctl audit verify --key`
+// with the key's certificate accepts the trail and with another public key refuses it.
+TEST_F(AuditE2eTest, CheckpointKeyInTheHsmSignsTheTrailThroughTheSigner) {
+  Qseald q(tmp_.Sub("d"), Options([](std::string& conf) {
+             const std::size_t at = conf.find("\ncheckpoint_key = ");
+             ASSERT_NE(at, std::string::npos);
+             conf.replace(at + 1, conf.find('\n', at + 1) - at - 1,
+                          "checkpoint_key = \"key:seal\"");
+           }));
+  ASSERT_TRUE(q.Start().ok()) << q.Stderr();
+  const std::uint64_t signs_at_start = Signs();
+  constexpr int kDocs = 40;
+  for (int i = 0; i < kDocs; ++i) {
+    std::string id = Submit(q, "hsm checkpoint " + std::to_string(i), "default", 30);
+    ASSERT_FALSE(id.empty());
+  }
+  ASSERT_EQ(q.Stop(), 0) << q.Stderr();
+  EXPECT_FALSE(std::filesystem::exists(q.var() + "/pki/audit-checkpoint.pem"));
+  const std::size_t checkpoints = CountEvent(AuditRecords(q), "checkpoint");
+  EXPECT_GE(checkpoints, 2u);  // every 16 records, and one at the stop
+  // Each checkpoint was one more C_Sign through the shim.
+  EXPECT_GE(Signs() - signs_at_start, kDocs + checkpoints);
+  int rc = -1;
+  std::string ok = Qsealctl(q, "audit verify --key " + q.var() + "/pki/seal.pem", &rc);
+  EXPECT_EQ(rc, 0) << ok;
+  std::string other = Qsealctl(q, "audit verify --key " + q.ca_pem(), &rc);
+  EXPECT_NE(rc, 0) << other;
+  EXPECT_NE(other.find("unknown key"), std::string::npos) << other;
 }
 
 // The signer's partition state changes reach the trail: both partitions down (the shim answers
