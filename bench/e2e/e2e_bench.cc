@@ -30,7 +30,9 @@
 //                  after --tsa-latency-ms: the api clients on each profile in turn; the ratio
 //                  api_t / api_bb says whether the TSA's latency is hidden by pipelining, and
 //                  the TSA's request rate is printed. B-T seals are checked with openssl cms
-//                  -verify and their token with openssl ts -verify.
+//                  -verify and their token with openssl ts -verify. api_lt (--scenarios api_lt,
+//                  which runs the other two first): a b-lt profile on the same daemon, the seal
+//                  certificate's OCSP answered by a loopback `openssl ocsp`.
 //   jetstream      (not by default) one qseald node draining a NATS JetStream work-queue stream
 //                  (a real nats-server -js) that holds the corpus; the ratio to the api
 //                  scenario of the same run is printed; jetstream_2n: two nodes on this host
@@ -98,9 +100,9 @@ int main(int argc, char** argv) {
   app.add_option("--scenarios", o.scenarios,
                  "comma-separated: raw,openssl,api,api_batch,watch,shim; shim_batch (shim "
                  "through the batch API), api_xades, api_pades (the XAdES and PAdES profiles), "
-                 "api_open (open loop at a fixed rate, after api), big, backlog and audit (api "
-                 "with the audit trail on "
-                 "and off, the ratio) not by default")
+                 "api_open (open loop at a fixed rate, after api), api_t (api_bb and api_t: "
+                 "B-B and B-T on one daemon), api_lt (those and B-LT), big, backlog and audit "
+                 "(api with the audit trail on and off, the ratio) not by default")
       ->capture_default_str();
   app.add_option("--open-fraction", o.open_fraction,
                  "api_open: arrivals/s as a fraction of the api scenario's rate in this run")

@@ -164,9 +164,10 @@ int Run(const Options& o) {
     results.push_back(f);
     q.Stop();
   }
-  if (o.Want("api_t")) {
-    // One daemon with a b-b and a b-t profile and the loopback TSA: the same clients on each in
-    // turn, so the ratio compares like with like.
+  if (o.Want("api_t") || o.Want("api_lt")) {
+    // One daemon with a b-b, a b-t and a b-lt profile and the loopback TSA: the same clients on
+    // each in turn, so the ratios compare like with like. B-LT also needs the seal certificate's
+    // OCSP responder: a real `openssl ocsp` on loopback, as in tests/e2e/ltv_test.cc.
     const std::string tdir = work + "/tsa";
     fs::create_directories(tdir + "/pki");
     Result<testing::TsaPki> pki = testing::MakeTsaPki(tdir + "/pki");
@@ -181,16 +182,35 @@ int Run(const Options& o) {
     }
     tsa.SetDelay(std::chrono::milliseconds(static_cast<int>(o.tsa_latency_ms)));
     testing::QsealdOptions to = qo;
+    const int ocsp_port = testing::FreeLoopbackPort();
+    to.ocsp_url = "http://127.0.0.1:" + std::to_string(ocsp_port) + "/";
     to.edit_config = [base = qo.edit_config, url = tsa.url(), ca = pki->ca_pem,
                       connections = o.tsa_connections](std::string& conf) {
       base(conf);
       conf += "\n[[tsa]]\nname = \"bench-tsa\"\nurl = \"" + url + "\"\nca = \"" + ca +
-              "\"\nconnections = " + std::to_string(connections) +
-              "\n\n[[profile]]\nname = \"default-t\"\nformat = \"cades-detached\"\n"
-              "level = \"b-t\"\ntsa = [\"bench-tsa\"]\ndigest = \"sha256\"\n"
-              "scheme = \"${QSEAL_SCHEME:-ecdsa}\"\nkey = \"seal\"\n";
+              "\"\nconnections = " + std::to_string(connections) + "\n";
+      for (const char* level : {"t", "lt"}) {
+        conf += std::string("\n[[profile]]\nname = \"default-") + level +
+                "\"\nformat = \"cades-detached\"\nlevel = \"b-" + level +
+                "\"\ntsa = [\"bench-tsa\"]\ndigest = \"sha256\"\n"
+                "scheme = \"${QSEAL_SCHEME:-ecdsa}\"\nkey = \"seal\"\n";
+      }
     };
     testing::Qseald tq(tdir + "/qseald", to);
+    if (Status s = tq.Prepare(); !s.ok()) {
+      Say("qseald (tsa): " + s.ToString());
+      return 1;
+    }
+    testing::ChildProcess responder;
+    const std::string tpki = tq.var() + "/pki/";
+    if (Status s = responder.Start({"/usr/bin/openssl", "ocsp", "-index", tpki + "index.txt",
+                                    "-port", std::to_string(ocsp_port), "-rsigner", tpki + "ca.pem",
+                                    "-rkey", tpki + "ca.key", "-CA", tpki + "ca.pem", "-nmin", "5"},
+                                   tdir + "/ocsp.log");
+        !s.ok()) {
+      Say("openssl ocsp: " + s.ToString());
+      return 1;
+    }
     if (Status s = tq.Start(); !s.ok()) {
       Say("qseald (tsa): " + s.ToString() + tq.Stderr());
       return 1;
@@ -210,6 +230,14 @@ int Run(const Options& o) {
         std::to_string(tsa.connections()) + " connections");
     results.push_back(bb);
     results.push_back(t);
+    if (o.Want("api_lt")) {
+      Figures lt = ApiScenario(o, tq, corpus, o.docs, "api_lt", tdir + "/verify-lt", 0,
+                               TimestampedKind("default-lt", tq.ca_pem(), pki->ca_pem));
+      lt.sessions = sessions;
+      Say("api_lt: " + Fmt(lt.docs_per_s) + " docs/s = " + Fmt(lt.docs_per_s / bb.docs_per_s, 3) +
+          " x api_bb, " + Fmt(lt.docs_per_s / std::max(1.0, t.docs_per_s), 3) + " x api_t");
+      results.push_back(lt);
+    }
     tq.Stop();
   }
   if (o.Want("watch")) {
