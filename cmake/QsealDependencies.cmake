@@ -22,6 +22,8 @@ target_compile_definitions(PkgConfig::QPDF INTERFACE POINTERHOLDER_TRANSITION=4)
 if(QSEAL_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)
+  # libseccomp (libseccomp-dev): tests/sandbox reproduces conf/qseald.service's seccomp filter.
+  pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 endif()
 if(QSEAL_BUILD_BENCH)
   find_package(benchmark REQUIRED)
