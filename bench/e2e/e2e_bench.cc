@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--tsa-latency-ms", o.tsa_latency_ms, "latency of the test TSA (api_t)")
       ->capture_default_str();
+  app.add_option("--tsa-hsm-latency-ms", o.tsa_hsm_latency_ms,
+                 "api_t/api_lt: sign through the p11shim adding this latency per C_Sign, with "
+                 "--shim-sessions per partition (0: SoftHSM2 directly, the host's CPU bound)")
+      ->capture_default_str();
   app.add_option("--tsa-connections", o.tsa_connections, "qseald's connections to the TSA (api_t)")
       ->capture_default_str();
   app.add_option("--batch-size", o.batch_size, "documents per POST /v1/batches (api_batch)")

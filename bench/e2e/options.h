@@ -25,6 +25,7 @@ struct Options {
   double shim_latency_ms = 2;      // latency the shim adds to every C_Sign
   double tsa_latency_ms = 5;       // api_t: latency of the loopback test TSA per token
   int tsa_connections = 32;        // api_t: qseald's keep-alive connections to the TSA
+  double tsa_hsm_latency_ms = 0;   // api_t/api_lt: sign through the shim adding this (0: SoftHSM2)
   int shim_docs = 0;               // documents of the shim scenario; 0: same as docs
   int verify_sample = 20;          // seals per scenario checked by an independent verifier
   std::string scenarios = "raw,openssl,api,api_batch,watch,shim";
