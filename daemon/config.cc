@@ -530,6 +530,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& origin,
   {
     TableReader r(root["revocation"].as_table(), "revocation", origin, errors);
     revocation::RevocationOptions& v = c.revocation;
+    // Beside the other state by default (the shipped config puts it all under QSEAL_VAR).
+    v.store_dir = ExpandEnv("${QSEAL_VAR:-var}/revocation");
+    r.Str("dir", &v.store_dir);
     r.Dur("fetch_timeout", &v.fetch_timeout);
     r.Dur("retry_interval", &v.retry_interval);
     r.Dur("max_age", &v.max_age);

@@ -37,6 +37,13 @@ Result<std::string> ReadSmallFile(const std::string& path) {
   return ss.str();
 }
 
+// `name` as one path component: '/' and a leading '.' replaced.
+std::string SafeFileName(std::string name) {
+  for (char& c : name) c = c == '/' ? '_' : c;
+  if (name.empty() || name[0] == '.') name.insert(name.begin(), '_');
+  return name;
+}
+
 std::string Trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())) != 0) s.pop_back();
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) s.erase(s.begin());
@@ -491,6 +498,8 @@ class Daemon::Impl {
     if (!info.ok()) return info.status();
     revocation::RevocationOptions o = config_.revocation;
     o.name = key;
+    // One directory per key ("" keeps the statuses in memory only).
+    if (!o.store_dir.empty()) o.store_dir += "/" + SafeFileName(key);
     o.chain_der = info->certificate_chain_der;
     Result<std::unique_ptr<revocation::RevocationCache>> cache =
         revocation::RevocationCache::Create(std::move(o));

@@ -1,6 +1,13 @@
 #include "revocation/revocation_cache.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -8,8 +15,10 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/sha256.h"
 #include "revocation/detail/status_fetch.h"
 
 namespace qseal::revocation {
@@ -29,7 +38,28 @@ struct Entry {
   std::string ocsp_url, crl_url;
   std::optional<detail::CertStatus> status;  // the last accepted one
   Clock::time_point refresh_at{};            // epoch: at once
+  std::string stored;                        // store_dir/<sha256 of the certificate>, or ""
 };
+
+std::string StoredPath(const Entry& e, bool crl) { return e.stored + (crl ? ".crl" : ".ocsp"); }
+
+Result<Bytes> ReadStored(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError(path);
+  return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// `data` as `path`, complete or not at all: a synced temporary file renamed over it.
+Status WriteStored(const std::string& path, ByteSpan data) {
+  const std::string tmp = path + ".tmp";
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return ErrnoStatus("create " + tmp, errno);
+  QSEAL_RETURN_IF_ERROR(WriteAll(fd.get(), data, tmp));
+  QSEAL_RETURN_IF_ERROR(FsyncFd(fd.get(), tmp));
+  fd.Reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus("rename " + tmp, errno);
+  return FsyncDir(std::filesystem::path(path).parent_path().string());
+}
 
 // When a status stops counting as current.
 Clock::time_point ExpiresAt(const detail::CertStatus& s, std::chrono::milliseconds max_age) {
@@ -88,6 +118,7 @@ class RevocationCache::Impl {
           got = std::move(crl);
         }
       }
+      if (got.ok()) Store(e, *got);
       MutexLock lock(mu);
       if (got.ok()) {
         fetches++;
@@ -116,6 +147,44 @@ class RevocationCache::Impl {
     for (const Entry& e : entries) next = std::min(next, e.refresh_at);
     if (changed) Publish();
     return next;
+  }
+
+  // Statuses kept by an earlier run, checked again as if just fetched: those still current stand
+  // in until the first fetch replaces them (which still happens at once).
+  void LoadStored() {
+    if (options.store_dir.empty()) return;
+    std::int64_t loaded = 0;
+    for (Entry& e : entries) {
+      for (bool crl : {false, true}) {
+        Result<Bytes> der = ReadStored(StoredPath(e, crl));
+        if (!der.ok()) continue;
+        Result<detail::CertStatus> s =
+            crl ? detail::CheckCrl(e.cert.get(), e.issuer, std::move(*der))
+                : detail::CheckOcsp(e.cert.get(), e.issuer, trusted.get(), std::move(*der));
+        if (s.ok() && Clock::now() < ExpiresAt(*s, options.max_age)) {
+          e.status = std::move(s).value();
+          ++loaded;
+          break;
+        }
+      }
+    }
+    LogInfo("revocation statuses read back from the store",
+            {{"key", options.name},
+             {"current", loaded},
+             {"certificates", static_cast<std::int64_t>(entries.size())}});
+    if (loaded > 0) Publish();
+  }
+
+  void Store(const Entry& e, const detail::CertStatus& status) {
+    if (options.store_dir.empty()) return;
+    Status written = WriteStored(StoredPath(e, status.is_crl), status.der);
+    if (!written.ok()) {
+      LogWarn("revocation status not stored",
+              {{"key", options.name}, {"error", written.ToString()}});
+      return;
+    }
+    std::error_code ec;
+    std::filesystem::remove(StoredPath(e, !status.is_crl), ec);  // the other kind is older
   }
 
   void Publish() {
@@ -185,12 +254,27 @@ Result<std::unique_ptr<RevocationCache>> RevocationCache::Create(RevocationOptio
   if (impl->entries.empty()) {
     return InvalidArgumentError(where + "a self-signed seal certificate has no revocation status");
   }
+  if (!options.store_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.store_dir, ec);
+    if (ec) {
+      return UnavailableError(where + "cannot create " + options.store_dir + ": " + ec.message());
+    }
+    for (Entry& e : impl->entries) {
+      unsigned char* der = nullptr;
+      int n = i2d_X509(e.cert.get(), &der);
+      if (n <= 0) return InternalError(where + "cannot encode " + e.subject);
+      e.stored = options.store_dir + "/" + Sha256Hex(ByteSpan(der, static_cast<std::size_t>(n)));
+      OPENSSL_free(der);
+    }
+  }
   impl->options = std::move(options);
   return std::unique_ptr<RevocationCache>(new RevocationCache(std::move(impl)));
 }
 
 void RevocationCache::Start() {
   if (impl_->thread.joinable()) return;
+  impl_->LoadStored();
   impl_->thread = std::thread([this] { impl_->Run(); });
 }
 

@@ -44,6 +44,11 @@ struct RevocationOptions {
   std::chrono::milliseconds max_age{3'600'000};
   // The largest OCSP response or CRL accepted. Default: 4 MiB.
   std::size_t max_response_bytes = 4u << 20;
+  // Where each accepted status is kept (one file per certificate, named by its SHA-256, written
+  // atomically and synced), so that a restart while the responders are down still seals with the
+  // statuses that are current: Start reads them back and checks them again as if just fetched,
+  // and fetching goes on as usual. Created if missing. "": memory only. Default: "".
+  std::string store_dir;
 };
 
 struct RevocationStats {
@@ -65,7 +70,8 @@ class RevocationCache {
   RevocationCache(const RevocationCache&) = delete;
   RevocationCache& operator=(const RevocationCache&) = delete;
 
-  // Starts the background thread; its first round of fetches begins at once.
+  // Reads back the stored statuses (store_dir), then starts the background thread; its first
+  // round of fetches begins at once.
   void Start();
   void Stop();
 

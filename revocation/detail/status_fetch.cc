@@ -158,6 +158,12 @@ Result<CertStatus> FetchOcsp(X509* cert, X509* issuer, X509_STORE* trusted, cons
 
   QSEAL_ASSIGN_OR_RETURN(Bytes der, HttpExchange(url, &body, "application/ocsp-request",
                                                  "application/ocsp-response", limits));
+  return CheckOcsp(cert, issuer, trusted, std::move(der));
+}
+
+Result<CertStatus> CheckOcsp(X509* cert, X509* issuer, X509_STORE* trusted, Bytes der) {
+  std::unique_ptr<OCSP_CERTID, OcspCertIdFree> id(OCSP_cert_to_id(nullptr, cert, issuer));
+  if (!id) return Refused("making the OCSP certificate id");
   const unsigned char* q = der.data();
   std::unique_ptr<OCSP_RESPONSE, OcspResponseFree> response(
       d2i_OCSP_RESPONSE(nullptr, &q, static_cast<long>(der.size())));
@@ -202,6 +208,10 @@ Result<CertStatus> FetchOcsp(X509* cert, X509* issuer, X509_STORE* trusted, cons
 Result<CertStatus> FetchCrl(X509* cert, X509* issuer, const std::string& url,
                             const FetchLimits& limits) {
   QSEAL_ASSIGN_OR_RETURN(Bytes der, HttpExchange(url, nullptr, nullptr, nullptr, limits));
+  return CheckCrl(cert, issuer, std::move(der));
+}
+
+Result<CertStatus> CheckCrl(X509* cert, X509* issuer, Bytes der) {
   const unsigned char* q = der.data();
   std::unique_ptr<X509_CRL, CrlFree> crl(d2i_X509_CRL(nullptr, &q, static_cast<long>(der.size())));
   if (!crl || q != der.data() + der.size()) return Refused("the CRL is not DER");

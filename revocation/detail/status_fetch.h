@@ -45,9 +45,15 @@ std::string CrlUrl(X509* cert);
 Result<CertStatus> FetchOcsp(X509* cert, X509* issuer, X509_STORE* trusted, const std::string& url,
                              const FetchLimits& limits);
 
+// The checks of FetchOcsp on a response already at hand (one read back from the store).
+Result<CertStatus> CheckOcsp(X509* cert, X509* issuer, X509_STORE* trusted, Bytes der);
+
 // The CRL at `url`, which `issuer` must have signed. kFailedPrecondition when it lists `cert`,
 // kUnavailable for every other failure.
 Result<CertStatus> FetchCrl(X509* cert, X509* issuer, const std::string& url,
                             const FetchLimits& limits);
+
+// The checks of FetchCrl on a CRL already at hand.
+Result<CertStatus> CheckCrl(X509* cert, X509* issuer, Bytes der);
 
 }  // namespace qseal::revocation::detail

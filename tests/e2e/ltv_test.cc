@@ -9,7 +9,10 @@
 // the response as xades:EncapsulatedOCSPValue, checked the same way; PAdES seals pass pdfsig and
 // carry it in a DSS.
 
+#include <signal.h>
+
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -282,6 +285,41 @@ TEST_F(LtvTest, PadesBltSealsCarryTheGoodOcspResponseInTheirDss) {
   EXPECT_EQ(testing::OpensslOcspCheck(responses[0], pki("ca.pem"), pki("seal.pem"),
                                       tmp_.Sub(id + ".ocsp")),
             "");
+}
+
+// The statuses are stored (var/revocation/<key>/<certificate's SHA-256>.ocsp): after a restart
+// with the responder down, b-lt documents are sealed at once with the stored response, still
+// current, instead of waiting for the responder; its fetch errors are counted meanwhile.
+TEST_F(LtvTest, ARestartWithTheResponderDownSealsWithTheStoredStatus) {
+  StartResponder();
+  StartQseald();
+  const std::string first = Submit("stored before the restart\n", "lt");
+  ASSERT_TRUE(WaitFinal(first, std::chrono::seconds(30))) << first;
+  ASSERT_EQ(DocStatus(first)["status"], "sealed") << DocStatus(first).dump();
+  ASSERT_EQ(qseald_->Stop(), 0) << qseald_->Stderr();
+  responder_.Signal(SIGKILL);
+  responder_.Wait(std::chrono::seconds(10));
+  const std::string store = qseald_->var() + "/revocation/seal";
+  std::size_t stored = 0;
+  for (const auto& f : std::filesystem::directory_iterator(store)) {
+    stored += f.path().extension() == ".ocsp" ? 1 : 0;
+  }
+  EXPECT_EQ(stored, 1u) << store;
+
+  StartQseald();
+  const std::string content = "sealed from the store\n";
+  const std::string id = Submit(content, "lt");
+  ASSERT_TRUE(WaitFinal(id, std::chrono::seconds(30))) << id;
+  ASSERT_EQ(DocStatus(id)["status"], "sealed") << DocStatus(id).dump();
+  EXPECT_EQ(CheckBltSeal(id, content, false), "");
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return Metric("qseal_revocation_fetch_errors_total{key=\"seal\"}") != "0" &&
+               !Metric("qseal_revocation_fetch_errors_total{key=\"seal\"}").empty();
+      },
+      std::chrono::seconds(10), std::chrono::milliseconds(100)))
+      << "the responder is down, yet no fetch failed";
+  EXPECT_EQ(Metric("qseal_revocation_current{key=\"seal\"}"), "1");
 }
 
 TEST_F(LtvTest, WithoutTheResponderDocumentsWaitAndAreSealedOnceItAnswers) {
