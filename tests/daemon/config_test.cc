@@ -212,10 +212,9 @@ TEST(ConfigTest, AuditSectionParsesAndRefusesAnHsmCheckpointKey) {
   ASSERT_TRUE(c.ok()) << c.status() << (errors.empty() ? "" : errors[0]);
   EXPECT_EQ(c->audit.checkpoint_key, "key:seal");
   errors.clear();
-  EXPECT_FALSE(
-      ParseConfig(std::string(kMinimal) + "[audit]\ncheckpoint_key = \"key:nope\"\n", "t.toml",
-                  &errors)
-          .ok());
+  EXPECT_FALSE(ParseConfig(std::string(kMinimal) + "[audit]\ncheckpoint_key = \"key:nope\"\n",
+                           "t.toml", &errors)
+                   .ok());
   ASSERT_FALSE(errors.empty());
   EXPECT_NE(errors[0].find("audit.checkpoint_key: unknown key \"nope\""), std::string::npos)
       << errors[0];

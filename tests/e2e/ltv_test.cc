@@ -249,18 +249,12 @@ TEST_F(LtvTest, PadesBltSealsCarryTheGoodOcspResponseInTheirDss) {
   StartResponder();
   StartQseald();
   const std::string pdf = formats::testing::MakeQpdfPdf(2, formats::testing::XrefKind::kStream);
-  auto r = qseald_->Client().Request(
-      "POST", "/v1/documents?profile=lt-pades&wait=30", pdf,
-      {{"X-Filename", "invoice.pdf"}, {"Content-Type", "application/pdf"}});
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->status, 200) << r->body;
-  const std::string id = json::parse(r->body)["id"];
-  auto seal = qseald_->Client().Request("GET", "/v1/documents/" + id + "/seal");
-  ASSERT_TRUE(seal.ok());
-  ASSERT_EQ(seal->status, 200);
-  EXPECT_EQ(seal->body.compare(0, pdf.size(), pdf), 0) << "the original is not a prefix";
+  Result<testing::SealedPdf> seal = testing::SealPdfThroughApi(*qseald_, "lt-pades", pdf);
+  ASSERT_TRUE(seal.ok()) << seal.status();
+  const std::string& id = seal->id;
+  EXPECT_EQ(seal->seal.compare(0, pdf.size(), pdf), 0) << "the original is not a prefix";
   const std::string path = tmp_.Sub(id + ".pdf");
-  testing::WriteFile(path, seal->body);
+  testing::WriteFile(path, seal->seal);
   formats::testing::MakeNssDb(tmp_.Sub("nss"), qseald_->ca_pem());
   auto v = formats::testing::Pdfsig(tmp_.Sub("nss"), path);
   EXPECT_EQ(v.valid, 1) << v.output;
@@ -270,7 +264,7 @@ TEST_F(LtvTest, PadesBltSealsCarryTheGoodOcspResponseInTheirDss) {
   EXPECT_EQ(ours.exit_code, 0) << ours.output;
 
   testing::TimestampedSeal parts =
-      testing::ReadTimestampedSeal(formats::testing::LastSignatureCms(seal->body));
+      testing::ReadTimestampedSeal(formats::testing::LastSignatureCms(seal->seal));
   ASSERT_EQ(parts.tokens.size(), 1u);
   EXPECT_EQ(testing::OpensslTsVerify(parts.tokens[0], parts.signature, pki_.ca_pem,
                                      tmp_.Sub(id + ".tst")),

@@ -329,18 +329,12 @@ TEST_F(TimestampTest, XadesTSealsCarryASignatureTimeStampOverTheirSignatureValue
 // -verify over the digest of its signature value.
 TEST_F(TimestampTest, PadesTSealsCarryTheTokenInTheirCms) {
   const std::string pdf = formats::testing::MakeQpdfPdf(1, formats::testing::XrefKind::kTable);
-  auto r = qseald_->Client().Request(
-      "POST", "/v1/documents?profile=pdf-t&wait=30", pdf,
-      {{"X-Filename", "invoice.pdf"}, {"Content-Type", "application/pdf"}});
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->status, 200) << r->body;
-  const std::string id = json::parse(r->body)["id"];
-  auto seal = qseald_->Client().Request("GET", "/v1/documents/" + id + "/seal");
-  ASSERT_TRUE(seal.ok());
-  ASSERT_EQ(seal->status, 200);
-  EXPECT_EQ(seal->body.compare(0, pdf.size(), pdf), 0) << "the original is not a prefix";
+  Result<testing::SealedPdf> seal = testing::SealPdfThroughApi(*qseald_, "pdf-t", pdf);
+  ASSERT_TRUE(seal.ok()) << seal.status();
+  const std::string& id = seal->id;
+  EXPECT_EQ(seal->seal.compare(0, pdf.size(), pdf), 0) << "the original is not a prefix";
   const std::string path = tmp_->Sub(id + ".pdf");
-  testing::WriteFile(path, seal->body);
+  testing::WriteFile(path, seal->seal);
   formats::testing::MakeNssDb(tmp_->Sub("nss-" + id), qseald_->ca_pem());
   auto v = formats::testing::Pdfsig(tmp_->Sub("nss-" + id), path);
   EXPECT_EQ(v.valid, 1) << v.output;
@@ -349,7 +343,7 @@ TEST_F(TimestampTest, PadesTSealsCarryTheTokenInTheirCms) {
 
   // The DER reader takes the CMS at the front of /Contents and leaves the padding after it.
   testing::TimestampedSeal parts =
-      testing::ReadTimestampedSeal(formats::testing::LastSignatureCms(seal->body));
+      testing::ReadTimestampedSeal(formats::testing::LastSignatureCms(seal->seal));
   ASSERT_TRUE(parts.parsed);
   ASSERT_EQ(parts.tokens.size(), 1u);
   EXPECT_EQ(testing::OpensslTsVerify(parts.tokens[0], parts.signature, pki_->ca_pem,

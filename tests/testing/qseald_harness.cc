@@ -139,6 +139,22 @@ std::string OpensslOcspCheck(const std::string& response, const std::string& ca_
   return checked.output.empty() ? "no output" : checked.output;
 }
 
+Result<SealedPdf> SealPdfThroughApi(const Qseald& q, const std::string& profile,
+                                    const std::string& pdf) {
+  auto r = q.Client().Request("POST", "/v1/documents?profile=" + profile + "&wait=30", pdf,
+                              {{"X-Filename", "invoice.pdf"}, {"Content-Type", "application/pdf"}});
+  if (!r.ok()) return r.status();
+  if (r->status != 200)
+    return InternalError("submit: " + std::to_string(r->status) + " " + r->body);
+  SealedPdf out;
+  out.id = nlohmann::json::parse(r->body).value("id", "");
+  auto seal = q.Client().Request("GET", "/v1/documents/" + out.id + "/seal");
+  if (!seal.ok()) return seal.status();
+  if (seal->status != 200) return InternalError("seal: " + std::to_string(seal->status));
+  out.seal = std::move(seal->body);
+  return out;
+}
+
 CommandResult XmlsecVerify(const std::string& seal_path, const std::string& ca_pem) {
   const std::string dir = std::filesystem::path(seal_path).parent_path().string();
   return RunCommand("cd " + ShellQuote(dir) + " && xmlsec1 --verify --trusted-pem " +

@@ -93,6 +93,15 @@ class Qseald {
   std::vector<std::string> Environment() const;
 };
 
+// Submits the PDF `pdf` to `profile` with ?wait=30 (200 expected) and fetches its seal: the id
+// and the sealed PDF, or why not.
+struct SealedPdf {
+  std::string id;
+  std::string seal;
+};
+Result<SealedPdf> SealPdfThroughApi(const Qseald& q, const std::string& profile,
+                                    const std::string& pdf);
+
 // `xmlsec1 --verify` of the XML seal at `seal_path` against `ca_pem`, run in the seal's directory:
 // a detached seal's relative Reference URI names the document beside it (xmlsec1 counts it as
 // "remote", so that type is enabled).
