@@ -151,6 +151,7 @@ Status Signer::Impl::Init(std::vector<PartitionOptions> partitions, std::vector<
     }
     detail::Callbacks none;
     MutexLock lock(d.mu());
+    d.CountRetriesLocked(*p, out);
     switch (out.verdict) {
       case Verdict::kOk:
         d.SetStateLocked(*p, PartitionState::kUp, Status::Ok(), &none);

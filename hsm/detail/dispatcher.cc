@@ -273,6 +273,12 @@ void Dispatcher::DispatchLocked(SessionSlot* prefer) {
   ++rr_;
 }
 
+void Dispatcher::CountRetriesLocked(PartitionRuntime& p, const SignOutcome& out) {
+  for (CK_RV rv : out.recovered) ++p.stats.errors[CkrName(rv)];
+  p.stats.stale_session_retries += static_cast<std::uint64_t>(out.stale_session_retries);
+  p.stats.device_error_retries += static_cast<std::uint64_t>(out.device_error_retries);
+}
+
 void Dispatcher::ApplyOutcomeLocked(PartitionRuntime& p, SessionSlot& s, const PendingPtr& req,
                                     SignOutcome& out, Callbacks* cbs) {
   if (out.reopened) {
@@ -280,9 +286,7 @@ void Dispatcher::ApplyOutcomeLocked(PartitionRuntime& p, SessionSlot& s, const P
     s.opened_before = true;
   }
   if (out.verdict != Verdict::kOk && out.rv != CKR_OK) ++p.stats.errors[CkrName(out.rv)];
-  for (CK_RV rv : out.recovered) ++p.stats.errors[CkrName(rv)];
-  p.stats.stale_session_retries += static_cast<std::uint64_t>(out.stale_session_retries);
-  p.stats.device_error_retries += static_cast<std::uint64_t>(out.device_error_retries);
+  CountRetriesLocked(p, out);
   switch (out.verdict) {
     case Verdict::kOk:
       p.consecutive_failures = 0;

@@ -136,6 +136,9 @@ class Dispatcher {
   // Puts a request back at the front of its key's queue, or fails it after max_attempts.
   void RequeueLocked(const PendingPtr& req, const Status& why, bool count_attempt, Callbacks* cbs)
       QSEAL_REQUIRES(mu_);
+  // The calls `out` retried in place (stale sessions, device errors), counted in p's stats: for
+  // requests and for the supervisor's probes alike.
+  void CountRetriesLocked(PartitionRuntime& p, const SignOutcome& out) QSEAL_REQUIRES(mu_);
   // Moves the partition's circuit; leaving kUp returns its assigned batches to the key queues.
   void SetStateLocked(PartitionRuntime& p, PartitionState state, const Status& why, Callbacks* cbs)
       QSEAL_REQUIRES(mu_);

@@ -187,6 +187,7 @@ void Supervisor::Run() {
         }
       }
       MutexLock lock(dispatcher_.mu());
+      dispatcher_.CountRetriesLocked(*p, out);
       if (out.rv != CKR_OK) ++p->stats.errors[CkrName(out.rv)];
       switch (out.verdict) {
         case Verdict::kOk:
