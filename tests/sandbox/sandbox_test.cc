@@ -77,7 +77,8 @@ TEST_F(SandboxTest, TheFilterRefusesWhatTheUnitRefuses) {
       "mmap.PROT_EXEC)'";
   const std::string packet =
       "python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)'";
-  ASSERT_EQ(geteuid(), 0u) << "these checks need root: as root each works without the filter";
+  // As root each works without the filter, so a refusal under it is the filter's doing.
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (CI and the test machines run as root)";
   for (const auto& [name, command, refusal] :
        {std::tuple<std::string, std::string, std::string>{"chroot", "chroot / true",
                                                           "Operation not permitted"},
