@@ -9,6 +9,7 @@
 // on SIGHUP and stops with 0. What a vendor PKCS#11 module would call outside the list shows up
 // here as EPERM, as it would under systemd.
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
