@@ -6,7 +6,6 @@
 #include <thread>
 
 #include "audit/audit_log.h"
-#include "audit/refusal_limiter.h"
 #include "common/exit_codes.h"
 #include "common/log.h"
 #include "common/mutex.h"
@@ -15,6 +14,7 @@
 #include "daemon/checkpoint_signer.h"
 #include "daemon/hsm_probe.h"
 #include "daemon/metrics_bridge.h"
+#include "daemon/refusal_audit.h"
 #include "engine/engine.h"
 #include "formats/format.h"
 #include "hsm/signer.h"
@@ -189,6 +189,7 @@ class Daemon::Impl {
       if (!closed.ok()) result = closed;
       queue_.reset();
     }
+    refusals_.reset();
     audit_.reset();
     return result;
   }
@@ -263,6 +264,7 @@ class Daemon::Impl {
     Result<std::unique_ptr<audit::AuditLog>> log = audit::AuditLog::Open(o);
     if (!log.ok()) return log.status();
     audit_ = std::move(*log);
+    refusals_ = std::make_unique<RefusalAudit>(a, audit_.get());
     return audit_
         ->Append(
             {audit::EventEntry(audit::Event::kStartup, "qseald"),
@@ -300,7 +302,7 @@ class Daemon::Impl {
           }
           last[p.name] = p.state;
         }
-        AddRefusalSummaries(&entries);
+        if (refusals_) refusals_->AddSummaries(&entries);
         if (!entries.empty()) audit_->AppendAsync(std::move(entries), nullptr);
         watch_cv_.WaitUntil(watch_mu_, std::chrono::steady_clock::now() + std::chrono::seconds(1));
       }
@@ -314,81 +316,6 @@ class Daemon::Impl {
       watch_cv_.SignalAll();
     }
     if (partition_watch_.joinable()) partition_watch_.join();
-  }
-
-  // Refusals are rate-limited per kind and caller: the client's name when one was
-  // authenticated, else the source address. A flood of bad tokens from one address then uses up
-  // only its own bucket, never the records of another address or of a real client. What a bucket
-  // drops is counted into its next record or into the once-a-second summary. Buckets are never
-  // removed and at most kMaxRefusalBuckets exist; callers beyond that share one overflow bucket.
-  struct RefusalBucket {
-    RefusalBucket(const AuditConfig& a, audit::Event e, std::string c, std::string s)
-        : limiter(a.refusal_records_per_second, a.refusal_burst),
-          event(e),
-          client(std::move(c)),
-          source(std::move(s)) {}
-    audit::RefusalLimiter limiter;
-    const audit::Event event;
-    const std::string client;
-    const std::string source;
-  };
-  static constexpr std::size_t kMaxRefusalBuckets = 4096;
-
-  RefusalBucket& BucketFor(std::string_view kind, std::string_view client,
-                           std::string_view source) {
-    const audit::Event event =
-        kind == "auth_denied" ? audit::Event::kAuthDenied : audit::Event::kRejected;
-    std::string key = std::string(kind) + (client.empty() ? " source " : " client ") +
-                      std::string(client.empty() ? source : client);
-    MutexLock lock(refusal_mu_);
-    auto it = refusal_buckets_.find(key);
-    if (it != refusal_buckets_.end()) return *it->second;
-    if (refusal_buckets_.size() >= kMaxRefusalBuckets) {
-      key = std::string(kind) + " overflow";
-      auto overflow = refusal_buckets_.find(key);
-      if (overflow != refusal_buckets_.end()) return *overflow->second;
-      client = source = "";
-    }
-    auto bucket = std::make_unique<RefusalBucket>(config_.audit, event, std::string(client),
-                                                  client.empty() ? std::string(source) : "");
-    return *refusal_buckets_.emplace(key, std::move(bucket)).first->second;
-  }
-
-  void AuditRefusal(std::string_view kind, std::string_view client, std::string_view profile,
-                    std::string_view reason, std::string_view source) {
-    RefusalBucket& bucket = BucketFor(kind, client, source);
-    std::uint64_t dropped = 0;
-    if (!bucket.limiter.Admit(&dropped)) return;
-    audit::Entry e = audit::EventEntry(bucket.event);
-    e.client = std::string(client);
-    e.profile = std::string(profile);
-    e.detail = std::string(reason);
-    e.source = std::string(source);
-    if (dropped > 0) e.detail += "; before it, " + RefusalsNotRecorded(dropped);
-    audit_->AppendAsync({std::move(e)}, nullptr);
-  }
-
-  void AddRefusalSummaries(std::vector<audit::Entry>* entries) {
-    std::vector<RefusalBucket*> buckets;
-    {
-      MutexLock lock(refusal_mu_);
-      for (auto& [key, bucket] : refusal_buckets_) buckets.push_back(bucket.get());
-    }
-    for (RefusalBucket* b : buckets) {
-      const std::uint64_t dropped = b->limiter.TakeSuppressed();
-      if (dropped == 0) continue;
-      audit::Entry e = audit::EventEntry(b->event);
-      e.client = b->client;
-      e.source = b->source;
-      e.detail = RefusalsNotRecorded(dropped);
-      entries->push_back(std::move(e));
-    }
-  }
-
-  std::string RefusalsNotRecorded(std::uint64_t dropped) const {
-    return std::to_string(dropped) + " refusals of this kind not recorded one by one (more than " +
-           std::to_string(config_.audit.refusal_records_per_second) + "/s, burst " +
-           std::to_string(config_.audit.refusal_burst) + ")";
   }
 
   // ---- End of the audit trail wiring. ----
@@ -625,7 +552,7 @@ class Daemon::Impl {
       api.on_refusal = [this](std::string_view kind, std::string_view client,
                               std::string_view profile, std::string_view reason,
                               std::string_view source) {
-        AuditRefusal(kind, client, profile, reason, source);
+        refusals_->Record(kind, client, profile, reason, source);
       };
     }
     for (const auto& c : config_.clients) {
@@ -686,9 +613,7 @@ class Daemon::Impl {
   std::unique_ptr<metrics::Metrics> metrics_;
   // Outlives the engine and the API server, which write to it.
   std::unique_ptr<audit::AuditLog> audit_;
-  Mutex refusal_mu_;
-  std::map<std::string, std::unique_ptr<RefusalBucket>> refusal_buckets_
-      QSEAL_GUARDED_BY(refusal_mu_);
+  std::unique_ptr<RefusalAudit> refusals_;  // with the audit trail
   std::thread partition_watch_;
   Mutex watch_mu_;
   CondVar watch_cv_;
